@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up Charter in .venv/ at the repository root: the package, its runtime, and the default
+# local model (fetched and SHA-256-verified by `charter models pull`).
+#   bash scripts/setup.sh          # to use Charter
+#   bash scripts/setup.sh --dev    # also the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+if [[ "${1:-}" == "--dev" ]]; then
+  extras="[dev]"
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+.venv/bin/charter models pull qwen2.5-coder-0.5b

@@ -1,0 +1,22 @@
+"""The `charter` command. One module per command group; this one only assembles them."""
+
+from __future__ import annotations
+
+import typer
+
+from charter.cli import chat, models, spec
+
+app = typer.Typer(
+    name="charter",
+    help="Charter: persona, constitution, guards and measurement for LLM products.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+spec.register(app)
+chat.register(app)
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,76 @@
+"""Commands about the charter file itself: validate, schema, init, prompt."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
+from charter.persona.compile import compile_system_prompt
+from charter.spec.loader import CharterFileError, load_charter
+from charter.spec.schema import charter_json_schema_text
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(schema)
+    app.command()(init)
+    app.command()(prompt)
+
+
+def validate(
+    files: list[Path] = typer.Argument(..., help="Charter files to check."),
+) -> None:
+    """Check charter files; every problem is reported with its field and line."""
+    failed = False
+    for file in files:
+        try:
+            spec = load_charter(file)
+        except CharterFileError as exc:
+            err.print(str(exc), markup=False)
+            failed = True
+            continue
+        out.print(
+            f"ok: {file} (id {spec.id}, {len(spec.constitution)} principles, "
+            f"{len(spec.policies)} policies, model {spec.models.chat.backend})",
+            markup=False,
+        )
+    if failed:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def schema(
+    output: Path | None = typer.Option(None, "--out", "-o", help="Write to a file."),
+) -> None:
+    """Print the charter file's JSON Schema (for editor validation)."""
+    text = charter_json_schema_text()
+    if output is None:
+        out.out(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}", markup=False)
+
+
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder for the new charter."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing charter.yaml."),
+) -> None:
+    """Scaffold a charter.yaml (and its JSON Schema, for editors) in DIRECTORY."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "charter.yaml"
+    if target.exists() and not force:
+        err.print(f"{target} exists; use --force to overwrite", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    template = resources.files("charter.cli").joinpath("template.yaml").read_text("utf-8")
+    target.write_text(template, encoding="utf-8")
+    (directory / "charter.schema.json").write_text(charter_json_schema_text(), encoding="utf-8")
+    out.print(f"created {target}\nnext: charter chat {target}", markup=False)
+
+
+def prompt(file: Path = typer.Argument(..., help="Charter file.")) -> None:
+    """Print the system prompt compiled from the persona and constitution."""
+    with friendly_errors():
+        spec = load_charter(file)
+    out.out(compile_system_prompt(spec).text)

@@ -1,0 +1,57 @@
+"""A conversation kept in the store: history in, turn and trace out, resumable by id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from charter.errors import CharterError
+from charter.models.base import Message
+
+if TYPE_CHECKING:
+    from charter.assistant import Charter, Reply
+    from charter.store.sqlite import Store
+
+
+class ConversationNotFoundError(CharterError):
+    pass
+
+
+class Conversation:
+    def __init__(self, charter: Charter, store: Store, conversation_id: str | None = None) -> None:
+        self.charter = charter
+        self.store = store
+        if conversation_id is None:
+            self.id = store.create_conversation(charter.spec.id)
+            return
+        owner = store.conversation_charter(conversation_id)
+        if owner is None:
+            raise ConversationNotFoundError(f"no conversation {conversation_id!r} in {store.path}")
+        if owner != charter.spec.id:
+            raise ConversationNotFoundError(
+                f"conversation {conversation_id!r} belongs to charter {owner!r}, "
+                f"not {charter.spec.id!r}"
+            )
+        self.id = conversation_id
+
+    async def asend(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
+        history = self.store.context_messages(self.id)
+        reply = await self.charter.arespond(
+            [*history, Message(role="user", content=text)], on_delta=on_delta
+        )
+        self.store.record_turn(
+            self.id,
+            user=text,
+            reply=reply.text,
+            blocked=reply.blocked,
+            block_reason=reply.block_reason,
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+            ms=reply.ms,
+            trace=reply.trace.to_list(),
+        )
+        return reply
+
+    def send(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
+        return asyncio.run(self.asend(text, on_delta=on_delta))

@@ -1,0 +1,166 @@
+"""The one protocol every model backend speaks: sync and async, whole or streamed,
+optionally constrained to a JSON schema.
+
+A backend implements `complete` and `stream` (the sync pair); the async pair defaults to
+running those on a worker thread, and backends with a native async client override it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict
+
+from charter.errors import ModelError
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(BaseModel):
+    """One chat message, in the OpenAI wire shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+    def to_wire(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: Sequence[Message]
+    max_tokens: int = 256
+    temperature: float = 0.2
+    seed: int | None = None
+    stop: Sequence[str] = ()
+    json_schema: dict[str, Any] | None = None
+    """When set, the reply must be JSON matching this schema (grammar-constrained locally)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str = "stop"
+    prompt_ms: float | None = None
+    """Time the backend spent reading the prompt, when it reports it."""
+    generate_ms: float | None = None
+    """Time the backend spent generating, when it reports it."""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of streamed text. A stream yields these, then exactly one `Completion`."""
+
+    text: str
+
+
+StreamEvent = TextDelta | Completion
+
+
+class ChatModel(ABC):
+    """Base class of every backend."""
+
+    name: str = "model"
+    context_window: int = 4096
+
+    @abstractmethod
+    def complete(self, request: ChatRequest) -> Completion: ...
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]: ...
+
+    async def acomplete(self, request: ChatRequest) -> Completion:
+        return await asyncio.to_thread(self.complete, request)
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        async for event in _iterate_in_thread(lambda: self.stream(request)):
+            yield event
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing
+        """Release the backend's resources (loaded weights, connections)."""
+
+    def __enter__(self) -> ChatModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_DONE = object()
+
+
+async def _iterate_in_thread(
+    make: Callable[[], Iterator[StreamEvent]],
+) -> AsyncIterator[StreamEvent]:
+    """Drive a blocking iterator on a worker thread, handing items to the event loop.
+
+    If the consumer stops early, the iterator is closed on its thread so that the backend
+    can stop generating.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        iterator: Iterator[StreamEvent] = make()
+        try:
+            for item in iterator:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+    worker = loop.run_in_executor(None, work)
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(StreamEvent, item)
+    finally:
+        stop.set()
+        await worker
+
+
+def collect(events: Iterator[StreamEvent]) -> Completion:
+    """Drain a stream and return its final completion."""
+    final: Completion | None = None
+    for event in events:
+        if isinstance(event, Completion):
+            final = event
+    if final is None:
+        raise ModelError("the model's stream ended without a final completion")
+    return final

@@ -1,0 +1,65 @@
+"""Build a model backend from its charter spec. Backends are imported lazily, so an optional
+runtime that is not installed costs nothing until a charter asks for it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from charter.errors import ModelError, ModelNotAvailableError
+from charter.models import weights
+from charter.models.base import ChatModel
+from charter.spec.models import FakeModelSpec, LocalModelSpec, ModelSpec, OpenAIModelSpec
+
+
+def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) -> ChatModel:
+    if isinstance(spec, FakeModelSpec):
+        from charter.models.fake import FakeModel
+
+        return FakeModel(
+            spec.replies[:-1], default=spec.replies[-1], context_window=spec.context_window
+        )
+    if isinstance(spec, OpenAIModelSpec):
+        from charter.models.openai_http import OpenAIModel
+
+        api_key = None
+        if spec.api_key_env:
+            api_key = os.environ.get(spec.api_key_env)
+            if not api_key:
+                raise ModelError(f"models: api_key_env names ${spec.api_key_env}, which is not set")
+        return OpenAIModel(
+            base_url=spec.base_url,
+            model=spec.model,
+            api_key=api_key,
+            timeout_s=spec.timeout_s,
+            max_retries=spec.max_retries,
+            context_window=spec.context_window,
+        )
+    return _build_local(spec, progress)
+
+
+def local_weights_path(spec: LocalModelSpec, progress: weights.Progress | None = None) -> Path:
+    """The verified .gguf file a local spec refers to."""
+    if spec.model in weights.CATALOG:
+        return weights.resolve(spec.model, path=spec.path, progress=progress)
+    candidate = Path(spec.path or spec.model).expanduser()
+    if candidate.suffix != ".gguf" and not candidate.exists():
+        weights.get_weights(spec.model)  # raises: unknown name, with the known ones listed
+    if spec.sha256 is None:
+        raise ModelNotAvailableError(
+            f"model file {candidate} is not in the catalog, so its SHA-256 must be given in the "
+            "charter (models.chat.sha256); get it with `sha256sum FILE` from a trusted copy"
+        )
+    return weights.verify(candidate, spec.sha256, progress)
+
+
+def _build_local(spec: LocalModelSpec, progress: weights.Progress | None) -> ChatModel:
+    path = local_weights_path(spec, progress)
+    name = spec.model if spec.model in weights.CATALOG else path.stem
+    if spec.runtime == "llama-cpp-python":
+        from charter.models.llamacpp_python import LlamaCppPythonModel
+
+        return LlamaCppPythonModel(path, name=name, n_ctx=spec.n_ctx, threads=spec.threads)
+    from charter.models.local import LocalModel
+
+    return LocalModel(path, name=name, n_ctx=spec.n_ctx, threads=spec.threads)

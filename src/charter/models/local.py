@@ -1,0 +1,144 @@
+"""Local GGUF models run in-process by llama.cpp through `xllamacpp` (prebuilt wheels).
+
+xllamacpp embeds llama-server: requests and replies are OpenAI-shaped dicts, JSON-schema
+output is grammar-constrained, and each reply carries the server's own timings. It also
+opens a loopback HTTP listener, which we lock with a random API key so that nothing else on
+the machine can use the model through it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from charter.errors import ModelError
+from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent, TextDelta, Usage
+from charter.models.openai_wire import (
+    completion_from_openai,
+    request_payload,
+    timings,
+    usage_from_openai,
+)
+
+
+class LocalModel(ChatModel):
+    """A GGUF file served by xllamacpp. One request at a time (one slot)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        threads: int | None = None,
+    ) -> None:
+        try:
+            import xllamacpp
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ModelError("the local backend needs `xllamacpp`: pip install xllamacpp") from exc
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        self.context_window = n_ctx
+        self.threads = threads or os.cpu_count() or 1
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.n_ctx = n_ctx
+        params.n_parallel = 1
+        params.cpuparams.n_threads = self.threads
+        params.cpuparams_batch.n_threads = self.threads
+        params.verbosity = -1
+        params.api_keys = [secrets.token_urlsafe(24)]
+        started = time.perf_counter()
+        try:
+            self._server: Any = xllamacpp.Server(params)
+        except Exception as exc:
+            raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from exc
+        self.load_seconds = time.perf_counter() - started
+        self._lock = threading.Lock()
+
+    def complete(self, request: ChatRequest) -> Completion:
+        body = request_payload(request, stream=False)
+        with self._lock:
+            try:
+                data = self._server.handle_chat_completions(body)
+            except Exception as exc:
+                raise ModelError(f"{self.name}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ModelError(f"{self.name}: unexpected reply type {type(data).__name__}")
+        return completion_from_openai(data, model=self.name)
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        """Generation runs on a worker thread that feeds a queue; closing this iterator
+        early tells llama.cpp to stop (its callback returns True)."""
+        body = request_payload(request, stream=True)
+        chunks: queue.Queue[object] = queue.Queue()
+        cancelled = threading.Event()
+        done = object()
+
+        def on_chunk(chunk: Any) -> bool:
+            chunks.put(chunk)
+            return cancelled.is_set()
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    error = self._server.handle_chat_completions(body, on_chunk)
+                if isinstance(error, dict) and "error" in error:
+                    chunks.put(ModelError(f"{self.name}: {error['error']}"))
+            except Exception as exc:
+                chunks.put(ModelError(f"{self.name}: {exc}"))
+            finally:
+                chunks.put(done)
+
+        worker = threading.Thread(target=work, name="charter-local-stream", daemon=True)
+        worker.start()
+        parts: list[str] = []
+        usage = Usage()
+        finish = "stop"
+        reported: dict[str, float] = {}
+        try:
+            while True:
+                item = chunks.get()
+                if item is done:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if not isinstance(item, dict):
+                    continue
+                if "error" in item:
+                    raise ModelError(f"{self.name}: {item['error']}")
+                for choice in item.get("choices") or []:
+                    delta = (choice.get("delta") or {}).get("content")
+                    if delta:
+                        parts.append(delta)
+                        yield TextDelta(delta)
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+                if item.get("usage"):
+                    usage = usage_from_openai(item["usage"])
+                if item.get("timings"):
+                    reported = timings(item["timings"])
+                    if usage.total_tokens == 0:
+                        t = item["timings"]
+                        usage = Usage(
+                            prompt_tokens=int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0)),
+                            completion_tokens=int(t.get("predicted_n", 0)),
+                        )
+        finally:
+            cancelled.set()
+            worker.join()
+        yield Completion(
+            text="".join(parts), model=self.name, usage=usage, finish_reason=finish, **reported
+        )
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            self._server = None
+            del server

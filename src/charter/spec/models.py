@@ -1,0 +1,242 @@
+"""The charter file as pydantic models.
+
+Every model forbids unknown keys, so a typo in `charter.yaml` is an error that names the
+field and the line (see `loader.py`) instead of a setting that is silently ignored.
+Sections that later releases fill with behaviour (policies, instructions, tools, knowledge,
+guards) are already part of the schema so that editors validate them today.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError("use lowercase letters, digits, '-', '_' or '.', starting alphanumeric")
+    return value
+
+
+# --- persona -------------------------------------------------------------------------------
+
+
+class StyleRules(StrictModel):
+    """How replies must look. Each rule is compiled into the system prompt; the
+    programmatic ones (words, sign-off, forbidden phrases) are also checkable in code."""
+
+    max_words: int | None = Field(default=None, gt=0, description="Upper bound on reply length.")
+    sign_off: str | None = Field(default=None, description="Text every reply must end with.")
+    language: str | None = Field(default=None, description="Reply language, e.g. 'English'.")
+    forbidden_phrases: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(
+        default_factory=list,
+        description="Free-form style rules, e.g. 'Always apologise first; never argue.'",
+    )
+
+
+class Escalation(StrictModel):
+    contact: str = Field(description="Who a human hand-off goes to, e.g. 'our support team'.")
+    how: str | None = Field(default=None, description="How the user reaches them.")
+
+
+class Persona(StrictModel):
+    name: str = Field(min_length=1)
+    role: str = Field(min_length=1, description="e.g. 'customer support assistant'")
+    organisation: str | None = None
+    description: str | None = None
+    tone: str | None = Field(default=None, description="e.g. 'warm, calm and concise'")
+    style: StyleRules = Field(default_factory=StyleRules)
+    values: list[str] = Field(default_factory=list)
+    facts: list[str] = Field(
+        default_factory=list, description="Facts the persona may state (hours, fees, ...)."
+    )
+    never: list[str] = Field(default_factory=list, description="Things it must never do.")
+    escalation: Escalation | None = None
+    apology: str | None = Field(
+        default=None,
+        description="Reply used when a stage fails closed. Defaults to a generic apology.",
+    )
+
+    def fallback_reply(self) -> str:
+        if self.apology:
+            return self.apology
+        who = f" {self.escalation.contact}" if self.escalation else " a human colleague"
+        return (
+            "I'm sorry, I can't help with that right now. "
+            f"Please try again in a moment, or ask to speak to{who}."
+        )
+
+
+# --- constitution --------------------------------------------------------------------------
+
+
+class Principle(StrictModel):
+    id: str
+    text: str = Field(min_length=1)
+
+    _id = field_validator("id")(_check_id)
+
+
+# --- sections whose behaviour arrives in later releases ------------------------------------
+
+
+class Policy(StrictModel):
+    """A topic the assistant must handle with a fixed answer (e.g. no investment advice)."""
+
+    id: str
+    topic: str = Field(description="What the policy is about, in plain words.")
+    answer: str = Field(description="What the assistant says instead.")
+    examples: list[str] = Field(default_factory=list, description="Probe questions on the topic.")
+    escalate: bool = False
+
+    _id = field_validator("id")(_check_id)
+
+
+class Instruction(StrictModel):
+    """A dynamic instruction: `then` is added to the system prompt when `when` holds."""
+
+    id: str
+    when: dict[str, Any] = Field(default_factory=dict)
+    then: str = Field(min_length=1)
+
+    _id = field_validator("id")(_check_id)
+
+
+class Tool(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    description: str
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    implementation: str | None = Field(
+        default=None, description="Python import path 'pkg.module:function' or an http(s) URL."
+    )
+    dangerous: bool = False
+
+
+class Knowledge(StrictModel):
+    paths: list[str] = Field(default_factory=list, description="Files or folders to ingest.")
+    top_k: int = Field(default=4, gt=0)
+
+
+class Guards(StrictModel):
+    input: list[str] = Field(default_factory=list, description="Input guard names, in order.")
+    output: list[str] = Field(default_factory=list, description="Output guard names, in order.")
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class _ModelCommon(StrictModel):
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, gt=0)
+    seed: int | None = None
+
+
+class LocalModelSpec(_ModelCommon):
+    """A GGUF model run in-process by llama.cpp."""
+
+    backend: Literal["local"] = "local"
+    model: str = Field(
+        default="qwen2.5-coder-0.5b",
+        description="A name from `charter models list`, or a path to a .gguf file.",
+    )
+    path: str | None = Field(default=None, description="Explicit .gguf path (still verified).")
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Expected SHA-256 of a .gguf file that is not in the catalog.",
+    )
+    runtime: Literal["xllamacpp", "llama-cpp-python"] = "xllamacpp"
+    n_ctx: int = Field(default=4096, ge=256)
+    threads: int | None = Field(
+        default=None, gt=0, description="CPU threads; default: the number of cores."
+    )
+
+
+class OpenAIModelSpec(_ModelCommon):
+    """Any OpenAI-compatible chat completions endpoint (vLLM, llama.cpp server, Ollama, ...)."""
+
+    backend: Literal["openai"]
+    base_url: str = Field(description="e.g. http://localhost:8000/v1")
+    model: str
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable that holds the API key."
+    )
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    context_window: int = Field(default=8192, ge=256)
+
+
+class FakeModelSpec(_ModelCommon):
+    """Replies from a fixed list, for tests and demos without a model."""
+
+    backend: Literal["fake"]
+    replies: list[str] = Field(default_factory=lambda: ["(fake reply)"], min_length=1)
+    context_window: int = Field(default=8192, ge=256)
+
+
+ModelSpec = Annotated[
+    LocalModelSpec | OpenAIModelSpec | FakeModelSpec, Field(discriminator="backend")
+]
+
+
+class Models(StrictModel):
+    chat: ModelSpec = Field(default_factory=LocalModelSpec)
+    judge: ModelSpec | None = Field(default=None, description="Defaults to the chat model.")
+
+
+# --- failure policy ------------------------------------------------------------------------
+
+FailureMode = Literal["closed", "open"]
+
+
+class FailurePolicy(StrictModel):
+    """What happens when a stage raises. `closed` (default) answers with the persona's
+    apology and marks the turn blocked; `open` skips the stage and carries on. Either way
+    the failure is recorded in the trace."""
+
+    default: FailureMode = "closed"
+    stages: dict[str, FailureMode] = Field(default_factory=dict)
+
+    def mode_for(self, stage: str) -> FailureMode:
+        return self.stages.get(stage, self.default)
+
+
+# --- the charter ---------------------------------------------------------------------------
+
+
+class CharterSpec(StrictModel):
+    """The whole charter file."""
+
+    id: str = Field(description="Identifier, also the model name on the gateway.")
+    version: str = "1"
+    persona: Persona
+    constitution: list[Principle] = Field(default_factory=list)
+    policies: list[Policy] = Field(default_factory=list)
+    instructions: list[Instruction] = Field(default_factory=list)
+    tools: list[Tool] = Field(default_factory=list)
+    knowledge: Knowledge | None = None
+    guards: Guards = Field(default_factory=Guards)
+    models: Models = Field(default_factory=Models)
+    on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
+
+    _id = field_validator("id")(_check_id)
+
+    @field_validator("constitution", "policies", "instructions", "tools")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for item in items:
+            key = item.name if isinstance(item, Tool) else item.id
+            if key in seen:
+                raise ValueError(f"duplicate id {key!r}")
+            seen.add(key)
+        return items

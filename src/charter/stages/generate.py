@@ -1,0 +1,90 @@
+"""Generate stage: call the model with the system prompt and as much history as fits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from charter.errors import ModelError
+from charter.models.base import ChatRequest, Completion, Message, TextDelta
+
+if TYPE_CHECKING:
+    from charter.models.base import ChatModel
+    from charter.pipeline import CallNext, TurnState
+    from charter.spec.models import ModelSpec
+
+# A deliberately pessimistic estimate (Qwen's tokenizer averages ~4 characters per token on
+# English); it only decides which old turns to leave out, never what the model sees of a turn.
+_CHARS_PER_TOKEN = 3.0
+_MESSAGE_OVERHEAD_TOKENS = 6
+
+
+def estimate_tokens(message: Message) -> int:
+    return int(len(message.content) / _CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS
+
+
+def fit_history(
+    system: Message, history: list[Message], *, budget: int
+) -> tuple[list[Message], int]:
+    """Keep the newest messages that fit in `budget` tokens with the system prompt.
+
+    The latest message is always kept. Returns the messages to send and how many were left
+    out. (Summarising dropped turns and pinning the user's goal arrive with context
+    management.)"""
+    remaining = budget - estimate_tokens(system)
+    kept: list[Message] = []
+    for message in reversed(history):
+        cost = estimate_tokens(message)
+        if kept and cost > remaining:
+            break
+        kept.append(message)
+        remaining -= cost
+    kept.reverse()
+    return [system, *kept], len(history) - len(kept)
+
+
+class GenerateStage:
+    name = "generate"
+
+    def __init__(self, model: ChatModel, spec: ModelSpec) -> None:
+        self.model = model
+        self.spec = spec
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        system = Message(role="system", content=state.system_prompt)
+        budget = self.model.context_window - self.spec.max_tokens
+        messages, dropped = fit_history(system, state.messages, budget=budget)
+        request = ChatRequest(
+            messages=messages,
+            max_tokens=self.spec.max_tokens,
+            temperature=self.spec.temperature,
+            seed=self.spec.seed,
+        )
+        completion = await self._generate(request, state)
+        state.reply = completion.text.strip()
+        state.add_usage(completion.usage)
+        record = state.trace[self.name]
+        record.prompt_tokens = completion.usage.prompt_tokens
+        record.completion_tokens = completion.usage.completion_tokens
+        record.detail.update(
+            model=completion.model,
+            finish_reason=completion.finish_reason,
+            dropped_messages=dropped,
+        )
+        if completion.prompt_ms is not None:
+            record.detail["model_prompt_ms"] = round(completion.prompt_ms, 2)
+        if completion.generate_ms is not None:
+            record.detail["model_generate_ms"] = round(completion.generate_ms, 2)
+        return await call_next(state)
+
+    async def _generate(self, request: ChatRequest, state: TurnState) -> Completion:
+        if state.on_delta is None:
+            return await self.model.acomplete(request)
+        final: Completion | None = None
+        async for event in self.model.astream(request):
+            if isinstance(event, TextDelta):
+                state.on_delta(event.text)
+            else:
+                final = event
+        if final is None:
+            raise ModelError("the model's stream ended without a final completion")
+        return final

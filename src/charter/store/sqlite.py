@@ -1,0 +1,214 @@
+"""Conversations, messages and turn traces in SQLite (WAL), under the Charter home folder.
+
+Schema changes are numbered migrations applied in order at open time; the database's
+`PRAGMA user_version` records how far it has come, so an old database is upgraded in place
+and a database from a newer Charter is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charter.errors import StoreError
+from charter.home import default_db_path
+from charter.models.base import Message
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: conversations, their messages, and one row per turn with its trace
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        charter_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+        content TEXT NOT NULL,
+        in_context INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        user_message_id INTEGER NOT NULL REFERENCES messages(id),
+        reply_message_id INTEGER NOT NULL REFERENCES messages(id),
+        blocked INTEGER NOT NULL,
+        block_reason TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        ms REAL NOT NULL,
+        trace TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX turns_by_conversation ON turns(conversation_id, id);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    id: int
+    conversation_id: str
+    user: str
+    reply: str
+    blocked: bool
+    trace: list[dict[str, Any]]
+    ms: float
+
+
+class Store:
+    """A SQLite database of conversations. Safe to share between threads."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this Charter knows "
+                f"({len(MIGRATIONS)}); upgrade Charter or use another $CHARTER_HOME"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self._transaction() as db:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- conversations --------------------------------------------------------------------
+
+    def create_conversation(self, charter_id: str) -> str:
+        conversation_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO conversations (id, charter_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                (conversation_id, charter_id, now, now),
+            )
+        return conversation_id
+
+    def conversation_charter(self, conversation_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT charter_id FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def context_messages(self, conversation_id: str) -> list[Message]:
+        """The messages the model should see: everything except blocked turns."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT role, content FROM messages "
+                "WHERE conversation_id = ? AND in_context = 1 ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [Message(role=role, content=content) for role, content in rows]
+
+    def record_turn(
+        self,
+        conversation_id: str,
+        *,
+        user: str,
+        reply: str,
+        blocked: bool,
+        block_reason: str | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        ms: float,
+        trace: list[dict[str, Any]],
+    ) -> int:
+        """Save a turn atomically: both messages and the trace, or nothing."""
+        now = time.time()
+        in_context = 0 if blocked else 1
+        with self._transaction() as db:
+            user_id = db.execute(
+                "INSERT INTO messages (conversation_id, role, content, in_context, created_at) "
+                "VALUES (?, 'user', ?, ?, ?)",
+                (conversation_id, user, in_context, now),
+            ).lastrowid
+            reply_id = db.execute(
+                "INSERT INTO messages (conversation_id, role, content, in_context, created_at) "
+                "VALUES (?, 'assistant', ?, ?, ?)",
+                (conversation_id, reply, in_context, now),
+            ).lastrowid
+            turn_id = db.execute(
+                "INSERT INTO turns (conversation_id, user_message_id, reply_message_id, blocked, "
+                "block_reason, prompt_tokens, completion_tokens, ms, trace, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    user_id,
+                    reply_id,
+                    int(blocked),
+                    block_reason,
+                    prompt_tokens,
+                    completion_tokens,
+                    ms,
+                    json.dumps(trace),
+                    now,
+                ),
+            ).lastrowid
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        if turn_id is None:  # pragma: no cover - sqlite always returns a rowid here
+            raise StoreError("the turn was not saved")
+        return turn_id
+
+    def turns(self, conversation_id: str) -> list[StoredTurn]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t.id, t.conversation_id, u.content, r.content, t.blocked, t.trace, t.ms "
+                "FROM turns t JOIN messages u ON u.id = t.user_message_id "
+                "JOIN messages r ON r.id = t.reply_message_id "
+                "WHERE t.conversation_id = ? ORDER BY t.id",
+                (conversation_id,),
+            ).fetchall()
+        return [
+            StoredTurn(row[0], row[1], row[2], row[3], bool(row[4]), json.loads(row[5]), row[6])
+            for row in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

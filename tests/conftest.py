@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charter.home import charter_home
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+# The model cache of the machine running the tests, read before any test points
+# $CHARTER_HOME at a temporary folder: end-to-end tests load the real model from here.
+REAL_CHARTER_HOME = charter_home()
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own Charter home, so no test reads or writes the user's."""
+    home = tmp_path / "charter-home"
+    monkeypatch.setenv("CHARTER_HOME", str(home))
+    monkeypatch.delenv("CHARTER_CANARY_SECRET", raising=False)
+    return home
+
+
+@pytest.fixture
+def acme_file() -> Path:
+    return EXAMPLES / "acme-bank" / "charter.yaml"
+
+
+@pytest.fixture
+def fake_charter_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small charter that uses the fake backend."""
+
+    def make(replies: list[str] | None = None, extra: str = "") -> Path:
+        lines = "\n".join(f"      - {json.dumps(r)}" for r in (replies or ["Hello, I am Penny."]))
+        path = tmp_path / "fake.yaml"
+        path.write_text(
+            "id: fake-bank\n"
+            "persona:\n"
+            "  name: Penny\n"
+            "  role: support assistant\n"
+            "  organisation: Acme Bank\n"
+            "models:\n"
+            "  chat:\n"
+            "    backend: fake\n"
+            "    replies:\n"
+            f"{lines}\n" + extra,
+            encoding="utf-8",
+        )
+        return path
+
+    return make
+
+
+# --- an OpenAI-compatible server on loopback, scripted per test --------------------------
+
+
+@dataclass
+class Scripted:
+    status: int = 200
+    body: Any = None
+    sse: list[str] | None = None  # raw `data:` payloads for a streamed answer
+    close_early: bool = False
+
+
+@dataclass
+class FakeOpenAIServer:
+    url: str
+    script: list[Scripted] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+    def reply(self, text: str, *, prompt_tokens: int = 7, completion_tokens: int = 3) -> None:
+        self.script.append(Scripted(body=completion_body(text, prompt_tokens, completion_tokens)))
+
+    def stream(self, pieces: list[str], *, done: bool = True) -> None:
+        chunks = [
+            json.dumps({"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]})
+            for p in pieces
+        ]
+        chunks.append(
+            json.dumps(
+                {
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces)},
+                }
+            )
+        )
+        if done:
+            chunks.append("[DONE]")
+        self.script.append(Scripted(sse=chunks))
+
+
+def completion_body(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> Any:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+    }
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeOpenAIServer]:
+    state = FakeOpenAIServer(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            state.requests.append(json.loads(self.rfile.read(length)))
+            state.headers.append(dict(self.headers))
+            step = state.script.pop(0) if state.script else Scripted(500, {"error": "no script"})
+            if step.sse is not None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for payload in step.sse:
+                    self.wfile.write(f"data: {payload}\n\n".encode())
+                    self.wfile.flush()
+                return
+            raw = step.body if isinstance(step.body, bytes) else json.dumps(step.body).encode()
+            self.send_response(step.status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
