@@ -37,6 +37,7 @@ class LocalModel(ChatModel):
         name: str | None = None,
         n_ctx: int = 4096,
         threads: int | None = None,
+        cache_prompt: bool = True,
     ) -> None:
         try:
             import xllamacpp
@@ -46,6 +47,9 @@ class LocalModel(ChatModel):
         self.name = name or self.path.stem
         self.context_window = n_ctx
         self.threads = threads or os.cpu_count() or 1
+        # Reusing the KV cache of the longest common prefix (the system prompt) is what makes
+        # later turns fast; benchmarks turn it off to measure a first turn.
+        self.cache_prompt = cache_prompt
         params = xllamacpp.CommonParams()
         params.model.path = str(self.path)
         params.n_ctx = n_ctx
@@ -63,7 +67,7 @@ class LocalModel(ChatModel):
         self._lock = threading.Lock()
 
     def complete(self, request: ChatRequest) -> Completion:
-        body = request_payload(request, stream=False)
+        body = request_payload(request, stream=False) | {"cache_prompt": self.cache_prompt}
         with self._lock:
             try:
                 data = self._server.handle_chat_completions(body)
@@ -76,7 +80,7 @@ class LocalModel(ChatModel):
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Generation runs on a worker thread that feeds a queue; closing this iterator
         early tells llama.cpp to stop (its callback returns True)."""
-        body = request_payload(request, stream=True)
+        body = request_payload(request, stream=True) | {"cache_prompt": self.cache_prompt}
         chunks: queue.Queue[object] = queue.Queue()
         cancelled = threading.Event()
         done = object()
