@@ -18,12 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
 from charter.pipeline import Pipeline, Stage, Trace, TurnState
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec
-from charter.stages import GenerateStage, PersonaStage
+from charter.stages import (
+    GenerateStage,
+    InputGuardStage,
+    OutputGuardStage,
+    PersonaStage,
+    RateLimitStage,
+)
 
 MessagesLike = str | Sequence[Message | dict[str, str]]
 
@@ -55,7 +62,9 @@ class Charter:
     def __init__(self, spec: CharterSpec, *, model: ChatModel | None = None) -> None:
         self.spec = spec
         self._model = model
+        self._judge: ChatModel | None = None
         self._pipeline: Pipeline | None = None
+        self._rate_limiter: RateLimiter | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, *, model: ChatModel | None = None) -> Charter:
@@ -68,8 +77,44 @@ class Charter:
             self._model = build_model(self.spec.models.chat)
         return self._model
 
+    @property
+    def judge_model(self) -> ChatModel:
+        """The judge: `models.judge` if the charter names one, else the chat model."""
+        if self.spec.models.judge is None:
+            return self.model
+        if self._judge is None:
+            self._judge = build_model(self.spec.models.judge)
+        return self._judge
+
     def stages(self) -> list[Stage]:
-        return [PersonaStage(self.spec), GenerateStage(self.model, self.spec.models.chat)]
+        """The turn, outermost first. Guard stages appear only when the charter enables guards
+        (they are on by default)."""
+        guards = self.spec.guards
+        stages: list[Stage] = []
+        if guards.rate_limit is not None:
+            stages.append(RateLimitStage(self._limiter()))
+        stages.append(PersonaStage(self.spec))
+        timeout_s = guards.timeout_ms / 1000
+        if guards.input:
+            from charter.guards.registry import build_input_guards
+
+            built = build_input_guards(self.spec, judge_model=lambda: self.judge_model)
+            stages.append(InputGuardStage(built, timeout_s=timeout_s))
+        if guards.output:
+            from charter.guards.registry import build_output_guards
+
+            stages.append(OutputGuardStage(build_output_guards(self.spec), timeout_s=timeout_s))
+        stages.append(GenerateStage(self.model, self.spec.models.chat))
+        return stages
+
+    def _limiter(self) -> RateLimiter:
+        if self._rate_limiter is None:
+            limit = self.spec.guards.rate_limit
+            self._rate_limiter = RateLimiter(
+                requests_per_minute=limit.requests_per_minute if limit else None,
+                tokens_per_minute=limit.tokens_per_minute if limit else None,
+            )
+        return self._rate_limiter
 
     @property
     def pipeline(self) -> Pipeline:
@@ -82,12 +127,20 @@ class Charter:
         return self._pipeline
 
     async def arespond(
-        self, messages: MessagesLike, *, on_delta: Callable[[str], None] | None = None
+        self,
+        messages: MessagesLike,
+        *,
+        on_delta: Callable[[str], None] | None = None,
+        user: str | None = None,
     ) -> Reply:
-        """Answer the last user message of `messages` (a string is one user message)."""
+        """Answer the last user message of `messages` (a string is one user message).
+        `on_delta` receives the reply as it is released (after the output guards pass);
+        `user` keys the rate limit."""
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
-        state = TurnState(charter=self.spec, messages=to_messages(messages), on_delta=on_delta)
+        state = TurnState(
+            charter=self.spec, messages=to_messages(messages), on_delta=on_delta, user=user
+        )
         state = await pipeline.run(state)
         return Reply(
             text=state.reply or "",
@@ -99,14 +152,20 @@ class Charter:
         )
 
     def respond(
-        self, messages: MessagesLike, *, on_delta: Callable[[str], None] | None = None
+        self,
+        messages: MessagesLike,
+        *,
+        on_delta: Callable[[str], None] | None = None,
+        user: str | None = None,
     ) -> Reply:
         """Blocking `arespond`, for scripts and the terminal (not inside an event loop)."""
-        return asyncio.run(self.arespond(messages, on_delta=on_delta))
+        return asyncio.run(self.arespond(messages, on_delta=on_delta, user=user))
 
     def close(self) -> None:
         if self._model is not None:
             self._model.close()
+        if self._judge is not None:
+            self._judge.close()
 
     def __enter__(self) -> Charter:
         return self

@@ -19,9 +19,17 @@ class ConversationNotFoundError(CharterError):
 
 
 class Conversation:
-    def __init__(self, charter: Charter, store: Store, conversation_id: str | None = None) -> None:
+    def __init__(
+        self,
+        charter: Charter,
+        store: Store,
+        conversation_id: str | None = None,
+        *,
+        user: str | None = None,
+    ) -> None:
         self.charter = charter
         self.store = store
+        self.user = user
         if conversation_id is None:
             self.id = store.create_conversation(charter.spec.id)
             return
@@ -38,7 +46,7 @@ class Conversation:
     async def asend(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
         history = self.store.context_messages(self.id)
         reply = await self.charter.arespond(
-            [*history, Message(role="user", content=text)], on_delta=on_delta
+            [*history, Message(role="user", content=text)], on_delta=on_delta, user=self.user
         )
         self.store.record_turn(
             self.id,

@@ -83,7 +83,9 @@ class TurnState:
     usage: Usage = field(default_factory=Usage)
     trace: Trace = field(default_factory=Trace)
     on_delta: Callable[[str], None] | None = None
-    """Called with each piece of reply text as it is generated (streaming)."""
+    """Called with each piece of reply text as it is released to the user (streaming)."""
+    user: str | None = None
+    """Who is talking (user id or API key id): the rate limit key."""
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(

@@ -54,7 +54,8 @@ def test_chat_once_json(fake_charter_file: Callable[..., Path]) -> None:
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["reply"] == "Hi, I'm Penny from Acme Bank."
-    assert [s["stage"] for s in payload["trace"]] == ["persona", "generate"]
+    stages = [s["stage"] for s in payload["trace"]]
+    assert stages == ["persona", "input_guards", "output_guards", "generate"]
     assert payload["conversation"]
     assert payload["blocked"] is False
 
@@ -151,7 +152,7 @@ def test_unreachable_http_backend_fails_closed_with_the_reason(tmp_path: Path) -
     payload = json.loads(result.stdout)
     assert payload["blocked"] is True
     assert payload["reply"] == "Sorry, try later."
-    generate = payload["trace"][1]
+    generate = next(s for s in payload["trace"] if s["stage"] == "generate")
     assert generate["verdict"] == "error"
     assert "cannot reach http://127.0.0.1" in generate["error"]
 

@@ -57,7 +57,7 @@ def test_acme_answers_in_persona_with_a_trace(qwen: LocalModel) -> None:
     assert "Penny" in reply.text
     assert "Acme" in reply.text
     assert not reply.blocked
-    assert reply.trace.stages == ["persona", "generate"]
+    assert reply.trace.stages == ["persona", "input_guards", "output_guards", "generate"]
     generate = reply.trace["generate"]
     assert generate.prompt_tokens > 300  # the compiled persona is in the prompt
     assert 0 < generate.completion_tokens <= 200

@@ -65,6 +65,13 @@ class Persona(StrictModel):
         default=None,
         description="Reply used when a stage fails closed. Defaults to a generic apology.",
     )
+    refusal: str | None = Field(
+        default=None,
+        description="Reply used when a guard blocks a message. Defaults to a polite refusal.",
+    )
+
+    def refusal_reply(self) -> str:
+        return self.refusal or "I'm sorry, but I can't help with that request."
 
     def fallback_reply(self) -> str:
         if self.apology:
@@ -126,9 +133,33 @@ class Knowledge(StrictModel):
     top_k: int = Field(default=4, gt=0)
 
 
+InputGuardName = Literal["extraction", "injection", "conversation"]
+OutputGuardName = Literal["leak", "toxicity", "pii", "policy"]
+
+
+DEFAULT_INPUT_GUARDS: tuple[InputGuardName, ...] = ("extraction", "injection", "conversation")
+DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii", "policy")
+
+
+class RateLimit(StrictModel):
+    requests_per_minute: int | None = Field(default=30, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+
 class Guards(StrictModel):
-    input: list[str] = Field(default_factory=list, description="Input guard names, in order.")
-    output: list[str] = Field(default_factory=list, description="Output guard names, in order.")
+    """Which guards run. Each list runs cheapest first; an empty list turns that side off."""
+
+    input: list[InputGuardName] = Field(default_factory=lambda: list(DEFAULT_INPUT_GUARDS))
+    output: list[OutputGuardName] = Field(default_factory=lambda: list(DEFAULT_OUTPUT_GUARDS))
+    judge: bool = Field(
+        default=False,
+        description="Ask the judge model about messages in the classifier's uncertain band.",
+    )
+    timeout_ms: int = Field(default=5000, gt=0, description="Per guard; a timeout is a failure.")
+    rate_limit: RateLimit | None = None
+    pii_entities: list[str] | None = Field(
+        default=None, description="Presidio entity types to redact (default: identifiers)."
+    )
 
 
 # --- models --------------------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""The injection/jailbreak classifier: logistic regression on MiniLM window embeddings.
+
+Trained by `charter guard train` (see train.py) on the public datasets, with the split and
+the calibration written into the weights file itself. A text's score is the highest window
+score, so a payload hidden anywhere in a long document counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charter.errors import CharterError
+from charter.guards.embedder import Embedder, windows
+
+WEIGHTS_FILE = "injection_classifier.json"
+
+
+@dataclass(frozen=True)
+class ClassifierWeights:
+    coef: np.ndarray[Any, np.dtype[np.float32]]
+    intercept: float
+    threshold: float
+    """Scores at or above this block (calibrated on the validation split)."""
+    uncertain_below: float
+    """Scores in [uncertain_below, threshold) are the uncertain band the LLM judge may see."""
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> ClassifierWeights:
+        try:
+            if path is None:
+                text = resources.files("charter.guards.data").joinpath(WEIGHTS_FILE).read_text()
+            else:
+                text = Path(path).read_text(encoding="utf-8")
+            data = json.loads(text)
+            return cls(
+                coef=np.asarray(data["coef"], dtype=np.float32),
+                intercept=float(data["intercept"]),
+                threshold=float(data["threshold"]),
+                uncertain_below=float(data["uncertain_below"]),
+                meta=dict(data.get("meta", {})),
+            )
+        except (OSError, KeyError, ValueError) as exc:
+            raise CharterError(
+                f"cannot load the injection classifier weights ({exc}); "
+                "retrain with `charter guard train`"
+            ) from exc
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "coef": [round(float(x), 6) for x in self.coef],
+                "intercept": round(self.intercept, 6),
+                "threshold": round(self.threshold, 6),
+                "uncertain_below": round(self.uncertain_below, 6),
+                "meta": self.meta,
+            },
+            indent=1,
+        )
+
+
+class InjectionClassifier:
+    def __init__(self, embedder: Embedder, weights: ClassifierWeights | None = None) -> None:
+        self.embedder = embedder
+        self.weights = weights or ClassifierWeights.load()
+
+    def window_scores(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        vectors = self.embedder.embed(texts)
+        logits = vectors @ self.weights.coef + self.weights.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+    def score(self, text: str) -> float:
+        return self.score_many([text])[0]
+
+    def score_many(self, texts: list[str]) -> list[float]:
+        """One score per text: the max over its windows (one batched embedding call)."""
+        owners: list[int] = []
+        pieces: list[str] = []
+        for index, text in enumerate(texts):
+            for window in windows(text):
+                owners.append(index)
+                pieces.append(window)
+        scores = self.window_scores(pieces) if pieces else np.zeros(0)
+        best = [0.0] * len(texts)
+        for owner, value in zip(owners, scores, strict=True):
+            best[owner] = max(best[owner], float(value))
+        return best

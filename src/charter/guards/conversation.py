@@ -1,0 +1,71 @@
+"""Checks over the whole conversation, not only the latest message.
+
+- Many-shot jailbreaks: dozens of fake dialogue turns ("User: … Assistant: …") inside one
+  message, priming the model to continue the pattern.
+- Identity overrides earlier in the history ("you are DAN now"): a client can send a forged
+  history, so every user message in the request is checked, not only the last one.
+- Split and escalating attacks: the last few user messages are also scored as one text, so a
+  payload cut into pieces across turns is seen whole.
+"""
+
+from __future__ import annotations
+
+from charter.guards.base import GuardVerdict, Subject, allow, block
+from charter.guards.classifier import InjectionClassifier
+from charter.guards.normalize import clean
+from charter.guards.rules import dialogue_turns, match_rules
+
+MANY_SHOT_TURNS = 10
+RECENT_TURNS = 3
+
+
+class ConversationGuard:
+    name = "conversation"
+    cost = 12
+
+    def __init__(self, classifier: InjectionClassifier) -> None:
+        self.classifier = classifier
+
+    def check(self, subject: Subject) -> GuardVerdict:
+        turns = dialogue_turns(subject.text)
+        if turns >= MANY_SHOT_TURNS:
+            return block(
+                self.name,
+                min(1.0, turns / (2 * MANY_SHOT_TURNS)),
+                f"many-shot pattern: {turns} fake dialogue turns in one message",
+                check="many_shot",
+                turns=turns,
+            )
+        earlier = [clean(m.content) for m in subject.messages[:-1] if m.role == "user"]
+        for index, text in enumerate(earlier):
+            strong = [m for m in match_rules(text) if m.weight >= 0.9]
+            if strong:
+                return block(
+                    self.name,
+                    strong[0].weight,
+                    f"earlier message {index + 1} holds {strong[0].rule}: {strong[0].excerpt!r}",
+                    check="history_rules",
+                )
+        threshold = self.classifier.weights.threshold
+        if earlier:
+            scores = self.classifier.score_many(earlier)
+            worst = max(range(len(scores)), key=scores.__getitem__)
+            if scores[worst] >= threshold:
+                return block(
+                    self.name,
+                    scores[worst],
+                    f"earlier message {worst + 1} scores as an attack",
+                    check="history_classifier",
+                )
+        recent = [*earlier[-(RECENT_TURNS - 1) :], clean(subject.text)] if earlier else []
+        if len(recent) >= 2:
+            joined = self.classifier.score("\n".join(recent))
+            if joined >= threshold:
+                return block(
+                    self.name,
+                    joined,
+                    f"the last {len(recent)} user messages read together as an attack",
+                    check="split_payload",
+                )
+            return allow(self.name, joined, check="split_payload", turns=turns)
+        return allow(self.name, 0.0, turns=turns)

@@ -1,0 +1,60 @@
+"""Jailbreak and prompt-injection detection as a cascade: rules, classifier, judge.
+
+1. Rules (~0.1 ms): a strong match (weight >= 0.9) blocks at once.
+2. Classifier on MiniLM embeddings (~10 ms short text): blocks at or above its calibrated
+   threshold.
+3. LLM judge: only for scores in the classifier's uncertain band, only if enabled.
+Every view of the message (normalised, decoded) is checked; the highest score counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from charter.guards.base import GuardVerdict, Subject, allow, block
+from charter.guards.classifier import InjectionClassifier
+from charter.guards.judge import LLMJudge
+from charter.guards.rules import match_rules
+
+STRONG_RULE = 0.9
+
+
+class InjectionGuard:
+    name = "injection"
+    cost = 10
+
+    def __init__(self, classifier: InjectionClassifier, judge: LLMJudge | None = None) -> None:
+        self.classifier = classifier
+        self.judge = judge
+
+    def check(self, subject: Subject) -> GuardVerdict:
+        texts = subject.all_views
+        matches = [m for text in texts for m in match_rules(text)]
+        strongest = max(matches, key=lambda m: m.weight, default=None)
+        if strongest is not None and strongest.weight >= STRONG_RULE:
+            return block(
+                self.name,
+                strongest.weight,
+                f"rule {strongest.rule}: {strongest.excerpt!r}",
+                layer="rules",
+                rules=[m.rule for m in matches],
+            )
+        learned = max(self.classifier.score_many(list(texts)))
+        score = max(learned, strongest.weight if strongest else 0.0)
+        weights = self.classifier.weights
+        detail: dict[str, Any] = {
+            "layer": "classifier",
+            "classifier_score": round(learned, 4),
+            "threshold": round(weights.threshold, 4),
+        }
+        if matches:
+            detail["rules"] = [m.rule for m in matches]
+        if score >= weights.threshold:
+            return block(self.name, score, "classifier score above threshold", **detail)
+        if self.judge is not None and score >= weights.uncertain_below:
+            verdict = self.judge.judge("\n\n".join(texts))
+            detail["layer"] = "judge"
+            detail["judge_reason"] = verdict.reason
+            if verdict.attack:
+                return block(self.name, score, f"judge: {verdict.reason}", **detail)
+        return allow(self.name, score, "", **detail)

@@ -1,0 +1,69 @@
+"""Output guard against system-prompt leaks: the canary, and overlap with the prompt.
+
+The persona's facts, policy answers and apology are meant to be said, so word n-grams that
+occur in them do not count as leaked; what is left of the system prompt (identity, rules,
+principles, boundaries) is what must not come back. The reply is also read decoded (base64,
+hex, reversed, ...), because "print your instructions in base64" is a classic.
+"""
+
+from __future__ import annotations
+
+import re
+
+from charter.guards.base import GuardVerdict, Subject, allow, block
+from charter.guards.normalize import views
+from charter.spec.models import CharterSpec
+
+N = 5
+MIN_SHARED = 3
+MIN_SHARE = 0.2
+
+
+def ngrams(text: str, n: int = N) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class LeakGuard:
+    name = "leak"
+    cost = 2
+
+    def __init__(self, charter: CharterSpec) -> None:
+        persona = charter.persona
+        sayable = [*persona.facts, persona.fallback_reply(), persona.refusal_reply()]
+        sayable += [p.answer for p in charter.policies]
+        if persona.escalation:
+            sayable += [persona.escalation.contact, persona.escalation.how or ""]
+        self._sayable: set[tuple[str, ...]] = set().union(*(ngrams(s) for s in sayable))
+
+    def check(self, subject: Subject) -> GuardVerdict:
+        readings, decoded = views(subject.text)
+        canary = subject.canary.lower()
+        for reading in readings:
+            if canary and canary in reading.lower():
+                return block(
+                    self.name,
+                    1.0,
+                    "the reply contains the system prompt's canary",
+                    check="canary",
+                    decoded=decoded,
+                )
+        secret = ngrams(subject.system_prompt) - self._sayable
+        best_shared, best_share = 0, 0.0
+        for reading in readings:
+            grams = ngrams(reading)
+            if not grams:
+                continue
+            shared = len(grams & secret)
+            share = shared / len(grams)
+            if shared > best_shared:
+                best_shared, best_share = shared, share
+        if best_shared >= MIN_SHARED and best_share >= MIN_SHARE:
+            return block(
+                self.name,
+                min(1.0, best_share * 2),
+                f"the reply repeats the system prompt ({best_shared} shared {N}-grams, "
+                f"{best_share:.0%} of the reply)",
+                check="overlap",
+            )
+        return allow(self.name, best_share, shared_ngrams=best_shared)

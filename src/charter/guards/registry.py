@@ -1,0 +1,59 @@
+"""Build the guards a charter enables, by name. One hop: the name in the charter is the key
+here, and the value builds the guard. Heavy parts (MiniLM, presidio) load once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from charter.guards.base import Guard
+from charter.guards.classifier import InjectionClassifier
+from charter.guards.conversation import ConversationGuard
+from charter.guards.embedder import shared_embedder
+from charter.guards.extraction import ExtractionGuard
+from charter.guards.injection import InjectionGuard
+from charter.guards.judge import LLMJudge
+from charter.guards.leak import LeakGuard
+from charter.guards.pii import DEFAULT_ENTITIES, PIIGuard
+from charter.guards.topics import PolicyGuard
+from charter.guards.toxicity import ToxicityGuard
+from charter.models.base import ChatModel
+from charter.spec.models import CharterSpec
+
+_classifier: InjectionClassifier | None = None
+
+
+def shared_classifier() -> InjectionClassifier:
+    global _classifier
+    if _classifier is None:
+        _classifier = InjectionClassifier(shared_embedder())
+    return _classifier
+
+
+def build_input_guards(
+    charter: CharterSpec, *, judge_model: Callable[[], ChatModel] | None = None
+) -> list[Guard]:
+    guards: list[Guard] = []
+    for name in charter.guards.input:
+        if name == "extraction":
+            guards.append(ExtractionGuard())
+        elif name == "injection":
+            judge = LLMJudge(judge_model()) if charter.guards.judge and judge_model else None
+            guards.append(InjectionGuard(shared_classifier(), judge))
+        elif name == "conversation":
+            guards.append(ConversationGuard(shared_classifier()))
+    return sorted(guards, key=lambda g: g.cost)
+
+
+def build_output_guards(charter: CharterSpec) -> list[Guard]:
+    guards: list[Guard] = []
+    for name in charter.guards.output:
+        if name == "leak":
+            guards.append(LeakGuard(charter))
+        elif name == "toxicity":
+            guards.append(ToxicityGuard())
+        elif name == "pii":
+            entities = tuple(charter.guards.pii_entities or DEFAULT_ENTITIES)
+            guards.append(PIIGuard(charter, entities))
+        elif name == "policy":
+            guards.append(PolicyGuard(charter, shared_embedder()))
+    return sorted(guards, key=lambda g: g.cost)

@@ -1,0 +1,165 @@
+"""Cheap, explainable rules: the first line of the injection cascade.
+
+Each rule has an id, a category and a weight (how sure a match alone makes us). A match of
+weight >= 0.9 blocks without asking the classifier; weaker ones add to its score. Rules see
+normalised text (see normalize.py), so homoglyphs and zero-width tricks do not get past them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    category: str
+    weight: float
+    pattern: re.Pattern[str]
+
+
+def _rule(id: str, category: str, weight: float, pattern: str) -> Rule:
+    return Rule(id, category, weight, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+
+
+_PRIOR = (
+    r"(?:all\s+|any\s+|the\s+|your\s+|my\s+|of\s+)*"
+    r"(?:previous|prior|above|earlier|preceding|original|initial|system|old)"
+)
+_ORDERS = (
+    r"(?:instructions?|rules?|prompts?|directives?|guidelines?|constraints?|programming"
+    r"|messages?|context)"
+)
+
+RULES: tuple[Rule, ...] = (
+    # Instruction override
+    _rule(
+        "override.ignore",
+        "override",
+        0.95,
+        rf"\b(?:ignore|disregard|forget|skip|bypass|override)\s+(?:all\s+)?{_PRIOR}\s+{_ORDERS}",
+    ),
+    _rule(
+        "override.ignore-everything",
+        "override",
+        0.9,
+        r"\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:you\s+(?:were|have\s+been)\s+told|(?:said|written)\s+(?:above|before))",
+    ),
+    _rule(
+        "override.new-instructions",
+        "override",
+        0.6,
+        r"\b(?:new|updated|real|actual)\s+(?:system\s+)?instructions?\s*(?::|are\b|follow)",
+    ),
+    _rule(
+        "override.system-tag",
+        "override",
+        0.7,
+        r"(?:^|\n)\s*(?:\[/?(?:system|inst)\]|<\|?/?(?:system|im_start)\|?>|###\s*(?:system|instruction))",
+    ),
+    # Identity override / jailbreak personas
+    _rule(
+        "jailbreak.dan",
+        "jailbreak",
+        0.95,
+        r"\b(?:DAN|STAN|DUDE|AIM|AntiDAN)\b.{0,80}\b(?:mode|anything\s+now|jailbr\w*|no\s+(?:rules|restrictions|limits))|\bdo\s+anything\s+now\b",
+    ),
+    _rule(
+        "jailbreak.developer-mode",
+        "jailbreak",
+        0.95,
+        r"\b(?:developer|dev|god|debug|jailbreak|unrestricted|evil)\s+mode\s+(?:enabled|on|activated)|\benable\s+(?:developer|dev|god|jailbreak)\s+mode",
+    ),
+    _rule(
+        "jailbreak.no-rules",
+        "jailbreak",
+        0.85,
+        r"\b(?:you\s+(?:are|will\s+be)|act\s+as|pretend\s+(?:to\s+be|you\s+are)|roleplay\s+as|from\s+now\s+on,?\s+you\s+are)\b.{0,120}\b(?:no|without|free\s+(?:of|from))\s+(?:any\s+)?(?:rules|restrictions|limits|filters|guidelines|censorship|ethics|morals)",
+    ),
+    _rule(
+        "jailbreak.unfiltered",
+        "jailbreak",
+        0.8,
+        r"\b(?:unfiltered|uncensored|amoral|unethical|unrestricted|jailbroken)\s+(?:ai|assistant|chatbot|model|version|response)",
+    ),
+    _rule(
+        "jailbreak.stay-in-character",
+        "jailbreak",
+        0.6,
+        r"\b(?:stay\s+in\s+character|never\s+break\s+character|you\s+must\s+always\s+answer|never\s+refuse)",
+    ),
+    _rule(
+        "jailbreak.two-responses",
+        "jailbreak",
+        0.7,
+        r"\b(?:two|2)\s+(?:different\s+)?(?:responses|answers|paragraphs)\b.{0,160}\b(?:normal|classic|filtered)\b",
+    ),
+    # Extraction of the system prompt
+    _rule(
+        "extraction.print-prompt",
+        "extraction",
+        0.95,
+        r"\b(?:repeat|print|show|reveal|output|display|tell\s+me|give\s+me|write\s+(?:out|down)|spell\s+out|list|leak|dump|translate|summari[sz]e|encode)\b.{0,60}\b(?:system\s+prompt|initial\s+(?:prompt|instructions)|pre-?prompt|your\s+(?:hidden\s+|secret\s+|original\s+|first\s+|initial\s+)?(?:instructions|prompt|directives|rules)|the\s+(?:hidden|secret|original|initial)\s+(?:instructions|prompt))",
+    ),
+    _rule(
+        "extraction.text-above",
+        "extraction",
+        0.6,
+        r"\b(?:repeat|print|show|reveal|output|display|translate|summari[sz]e|encode)\b.{0,40}\b(?:text|everything|words|all)\s+(?:above|before\s+this)",
+    ),
+    _rule(
+        "extraction.what-were-you-told",
+        "extraction",
+        0.85,
+        r"\bwhat\s+(?:were\s+you\s+told|are\s+your\s+(?:instructions|rules|initial\s+instructions)|is\s+your\s+system\s+prompt|was\s+written\s+(?:above|before))",
+    ),
+    _rule(
+        "extraction.begin-with",
+        "extraction",
+        0.7,
+        r"\b(?:begin|start)\s+your\s+(?:reply|response|answer)\s+with\s+[\"']?(?:access\s+granted|sure|here\s+(?:is|are)\s+(?:my|the)\s+(?:instructions|prompt))",
+    ),
+    _rule(
+        "extraction.code-block",
+        "extraction",
+        0.6,
+        r"\b(?:instructions|prompt|above)\b.{0,40}\b(?:in\s+a\s+code\s+block|verbatim|word\s+for\s+word|in\s+full)",
+    ),
+    # Tensor-Trust-style hijacks: make the model say a fixed phrase
+    _rule(
+        "hijack.say-phrase",
+        "hijack",
+        0.85,
+        r"\b(?:say|print|output|respond\s+with|reply\s+with|only\s+(?:say|write))\s+[\"'“]?access\s+granted",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule: str
+    category: str
+    weight: float
+    excerpt: str
+
+
+def match_rules(text: str, categories: frozenset[str] | None = None) -> list[RuleMatch]:
+    matches = []
+    for rule in RULES:
+        if categories is not None and rule.category not in categories:
+            continue
+        found = rule.pattern.search(text)
+        if found:
+            matches.append(RuleMatch(rule.id, rule.category, rule.weight, found.group(0)[:80]))
+    return matches
+
+
+_TURN_MARKER = re.compile(
+    r"(?:^|\n)\s*(?:user|human|assistant|ai|bot|system|q|a|customer|agent)\s*:", re.IGNORECASE
+)
+
+
+def dialogue_turns(text: str) -> int:
+    """How many fake dialogue turns ("User: ...", "Assistant: ...") a single message holds."""
+    return len(_TURN_MARKER.findall(text))

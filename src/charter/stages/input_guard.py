@@ -1,0 +1,51 @@
+"""Input guard stage: normalise the user's message, run the input guards, block on the way in.
+
+Every view of the latest user message (normalised, decoded) and the whole conversation are
+what the guards see; a block ends the turn before the model is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from charter.guards.base import Guard, Subject
+from charter.guards.normalize import views
+from charter.stages.guarding import run_guards
+
+if TYPE_CHECKING:
+    from charter.pipeline import CallNext, TurnState
+
+
+class InputGuardStage:
+    name = "input_guards"
+
+    def __init__(self, guards: list[Guard], *, timeout_s: float) -> None:
+        self.guards = guards
+        self.timeout_s = timeout_s
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        record = state.trace[self.name]
+        latest = state.messages[-1].content
+        readings, decoded = views(latest)
+        subject = Subject(
+            direction="input",
+            text=latest,
+            views=tuple(readings),
+            messages=tuple(state.messages),
+            system_prompt=state.system_prompt,
+            canary=state.canary,
+        )
+        run = await run_guards(
+            self.guards, subject, timeout_s=self.timeout_s, failure=state.charter.on_failure
+        )
+        record.detail["guards"] = run.to_list()
+        if decoded:
+            record.detail["decoded"] = decoded
+        if run.blocked_by is not None:
+            record.verdict = "block"
+            record.reason = f"{run.blocked_by.guard}: {run.blocked_by.reason}"
+            state.reply = state.charter.persona.refusal_reply()
+            state.blocked = True
+            state.block_reason = record.reason
+            return state
+        return await call_next(state)

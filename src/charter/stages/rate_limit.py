@@ -1,0 +1,38 @@
+"""Rate limit stage: requests and tokens per user (or API key), before any other work."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from charter.guards.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from charter.pipeline import CallNext, TurnState
+
+
+class RateLimitStage:
+    name = "rate_limit"
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        key = state.user or "anonymous"
+        record = state.trace[self.name]
+        wait = self.limiter.admit(key)
+        record.detail["key"] = key
+        if wait > 0:
+            record.verdict = "block"
+            record.reason = f"rate limit: retry in {wait:.1f} s"
+            record.detail["retry_after_s"] = round(wait, 2)
+            state.reply = (
+                f"You're sending messages faster than I can answer. Please wait {math.ceil(wait)} "
+                "seconds and try again."
+            )
+            state.blocked = True
+            state.block_reason = record.reason
+            return state
+        state = await call_next(state)
+        self.limiter.record_tokens(key, state.usage.total_tokens)
+        return state
