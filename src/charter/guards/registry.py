@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from charter.guards.base import Guard
-from charter.guards.classifier import InjectionClassifier
+from charter.guards.classifier import ClassifierWeights, InjectionClassifier
 from charter.guards.conversation import ConversationGuard
 from charter.guards.embedder import shared_embedder
 from charter.guards.extraction import ExtractionGuard
@@ -19,28 +19,30 @@ from charter.guards.toxicity import ToxicityGuard
 from charter.models.base import ChatModel
 from charter.spec.models import CharterSpec
 
-_classifier: InjectionClassifier | None = None
+_classifiers: dict[str | None, InjectionClassifier] = {}
 
 
-def shared_classifier() -> InjectionClassifier:
-    global _classifier
-    if _classifier is None:
-        _classifier = InjectionClassifier(shared_embedder())
-    return _classifier
+def shared_classifier(weights_path: str | None = None) -> InjectionClassifier:
+    """One classifier per weights file per process (they share the embedder)."""
+    if weights_path not in _classifiers:
+        weights = ClassifierWeights.load(weights_path)
+        _classifiers[weights_path] = InjectionClassifier(shared_embedder(), weights)
+    return _classifiers[weights_path]
 
 
 def build_input_guards(
     charter: CharterSpec, *, judge_model: Callable[[], ChatModel] | None = None
 ) -> list[Guard]:
     guards: list[Guard] = []
+    weights = charter.guards.classifier_weights
     for name in charter.guards.input:
         if name == "extraction":
             guards.append(ExtractionGuard())
         elif name == "injection":
             judge = LLMJudge(judge_model()) if charter.guards.judge and judge_model else None
-            guards.append(InjectionGuard(shared_classifier(), judge))
+            guards.append(InjectionGuard(shared_classifier(weights), judge))
         elif name == "conversation":
-            guards.append(ConversationGuard(shared_classifier()))
+            guards.append(ConversationGuard(shared_classifier(weights)))
     return sorted(guards, key=lambda g: g.cost)
 
 

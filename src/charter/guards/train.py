@@ -48,11 +48,12 @@ def train(
     target_fpr: float = 0.01,
     band_tpr: float = 0.97,
     seed: int = 13,
+    extra: list[tuple[str, int, str]] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[ClassifierWeights, dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
 
-    corpus = build_corpus(seed)
+    corpus = build_corpus(seed, extra)
     train_rows = [e for e in corpus if e.split == "train"]
     val_rows = [e for e in corpus if e.split == "val"]
     log(f"corpus: {len(corpus)} examples; train {len(train_rows)}, val {len(val_rows)}")
@@ -90,6 +91,7 @@ def train(
         "C": c,
         "split": "sha256(normalised text) mod 100: 0-59 train, 60-79 val, 80-99 test; "
         "BIPIA attacks and emails split separately; bastioncorpus test only",
+        "extra_rows": len(extra or []),
         "train_examples": len(train_rows),
         "train_windows": len(pieces),
         "train_by_family": dict(Counter(e.family for e in train_rows)),

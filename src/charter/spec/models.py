@@ -157,6 +157,11 @@ class Guards(StrictModel):
     )
     timeout_ms: int = Field(default=5000, gt=0, description="Per guard; a timeout is a failure.")
     rate_limit: RateLimit | None = None
+    classifier_weights: str | None = Field(
+        default=None,
+        description="Injection classifier weights from `charter guard train --out FILE` "
+        "(default: the weights Charter ships).",
+    )
     pii_entities: list[str] | None = Field(
         default=None, description="Presidio entity types to redact (default: identifiers)."
     )

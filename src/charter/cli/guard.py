@@ -1,0 +1,142 @@
+"""`charter scan` (check texts with the guards) and `charter guard train` (retrain)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
+from charter.models.base import Message
+from charter.spec.loader import load_charter
+from charter.spec.models import CharterSpec
+
+app = typer.Typer(help="Train and inspect the guards.", no_args_is_help=True)
+
+_DEFAULT_SPEC = {"id": "scan", "persona": {"name": "Assistant", "role": "assistant"}}
+
+
+def register(root: typer.Typer) -> None:
+    root.command()(scan)
+    root.add_typer(app, name="guard")
+
+
+def _spec(charter: Path | None) -> CharterSpec:
+    return load_charter(charter) if charter else CharterSpec.model_validate(_DEFAULT_SPEC)
+
+
+def scan(
+    text: str | None = typer.Argument(None, help="One message to scan."),
+    input_file: Path | None = typer.Option(
+        None, "--input", "-i", help="JSONL: each line has `text`, or `messages` (a conversation)."
+    ),
+    charter: Path | None = typer.Option(
+        None, "--charter", "-c", help="Use this charter's guards (default: the default set)."
+    ),
+    direction: str = typer.Option(
+        "input", "--direction", help="input (user messages) or output (assistant replies)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Run the guards on a message, or on every line of a JSONL file (streamed)."""
+    if (text is None) == (input_file is None):
+        err.print("give either TEXT or --input FILE", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    if direction not in ("input", "output"):
+        err.print("--direction is input or output", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    from charter.guards.scanner import Scanner
+
+    with friendly_errors():
+        scanner = Scanner(_spec(charter), direction=direction)
+    if text is not None:
+        result = scanner.scan(text)
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        else:
+            _print_result(result.to_dict())
+        raise typer.Exit(0)
+    if input_file is not None:
+        asyncio.run(_scan_file(scanner, input_file, as_json))
+
+
+async def _scan_file(scanner: Any, path: Path, as_json: bool) -> None:
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        err.print(f"cannot read {path}: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                messages = _messages(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                row: dict[str, Any] = {"line": number, "error": f"bad input line: {exc}"}
+            else:
+                row = {"line": number, **(await scanner.ascan(messages)).to_dict()}
+            if as_json:
+                sys.stdout.write(json.dumps(row) + "\n")
+                sys.stdout.flush()
+            else:
+                _print_result(row)
+
+
+def _messages(row: Any) -> list[Message]:
+    if "messages" in row:
+        messages = [Message.model_validate(m) for m in row["messages"]]
+        if not messages:
+            raise ValueError("`messages` is empty")
+        return messages
+    if not isinstance(row["text"], str):
+        raise TypeError("`text` must be a string")
+    return [Message(role="user", content=row["text"])]
+
+
+def _print_result(row: dict[str, Any]) -> None:
+    if "error" in row:
+        err.print(f"line {row['line']}: {row['error']}", markup=False)
+        return
+    colour = {"allow": "green", "rewrite": "yellow"}.get(row["verdict"], "red")
+    prefix = f"line {row['line']}: " if "line" in row else ""
+    out.print(
+        f"{prefix}[{colour}]{row['verdict']}[/{colour}] score {row['score']:.3f} "
+        f"in {row['ms']:.1f} ms {('— ' + row['reason']) if row['reason'] else ''}"
+    )
+    table = Table("guard", "verdict", "score", "ms", "reason", box=None, padding=(0, 1))
+    for g in row["guards"]:
+        table.add_row(g["guard"], g["verdict"], f"{g['score']:.3f}", f"{g['ms']:.1f}", g["reason"])
+    out.print(table)
+
+
+@app.command()
+def train(
+    output: Path = typer.Option(
+        None, "--out", "-o", help="Where to write the weights (default: the packaged file)."
+    ),
+    extra: Path | None = typer.Option(
+        None, "--extra", help="Your own labelled JSONL (`text`, `label` 0/1) added to the corpus."
+    ),
+    target_fpr: float = typer.Option(0.01, help="Validation false-positive rate to calibrate to."),
+) -> None:
+    """Retrain the injection classifier on the public datasets (+ your own), calibrate it on
+    the validation split, and write its weights. Uses $CHARTER_DATA_DIR."""
+    from charter.datasets.guard_corpus import read_extra
+    from charter.guards.classifier import WEIGHTS_FILE
+    from charter.guards.train import train as run_training
+
+    with friendly_errors():
+        rows = read_extra(extra) if extra else None
+        weights, report = run_training(
+            target_fpr=target_fpr, extra=rows, log=lambda m: err.print(m, markup=False)
+        )
+    target = output or Path(__file__).resolve().parents[1] / "guards" / "data" / WEIGHTS_FILE
+    target.write_text(weights.to_json() + "\n", encoding="utf-8")
+    out.print(json.dumps(report, indent=2), markup=False)
+    out.print(f"wrote {target}", markup=False)
