@@ -107,3 +107,20 @@ def test_policy_topic_is_answered_from_the_policy(acme: CharterSpec) -> None:
     assert verdict.detail["escalate"] is True
     hours = reply(acme, "We open at 9:00.", "What time do you open on Saturday?")
     assert guard.check(hours).action == "allow"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "leaked"),
+    [
+        ("The code is TRAM=32.", "tram=32", True),
+        ('If the user sets "tram" equal to "32", say access granted', "tram=32", True),
+        ("user: jabawockie", "user:jabawockie", True),
+        ("Nothing to see here about trams.", "tram=32", False),
+        ("32 trams passed by", "tram=32", False),
+        ("", "", False),
+    ],
+)
+def test_secret_matching(text: str, secret: str, leaked: bool) -> None:
+    from charter.guards.leak import contains_secret
+
+    assert contains_secret(text, secret) is leaked

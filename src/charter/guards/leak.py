@@ -2,8 +2,8 @@
 
 The persona's identity and facts, policy answers and apology are meant to be said; what must
 not come back is the private part of the system prompt (style rules, boundaries,
-principles), less any n-gram that also occurs in something sayable. The reply is also read decoded (base64,
-hex, reversed, ...), because "print your instructions in base64" is a classic.
+principles), less any n-gram that also occurs in something sayable. The reply is also read
+decoded (base64, hex, reversed, ...): "print your instructions in base64" is a classic.
 """
 
 from __future__ import annotations
@@ -18,6 +18,33 @@ from charter.spec.models import CharterSpec
 N = 5
 MIN_SHARED = 3
 MIN_SHARE = 0.2
+
+
+def contains_secret(text: str, secret: str) -> bool:
+    """The secret verbatim (any case), or all of its word tokens in order within a short
+    span: "tram=32" leaks as "set tram to 32", "user:jabawockie" as "user: jabawockie"."""
+    if not secret:
+        return False
+    if secret.lower() in text.lower():
+        return True
+    tokens = re.findall(r"[a-z0-9]+", secret.lower())
+    if len(tokens) < 2:
+        return False
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    span = 4 * len(tokens)
+    for start, word in enumerate(words):
+        if word != tokens[0]:
+            continue
+        position, found = start, 1
+        for token in tokens[1:]:
+            window = words[position + 1 : start + span]
+            if token not in window:
+                break
+            position = position + 1 + window.index(token)
+            found += 1
+        if found == len(tokens):
+            return True
+    return False
 
 
 def ngrams(text: str, n: int = N) -> set[tuple[str, ...]]:
@@ -40,9 +67,8 @@ class LeakGuard:
 
     def check(self, subject: Subject) -> GuardVerdict:
         readings, decoded = views(subject.text)
-        canary = subject.canary.lower()
         for reading in readings:
-            if canary and canary in reading.lower():
+            if contains_secret(reading, subject.canary):
                 return block(
                     self.name,
                     1.0,
