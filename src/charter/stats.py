@@ -29,7 +29,7 @@ class Rate:
         low, high = self.interval
         return f"{self.k}/{self.n} = {self.value:.1%} [{low:.1%}, {high:.1%}]"
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | list[float]]:
         low, high = self.interval
         return {
             "k": self.k,
