@@ -20,7 +20,13 @@ def test_respond_runs_persona_then_generate(penny: tuple[Charter, FakeModel]) ->
     charter, model = penny
     reply = charter.respond("Who are you?")
     assert reply.text == "Hello, I'm Penny from Acme Bank."
-    assert reply.trace.stages == ["persona", "input_guards", "output_guards", "generate"]
+    assert reply.trace.stages == [
+        "persona",
+        "escalate",
+        "input_guards",
+        "output_guards",
+        "generate",
+    ]
     assert not reply.blocked
     [call] = model.calls
     assert call.messages[0].role == "system"

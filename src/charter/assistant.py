@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from charter.pipeline import Pipeline, Stage, Trace, TurnState
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec
 from charter.stages import (
+    EscalationStage,
     GenerateStage,
     InputGuardStage,
     OutputGuardStage,
@@ -45,12 +46,19 @@ class Reply:
     trace: Trace
     usage: Usage
     ms: float
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    """Hand-offs to a human this turn raised: id (the user's reference), trigger, reason,
+    transcript. A `Conversation` saves them; a stateless caller should too."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "reply": self.text,
             "blocked": self.blocked,
             "block_reason": self.block_reason,
+            "escalations": [
+                {"id": e["id"], "trigger": e["trigger"], "reason": e["reason"]}
+                for e in self.escalations
+            ],
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
@@ -99,6 +107,8 @@ class Charter:
         if guards.rate_limit is not None:
             stages.append(RateLimitStage(self._limiter()))
         stages.append(PersonaStage(self.spec))
+        if self.spec.persona.escalation is not None:
+            stages.append(EscalationStage())
         timeout_s = guards.timeout_ms / 1000
         if guards.input:
             from charter.guards.registry import build_input_guards
@@ -144,14 +154,20 @@ class Charter:
         *,
         on_delta: Callable[[str], None] | None = None,
         user: str | None = None,
+        prior_blocked: int = 0,
     ) -> Reply:
         """Answer the last user message of `messages` (a string is one user message).
         `on_delta` receives the reply as it is released (after the output guards pass);
-        `user` keys the rate limit."""
+        `user` keys the rate limit; `prior_blocked` is how many of the conversation's latest
+        turns were blocked in a row (repeated failures escalate)."""
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
         state = TurnState(
-            charter=self.spec, messages=to_messages(messages), on_delta=on_delta, user=user
+            charter=self.spec,
+            messages=to_messages(messages),
+            on_delta=on_delta,
+            user=user,
+            prior_blocked=prior_blocked,
         )
         state = await pipeline.run(state)
         return Reply(
@@ -161,6 +177,7 @@ class Charter:
             trace=state.trace,
             usage=state.usage,
             ms=(time.perf_counter() - started) * 1000,
+            escalations=state.escalations,
         )
 
     def respond(

@@ -46,7 +46,10 @@ class Conversation:
     async def asend(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
         history = self.store.context_messages(self.id)
         reply = await self.charter.arespond(
-            [*history, Message(role="user", content=text)], on_delta=on_delta, user=self.user
+            [*history, Message(role="user", content=text)],
+            on_delta=on_delta,
+            user=self.user,
+            prior_blocked=self.store.consecutive_blocked(self.id),
         )
         self.store.record_turn(
             self.id,
@@ -58,6 +61,7 @@ class Conversation:
             completion_tokens=reply.usage.completion_tokens,
             ms=reply.ms,
             trace=reply.trace.to_list(),
+            escalations=reply.escalations,
         )
         return reply
 

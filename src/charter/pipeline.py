@@ -86,6 +86,10 @@ class TurnState:
     """Called with each piece of reply text as it is released to the user (streaming)."""
     user: str | None = None
     """Who is talking (user id or API key id): the rate limit key."""
+    prior_blocked: int = 0
+    """How many of the conversation's latest turns, in a row, were blocked."""
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    """Hand-offs to a human raised during this turn (saved with the turn)."""
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(

@@ -57,7 +57,13 @@ def test_acme_answers_in_persona_with_a_trace(qwen: LocalModel) -> None:
     assert "Penny" in reply.text
     assert "Acme" in reply.text
     assert not reply.blocked
-    assert reply.trace.stages == ["persona", "input_guards", "output_guards", "generate"]
+    assert reply.trace.stages == [
+        "persona",
+        "escalate",
+        "input_guards",
+        "output_guards",
+        "generate",
+    ]
     generate = reply.trace["generate"]
     assert generate.prompt_tokens > 300  # the compiled persona is in the prompt
     assert 0 < generate.completion_tokens <= 200
@@ -152,7 +158,8 @@ def test_llama_cpp_python_runtime(qwen_path: Path) -> None:
 def test_investment_question_gets_the_policy_answer_end_to_end(qwen: LocalModel) -> None:
     spec = load_charter(ACME)
     reply = Charter(spec, model=qwen).respond("I'm 25, should I put all my savings into stocks?")
-    assert reply.text == spec.policies[0].answer.strip()
+    assert reply.text.startswith(spec.policies[0].answer.strip())
+    assert [e["trigger"] for e in reply.escalations] == ["policy"]
     [policy] = [g for g in reply.trace["output_guards"].detail["guards"] if g["guard"] == "policy"]
     assert policy["score"] >= 0.55  # recognised as the investment topic, whatever the model said
 

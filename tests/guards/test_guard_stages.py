@@ -140,8 +140,11 @@ def test_pii_in_a_streamed_reply_is_redacted_before_release(acme: CharterSpec) -
 def test_investment_question_gets_the_policy_answer(acme: CharterSpec) -> None:
     charter, _ = penny(acme, "Yes, you should go 100% stocks.")
     reply = charter.respond("I'm 25, should I put 100% of my savings in stocks?")
-    assert reply.text == acme.policies[0].answer.strip()
+    assert reply.text.startswith(acme.policies[0].answer.strip())
     assert reply.trace["output_guards"].verdict == "rewrite"
+    [escalation] = reply.escalations  # the policy says a specialist follows up
+    assert escalation["trigger"] == "policy"
+    assert escalation["id"] in reply.text
 
 
 def test_guards_can_be_turned_off(acme: CharterSpec) -> None:
@@ -149,7 +152,7 @@ def test_guards_can_be_turned_off(acme: CharterSpec) -> None:
         update={"guards": acme.guards.model_copy(update={"input": [], "output": []})}
     )
     charter, _ = penny(spec)
-    assert charter.respond("hi").trace.stages == ["persona", "generate"]
+    assert charter.respond("hi").trace.stages == ["persona", "escalate", "generate"]
 
 
 def test_rate_limit_blocks_the_third_request(acme: CharterSpec) -> None:

@@ -92,3 +92,20 @@ def test_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(blocker / "sub" / "c.db")
+
+
+def test_an_old_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO conversations VALUES ('c1', 'acme', 0, 0)")
+    upgraded = Store(path)
+    try:
+        assert upgraded.schema_version == len(MIGRATIONS)
+        assert upgraded.conversation_charter("c1") == "acme"
+        assert upgraded.escalations() == []
+    finally:
+        upgraded.close()

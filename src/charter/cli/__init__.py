@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from charter.cli import chat, guard, models, spec
+from charter.cli import chat, escalations, guard, models, spec
 
 app = typer.Typer(
     name="charter",
@@ -17,6 +17,7 @@ spec.register(app)
 chat.register(app)
 guard.register(app)
 app.add_typer(models.app, name="models")
+app.add_typer(escalations.app, name="escalations")
 
 
 def main() -> None:

@@ -1,9 +1,17 @@
 """Pipeline stages, one module each."""
 
+from charter.stages.escalate import EscalationStage
 from charter.stages.generate import GenerateStage
 from charter.stages.input_guard import InputGuardStage
 from charter.stages.output_guard import OutputGuardStage
 from charter.stages.persona import PersonaStage
 from charter.stages.rate_limit import RateLimitStage
 
-__all__ = ["GenerateStage", "InputGuardStage", "OutputGuardStage", "PersonaStage", "RateLimitStage"]
+__all__ = [
+    "EscalationStage",
+    "GenerateStage",
+    "InputGuardStage",
+    "OutputGuardStage",
+    "PersonaStage",
+    "RateLimitStage",
+]

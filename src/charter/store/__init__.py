@@ -1,5 +1,5 @@
-"""Durable state: conversations and turn traces (SQLite by default)."""
+"""Durable state: conversations, turn traces and escalations (SQLite by default)."""
 
-from charter.store.sqlite import MIGRATIONS, Store, StoredTurn
+from charter.store.sqlite import MIGRATIONS, Store, StoredEscalation, StoredTurn
 
-__all__ = ["MIGRATIONS", "Store", "StoredTurn"]
+__all__ = ["MIGRATIONS", "Store", "StoredEscalation", "StoredTurn"]

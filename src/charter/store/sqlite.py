@@ -55,7 +55,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX turns_by_conversation ON turns(conversation_id, id);
     """,
+    # 2: escalations to a human, with the transcript at the time
+    """
+    CREATE TABLE escalations (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT REFERENCES conversations(id) ON DELETE SET NULL,
+        charter_id TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        transcript TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        resolution TEXT,
+        created_at REAL NOT NULL,
+        resolved_at REAL
+    );
+    CREATE INDEX escalations_by_status ON escalations(status, created_at);
+    """,
 )
+
+
+@dataclass(frozen=True)
+class StoredEscalation:
+    id: str
+    conversation_id: str | None
+    charter_id: str
+    trigger: str
+    reason: str
+    transcript: list[dict[str, str]]
+    status: str
+    resolution: str | None
+    created_at: float
+    resolved_at: float | None
 
 
 @dataclass(frozen=True)
@@ -156,8 +186,9 @@ class Store:
         completion_tokens: int,
         ms: float,
         trace: list[dict[str, Any]],
+        escalations: list[dict[str, Any]] | None = None,
     ) -> int:
-        """Save a turn atomically: both messages and the trace, or nothing."""
+        """Save a turn atomically: both messages, the trace and any escalation it raised."""
         now = time.time()
         in_context = 0 if blocked else 1
         with self._transaction() as db:
@@ -191,9 +222,63 @@ class Store:
             db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
             )
+            charter_id = db.execute(
+                "SELECT charter_id FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()[0]
+            for item in escalations or []:
+                _insert_escalation(db, item, conversation_id, charter_id, now)
         if turn_id is None:  # pragma: no cover - sqlite always returns a rowid here
             raise StoreError("the turn was not saved")
         return turn_id
+
+    def consecutive_blocked(self, conversation_id: str) -> int:
+        """How many of the latest turns, in a row, were blocked."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT blocked FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT 20",
+                (conversation_id,),
+            ).fetchall()
+        count = 0
+        for (blocked,) in rows:
+            if not blocked:
+                break
+            count += 1
+        return count
+
+    # -- escalations ----------------------------------------------------------------------
+
+    def add_escalation(
+        self, escalation: dict[str, Any], *, conversation_id: str | None, charter_id: str
+    ) -> None:
+        """Save an escalation raised outside a stored conversation (e.g. a stateless call)."""
+        with self._transaction() as db:
+            _insert_escalation(db, escalation, conversation_id, charter_id, time.time())
+
+    def escalations(self, status: str | None = None) -> list[StoredEscalation]:
+        query = "SELECT * FROM escalations"
+        args: tuple[str, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created_at", args).fetchall()
+        return [_escalation(row) for row in rows]
+
+    def escalation(self, escalation_id: str) -> StoredEscalation | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM escalations WHERE id = ?", (escalation_id,)
+            ).fetchone()
+        return None if row is None else _escalation(row)
+
+    def resolve_escalation(self, escalation_id: str, resolution: str) -> bool:
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE escalations SET status = 'resolved', resolution = ?, resolved_at = ? "
+                "WHERE id = ? AND status = 'open'",
+                (resolution, time.time(), escalation_id),
+            ).rowcount
+        return changed == 1
 
     def turns(self, conversation_id: str) -> list[StoredTurn]:
         with self._lock:
@@ -212,3 +297,52 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _insert_escalation(
+    db: sqlite3.Connection,
+    item: dict[str, Any],
+    conversation_id: str | None,
+    charter_id: str,
+    now: float,
+) -> None:
+    db.execute(
+        "INSERT INTO escalations (id, conversation_id, charter_id, trigger, reason, transcript, "
+        "status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+        (
+            item["id"],
+            conversation_id,
+            charter_id,
+            item["trigger"],
+            item["reason"],
+            json.dumps(item["transcript"]),
+            now,
+        ),
+    )
+
+
+def _escalation(row: Any) -> StoredEscalation:
+    (
+        id_,
+        conversation,
+        charter,
+        trigger,
+        reason,
+        transcript,
+        status,
+        resolution,
+        created,
+        resolved,
+    ) = row
+    return StoredEscalation(
+        id_,
+        conversation,
+        charter,
+        trigger,
+        reason,
+        json.loads(transcript),
+        status,
+        resolution,
+        created,
+        resolved,
+    )

@@ -1,0 +1,98 @@
+"""Escalation to a human: when the user asks for one, when a policy says a specialist must
+follow up, or when turns keep failing.
+
+The stage decides and writes an escalation into the turn (`state.escalations`); the
+conversation saves it in the same transaction as the turn, so a hand-off is never lost.
+The user is told what happens next, with a reference they can quote.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from charter.pipeline import CallNext, TurnState
+    from charter.spec.models import Persona
+
+_ASKS_FOR_HUMAN = re.compile(
+    r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s*one|your\s+)?(?:real\s+|live\s+)?"
+    r"(?:human|person|agent|representative|manager|someone|operator|colleague|advisor|adviser)\b"
+    r"|\b(?:human|real\s+person|live\s+agent|representative)\s*,?\s*please\b"
+    r"|^\s*(?:agent|human|operator|representative)\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+REPEATED_FAILURES = 2  # this many blocked turns in a row, then a third: hand off
+
+
+def asks_for_human(text: str) -> bool:
+    return bool(_ASKS_FOR_HUMAN.search(text))
+
+
+def handoff_message(persona: Persona, reference: str) -> str:
+    contact = persona.escalation.contact if persona.escalation else "a human colleague"
+    how = (
+        f" {persona.escalation.how.rstrip('.')}."
+        if persona.escalation and persona.escalation.how
+        else ""
+    )
+    return (
+        f"I'm passing this to {contact}, who will follow up with you.{how} "
+        f"Your reference is {reference}."
+    )
+
+
+class EscalationStage:
+    name = "escalate"
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        record = state.trace[self.name]
+        latest = state.messages[-1].content
+        if asks_for_human(latest):
+            return self._escalate(state, "user_request", "the user asked for a person")
+        state = await call_next(state)
+        policy = _policy_escalation(state)
+        if policy is not None:
+            self._escalate(state, "policy", f"policy {policy!r} needs a specialist", append=True)
+        elif state.blocked and state.prior_blocked >= REPEATED_FAILURES:
+            self._escalate(
+                state,
+                "repeated_failure",
+                f"{state.prior_blocked + 1} blocked turns in a row",
+                append=True,
+            )
+        else:
+            record.detail["escalated"] = False
+        return state
+
+    def _escalate(
+        self, state: TurnState, trigger: str, reason: str, *, append: bool = False
+    ) -> TurnState:
+        reference = f"ESC-{uuid.uuid4().hex[:8].upper()}"
+        message = handoff_message(state.charter.persona, reference)
+        state.reply = f"{state.reply} {message}" if append and state.reply else message
+        state.escalations.append(
+            {
+                "id": reference,
+                "trigger": trigger,
+                "reason": reason,
+                "transcript": [m.to_wire() for m in state.messages],
+            }
+        )
+        record = state.trace[self.name]
+        record.verdict = "escalate"
+        record.reason = reason
+        record.detail.update(escalated=True, reference=reference, trigger=trigger)
+        return state
+
+
+def _policy_escalation(state: TurnState) -> str | None:
+    if "output_guards" not in state.trace:
+        return None
+    guards: list[dict[str, Any]] = state.trace["output_guards"].detail.get("guards", [])
+    for verdict in guards:
+        detail = verdict.get("detail", {})
+        if verdict.get("action") == "rewrite" and detail.get("escalate"):
+            return str(detail.get("policy"))
+    return None

@@ -1,0 +1,106 @@
+"""Escalation to a human, read as conversations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from charter import Charter, Conversation, FakeModel, Store
+from charter.cli import app
+from charter.errors import ModelError
+from charter.spec import CharterSpec, load_charter
+from charter.stages.escalate import asks_for_human
+
+ACME = Path(__file__).parent.parent / "examples" / "acme-bank" / "charter.yaml"
+
+
+@pytest.fixture
+def acme() -> CharterSpec:
+    return load_charter(ACME)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "c.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to speak to a human",
+        "Can I talk to a real person please?",
+        "agent",
+        "Human, please!",
+        "let me chat with a representative",
+    ],
+)
+def test_requests_for_a_person_are_recognised(text: str) -> None:
+    assert asks_for_human(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["What does a human resources team do?", "Is my agent code valid?", "How do I pay a person?"],
+)
+def test_ordinary_messages_are_not(text: str) -> None:
+    assert not asks_for_human(text)
+
+
+def test_asking_for_a_person_hands_off_and_is_queued(acme: CharterSpec, store: Store) -> None:
+    model = FakeModel(default="Happy to help.")
+    chat = Conversation(Charter(acme, model=model), store)
+    chat.send("My card was charged twice.")
+    reply = chat.send("I want to speak to a human.")
+    assert "a human colleague in our support team" in reply.text
+    assert "0800 123 456" in reply.text
+    [queued] = store.escalations("open")
+    assert queued.id in reply.text
+    assert queued.trigger == "user_request"
+    assert queued.conversation_id == chat.id
+    assert [m["content"] for m in queued.transcript][-1] == "I want to speak to a human."
+    assert len(model.calls) == 1  # the hand-off did not need the model
+
+
+def test_repeated_failures_escalate(acme: CharterSpec, store: Store) -> None:
+    failing = FakeModel([ModelError("down")] * 3)
+    chat = Conversation(Charter(acme, model=failing), store)
+    first = chat.send("hello?")
+    second = chat.send("hello??")
+    third = chat.send("hello???")
+    assert first.blocked and second.blocked and third.blocked
+    assert not first.escalations and not second.escalations
+    [escalation] = third.escalations
+    assert escalation["trigger"] == "repeated_failure"
+    assert escalation["id"] in third.text
+    assert [e.id for e in store.escalations()] == [escalation["id"]]
+
+
+def test_charter_without_a_contact_does_not_escalate(acme: CharterSpec) -> None:
+    spec = acme.model_copy(update={"persona": acme.persona.model_copy(update={"escalation": None})})
+    reply = Charter(spec, model=FakeModel(default="I can help.")).respond("agent")
+    assert reply.escalations == []
+    assert "escalate" not in reply.trace
+
+
+def test_escalations_cli(acme: CharterSpec, store: Store) -> None:
+    chat = Conversation(Charter(acme, model=FakeModel(default="ok")), store)
+    reference = chat.send("talk to a person please").escalations[0]["id"]
+    runner = CliRunner()
+    db = ["--db", str(store.path)]
+    listed = runner.invoke(app, ["escalations", "list", *db])
+    assert listed.exit_code == 0
+    assert reference in listed.stdout
+    shown = runner.invoke(app, ["escalations", "show", reference, "--json", *db])
+    assert json.loads(shown.stdout)["trigger"] == "user_request"
+    done = runner.invoke(app, ["escalations", "resolve", reference, "--note", "called back", *db])
+    assert done.exit_code == 0
+    assert store.escalation(reference).status == "resolved"  # type: ignore[union-attr]
+    again = runner.invoke(app, ["escalations", "resolve", reference, *db])
+    assert again.exit_code == 1
+    assert "no open escalation" in again.stderr
+    assert runner.invoke(app, ["escalations", "show", "ESC-NOPE", *db]).exit_code == 1
