@@ -39,7 +39,13 @@ class PolicyGuard:
         if scores[best] < SIMILARITY:
             return allow(self.name, scores[best], closest=policy.id)
         if policy.answer.strip() in subject.text:
-            return allow(self.name, scores[best], policy=policy.id, answered="policy answer given")
+            return allow(
+                self.name,
+                scores[best],
+                "the reply already gives the policy answer",
+                policy=policy.id,
+                escalate=policy.escalate,
+            )
         return GuardVerdict(
             self.name,
             "rewrite",

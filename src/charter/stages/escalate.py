@@ -93,6 +93,6 @@ def _policy_escalation(state: TurnState) -> str | None:
     guards: list[dict[str, Any]] = state.trace["output_guards"].detail.get("guards", [])
     for verdict in guards:
         detail = verdict.get("detail", {})
-        if verdict.get("action") == "rewrite" and detail.get("escalate"):
+        if detail.get("escalate"):  # the policy matched, whoever wrote its answer
             return str(detail.get("policy"))
     return None
