@@ -23,8 +23,10 @@ def test_respond_runs_persona_then_generate(penny: tuple[Charter, FakeModel]) ->
     assert reply.trace.stages == [
         "persona",
         "escalate",
+        "drift",
         "input_guards",
         "output_guards",
+        "critique",
         "generate",
     ]
     assert not reply.blocked

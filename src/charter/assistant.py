@@ -23,10 +23,13 @@ from typing import Any
 from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
+from charter.persona.checks import persona_checks
 from charter.pipeline import Pipeline, Stage, Trace, TurnState
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec
 from charter.stages import (
+    CritiqueStage,
+    DriftStage,
     EscalationStage,
     GenerateStage,
     InputGuardStage,
@@ -98,10 +101,13 @@ class Charter:
             self._judge = build_model(self.spec.models.judge)
         return self._judge
 
-    def stages(self, *, model_loading: bool = False) -> list[Stage]:
-        """The turn, outermost first. Guard stages appear only when the charter enables guards
-        (they are on by default). With `model_loading`, the innermost stage (generate) is left
-        out for the caller to add once the model is ready."""
+    def stages(self) -> list[Stage]:
+        """The turn, outermost first (see each module in `stages/`). Guard stages appear when
+        the charter enables guards (on by default); critique and drift when enabled (on)."""
+        return [*self._outer_stages(), *self._model_stages()]
+
+    def _outer_stages(self) -> list[Stage]:
+        """Stages that do not need the chat model (built while it loads)."""
         guards = self.spec.guards
         stages: list[Stage] = []
         if guards.rate_limit is not None:
@@ -109,6 +115,8 @@ class Charter:
         stages.append(PersonaStage(self.spec))
         if self.spec.persona.escalation is not None:
             stages.append(EscalationStage())
+        if self.spec.drift.enabled and self.spec.critique.enabled:
+            stages.append(DriftStage(self.spec.drift.threshold))
         timeout_s = guards.timeout_ms / 1000
         if guards.input:
             from charter.guards.registry import build_input_guards
@@ -119,8 +127,24 @@ class Charter:
             from charter.guards.registry import build_output_guards
 
             stages.append(OutputGuardStage(build_output_guards(self.spec), timeout_s=timeout_s))
-        if not model_loading:
-            stages.append(GenerateStage(self.model, self.spec.models.chat))
+        return stages
+
+    def _model_stages(self) -> list[Stage]:
+        """The innermost stages, which call the chat model: critique, then generate."""
+        stages: list[Stage] = []
+        critique = self.spec.critique
+        if critique.enabled:
+            stages.append(
+                CritiqueStage(
+                    self.model,
+                    self.spec.models.chat,
+                    persona_checks(self.spec),
+                    rounds=critique.rounds,
+                    judge_principles=[p for p in self.spec.constitution if p.check is None],
+                    judge_model=(lambda: self.judge_model) if critique.judge else None,
+                )
+            )
+        stages.append(GenerateStage(self.model, self.spec.models.chat))
         return stages
 
     def _limiter(self) -> RateLimiter:
@@ -139,10 +163,10 @@ class Charter:
             # with loading the guard models; measured in bench/core (time to first token).
             with ThreadPoolExecutor(max_workers=1) as pool:
                 loading = pool.submit(lambda: self.model)
-                stages = self.stages(model_loading=True)
+                outer = self._outer_stages()
                 loading.result()
             self._pipeline = Pipeline(
-                [*stages, GenerateStage(self.model, self.spec.models.chat)],
+                [*outer, *self._model_stages()],
                 failure=self.spec.on_failure,
                 fallback_reply=self.spec.persona.fallback_reply(),
             )
@@ -155,11 +179,13 @@ class Charter:
         on_delta: Callable[[str], None] | None = None,
         user: str | None = None,
         prior_blocked: int = 0,
+        reanchor: bool = False,
     ) -> Reply:
         """Answer the last user message of `messages` (a string is one user message).
         `on_delta` receives the reply as it is released (after the output guards pass);
         `user` keys the rate limit; `prior_blocked` is how many of the conversation's latest
-        turns were blocked in a row (repeated failures escalate)."""
+        turns were blocked in a row (repeated failures escalate); `reanchor` restates the
+        persona next to the latest message (the last reply drifted)."""
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
         state = TurnState(
@@ -168,6 +194,7 @@ class Charter:
             on_delta=on_delta,
             user=user,
             prior_blocked=prior_blocked,
+            reanchor=reanchor,
         )
         state = await pipeline.run(state)
         return Reply(

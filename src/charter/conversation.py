@@ -50,6 +50,10 @@ class Conversation:
             on_delta=on_delta,
             user=self.user,
             prior_blocked=self.store.consecutive_blocked(self.id),
+            reanchor=any(
+                record["stage"] == "drift" and record["detail"].get("reanchor_next")
+                for record in self.store.last_trace(self.id)
+            ),
         )
         self.store.record_turn(
             self.id,

@@ -90,6 +90,10 @@ class TurnState:
     """How many of the conversation's latest turns, in a row, were blocked."""
     escalations: list[dict[str, Any]] = field(default_factory=list)
     """Hand-offs to a human raised during this turn (saved with the turn)."""
+    reanchor: bool = False
+    """The previous reply drifted from the persona: remind the model this turn."""
+    persona_score: float | None = None
+    """Share of the persona's checks the draft reply passed (set by the critique stage)."""
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(

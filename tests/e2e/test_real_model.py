@@ -60,8 +60,10 @@ def test_acme_answers_in_persona_with_a_trace(qwen: LocalModel) -> None:
     assert reply.trace.stages == [
         "persona",
         "escalate",
+        "drift",
         "input_guards",
         "output_guards",
+        "critique",
         "generate",
     ]
     generate = reply.trace["generate"]

@@ -152,7 +152,8 @@ def test_guards_can_be_turned_off(acme: CharterSpec) -> None:
         update={"guards": acme.guards.model_copy(update={"input": [], "output": []})}
     )
     charter, _ = penny(spec)
-    assert charter.respond("hi").trace.stages == ["persona", "escalate", "generate"]
+    stages = charter.respond("hi").trace.stages
+    assert stages == ["persona", "escalate", "drift", "critique", "generate"]
 
 
 def test_rate_limit_blocks_the_third_request(acme: CharterSpec) -> None:

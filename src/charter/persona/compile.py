@@ -42,6 +42,26 @@ def compile_system_prompt(charter: CharterSpec) -> CompiledPrompt:
     return CompiledPrompt(text=text, canary=canary, private=private)
 
 
+def persona_reminder(charter: CharterSpec) -> str:
+    """A short restatement of who the assistant is and how it writes, placed next to the
+    latest user message when the persona has started to drift."""
+    p = charter.persona
+    parts = [
+        f"You are {p.name}, {_article(p.role)} {p.role}"
+        + (f" at {p.organisation}" if p.organisation else "")
+        + "."
+    ]
+    s = p.style
+    if s.max_words:
+        parts.append(f"Keep the reply under {s.max_words} words.")
+    if s.starts_with:
+        parts.append(f'Start with "{s.starts_with}".')
+    if s.sign_off:
+        parts.append(f'End with "{s.sign_off}".')
+    parts.extend(r.strip() for r in s.rules[:3])
+    return "(Reminder: " + " ".join(parts) + ")"
+
+
 def make_canary(body: str) -> str:
     secret = os.environ.get("CHARTER_CANARY_SECRET", "charter-canary").encode()
     digest = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()

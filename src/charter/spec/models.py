@@ -35,6 +35,7 @@ class StyleRules(StrictModel):
 
     max_words: int | None = Field(default=None, gt=0, description="Upper bound on reply length.")
     sign_off: str | None = Field(default=None, description="Text every reply must end with.")
+    starts_with: str | None = Field(default=None, description="Text every reply must start with.")
     language: str | None = Field(default=None, description="Reply language, e.g. 'English'.")
     forbidden_phrases: list[str] = Field(default_factory=list)
     rules: list[str] = Field(
@@ -86,9 +87,22 @@ class Persona(StrictModel):
 # --- constitution --------------------------------------------------------------------------
 
 
+class ProgrammaticCheck(StrictModel):
+    """A principle that can be checked in code, without asking a judge."""
+
+    max_words: int | None = Field(default=None, gt=0)
+    starts_with: str | None = None
+    ends_with: str | None = None
+    forbidden: list[str] = Field(default_factory=list, description="Phrases that must not appear.")
+    required_any: list[str] = Field(
+        default_factory=list, description="At least one of these phrases must appear."
+    )
+
+
 class Principle(StrictModel):
     id: str
     text: str = Field(min_length=1)
+    check: ProgrammaticCheck | None = None
 
     _id = field_validator("id")(_check_id)
 
@@ -164,6 +178,27 @@ class Guards(StrictModel):
     )
     pii_entities: list[str] | None = Field(
         default=None, description="Presidio entity types to redact (default: identifiers)."
+    )
+
+
+class Critique(StrictModel):
+    """Constitutional self-critique of each draft reply."""
+
+    enabled: bool = True
+    rounds: int = Field(default=1, ge=0, le=3, description="Revisions at most per turn.")
+    judge: bool = Field(
+        default=False,
+        description="Also ask the judge model about the principles without a programmatic "
+        "check (one more model call per turn).",
+    )
+
+
+class Drift(StrictModel):
+    """Persona drift monitoring: each reply is scored by the persona's checks."""
+
+    enabled: bool = True
+    threshold: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Re-anchor the next turn below this score."
     )
 
 
@@ -261,6 +296,8 @@ class CharterSpec(StrictModel):
     tools: list[Tool] = Field(default_factory=list)
     knowledge: Knowledge | None = None
     guards: Guards = Field(default_factory=Guards)
+    critique: Critique = Field(default_factory=Critique)
+    drift: Drift = Field(default_factory=Drift)
     models: Models = Field(default_factory=Models)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
 

@@ -1,5 +1,7 @@
 """Pipeline stages, one module each."""
 
+from charter.stages.critique import CritiqueStage
+from charter.stages.drift import DriftStage
 from charter.stages.escalate import EscalationStage
 from charter.stages.generate import GenerateStage
 from charter.stages.input_guard import InputGuardStage
@@ -8,6 +10,8 @@ from charter.stages.persona import PersonaStage
 from charter.stages.rate_limit import RateLimitStage
 
 __all__ = [
+    "CritiqueStage",
+    "DriftStage",
     "EscalationStage",
     "GenerateStage",
     "InputGuardStage",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from charter.errors import ModelError
 from charter.models.base import ChatRequest, Completion, Message, TextDelta
+from charter.persona.compile import persona_reminder
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel
@@ -52,7 +53,17 @@ class GenerateStage:
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         system = Message(role="system", content=state.system_prompt)
         budget = self.model.context_window - self.spec.max_tokens
-        messages, dropped = fit_history(system, state.messages, budget=budget)
+        history = state.messages
+        if state.reanchor:
+            # The persona slipped last turn: restate it right next to the newest message,
+            # where a small model pays the most attention.
+            latest = history[-1]
+            reminder = persona_reminder(state.charter)
+            history = [
+                *history[:-1],
+                Message(role="user", content=f"{reminder}\n\n{latest.content}"),
+            ]
+        messages, dropped = fit_history(system, history, budget=budget)
         request = ChatRequest(
             messages=messages,
             max_tokens=self.spec.max_tokens,
@@ -66,6 +77,7 @@ class GenerateStage:
         record.prompt_tokens = completion.usage.prompt_tokens
         record.completion_tokens = completion.usage.completion_tokens
         record.detail.update(
+            reanchored=state.reanchor,
             model=completion.model,
             finish_reason=completion.finish_reason,
             dropped_messages=dropped,

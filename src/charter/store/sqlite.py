@@ -231,6 +231,15 @@ class Store:
             raise StoreError("the turn was not saved")
         return turn_id
 
+    def last_trace(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The trace of the conversation's latest turn (empty if it has none)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT trace FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+        return [] if row is None else list(json.loads(row[0]))
+
     def consecutive_blocked(self, conversation_id: str) -> int:
         """How many of the latest turns, in a row, were blocked."""
         with self._lock:

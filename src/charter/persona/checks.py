@@ -1,0 +1,141 @@
+"""Persona checks that run in code: word limits, required openings and sign-offs, forbidden
+and required phrases. Compiled from the persona's style rules and from principles that carry
+a programmatic `check`. The critique stage uses them to find violations (and to repair the
+ones a repair exists for); the drift monitor uses them to score every reply.
+
+Matching is case-insensitive and ignores surrounding punctuation and whitespace, so "Yes,"
+passes a "starts with Yes" rule (the literal checkers of the persona-drift set fail on it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from charter.spec.models import CharterSpec, ProgrammaticCheck
+
+
+@dataclass(frozen=True)
+class PersonaCheck:
+    id: str
+    description: str
+    passes: Callable[[str], bool]
+    repair: Callable[[str], str] | None = None
+    """A deterministic fix, when one exists (cut to length, add the sign-off)."""
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _strip_edges(text: str) -> str:
+    return _norm(text).strip(" \t\n.,;:!?\"'()[]*_-")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def cut_to_words(text: str, limit: int) -> str:
+    """The longest run of whole sentences within `limit` words (or the first `limit` words)."""
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    kept: list[str] = []
+    for sentence in sentences:
+        if words(" ".join([*kept, sentence])) > limit:
+            break
+        kept.append(sentence)
+    if kept:
+        return " ".join(kept)
+    return " ".join(text.split()[:limit]).rstrip(",;:") + "…"
+
+
+def _max_words(check_id: str, limit: int, reserve: int = 0) -> PersonaCheck:
+    return PersonaCheck(
+        check_id,
+        f"at most {limit} words",
+        lambda text: words(text) <= limit,
+        lambda text: cut_to_words(text, max(1, limit - reserve)),
+    )
+
+
+def _starts_with(check_id: str, opening: str) -> PersonaCheck:
+    return PersonaCheck(
+        check_id,
+        f"starts with {opening!r}",
+        lambda text: _strip_edges(text).startswith(_strip_edges(opening)),
+        lambda text: f"{opening} {text}",
+    )
+
+
+def _ends_with(check_id: str, closing: str) -> PersonaCheck:
+    return PersonaCheck(
+        check_id,
+        f"ends with {closing!r}",
+        lambda text: _strip_edges(text).endswith(_strip_edges(closing)),
+        lambda text: f"{text.rstrip()}\n{closing}",
+    )
+
+
+def _forbidden(check_id: str, phrases: list[str]) -> PersonaCheck:
+    lowered = [_norm(p) for p in phrases]
+    return PersonaCheck(
+        check_id,
+        "never says " + ", ".join(repr(p) for p in phrases),
+        lambda text: not any(p in _norm(text) for p in lowered),
+    )
+
+
+def _required_any(check_id: str, phrases: list[str]) -> PersonaCheck:
+    lowered = [_norm(p) for p in phrases]
+    return PersonaCheck(
+        check_id,
+        "says one of " + ", ".join(repr(p) for p in phrases),
+        lambda text: any(p in _norm(text) for p in lowered),
+    )
+
+
+def _from_check(prefix: str, check: ProgrammaticCheck, sign_off: str | None) -> list[PersonaCheck]:
+    out: list[PersonaCheck] = []
+    if check.max_words:
+        out.append(_max_words(f"{prefix}.max_words", check.max_words, words(sign_off or "")))
+    if check.starts_with:
+        out.append(_starts_with(f"{prefix}.starts_with", check.starts_with))
+    if check.ends_with:
+        out.append(_ends_with(f"{prefix}.ends_with", check.ends_with))
+    if check.forbidden:
+        out.append(_forbidden(f"{prefix}.forbidden", check.forbidden))
+    if check.required_any:
+        out.append(_required_any(f"{prefix}.required_any", check.required_any))
+    return out
+
+
+def persona_checks(charter: CharterSpec) -> list[PersonaCheck]:
+    style = charter.persona.style
+    checks = _from_check(
+        "style",
+        ProgrammaticCheck(
+            max_words=style.max_words,
+            starts_with=style.starts_with,
+            ends_with=style.sign_off,
+            forbidden=list(style.forbidden_phrases),
+        ),
+        style.sign_off,
+    )
+    for principle in charter.constitution:
+        if principle.check is not None:
+            checks += _from_check(principle.id, principle.check, style.sign_off)
+    return checks
+
+
+def failed(checks: list[PersonaCheck], text: str) -> list[PersonaCheck]:
+    return [c for c in checks if not c.passes(text)]
+
+
+def repair(checks: list[PersonaCheck], text: str) -> str:
+    """Apply the deterministic repairs, length first so a sign-off added after survives."""
+    ordered = sorted(checks, key=lambda c: not c.id.endswith("max_words"))
+    for check in ordered:
+        if check.repair is not None and not check.passes(text):
+            text = check.repair(text)
+    return text

@@ -1,0 +1,164 @@
+"""Critique stage: check the draft against the constitution and revise it (bounded).
+
+1. Programmatic checks (persona/checks.py) always run: word limits, openings, sign-offs,
+   forbidden and required phrases. No model call.
+2. If `critique.judge` is on, the judge model is asked, with schema-forced JSON, which of
+   the remaining principles (those without a programmatic check) the draft violates.
+3. While there are violations and rounds are left (`critique.rounds`, default 1), the chat
+   model revises its draft, told exactly what to fix.
+4. Programmatic violations that survive are repaired in code where a repair exists (cut to
+   the word limit at a sentence boundary, add the sign-off), so those rules always hold.
+Skipped entirely when the draft passes. Every check, revision, token and millisecond is in
+the trace; the draft's persona score feeds the drift monitor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from charter.errors import ModelError
+from charter.models.base import ChatModel, ChatRequest, Message
+from charter.persona.checks import PersonaCheck, failed, repair
+
+if TYPE_CHECKING:
+    from charter.pipeline import CallNext, TurnState
+    from charter.spec.models import ModelSpec, Principle
+
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "violations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"principle": {"type": "string"}, "why": {"type": "string"}},
+                "required": ["principle", "why"],
+            },
+            "maxItems": 5,
+        }
+    },
+    "required": ["violations"],
+}
+
+
+class CritiqueStage:
+    name = "critique"
+
+    def __init__(
+        self,
+        model: ChatModel,
+        spec: ModelSpec,
+        checks: list[PersonaCheck],
+        *,
+        rounds: int,
+        judge_principles: list[Principle],
+        judge_model: Callable[[], ChatModel] | None,
+    ) -> None:
+        self.model = model
+        self.spec = spec
+        self.checks = checks
+        self.rounds = rounds
+        self.judge_principles = judge_principles
+        self.judge_model = judge_model
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        state = await call_next(state)
+        record = state.trace[self.name]
+        if state.blocked or state.reply is None:
+            record.reason = "not run: no draft (the turn was blocked)"
+            return state
+        draft = state.reply
+        problems = await self._violations(draft, state, record.detail)
+        state.persona_score = self._score(draft)
+        record.detail["draft_violations"] = problems
+        record.detail["draft_persona_score"] = round(state.persona_score, 3)
+        rounds = 0
+        while problems and rounds < self.rounds:
+            rounds += 1
+            revised = await self._revise(state, state.reply, problems)
+            record.prompt_tokens += revised[1]
+            record.completion_tokens += revised[2]
+            state.reply = revised[0]
+            problems = await self._violations(state.reply, state, record.detail)
+        record.detail["revisions"] = rounds
+        if failed(self.checks, state.reply):
+            state.reply = repair(self.checks, state.reply)
+            record.detail["repaired"] = True
+        remaining = [c.id for c in failed(self.checks, state.reply)]
+        record.detail["final_violations"] = remaining
+        if state.reply != draft:
+            record.verdict = "rewrite"
+            record.reason = "revised to follow: " + ", ".join(record.detail["draft_violations"])
+        return state
+
+    def _score(self, text: str) -> float:
+        if not self.checks:
+            return 1.0
+        return 1 - len(failed(self.checks, text)) / len(self.checks)
+
+    async def _violations(self, text: str, state: TurnState, detail: dict[str, Any]) -> list[str]:
+        problems = [f"{c.id}: {c.description}" for c in failed(self.checks, text)]
+        if self.judge_model is not None and self.judge_principles:
+            found = await self._judge(text, state)
+            detail.setdefault("judge_calls", 0)
+            detail["judge_calls"] += 1
+            problems += found
+        return problems
+
+    async def _judge(self, text: str, state: TurnState) -> list[str]:
+        if self.judge_model is None:
+            return []
+        known = {p.id: p.text for p in self.judge_principles}
+        listing = "\n".join(f"- [{pid}] {ptext}" for pid, ptext in known.items())
+        question = state.messages[-1].content
+        request = ChatRequest(
+            messages=[
+                Message(
+                    role="system",
+                    content="You review an assistant's reply against its principles. List "
+                    "only clear violations; an empty list is the usual answer.\n" + listing,
+                ),
+                Message(role="user", content=f"User asked:\n{question}\n\nReply:\n{text}"),
+            ],
+            max_tokens=200,
+            temperature=0.0,
+            json_schema=JUDGE_SCHEMA,
+        )
+        completion = await self.judge_model().acomplete(request)
+        state.add_usage(completion.usage)
+        try:
+            items = json.loads(completion.text)["violations"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"the critique judge broke its schema: {exc}") from exc
+        return [
+            f"{item['principle']}: {known[item['principle']]} ({item['why']})"
+            for item in items
+            if isinstance(item, dict) and item.get("principle") in known
+        ]
+
+    async def _revise(
+        self, state: TurnState, draft: str, problems: list[str]
+    ) -> tuple[str, int, int]:
+        fix = "\n".join(f"- {p}" for p in problems)
+        request = ChatRequest(
+            messages=[
+                Message(role="system", content=state.system_prompt),
+                *state.messages,
+                Message(role="assistant", content=draft),
+                Message(
+                    role="user",
+                    content="(Note from your supervisor, not from the customer.) Rewrite your "
+                    f"last reply so that it follows these rules:\n{fix}\nReply with the "
+                    "rewritten message only.",
+                ),
+            ],
+            max_tokens=self.spec.max_tokens,
+            temperature=self.spec.temperature,
+            seed=self.spec.seed,
+        )
+        completion = await self.model.acomplete(request)
+        state.add_usage(completion.usage)
+        text = completion.text.strip() or draft
+        return text, completion.usage.prompt_tokens, completion.usage.completion_tokens

@@ -1,0 +1,36 @@
+"""Drift monitor: score every draft reply by the persona's checks and, when the score falls
+below the charter's threshold, re-anchor the next turn (a persona reminder is placed next to
+the user's next message; see the generate stage). The score and the decision are in the
+trace, and a `Conversation` carries the decision to the next turn."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from charter.pipeline import CallNext, TurnState
+
+
+class DriftStage:
+    name = "drift"
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        record = state.trace[self.name]
+        record.detail["reanchored_this_turn"] = state.reanchor
+        state = await call_next(state)
+        score = state.persona_score
+        if score is None:
+            record.reason = "no draft to score (the turn was blocked)"
+            record.detail["reanchor_next"] = state.reanchor
+            return state
+        record.detail["score"] = round(score, 3)
+        drifted = score < self.threshold
+        record.detail["reanchor_next"] = drifted
+        if drifted:
+            record.reason = (
+                f"persona score {score:.2f} < {self.threshold:.2f}: the next turn is re-anchored"
+            )
+        return state
