@@ -22,6 +22,7 @@ def test_respond_runs_persona_then_generate(penny: tuple[Charter, FakeModel]) ->
     assert reply.text == "Hello, I'm Penny from Acme Bank."
     assert reply.trace.stages == [
         "persona",
+        "instructions",
         "escalate",
         "drift",
         "input_guards",

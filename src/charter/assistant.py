@@ -24,6 +24,7 @@ from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
 from charter.persona.checks import persona_checks
+from charter.persona.signals import Signals
 from charter.pipeline import Pipeline, Stage, Trace, TurnState
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec
@@ -33,6 +34,7 @@ from charter.stages import (
     EscalationStage,
     GenerateStage,
     InputGuardStage,
+    InstructionsStage,
     OutputGuardStage,
     PersonaStage,
     RateLimitStage,
@@ -52,6 +54,7 @@ class Reply:
     escalations: list[dict[str, Any]] = field(default_factory=list)
     """Hand-offs to a human this turn raised: id (the user's reference), trigger, reason,
     transcript. A `Conversation` saves them; a stateless caller should too."""
+    signals: Signals | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +116,8 @@ class Charter:
         if guards.rate_limit is not None:
             stages.append(RateLimitStage(self._limiter()))
         stages.append(PersonaStage(self.spec))
+        if self.spec.instructions:
+            stages.append(InstructionsStage(list(self.spec.instructions)))
         if self.spec.persona.escalation is not None:
             stages.append(EscalationStage())
         if self.spec.drift.enabled and self.spec.critique.enabled:
@@ -180,12 +185,14 @@ class Charter:
         user: str | None = None,
         prior_blocked: int = 0,
         reanchor: bool = False,
+        profile: dict[str, str] | None = None,
     ) -> Reply:
         """Answer the last user message of `messages` (a string is one user message).
         `on_delta` receives the reply as it is released (after the output guards pass);
         `user` keys the rate limit; `prior_blocked` is how many of the conversation's latest
         turns were blocked in a row (repeated failures escalate); `reanchor` restates the
-        persona next to the latest message (the last reply drifted)."""
+        persona next to the latest message (the last reply drifted); `profile` is the user's
+        stored profile, for dynamic instructions."""
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
         state = TurnState(
@@ -195,6 +202,7 @@ class Charter:
             user=user,
             prior_blocked=prior_blocked,
             reanchor=reanchor,
+            profile=dict(profile or {}),
         )
         state = await pipeline.run(state)
         return Reply(
@@ -205,6 +213,7 @@ class Charter:
             usage=state.usage,
             ms=(time.perf_counter() - started) * 1000,
             escalations=state.escalations,
+            signals=state.signals,
         )
 
     def respond(
@@ -213,9 +222,10 @@ class Charter:
         *,
         on_delta: Callable[[str], None] | None = None,
         user: str | None = None,
+        profile: dict[str, str] | None = None,
     ) -> Reply:
         """Blocking `arespond`, for scripts and the terminal (not inside an event loop)."""
-        return asyncio.run(self.arespond(messages, on_delta=on_delta, user=user))
+        return asyncio.run(self.arespond(messages, on_delta=on_delta, user=user, profile=profile))
 
     def close(self) -> None:
         if self._model is not None:

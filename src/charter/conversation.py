@@ -45,6 +45,7 @@ class Conversation:
 
     async def asend(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
         history = self.store.context_messages(self.id)
+        profile = self.store.profile(self.user) if self.user else {}
         reply = await self.charter.arespond(
             [*history, Message(role="user", content=text)],
             on_delta=on_delta,
@@ -54,6 +55,7 @@ class Conversation:
                 record["stage"] == "drift" and record["detail"].get("reanchor_next")
                 for record in self.store.last_trace(self.id)
             ),
+            profile=profile,
         )
         self.store.record_turn(
             self.id,
@@ -67,6 +69,10 @@ class Conversation:
             trace=reply.trace.to_list(),
             escalations=reply.escalations,
         )
+        signals = reply.signals
+        if self.user and signals and signals.expertise and signals.expertise_source == "wording":
+            # Remember what the wording showed, so the next conversation starts from it.
+            self.store.set_profile(self.user, {"expertise": signals.expertise})
         return reply
 
     def send(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from charter.models.base import Message, Usage
+from charter.persona.signals import Signals
 from charter.spec.models import CharterSpec, FailurePolicy
 
 Verdict = Literal["pass", "block", "rewrite", "escalate", "error"]
@@ -92,6 +93,10 @@ class TurnState:
     """Hand-offs to a human raised during this turn (saved with the turn)."""
     reanchor: bool = False
     """The previous reply drifted from the persona: remind the model this turn."""
+    profile: dict[str, str] = field(default_factory=dict)
+    """The user's stored profile (persists across conversations)."""
+    signals: Signals | None = None
+    """This turn's signals (set by the instructions stage)."""
     persona_score: float | None = None
     """Share of the persona's checks the draft reply passed (set by the critique stage)."""
 

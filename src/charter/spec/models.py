@@ -122,11 +122,46 @@ class Policy(StrictModel):
     _id = field_validator("id")(_check_id)
 
 
+OneOrMany = str | list[str]
+
+
+class When(StrictModel):
+    """Conditions over the signals computed each turn; all that are given must hold. A list
+    means any of its values."""
+
+    code_language: OneOrMany | None = Field(
+        default=None, description="Code in the message: python, javascript."
+    )
+    expertise: Literal["beginner", "expert"] | None = None
+    sentiment: Literal["negative", "neutral", "positive"] | None = None
+    language: OneOrMany | None = Field(
+        default=None, description="Language of the message: en, es, fr, de, it, pt."
+    )
+    topic_any: list[str] = Field(
+        default_factory=list, description="Any of these words or phrases is in the message."
+    )
+    message_matches: str | None = Field(default=None, description="A regular expression.")
+    turn_at_least: int | None = Field(default=None, ge=1)
+    profile: dict[str, str] = Field(
+        default_factory=dict, description="Fields of the user's stored profile."
+    )
+
+    @field_validator("message_matches")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
 class Instruction(StrictModel):
     """A dynamic instruction: `then` is added to the system prompt when `when` holds."""
 
     id: str
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: When = Field(default_factory=When)
     then: str = Field(min_length=1)
 
     _id = field_validator("id")(_check_id)

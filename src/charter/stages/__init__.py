@@ -5,6 +5,7 @@ from charter.stages.drift import DriftStage
 from charter.stages.escalate import EscalationStage
 from charter.stages.generate import GenerateStage
 from charter.stages.input_guard import InputGuardStage
+from charter.stages.instructions import InstructionsStage
 from charter.stages.output_guard import OutputGuardStage
 from charter.stages.persona import PersonaStage
 from charter.stages.rate_limit import RateLimitStage
@@ -15,6 +16,7 @@ __all__ = [
     "EscalationStage",
     "GenerateStage",
     "InputGuardStage",
+    "InstructionsStage",
     "OutputGuardStage",
     "PersonaStage",
     "RateLimitStage",

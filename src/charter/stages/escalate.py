@@ -12,6 +12,8 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from charter.persona.signals import sentiment
+
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
     from charter.spec.models import Persona
@@ -24,6 +26,7 @@ _ASKS_FOR_HUMAN = re.compile(
     re.IGNORECASE,
 )
 REPEATED_FAILURES = 2  # this many blocked turns in a row, then a third: hand off
+NEGATIVE_TURNS = 3  # this many negative user messages in a row: hand off
 
 
 def asks_for_human(text: str) -> bool:
@@ -55,6 +58,13 @@ class EscalationStage:
         policy = _policy_escalation(state)
         if policy is not None:
             self._escalate(state, "policy", f"policy {policy!r} needs a specialist", append=True)
+        elif _stays_negative(state):
+            self._escalate(
+                state,
+                "negative_sentiment",
+                f"the last {NEGATIVE_TURNS} user messages were all negative",
+                append=True,
+            )
         elif state.blocked and state.prior_blocked >= REPEATED_FAILURES:
             self._escalate(
                 state,
@@ -85,6 +95,11 @@ class EscalationStage:
         record.reason = reason
         record.detail.update(escalated=True, reference=reference, trigger=trigger)
         return state
+
+
+def _stays_negative(state: TurnState) -> bool:
+    user = [m.content for m in state.messages if m.role == "user"][-NEGATIVE_TURNS:]
+    return len(user) == NEGATIVE_TURNS and all(sentiment(t)[0] == "negative" for t in user)
 
 
 def _policy_escalation(state: TurnState) -> str | None:

@@ -71,6 +71,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX escalations_by_status ON escalations(status, created_at);
     """,
+    # 3: user profiles that persist across conversations (for dynamic instructions)
+    """
+    CREATE TABLE profiles (
+        user TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (user, key)
+    );
+    """,
 )
 
 
@@ -230,6 +240,24 @@ class Store:
         if turn_id is None:  # pragma: no cover - sqlite always returns a rowid here
             raise StoreError("the turn was not saved")
         return turn_id
+
+    def profile(self, user: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM profiles WHERE user = ? ORDER BY key", (user,)
+            ).fetchall()
+        return {key: value for key, value in rows}
+
+    def set_profile(self, user: str, fields: dict[str, str]) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            for key, value in fields.items():
+                db.execute(
+                    "INSERT INTO profiles (user, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (user, key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at",
+                    (user, key, value, now),
+                )
 
     def last_trace(self, conversation_id: str) -> list[dict[str, Any]]:
         """The trace of the conversation's latest turn (empty if it has none)."""

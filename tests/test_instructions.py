@@ -1,0 +1,129 @@
+"""Dynamic instructions: signals computed each turn pick the charter's instructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from charter import Charter, Conversation, FakeModel, Store
+from charter.models.base import Message
+from charter.persona.signals import code_language, compute, expertise, language, sentiment
+from charter.spec import load_charter, parse_charter
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("def add(a, b):\n    return a + b\nprint(add(1, 2))", "python"),
+        ("const add = (a, b) => a + b;\nconsole.log(add(1, 2));", "javascript"),
+        ("How do loops work?", None),
+    ],
+)
+def test_code_language(text: str, expected: str | None) -> None:
+    assert code_language(text)[0] == expected
+
+
+def test_expertise_sentiment_and_language() -> None:
+    assert expertise(["I'm new to coding, what is a variable?"])[0] == "beginner"
+    assert expertise(["What's the time complexity of this generator?"])[0] == "expert"
+    assert sentiment("This is UNACCEPTABLE, I was charged twice!!")[0] == "negative"
+    assert sentiment("Thanks, that was helpful")[0] == "positive"
+    assert sentiment("What are your hours?")[0] == "neutral"
+    assert language("¿Cuál es el horario de la oficina para mi cuenta?")[0] == "es"
+    assert language("What are the opening hours for my account?")[0] == "en"
+
+
+def test_stored_profile_fills_in_expertise() -> None:
+    signals = compute([Message(role="user", content="Fix this please")], {"expertise": "expert"})
+    assert signals.expertise == "expert"
+    assert signals.expertise_source == "profile"
+
+
+def test_upset_customer_gets_the_apology_first_instruction() -> None:
+    model = FakeModel(default="I'm so sorry about that. Let me help.")
+    charter = Charter(load_charter(EXAMPLES / "acme-bank" / "charter.yaml"), model=model)
+    reply = charter.respond("I was charged twice and this is unacceptable!!")
+    applied = [a["id"] for a in reply.trace["instructions"].detail["applied"]]
+    assert applied == ["apologise-first"]
+    system = model.calls[0].messages[0].content
+    assert system.endswith("then give one concrete next step. Do not argue.")
+    assert "For this reply:" in system
+    calm = charter.respond("What are your opening hours?")
+    assert calm.trace["instructions"].detail["applied"] == []
+    assert "For this reply:" not in model.calls[-1].messages[0].content
+
+
+def test_tutor_adapts_to_python_and_a_beginner() -> None:
+    model = FakeModel(default="Let's look at line 2 together. What does it return?")
+    charter = Charter(load_charter(EXAMPLES / "code-tutor" / "charter.yaml"), model=model)
+    reply = charter.respond("I'm new to this. Why does this fail?\ndef f(x):\n    print(x)\nf()")
+    applied = {a["id"] for a in reply.trace["instructions"].detail["applied"]}
+    assert applied == {"python", "beginner"}
+    js = charter.respond("Why is this undefined?\nconst x = () => { let y; console.log(y); };")
+    assert {a["id"] for a in js.trace["instructions"].detail["applied"]} == {"javascript"}
+
+
+def test_expertise_is_remembered_across_conversations(tmp_path: Path) -> None:
+    spec = load_charter(EXAMPLES / "code-tutor" / "charter.yaml")
+    model = FakeModel(default="Good question. What do you expect it to print?")
+    store = Store(tmp_path / "c.db")
+    try:
+        first = Conversation(Charter(spec, model=model), store, user="lena")
+        first.send("I'm a beginner, what is a list?")
+        assert store.profile("lena") == {"expertise": "beginner"}
+        second = Conversation(Charter(spec, model=model), store, user="lena")
+        reply = second.send("How do I sort it?")
+        applied = [
+            a for a in reply.trace["instructions"].detail["applied"] if a["id"] == "beginner"
+        ]
+        assert applied
+        assert reply.trace["instructions"].detail["evidence"]["expertise"] == (
+            "from the stored profile"
+        )
+    finally:
+        store.close()
+
+
+def test_profile_conditions() -> None:
+    spec = parse_charter(
+        "id: x\npersona: {name: A, role: helper}\nguards: {input: [], output: []}\n"
+        "instructions:\n  - id: vip\n    when: {profile: {plan: premium}}\n"
+        "    then: Thank them for being a Premium customer.\n"
+    )
+    model = FakeModel(default="Hello!")
+    charter = Charter(spec, model=model)
+    reply = charter.respond("hi", profile={"plan": "premium"})
+    assert reply.trace["instructions"].detail["applied"][0]["why"] == ["profile.plan=premium"]
+    assert (
+        charter.respond("hi", profile={"plan": "basic"}).trace["instructions"].detail["applied"]
+        == []
+    )
+
+
+def test_bad_conditions_are_caught_when_loading() -> None:
+    from charter.spec import CharterFileError
+
+    with pytest.raises(CharterFileError) as info:
+        parse_charter(
+            "id: x\npersona: {name: A, role: helper}\ninstructions:\n"
+            "  - id: a\n    when: {mood: angry}\n    then: x\n"
+            "  - id: b\n    when: {message_matches: '(unclosed'}\n    then: y\n"
+        )
+    fields = {p.field for p in info.value.problems}
+    assert fields == {"instructions.0.when.mood", "instructions.1.when.message_matches"}
+
+
+def test_three_negative_messages_in_a_row_escalate(tmp_path: Path) -> None:
+    spec = load_charter(EXAMPLES / "acme-bank" / "charter.yaml")
+    store = Store(tmp_path / "c.db")
+    try:
+        chat = Conversation(Charter(spec, model=FakeModel(default="I'm sorry.")), store)
+        chat.send("This is terrible, my card is blocked!")
+        chat.send("Still blocked, this is ridiculous.")
+        reply = chat.send("Worst bank ever, I'm furious.")
+        assert [e["trigger"] for e in reply.escalations] == ["negative_sentiment"]
+    finally:
+        store.close()
