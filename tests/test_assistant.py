@@ -108,3 +108,38 @@ def test_conversation_is_saved_and_resumed(acme_file: Path, tmp_path: Path) -> N
             Conversation(Charter(other, model=model), store, first.id)
     finally:
         store.close()
+
+
+def test_trimmed_history_keeps_the_users_original_goal(acme_file: Path) -> None:
+    model = FakeModel(default="ok", context_window=1200)
+    charter = Charter(load_charter(acme_file), model=model)
+    goal = "I want to move my savings account to the Premium plan before Friday."
+    history = [Message(role="user", content=goal), Message(role="assistant", content="Sure.")]
+    for i in range(30):
+        history += [
+            Message(role="user", content=f"detail {i} " + "word " * 40),
+            Message(role="assistant", content=f"noted {i} " + "word " * 40),
+        ]
+    charter.respond([*history, Message(role="user", content="So, can you do it?")])
+    sent = model.calls[0].messages
+    system = sent[0].content
+    assert system.startswith("You are Penny")  # the persona is pinned, never cut
+    assert f"The user's first request was: «{goal}»" in system
+    assert sent[1].role == "user"
+    assert sent[-1].content == "So, can you do it?"
+    assert goal not in [m.content for m in sent[1:]]
+
+
+def test_short_history_is_sent_whole(acme_file: Path) -> None:
+    model = FakeModel(default="ok")
+    charter = Charter(load_charter(acme_file), model=model)
+    charter.respond(
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "hours?"},
+        ]
+    )
+    sent = model.calls[0].messages
+    assert [m.content for m in sent[1:]] == ["hi", "hello", "hours?"]
+    assert "first request" not in sent[0].content

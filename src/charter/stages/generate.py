@@ -23,15 +23,34 @@ def estimate_tokens(message: Message) -> int:
     return int(len(message.content) / _CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS
 
 
+GOAL_CHARS = 400
+
+
+def goal_note(first_request: str, dropped: int) -> str:
+    goal = first_request.strip()
+    if len(goal) > GOAL_CHARS:
+        goal = goal[:GOAL_CHARS].rsplit(" ", 1)[0] + " …"
+    return (
+        f"\n\n(Context: {dropped} earlier messages of this conversation are not shown. "
+        f"The user's first request was: «{goal}»)"
+    )
+
+
 def fit_history(
     system: Message, history: list[Message], *, budget: int
 ) -> tuple[list[Message], int]:
-    """Keep the newest messages that fit in `budget` tokens with the system prompt.
+    """Fit the conversation into `budget` tokens.
 
-    The latest message is always kept. Returns the messages to send and how many were left
-    out. (Summarising dropped turns and pinning the user's goal arrive with context
-    management.)"""
+    The system prompt (persona, constitution, this turn's instructions) is pinned and never
+    cut. The newest messages are kept while they fit; the latest is always kept; the kept
+    part starts with a user message. When anything is left out, the user's first request
+    (their original goal) is pinned to the system prompt with a note of how much is missing.
+    Returns the messages to send and how many were left out."""
+    first_user = next((m for m in history if m.role == "user"), None)
+    note = goal_note(first_user.content, len(history)) if first_user else ""
     remaining = budget - estimate_tokens(system)
+    if len(history) > 1:
+        remaining -= len(note) // int(_CHARS_PER_TOKEN) + 1  # room for the goal note
     kept: list[Message] = []
     for message in reversed(history):
         cost = estimate_tokens(message)
@@ -40,7 +59,14 @@ def fit_history(
         kept.append(message)
         remaining -= cost
     kept.reverse()
-    return [system, *kept], len(history) - len(kept)
+    while len(kept) > 1 and kept[0].role != "user":
+        kept.pop(0)  # a conversation shown from the middle starts with the user
+    dropped = len(history) - len(kept)
+    if dropped and first_user is not None and first_user not in kept:
+        system = Message(
+            role="system", content=system.content + goal_note(first_user.content, dropped)
+        )
+    return [system, *kept], dropped
 
 
 class GenerateStage:
