@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from charter.errors import ModelError
-from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent, TextDelta, Usage
-from charter.models.openai_wire import completion_from_openai, usage_from_openai
+from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent, Usage
+from charter.models.openai_wire import StreamAssembler, completion_from_openai
 
 
 class LlamaCppPythonModel(ChatModel):
@@ -74,29 +74,19 @@ class LlamaCppPythonModel(ChatModel):
         return completion_from_openai(dict(data), model=self.name)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
-        parts: list[str] = []
-        usage = Usage()
-        finish = "stop"
+        assembler = StreamAssembler(self.name)
         generated = 0
         with self._lock:
             try:
                 chunks = self._llama.create_chat_completion(**self._kwargs(request), stream=True)
                 for chunk in chunks:
-                    for choice in chunk.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            parts.append(delta)
-                            yield TextDelta(delta)
-                        if choice.get("finish_reason"):
-                            finish = str(choice["finish_reason"])
-                    if chunk.get("usage"):
-                        usage = usage_from_openai(chunk["usage"])
+                    yield from assembler.feed(dict(chunk))
                     generated += 1
-                if usage.total_tokens == 0:
+                if assembler.usage.total_tokens == 0:
                     # llama-cpp-python streams one chunk per token and reports no usage; the
                     # context length after generation gives the prompt's share.
                     completion_tokens = max(generated - 1, 0)  # the last chunk only finishes
-                    usage = Usage(
+                    assembler.usage = Usage(
                         prompt_tokens=max(int(self._llama.n_tokens) - completion_tokens, 0),
                         completion_tokens=completion_tokens,
                     )
@@ -104,7 +94,7 @@ class LlamaCppPythonModel(ChatModel):
                 raise
             except Exception as exc:
                 raise ModelError(f"{self.name}: {exc}") from exc
-        yield Completion(text="".join(parts), model=self.name, usage=usage, finish_reason=finish)
+        yield assembler.completion()
 
     def close(self) -> None:
         llama = getattr(self, "_llama", None)

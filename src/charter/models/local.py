@@ -18,13 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from charter.errors import ModelError
-from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent, TextDelta, Usage
-from charter.models.openai_wire import (
-    completion_from_openai,
-    request_payload,
-    timings,
-    usage_from_openai,
-)
+from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent
+from charter.models.openai_wire import StreamAssembler, completion_from_openai, request_payload
 
 
 class LocalModel(ChatModel):
@@ -102,10 +97,7 @@ class LocalModel(ChatModel):
 
         worker = threading.Thread(target=work, name="charter-local-stream", daemon=True)
         worker.start()
-        parts: list[str] = []
-        usage = Usage()
-        finish = "stop"
-        reported: dict[str, float] = {}
+        assembler = StreamAssembler(self.name)
         try:
             while True:
                 item = chunks.get()
@@ -113,33 +105,12 @@ class LocalModel(ChatModel):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if not isinstance(item, dict):
-                    continue
-                if "error" in item:
-                    raise ModelError(f"{self.name}: {item['error']}")
-                for choice in item.get("choices") or []:
-                    delta = (choice.get("delta") or {}).get("content")
-                    if delta:
-                        parts.append(delta)
-                        yield TextDelta(delta)
-                    if choice.get("finish_reason"):
-                        finish = str(choice["finish_reason"])
-                if item.get("usage"):
-                    usage = usage_from_openai(item["usage"])
-                if item.get("timings"):
-                    reported = timings(item["timings"])
-                    if usage.total_tokens == 0:
-                        t = item["timings"]
-                        usage = Usage(
-                            prompt_tokens=int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0)),
-                            completion_tokens=int(t.get("predicted_n", 0)),
-                        )
+                if isinstance(item, dict):
+                    yield from assembler.feed(item)
         finally:
             cancelled.set()
             worker.join()
-        yield Completion(
-            text="".join(parts), model=self.name, usage=usage, finish_reason=finish, **reported
-        )
+        yield assembler.completion()
 
     def close(self) -> None:
         server = getattr(self, "_server", None)

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from charter.errors import ModelError
-from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent, TextDelta, Usage
-from charter.models.openai_wire import completion_from_openai, request_payload, usage_from_openai
+from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent
+from charter.models.openai_wire import StreamAssembler, completion_from_openai, request_payload
 
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -182,10 +182,12 @@ class _SSEReader:
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.parts: list[str] = []
-        self.usage = Usage()
-        self.finish_reason = "stop"
+        self.assembler = StreamAssembler(model)
         self.ended = False
+
+    @property
+    def parts(self) -> list[str]:
+        return self.assembler.parts
 
     def feed(self, line: str) -> Iterator[StreamEvent]:
         if not line.startswith("data:"):
@@ -198,24 +200,9 @@ class _SSEReader:
             chunk = json.loads(payload)
         except ValueError:
             raise ModelError(f"{self.model}: malformed stream chunk {payload[:200]!r}") from None
-        if "error" in chunk:
-            raise ModelError(f"{self.model}: {chunk['error']}")
-        for choice in chunk.get("choices") or []:
-            delta = (choice.get("delta") or {}).get("content")
-            if delta:
-                self.parts.append(delta)
-                yield TextDelta(delta)
-            if choice.get("finish_reason"):
-                self.finish_reason = str(choice["finish_reason"])
-        if chunk.get("usage"):
-            self.usage = usage_from_openai(chunk["usage"])
+        yield from self.assembler.feed(chunk)
 
     def finish(self) -> Completion:
         if not self.ended:
             raise ModelError(f"{self.model}: the stream ended before [DONE]")
-        return Completion(
-            text="".join(self.parts),
-            model=self.model,
-            usage=self.usage,
-            finish_reason=self.finish_reason,
-        )
+        return self.assembler.completion()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from charter.errors import ModelError
-from charter.models.base import ChatRequest, Completion, Usage
+from charter.models.base import ChatRequest, Completion, TextDelta, Usage
 
 
 def request_payload(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -65,3 +66,46 @@ def timings(timings: Any) -> dict[str, float]:
     if "predicted_ms" in timings:
         out["generate_ms"] = float(timings["predicted_ms"])
     return out
+
+
+class StreamAssembler:
+    """Reads OpenAI-style stream chunks (dicts): yields the text deltas and keeps what the
+    final `Completion` needs (text, finish reason, usage, timings)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.usage = Usage()
+        self.finish_reason = "stop"
+        self.timings: dict[str, float] = {}
+
+    def feed(self, chunk: dict[str, Any]) -> Iterator[TextDelta]:
+        if "error" in chunk:
+            raise ModelError(f"{self.model}: {chunk['error']}")
+        for choice in chunk.get("choices") or []:
+            delta = (choice.get("delta") or {}).get("content")
+            if delta:
+                self.parts.append(delta)
+                yield TextDelta(delta)
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+        if chunk.get("usage"):
+            self.usage = usage_from_openai(chunk["usage"])
+        reported = chunk.get("timings")
+        if isinstance(reported, dict):
+            self.timings = timings(reported)
+            if self.usage.total_tokens == 0:
+                self.usage = Usage(
+                    prompt_tokens=int(reported.get("prompt_n", 0))
+                    + int(reported.get("cache_n", 0)),
+                    completion_tokens=int(reported.get("predicted_n", 0)),
+                )
+
+    def completion(self) -> Completion:
+        return Completion(
+            text="".join(self.parts),
+            model=self.model,
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            **self.timings,
+        )

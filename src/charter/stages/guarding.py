@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from charter.guards.base import Action, Guard, GuardVerdict, Subject
 
 if TYPE_CHECKING:
+    from charter.pipeline import StageRecord, TurnState
     from charter.spec.models import FailurePolicy
 
 
@@ -88,3 +89,12 @@ def _timed(verdict: GuardVerdict, started: float) -> GuardVerdict:
 
 def _with_text(subject: Subject, text: str) -> Subject:
     return replace(subject, text=text, views=())
+
+
+def refuse(state: TurnState, record: StageRecord, verdict: GuardVerdict) -> None:
+    """End the turn with the persona's refusal because `verdict` blocked it."""
+    record.verdict = "block"
+    record.reason = f"{verdict.guard}: {verdict.reason}"
+    state.reply = state.charter.persona.refusal_reply()
+    state.blocked = True
+    state.block_reason = record.reason

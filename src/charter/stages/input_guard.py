@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from charter.guards.base import Guard, Subject
 from charter.guards.normalize import views
-from charter.stages.guarding import run_guards
+from charter.stages.guarding import refuse, run_guards
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
@@ -42,10 +42,6 @@ class InputGuardStage:
         if decoded:
             record.detail["decoded"] = decoded
         if run.blocked_by is not None:
-            record.verdict = "block"
-            record.reason = f"{run.blocked_by.guard}: {run.blocked_by.reason}"
-            state.reply = state.charter.persona.refusal_reply()
-            state.blocked = True
-            state.block_reason = record.reason
+            refuse(state, record, run.blocked_by)
             return state
         return await call_next(state)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from charter.guards.base import Guard, Subject
-from charter.stages.guarding import run_guards
+from charter.stages.guarding import refuse, run_guards
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
@@ -49,11 +49,7 @@ class OutputGuardStage:
             )
             record.detail["guards"] = run.to_list()
             if run.blocked_by is not None:
-                record.verdict = "block"
-                record.reason = f"{run.blocked_by.guard}: {run.blocked_by.reason}"
-                state.reply = state.charter.persona.refusal_reply()
-                state.blocked = True
-                state.block_reason = record.reason
+                refuse(state, record, run.blocked_by)
             elif run.text != state.reply:
                 record.verdict = "rewrite"
                 record.reason = "; ".join(v.reason for v in run.verdicts if v.action == "rewrite")
