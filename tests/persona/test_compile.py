@@ -26,7 +26,8 @@ def test_prompt_carries_persona_rules_and_principles(acme: CharterSpec) -> None:
     assert "apologise first" in text
     assert "Never give investment, tax or legal advice." in text
     assert "[no-advice] Do not recommend investments" in text
-    assert "I can't give investment advice" in text  # the policy's answer
+    assert "Do not give investment advice (which stocks" in text
+    assert "I can't give investment advice" not in text  # the answer comes from the guard
     assert "0800 123 456" in text  # a fact from the persona
 
 

@@ -35,11 +35,10 @@ def asks_for_human(text: str) -> bool:
 
 def handoff_message(persona: Persona, reference: str) -> str:
     contact = persona.escalation.contact if persona.escalation else "a human colleague"
-    how = (
-        f" {persona.escalation.how.rstrip('.')}."
-        if persona.escalation and persona.escalation.how
-        else ""
-    )
+    how = ""
+    if persona.escalation and persona.escalation.how:
+        text = persona.escalation.how.strip().rstrip(".")
+        how = f" {text[:1].upper()}{text[1:]}."
     return (
         f"I'm passing this to {contact}, who will follow up with you.{how} "
         f"Your reference is {reference}."
