@@ -199,11 +199,12 @@ def run_charter(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=10)
+    parser.add_argument("--start", type=int, default=0, help="skip this many mapped prompts")
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     rows = json.loads(dataset_path("persona_drift", "persona_drift_100.json").read_text())
-    chosen = [i for i in sorted(MAPPED)][: args.prompts]
+    chosen = sorted(MAPPED)[args.start : args.start + args.prompts]
     model = LocalModel(weights.resolve(weights.DEFAULT_MODEL), n_ctx=8192, threads=args.threads)
     results: dict[str, Any] = {"prompts": chosen, "turns": args.turns, "per_prompt": {}}
     passes: dict[str, dict[int, list[bool]]] = {"raw": {}, "charter": {}}
@@ -230,7 +231,8 @@ def main() -> None:
     results["pass_rate"] = {
         name: {str(t): r.to_dict() for t, r in by_turn.items()} for name, by_turn in curve.items()
     }
-    out = ROOT / "bench" / "results" / "drift.json"
+    suffix = f"-from{args.start}" if args.start else ""
+    out = ROOT / "bench" / "results" / f"drift{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"\nprobe pass rate by turn ({len(chosen)} prompts, {args.turns} turns, Qwen 0.5B):")
