@@ -17,6 +17,17 @@ EXAMPLES = ROOT / "examples"
 # The model cache of the machine running the tests, read before any test points
 # $CHARTER_HOME at a temporary folder: end-to-end tests load the real model from here.
 REAL_CHARTER_HOME = charter_home()
+# The turn of the acme-bank example, outermost stage first (its charter enables them all).
+ACME_STAGES = [
+    "persona",
+    "instructions",
+    "escalate",
+    "drift",
+    "input_guards",
+    "output_guards",
+    "critique",
+    "generate",
+]
 
 
 @pytest.fixture(autouse=True)

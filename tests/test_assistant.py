@@ -8,6 +8,7 @@ import pytest
 from charter import Charter, Conversation, ConversationNotFoundError, FakeModel, Message, Store
 from charter.errors import ModelError
 from charter.spec import load_charter
+from tests.conftest import ACME_STAGES
 
 
 @pytest.fixture
@@ -20,16 +21,7 @@ def test_respond_runs_persona_then_generate(penny: tuple[Charter, FakeModel]) ->
     charter, model = penny
     reply = charter.respond("Who are you?")
     assert reply.text == "Hello, I'm Penny from Acme Bank."
-    assert reply.trace.stages == [
-        "persona",
-        "instructions",
-        "escalate",
-        "drift",
-        "input_guards",
-        "output_guards",
-        "critique",
-        "generate",
-    ]
+    assert reply.trace.stages == ACME_STAGES
     assert not reply.blocked
     [call] = model.calls
     assert call.messages[0].role == "system"

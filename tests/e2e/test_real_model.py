@@ -22,7 +22,7 @@ from charter.errors import ModelNotAvailableError
 from charter.models import ChatRequest, Completion, Message, TextDelta, weights
 from charter.models.local import LocalModel
 from charter.spec import load_charter
-from tests.conftest import EXAMPLES, REAL_CHARTER_HOME
+from tests.conftest import ACME_STAGES, EXAMPLES, REAL_CHARTER_HOME
 
 pytestmark = pytest.mark.model
 
@@ -57,16 +57,7 @@ def test_acme_answers_in_persona_with_a_trace(qwen: LocalModel) -> None:
     assert "Penny" in reply.text
     assert "Acme" in reply.text
     assert not reply.blocked
-    assert reply.trace.stages == [
-        "persona",
-        "instructions",
-        "escalate",
-        "drift",
-        "input_guards",
-        "output_guards",
-        "critique",
-        "generate",
-    ]
+    assert reply.trace.stages == ACME_STAGES
     generate = reply.trace["generate"]
     assert generate.prompt_tokens > 300  # the compiled persona is in the prompt
     assert 0 < generate.completion_tokens <= 200
