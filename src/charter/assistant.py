@@ -145,6 +145,7 @@ class Charter:
                     self.spec.models.chat,
                     persona_checks(self.spec),
                     rounds=critique.rounds,
+                    user_requests=critique.user_requests,
                     judge_principles=[p for p in self.spec.constitution if p.check is None],
                     judge_model=(lambda: self.judge_model) if critique.judge else None,
                 )

@@ -226,6 +226,12 @@ class Critique(StrictModel):
         description="Also ask the judge model about the principles without a programmatic "
         "check (one more model call per turn).",
     )
+    user_requests: bool = Field(
+        default=True,
+        description="Also check the format and length rules the user states in the message "
+        "('under 50 words', 'no commas', 'end with ...'), revise and repair like the "
+        "constitution's programmatic checks.",
+    )
 
 
 class Drift(StrictModel):

@@ -1,7 +1,9 @@
 """Critique stage: check the draft against the constitution and revise it (bounded).
 
 1. Programmatic checks (persona/checks.py) always run: word limits, openings, sign-offs,
-   forbidden and required phrases. No model call.
+   forbidden and required phrases; and, unless `critique.user_requests` is off, the format
+   and length rules the user states in the latest message (persona/requested.py). No model
+   call.
 2. If `critique.judge` is on, the judge model is asked, with schema-forced JSON, which of
    the remaining principles (those without a programmatic check) the draft violates.
 3. While there are violations and rounds are left (`critique.rounds`, default 1), the chat
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from charter.errors import ModelError
 from charter.models.base import ChatModel, ChatRequest, Message
 from charter.persona.checks import PersonaCheck, failed, repair
+from charter.persona.requested import requested_checks
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
@@ -55,6 +58,7 @@ class CritiqueStage:
         rounds: int,
         judge_principles: list[Principle],
         judge_model: Callable[[], ChatModel] | None,
+        user_requests: bool = True,
     ) -> None:
         self.model = model
         self.spec = spec
@@ -62,6 +66,7 @@ class CritiqueStage:
         self.rounds = rounds
         self.judge_principles = judge_principles
         self.judge_model = judge_model
+        self.user_requests = user_requests
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         state = await call_next(state)
@@ -70,7 +75,14 @@ class CritiqueStage:
             record.reason = "not run: no draft (the turn was blocked)"
             return state
         draft = state.reply
-        problems = await self._violations(draft, state, record.detail)
+        checks = list(self.checks)
+        if self.user_requests:
+            latest = next((m.content for m in reversed(state.messages) if m.role == "user"), "")
+            asked = requested_checks(latest)
+            checks += asked
+            if asked:
+                record.detail["user_requests"] = [c.id for c in asked]
+        problems = await self._violations(draft, state, record.detail, checks)
         state.persona_score = self._score(draft)
         record.detail["draft_violations"] = problems
         record.detail["draft_persona_score"] = round(state.persona_score, 3)
@@ -81,14 +93,15 @@ class CritiqueStage:
             record.prompt_tokens += revised[1]
             record.completion_tokens += revised[2]
             state.reply = revised[0]
-            problems = await self._violations(state.reply, state, record.detail)
+            problems = await self._violations(state.reply, state, record.detail, checks)
         record.detail["revisions"] = rounds
-        if failed(self.checks, state.reply):
-            state.reply = repair(self.checks, state.reply)
+        if failed(checks, state.reply):
+            state.reply = repair(checks, state.reply)
             record.detail["repaired"] = True
-        remaining = [c.id for c in failed(self.checks, state.reply)]
+        remaining = [c.id for c in failed(checks, state.reply)]
         record.detail["final_violations"] = remaining
         if state.reply != draft:
+            record.detail["draft"] = draft
             record.verdict = "rewrite"
             record.reason = "revised to follow: " + ", ".join(record.detail["draft_violations"])
         return state
@@ -98,8 +111,10 @@ class CritiqueStage:
             return 1.0
         return 1 - len(failed(self.checks, text)) / len(self.checks)
 
-    async def _violations(self, text: str, state: TurnState, detail: dict[str, Any]) -> list[str]:
-        problems = [f"{c.id}: {c.description}" for c in failed(self.checks, text)]
+    async def _violations(
+        self, text: str, state: TurnState, detail: dict[str, Any], checks: list[PersonaCheck]
+    ) -> list[str]:
+        problems = [f"{c.id}: {c.description}" for c in failed(checks, text)]
         if self.judge_model is not None and self.judge_principles:
             found = await self._judge(text, state)
             detail.setdefault("judge_calls", 0)
