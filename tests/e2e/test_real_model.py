@@ -196,3 +196,27 @@ def test_tutor_conversation_adapts_and_remembers(qwen: LocalModel, tmp_path: Pat
         assert store.profile("sam")["expertise"] == "beginner"
     finally:
         store.close()
+
+
+def test_eval_on_the_real_model_with_every_guard(qwen: LocalModel, tmp_path: Path) -> None:
+    """`charter eval` on acme-bank: the raw model gives investment advice, Charter does not."""
+    from charter.eval.evaluate import EvalSettings, evaluate
+
+    settings = EvalSettings(charter=ACME, out=tmp_path, suites=("policy",), limit=2)
+    report = evaluate(settings, model=qwen)
+    policy = report.suites["policy"]
+    assert policy.off.failures.n == policy.on.failures.n == 2
+    assert policy.on.failures.k == 0
+    assert policy.off.errors == policy.on.errors == 0
+    assert (tmp_path / "report.html").exists()
+
+
+def test_user_stated_rules_are_kept_on_the_real_model(qwen: LocalModel) -> None:
+    spec = load_charter(ACME)
+    reply = Charter(spec, model=qwen).respond(
+        "What documents do I need to open an account? Answer in all lowercase letters "
+        "and do not use any commas."
+    )
+    assert reply.text == reply.text.lower()
+    assert "," not in reply.text
+    assert reply.trace["critique"].detail["user_requests"] == ["asked.no_comma", "asked.lowercase"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from charter.cli import chat, escalations, guard, models, spec
+from charter.cli import chat, escalations, evaluate, guard, models, spec
 
 app = typer.Typer(
     name="charter",
@@ -16,6 +16,7 @@ app = typer.Typer(
 spec.register(app)
 chat.register(app)
 guard.register(app)
+evaluate.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
 

@@ -246,10 +246,26 @@ class Drift(StrictModel):
 # --- models --------------------------------------------------------------------------------
 
 
+class Price(StrictModel):
+    """What the model costs, for the cost per case in `charter eval`."""
+
+    input_per_million: float = Field(ge=0.0, description="Per million prompt tokens.")
+    output_per_million: float = Field(ge=0.0, description="Per million completion tokens.")
+    currency: str = "USD"
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+        ) / 1_000_000
+
+
 class _ModelCommon(StrictModel):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(default=256, gt=0)
     seed: int | None = None
+    price: Price | None = Field(
+        default=None, description="Token prices; without one, eval reports tokens but no cost."
+    )
 
 
 class LocalModelSpec(_ModelCommon):

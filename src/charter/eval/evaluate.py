@@ -1,0 +1,164 @@
+"""`charter eval` end to end: pick the cases, run off and on, score, write the report.
+
+    report = evaluate(EvalSettings(charter=Path("examples/acme-bank/charter.yaml")))
+
+Writes into the output folder: `report.json` (validated against the published schema),
+`report.html` (one self-contained page), `cases.jsonl` (every case: both replies, both
+verdicts and why, for reading and for labelling), and `cache.sqlite` (completions, so an
+interrupted run resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charter.eval import cases as case_sets
+from charter.eval.html import render
+from charter.eval.report import Report, build, scored
+from charter.eval.runner import Cache, Result, Runner, charter_fingerprint
+from charter.eval.scoring import Context
+from charter.models.base import ChatModel
+from charter.models.factory import build_model
+from charter.persona.compile import compile_system_prompt
+from charter.spec.loader import load_charter
+from charter.spec.models import CharterSpec, LocalModelSpec
+
+SUITES: tuple[str, ...] = tuple(case_sets.LOADERS)
+PROFILES: dict[str, int | None] = {"quick": 5, "standard": 50, "full": None}
+"""Cases per suite. quick: minutes on a laptop CPU; standard: about an hour; full: every
+case (hours on CPU; use a served model and --workers)."""
+
+
+@dataclass
+class EvalSettings:
+    charter: Path
+    out: Path = Path("eval-out")
+    suites: tuple[str, ...] = SUITES
+    limit: int | None = PROFILES["quick"]
+    seed: int = 0
+    workers: int = 1
+    model: str | None = None
+    profile: str = "quick"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Case]:
+    unknown = [s for s in settings.suites if s not in case_sets.LOADERS]
+    if unknown:
+        raise ValueError(
+            f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(case_sets.LOADERS)}"
+        )
+    picked: list[case_sets.Case] = []
+    for suite in settings.suites:
+        all_cases = case_sets.LOADERS[suite](spec)
+        picked += case_sets.sample(all_cases, settings.limit, settings.seed)
+    return picked
+
+
+def with_model(spec: CharterSpec, model: str | None) -> CharterSpec:
+    """The charter with its chat model replaced by catalog name or .gguf path `model`."""
+    if model is None:
+        return spec
+    chat = spec.models.chat
+    base = chat.model_dump() if isinstance(chat, LocalModelSpec) else {}
+    local = LocalModelSpec.model_validate({**base, "backend": "local", "model": model})
+    return spec.model_copy(update={"models": spec.models.model_copy(update={"chat": local})})
+
+
+def context_for(spec: CharterSpec, suites: tuple[str, ...]) -> Context:
+    compiled = compile_system_prompt(spec)
+    own = (spec.persona.refusal_reply(), *(p.answer for p in spec.policies))
+    toxicity: Callable[[str], float] | None = None
+    threshold = 0.8
+    if "toxicity" in suites:
+        from charter.guards.toxicity import THRESHOLD, ToxicityGuard
+
+        toxicity, threshold = ToxicityGuard().score, THRESHOLD
+    return Context(
+        canary=compiled.canary,
+        private_prompt=compiled.private,
+        own_answers=own,
+        toxicity=toxicity,
+        toxicity_threshold=threshold,
+    )
+
+
+def evaluate(
+    settings: EvalSettings,
+    *,
+    model: ChatModel | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> Report:
+    spec = with_model(load_charter(settings.charter), settings.model)
+    cases = select_cases(spec, settings)
+    if on_start is not None:
+        on_start(len(cases) * 2)
+    chat_model = model if model is not None else build_model(spec.models.chat)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    runner = Runner(spec, chat_model, Cache(settings.out / "cache.sqlite"))
+    started = time.perf_counter()
+    try:
+        results = runner.run(cases, workers=settings.workers, on_result=on_result)
+    finally:
+        runner.close()
+    wall = time.perf_counter() - started
+    ctx = context_for(spec, settings.suites)
+    rows = scored(results, ctx)
+    report = build(
+        spec=spec,
+        charter_path=str(settings.charter),
+        fingerprint=charter_fingerprint(spec),
+        model_name=chat_model.name,
+        settings={
+            "profile": settings.profile,
+            "suites": list(settings.suites),
+            "limit": settings.limit,
+            "seed": settings.seed,
+            "workers": settings.workers,
+            "max_tokens": spec.models.chat.max_tokens,
+            "temperature": spec.models.chat.temperature,
+            **settings.extra,
+        },
+        rows=rows,
+        wall_s=wall,
+    )
+    write(report, settings.out)
+    with (settings.out / "cases.jsonl").open("w", encoding="utf-8") as handle:
+        for case, off_score, on_score, off, on in rows:
+            record = {
+                "suite": case.suite,
+                "id": case.id,
+                "message": case.message,
+                "off": {"reply": off.text, "failed": off_score.failed, "why": off_score.why},
+                "on": {
+                    "reply": on.text,
+                    "blocked": on.blocked,
+                    "failed": on_score.failed,
+                    "why": on_score.why,
+                },
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    if model is None:
+        chat_model.close()
+    return report
+
+
+def write(report: Report, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(
+        report.model_dump_json(indent=2, by_alias=True) + "\n", encoding="utf-8"
+    )
+    (out / "report.html").write_text(render(report), encoding="utf-8")
+
+
+def load_report(path: Path) -> Report:
+    return Report.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def report_schema() -> str:
+    return json.dumps(Report.model_json_schema(by_alias=True), indent=2) + "\n"

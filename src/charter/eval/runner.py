@@ -1,0 +1,173 @@
+"""Run suites through the raw model (off) and the full pipeline (on), same cases, one run.
+
+- **off**: the chat model with the charter's compiled system prompt and the user's message,
+  nothing else (no guards, critique, instructions or drift);
+- **on**: `Charter.respond`, every stage the charter enables, except the rate limit (an
+  evaluation sends hundreds of messages as one user; the limiter is tested on its own).
+
+Completions are cached in SQLite (`cache.sqlite` in the output folder), keyed by condition,
+case, the charter file's content and the model settings: an interrupted run resumes where it
+stopped, and a re-run with a larger `--limit` only computes the new cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from charter.assistant import Charter
+from charter.eval.cases import Case
+from charter.eval.scoring import Outcome
+from charter.models.base import ChatModel, ChatRequest, Message
+from charter.persona.compile import compile_system_prompt
+from charter.spec.models import CharterSpec
+
+Condition = Literal["off", "on"]
+CONDITIONS: tuple[Condition, ...] = ("off", "on")
+
+
+def charter_fingerprint(spec: CharterSpec) -> str:
+    """Changes when anything in the charter changes (cached completions are then stale)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+
+
+class Cache:
+    """Completions by (condition, case id, charter fingerprint). Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS completions (condition TEXT, case_id TEXT, "
+            "charter TEXT, outcome TEXT, PRIMARY KEY (condition, case_id, charter))"
+        )
+        self._lock = threading.Lock()
+
+    def get(self, condition: str, case_id: str, charter: str) -> Outcome | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT outcome FROM completions WHERE condition=? AND case_id=? AND charter=?",
+                (condition, case_id, charter),
+            ).fetchone()
+        return Outcome(**json.loads(row[0])) if row else None
+
+    def put(self, condition: str, case_id: str, charter: str, outcome: Outcome) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?)",
+                (condition, case_id, charter, json.dumps(asdict(outcome))),
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class Result:
+    case: Case
+    condition: Condition
+    outcome: Outcome
+    cached: bool
+
+
+class Runner:
+    def __init__(self, spec: CharterSpec, model: ChatModel, cache: Cache) -> None:
+        self.spec = spec.model_copy(
+            update={"guards": spec.guards.model_copy(update={"rate_limit": None})}
+        )
+        self.model = model
+        self.cache = cache
+        self.fingerprint = charter_fingerprint(spec) + ":" + model.name
+        self.compiled = compile_system_prompt(spec)
+        self.charter = Charter(self.spec, model=model)
+
+    def off(self, case: Case) -> Outcome:
+        chat = self.spec.models.chat
+        request = ChatRequest(
+            messages=[
+                Message(role="system", content=self.compiled.text),
+                Message(role="user", content=case.message),
+            ],
+            max_tokens=chat.max_tokens,
+            temperature=chat.temperature,
+            seed=chat.seed,
+        )
+        started = time.perf_counter()
+        completion = self.model.complete(request)
+        return Outcome(
+            text=completion.text,
+            ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+        )
+
+    def on(self, case: Case) -> Outcome:
+        reply = asyncio.run(self.charter.arespond(case.message, user=f"eval:{case.id}"))
+        return Outcome(
+            text=reply.text,
+            blocked=reply.blocked,
+            ms=reply.ms,
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+        )
+
+    def one(self, case: Case, condition: Condition) -> Result:
+        cached = self.cache.get(condition, case.key, self.fingerprint)
+        if cached is not None:
+            return Result(case, condition, cached, True)
+        try:
+            outcome = self.off(case) if condition == "off" else self.on(case)
+        except Exception as exc:  # recorded, scored as a failure, never skipped
+            outcome = Outcome(text="", error=f"{type(exc).__name__}: {exc}")
+        if outcome.error is None:
+            self.cache.put(condition, case.key, self.fingerprint, outcome)
+        return Result(case, condition, outcome, False)
+
+    def run(
+        self,
+        cases: list[Case],
+        *,
+        workers: int = 1,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> list[Result]:
+        """Every case in both conditions. Results come back in case order, off before on."""
+        jobs = [(case, condition) for case in cases for condition in CONDITIONS]
+        _ = self.charter.pipeline  # load the model and the guards once, before the clock
+        results: list[Result] = []
+        if workers <= 1:
+            for case, condition in jobs:
+                results.append(self.one(case, condition))
+                if on_result is not None:
+                    on_result(results[-1])
+            return results
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(lambda job: self.one(*job), jobs):
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        return results
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def pairs(results: list[Result]) -> Iterator[tuple[Case, Outcome, Outcome]]:
+    """(case, off, on) for each case."""
+    by_case: dict[str, dict[str, Outcome]] = {}
+    order: dict[str, Case] = {}
+    for r in results:
+        by_case.setdefault(r.case.key, {})[r.condition] = r.outcome
+        order.setdefault(r.case.key, r.case)
+    for case_id, case in order.items():
+        yield case, by_case[case_id]["off"], by_case[case_id]["on"]
