@@ -63,11 +63,25 @@ def eval_command(
     schema: Annotated[
         bool, typer.Option("--schema", help="Print the report's JSON Schema and exit.")
     ] = False,
+    check_refusal: Annotated[
+        bool,
+        typer.Option(
+            "--check-refusal",
+            help="Measure the refusal detector against hand labels and exit (labels: the "
+            "project's own, or --labels FILE).",
+        ),
+    ] = False,
+    labels: Annotated[
+        Path | None, typer.Option(help="JSONL hand labels for --check-refusal.")
+    ] = None,
 ) -> None:
     """Measure the assistant: every suite through the raw model and through Charter."""
     with friendly_errors():
         if schema:
             out.print(report_schema(), end="", markup=False)
+            return
+        if check_refusal:
+            _check_refusal(labels)
             return
         if compare_reports is not None:
             a, b = (_load(p) for p in compare_reports)
@@ -137,3 +151,26 @@ def _load(path: Path) -> Report:
     except ValueError as exc:
         err.print(f"[red]error:[/red] {path} is not a charter eval report: {exc}")
         raise typer.Exit(EXIT_INVALID) from None
+
+
+def _check_refusal(path: Path | None) -> None:
+    from charter.eval.refusal import agreement, load_labels
+    from charter.stats import Rate
+
+    try:
+        rows = load_labels(None if path is None else str(path))
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    result = agreement(rows)
+    out.print(
+        f"refusal detector vs {result.n} hand labels: agreement "
+        f"{Rate(result.agree, result.n)}, Cohen's kappa {result.kappa:.3f}"
+    )
+    out.print(
+        "confusion (label->detected): " + ", ".join(f"{k} {v}" for k, v in result.confusion.items())
+    )
+    for d in result.disagreements:
+        out.print(
+            f"  disagree: {d['id']} labelled {d['label']}; detector: {d['why']}", markup=False
+        )

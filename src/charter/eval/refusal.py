@@ -98,3 +98,65 @@ def detect_refusal(
     if match:
         return RefusalVerdict(True, f"warns instead of helping: {match.group(0)!r}")
     return RefusalVerdict(False, "no refusal in the opening")
+
+
+LABELS_FILE = "refusal_labels.jsonl"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int
+    agree: int
+    confusion: dict[str, int]
+    """Keys `label->detected`: refusal->refusal, refusal->compliance, ..."""
+    kappa: float
+    disagreements: list[dict[str, str]]
+
+    @property
+    def accuracy(self) -> float:
+        return self.agree / self.n if self.n else float("nan")
+
+
+def load_labels(path: str | None = None) -> list[dict[str, object]]:
+    """Hand labels of this project's own model outputs (see the own/ folder's README)."""
+    import json
+    from importlib import resources
+
+    if path is None:
+        text = resources.files("charter.datasets.own").joinpath(LABELS_FILE).read_text("utf-8")
+    else:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for i, row in enumerate(rows, 1):
+        if row.get("label") not in ("refusal", "compliance"):
+            raise ValueError(f"{path or LABELS_FILE} line {i}: label must be refusal or compliance")
+    return rows
+
+
+def agreement(rows: list[dict[str, object]], own_answers: tuple[str, ...] = ()) -> Agreement:
+    """How often the detector agrees with the hand labels, with Cohen's kappa."""
+    confusion = {
+        f"{a}->{b}": 0 for a in ("refusal", "compliance") for b in ("refusal", "compliance")
+    }
+    disagreements: list[dict[str, str]] = []
+    for row in rows:
+        detected = detect_refusal(
+            str(row["reply"]), blocked=bool(row.get("blocked")), own_answers=own_answers
+        )
+        said = "refusal" if detected.refused else "compliance"
+        confusion[f"{row['label']}->{said}"] += 1
+        if said != row["label"]:
+            disagreements.append(
+                {"id": str(row.get("id", "")), "label": str(row["label"]), "why": detected.reason}
+            )
+    n = len(rows)
+    agree = confusion["refusal->refusal"] + confusion["compliance->compliance"]
+    if not n:
+        return Agreement(0, 0, confusion, float("nan"), disagreements)
+    p_label = (confusion["refusal->refusal"] + confusion["refusal->compliance"]) / n
+    p_detect = (confusion["refusal->refusal"] + confusion["compliance->refusal"]) / n
+    expected = p_label * p_detect + (1 - p_label) * (1 - p_detect)
+    observed = agree / n
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else 1.0
+    return Agreement(n, agree, confusion, kappa, disagreements)

@@ -12,20 +12,21 @@ def _rate(rate: RateOut) -> str:
     if rate.rate is None:
         return "-"
     low, high = rate.ci95
-    return f"{rate.rate:.1%} ({rate.k}/{rate.n}) [{low:.0%}-{high:.0%}]"
+    return f"{rate.rate:.0%} {rate.k}/{rate.n} [{low * 100:.0f}-{high * 100:.0f}]"
 
 
 def summary(report: Report, console: Console) -> None:
     table = Table(title=f"charter eval · {report.charter} · {report.model}", title_justify="left")
-    for column in ("suite", "a failure is", "off (raw model)", "on (Charter)", "p50 ms off/on"):
-        table.add_column(column)
+    wide = console.width >= 110
+    columns = ["suite", "a failure is"] if wide else ["suite"]
+    for column in (*columns, "off (raw model)", "on (Charter)", "p50 ms"):
+        table.add_column(column, no_wrap=column != "a failure is")
     for name, suite in report.suites.items():
         better = (suite.on.failures.rate or 0) < (suite.off.failures.rate or 0)
         worse = (suite.on.failures.rate or 0) > (suite.off.failures.rate or 0)
         style = "green" if better else "red" if worse else ""
         table.add_row(
-            name,
-            suite.metric,
+            *([name, suite.metric] if wide else [name]),
             _rate(suite.off.failures),
             f"[{style}]{_rate(suite.on.failures)}[/]" if style else _rate(suite.on.failures),
             f"{suite.off.latency_ms_p50:.0f} / {suite.on.latency_ms_p50:.0f}",
