@@ -17,10 +17,22 @@ class Rule:
     category: str
     weight: float
     pattern: re.Pattern[str]
+    inside_content: bool = False
+    """Only a match inside pasted content counts: after the message's first line (the
+    user's own request), in a message with at least `CONTENT_OFFSET` characters after it."""
 
 
-def _rule(id: str, category: str, weight: float, pattern: str) -> Rule:
-    return Rule(id, category, weight, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+CONTENT_OFFSET = 150
+
+
+def _rule(id: str, category: str, weight: float, pattern: str, *, inside: bool = False) -> Rule:
+    return Rule(id, category, weight, re.compile(pattern, re.IGNORECASE | re.DOTALL), inside)
+
+
+_OUTPUT = (
+    r"your\s+(?:response|reply|answer|message|output|code(?:base)?|implementation|solution"
+    r"|algorithm|elucidation|program|program\s+logic|solution\s+architecture)"
+)
 
 
 _PRIOR = (
@@ -126,6 +138,49 @@ RULES: tuple[Rule, ...] = (
         0.6,
         r"\b(?:instructions|prompt|above)\b.{0,40}\b(?:in\s+a\s+code\s+block|verbatim|word\s+for\s+word|in\s+full)",
     ),
+    # Indirect injection: a directive to the assistant about its own output, hidden in a
+    # document the user pasted (BIPIA-style). Designed on the guard corpus' train split.
+    _rule(
+        "hidden.directive-on-output",
+        "hidden",
+        0.9,
+        r"\b(?:add|include|integrate|incorporate|append|insert|embed|mention|promote|encode"
+        r"|translate|render|reverse|replace|modify|enhance|augment|apply|shift|express|merge"
+        r"|blend|introduce|supplement|hint|spread|elevate|upgrade|weave|woven|assimilate)"
+        rf"\w*\b[^.\n]{{0,120}}\b(?:in|into|to|within|of|from)\s+{_OUTPUT}\b"
+        rf"|\b(?:in|into|to)\s+{_OUTPUT}\s*,\s*(?:mention|include|add|suggest|hint|promote)",
+        inside=True,
+    ),
+    _rule(
+        "hidden.code-to-embed",
+        "hidden",
+        0.9,
+        r"\b(?:following|below|subsequent|this)\s+code\s+(?:snippet|block|excerpt|section)\b"
+        r"[^`]{0,120}```",
+        inside=True,
+    ),
+    _rule(
+        "hidden.rework-output",
+        "hidden",
+        0.9,
+        r"\b(?:enhance|modify|augment|translate|render|encode|provide|express|write|reverse"
+        r"|apply|elevate|upgrade|develop|give|present)\s+"
+        rf"{_OUTPUT}\s+(?:by|to|with|into|in|using|backwards?|a\s+lift)\b",
+        inside=True,
+    ),
+    _rule(
+        "hidden.output-format",
+        "hidden",
+        0.9,
+        r"\b(?:base\s?(?:16|32|58|64)|caesar\s+cipher|substitution\s+cipher|monoalphabetic"
+        r"|emojis?|in\s+reverse|reverse\s+(?:sequence|order)|invert\s+the\s+order|backwards?)"
+        rf"\b[^.\n]{{0,60}}\b{_OUTPUT}\b"
+        rf"|\b{_OUTPUT}\b[^.\n]{{0,60}}\b(?:base\s?(?:16|32|58|64)|caesar\s+cipher"
+        r"|substitution\s+cipher|monoalphabetic|emojis?|in\s+reverse|backwards?)\b"
+        r"|\b(?:reply|respond|answer)\s+(?:only\s+)?in\s+(?:german|french|spanish|italian"
+        r"|portuguese|dutch|russian|chinese|japanese|korean|arabic)\b",
+        inside=True,
+    ),
     # Tensor-Trust-style hijacks: make the model say a fixed phrase
     _rule(
         "hijack.say-phrase",
@@ -149,10 +204,19 @@ def match_rules(text: str, categories: frozenset[str] | None = None) -> list[Rul
     for rule in RULES:
         if categories is not None and rule.category not in categories:
             continue
-        found = rule.pattern.search(text)
+        found = _search(rule, text)
         if found:
             matches.append(RuleMatch(rule.id, rule.category, rule.weight, found.group(0)[:80]))
     return matches
+
+
+def _search(rule: Rule, text: str) -> re.Match[str] | None:
+    if not rule.inside_content:
+        return rule.pattern.search(text)
+    first_line = text.find("\n")
+    if first_line < 0 or len(text) - first_line < CONTENT_OFFSET:
+        return None
+    return rule.pattern.search(text, first_line)
 
 
 _TURN_MARKER = re.compile(
