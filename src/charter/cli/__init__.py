@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from charter.cli import chat, escalations, evaluate, guard, models, spec
+from charter.cli import chat, escalations, evaluate, guard, models, serve, spec
 
 app = typer.Typer(
     name="charter",
@@ -17,6 +17,7 @@ spec.register(app)
 chat.register(app)
 guard.register(app)
 evaluate.register(app)
+serve.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
 

@@ -1,0 +1,58 @@
+"""`charter serve`: the charters behind an OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charter.cli._common import EXIT_INVALID, err, friendly_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    files: Annotated[list[Path], typer.Argument(help="Charter files; each is a model.")],
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the charters at /v1/chat/completions (OpenAI-compatible), with /v1/models,
+    /healthz and /readyz."""
+    import uvicorn
+
+    from charter.assistant import Charter
+    from charter.gateway import create_app
+    from charter.spec import load_charter
+
+    with friendly_errors():
+        if not _loopback(host):
+            err.print(
+                f"[red]error:[/red] no API keys are configured, so the gateway binds to loopback "
+                f"only (asked for {host}); put it behind an authenticating proxy, or wait for "
+                "API keys (see docs/gateway.md)"
+            )
+            raise typer.Exit(EXIT_INVALID)
+        charters: dict[str, Charter] = {}
+        for path in files:
+            spec = load_charter(path)
+            if spec.id in charters:
+                err.print(f"[red]error:[/red] two charters have the id {spec.id!r}")
+                raise typer.Exit(EXIT_INVALID)
+            charters[spec.id] = Charter(spec)
+        err.print(
+            f"serving {', '.join(charters)} on http://{host}:{port}/v1 (no API keys: loopback only)"
+        )
+        uvicorn.run(create_app(charters), host=host, port=port, log_level="warning")

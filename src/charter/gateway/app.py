@@ -1,0 +1,233 @@
+"""The OpenAI-compatible gateway, built by `create_app` (no module-level state).
+
+Each charter is a model, named by its id. `POST /v1/chat/completions` runs the whole turn
+through the charter's pipeline: the same guards, critique and trace as `charter chat`, on the
+plain and the streamed path alike (a streamed reply is released only after the output guards
+passed it). Every response says which guards ran, in the `X-Charter-Guards` header and in
+the `charter` object of the body (the last SSE chunk, when streaming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from charter.assistant import Charter, Reply
+from charter.gateway.wire import (
+    CharterInfo,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    ChoiceMessage,
+    ErrorBody,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+    WireUsage,
+)
+from charter.models.base import Message
+
+GUARD_STAGES = ("input_guards", "output_guards")
+
+
+def error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(message=message, type=kind, param=param))
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def guards_ran(reply: Reply) -> list[str]:
+    """`input:injection=allow`, ... for every guard verdict of the turn, in order."""
+    out: list[str] = []
+    for record in reply.trace.records:
+        if record.stage not in GUARD_STAGES:
+            continue
+        side = record.stage.split("_")[0]
+        for verdict in record.detail.get("guards", []):
+            out.append(f"{side}:{verdict['guard']}={verdict['action']}")
+    return out
+
+
+def planned_guards(charter: Charter) -> str:
+    """The guards the charter enables (streamed responses send headers before they run;
+    the verdicts are in the last chunk)."""
+    guards = charter.spec.guards
+    names = [f"input:{g}" for g in guards.input] + [f"output:{g}" for g in guards.output]
+    return ",".join(names) or "none"
+
+
+def charter_info(reply: Reply) -> CharterInfo:
+    return CharterInfo(
+        blocked=reply.blocked,
+        block_reason=reply.block_reason,
+        guards=guards_ran(reply),
+        trace=reply.trace.to_list(),
+        escalations=[
+            {"id": e["id"], "trigger": e["trigger"], "reason": e["reason"]}
+            for e in reply.escalations
+        ],
+    )
+
+
+def _build_pipeline(charter: Charter) -> None:
+    _ = charter.pipeline  # loads the model and the guards
+
+
+def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI:
+    """The gateway over `charters` (id -> Charter). With `load`, every charter's model and
+    guards load at start-up, and /readyz answers 200 once they have."""
+    ready = asyncio.Event()
+    created = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if load:
+            for charter in charters.values():
+                await asyncio.to_thread(_build_pipeline, charter)
+        ready.set()
+        yield
+
+    app = FastAPI(title="Charter gateway", version="1", lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(
+            400,
+            f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}",
+            "invalid_request_error",
+            where or None,
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> dict[str, str] | JSONResponse:
+        if not ready.is_set():
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return {"status": "ready"}
+
+    @app.get("/v1/models")
+    async def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=cid, created=created) for cid in charters])
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest) -> Any:
+        charter = charters.get(body.model)
+        if charter is None:
+            return error(
+                404,
+                f"unknown model {body.model!r}; this gateway serves: {', '.join(charters)}",
+                "not_found_error",
+                "model",
+            )
+        if any(m.role == "system" for m in body.messages):
+            return error(
+                400,
+                "system messages come from the charter; remove them from the request",
+                "invalid_request_error",
+                "messages",
+            )
+        if body.messages[-1].role != "user":
+            return error(
+                400, "the last message must be from the user", "invalid_request_error", "messages"
+            )
+        messages = [Message(role=m.role, content=m.content) for m in body.messages]
+        if body.stream:
+            return _stream(charter, body, messages)
+        reply = await charter.arespond(messages, user=body.user)
+        completion = ChatCompletion(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=body.model,
+            choices=[
+                Choice(
+                    message=ChoiceMessage(content=reply.text),
+                    finish_reason="content_filter" if reply.blocked else "stop",
+                )
+            ],
+            usage=WireUsage(
+                prompt_tokens=reply.usage.prompt_tokens,
+                completion_tokens=reply.usage.completion_tokens,
+                total_tokens=reply.usage.prompt_tokens + reply.usage.completion_tokens,
+            ),
+            charter=charter_info(reply),
+        )
+        return JSONResponse(
+            completion.model_dump(),
+            headers={"X-Charter-Guards": ",".join(completion.charter.guards) or "none"},
+        )
+
+    return app
+
+
+def _stream(
+    charter: Charter, body: ChatCompletionRequest, messages: list[Message]
+) -> StreamingResponse:
+    """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
+    the last chunk carries the finish reason, the usage and the `charter` object."""
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
+        data = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(data)}\n\n"
+
+    async def events() -> AsyncIterator[str]:
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def on_delta(text: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+
+        async def turn() -> Reply:
+            try:
+                return await charter.arespond(messages, user=body.user, on_delta=on_delta)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        task = asyncio.create_task(turn())
+        yield chunk({"role": "assistant", "content": ""})
+        sent = False
+        while (piece := await queue.get()) is not None:
+            sent = True
+            yield chunk({"content": piece})
+        reply = await task
+        if not sent and reply.text:
+            yield chunk({"content": reply.text})  # a blocked turn's persona reply
+        usage = {
+            "prompt_tokens": reply.usage.prompt_tokens,
+            "completion_tokens": reply.usage.completion_tokens,
+            "total_tokens": reply.usage.prompt_tokens + reply.usage.completion_tokens,
+        }
+        yield chunk(
+            {},
+            "content_filter" if reply.blocked else "stop",
+            usage=usage,
+            charter=charter_info(reply).model_dump(),
+        )
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Charter-Guards": planned_guards(charter)},
+    )

@@ -1,0 +1,89 @@
+"""The OpenAI chat-completions API as the gateway speaks it: request and response bodies.
+
+Requests are validated strictly where a silent misreading would hurt (roles, content,
+numbers) and leniently where clients differ (unknown fields are accepted and ignored, as
+OpenAI's own API does). Each response carries a `charter` object with the turn's verdict
+and trace, which OpenAI clients ignore and Charter-aware clients read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WireMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=0, max_length=200_000)
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(description="A charter id from GET /v1/models.")
+    messages: list[WireMessage] = Field(min_length=1, max_length=500)
+    stream: bool = False
+    user: str | None = Field(default=None, max_length=200)
+
+
+class ChoiceMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ChoiceMessage
+    finish_reason: Literal["stop", "content_filter"]
+
+
+class WireUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CharterInfo(BaseModel):
+    """What Charter did this turn (not part of OpenAI's API; clients may ignore it)."""
+
+    blocked: bool
+    block_reason: str | None
+    guards: list[str] = Field(description="Every guard that ran this turn, in order.")
+    trace: list[dict[str, Any]]
+    escalations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: WireUsage
+    charter: CharterInfo
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "charter"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
