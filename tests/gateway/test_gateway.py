@@ -180,3 +180,27 @@ def test_the_official_openai_client_works_plain_and_streamed(live_server: str) -
     assert text == "Hello from Penny. We open at 9."
     with pytest.raises(openai.NotFoundError):
         api.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+def test_the_published_openapi_schema_is_current() -> None:
+    from pathlib import Path
+
+    from charter.gateway import openapi_text
+
+    published = Path(__file__).resolve().parents[2] / "docs" / "gateway.openapi.json"
+    assert published.read_text() == openapi_text(), "run: charter serve --openapi > " + str(
+        published
+    )
+
+
+def test_serve_refuses_a_public_address_without_api_keys(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from charter.cli import app
+
+    acme = Path(__file__).resolve().parents[2] / "examples" / "acme-bank" / "charter.yaml"
+    result = CliRunner().invoke(app, ["serve", str(acme), "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "loopback only" in result.output

@@ -25,18 +25,29 @@ def _loopback(host: str) -> bool:
 
 
 def serve(
-    files: Annotated[list[Path], typer.Argument(help="Charter files; each is a model.")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Charter files; each is a model.")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    openapi: Annotated[
+        bool, typer.Option("--openapi", help="Print the gateway's OpenAPI schema and exit.")
+    ] = False,
 ) -> None:
     """Serve the charters at /v1/chat/completions (OpenAI-compatible), with /v1/models,
     /healthz and /readyz."""
     import uvicorn
 
     from charter.assistant import Charter
-    from charter.gateway import create_app
+    from charter.gateway import create_app, openapi_text
     from charter.spec import load_charter
 
+    if openapi:
+        print(openapi_text(), end="")
+        return
+    if not files:
+        err.print("[red]error:[/red] give one or more charter files")
+        raise typer.Exit(EXIT_INVALID)
     with friendly_errors():
         if not _loopback(host):
             err.print(

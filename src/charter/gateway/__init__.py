@@ -1,5 +1,13 @@
 """The gateway: Charter behind an OpenAI-compatible HTTP API (`charter serve`)."""
 
+import json
+
 from charter.gateway.app import create_app
 
-__all__ = ["create_app"]
+
+def openapi_text() -> str:
+    """The gateway's OpenAPI schema (published as docs/gateway.openapi.json)."""
+    return json.dumps(create_app({}, load=False).openapi(), indent=2, sort_keys=True) + "\n"
+
+
+__all__ = ["create_app", "openapi_text"]
