@@ -19,9 +19,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from charter.assistant import Charter, Reply
+from charter.gateway.metrics import GatewayMetrics
 from charter.gateway.wire import (
     CharterInfo,
     ChatCompletion,
@@ -86,6 +87,7 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
     guards load at start-up, and /readyz answers 200 once they have."""
     ready = asyncio.Event()
     created = int(time.time())
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,6 +101,7 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.rejected.labels("400").inc()
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return error(
@@ -118,6 +121,10 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
             return JSONResponse({"status": "loading"}, status_code=503)
         return {"status": "ready"}
 
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
     @app.get("/v1/models")
     async def models() -> ModelList:
         return ModelList(data=[ModelCard(id=cid, created=created) for cid in charters])
@@ -126,6 +133,7 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
     async def chat_completions(body: ChatCompletionRequest) -> Any:
         charter = charters.get(body.model)
         if charter is None:
+            metrics.rejected.labels("404").inc()
             return error(
                 404,
                 f"unknown model {body.model!r}; this gateway serves: {', '.join(charters)}",
@@ -133,6 +141,7 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
                 "model",
             )
         if any(m.role == "system" for m in body.messages):
+            metrics.rejected.labels("400").inc()
             return error(
                 400,
                 "system messages come from the charter; remove them from the request",
@@ -140,13 +149,15 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
                 "messages",
             )
         if body.messages[-1].role != "user":
+            metrics.rejected.labels("400").inc()
             return error(
                 400, "the last message must be from the user", "invalid_request_error", "messages"
             )
         messages = [Message(role=m.role, content=m.content) for m in body.messages]
         if body.stream:
-            return _stream(charter, body, messages)
+            return _stream(charter, body, messages, metrics)
         reply = await charter.arespond(messages, user=body.user)
+        metrics.observe(body.model, reply, stream=False, guards=guards_ran(reply))
         completion = ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -173,7 +184,10 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
 
 
 def _stream(
-    charter: Charter, body: ChatCompletionRequest, messages: list[Message]
+    charter: Charter,
+    body: ChatCompletionRequest,
+    messages: list[Message],
+    metrics: GatewayMetrics,
 ) -> StreamingResponse:
     """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
     the last chunk carries the finish reason, the usage and the `charter` object."""
@@ -211,6 +225,7 @@ def _stream(
             sent = True
             yield chunk({"content": piece})
         reply = await task
+        metrics.observe(body.model, reply, stream=True, guards=guards_ran(reply))
         if not sent and reply.text:
             yield chunk({"content": reply.text})  # a blocked turn's persona reply
         usage = {
