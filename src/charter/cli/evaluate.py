@@ -17,6 +17,7 @@ from rich.progress import (
 
 from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
 from charter.eval.evaluate import (
+    ALL_SUITES,
     PROFILES,
     SUITES,
     EvalSettings,
@@ -38,8 +39,15 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     charter: Annotated[Path | None, typer.Argument(help="The charter file.")] = None,
     suites: Annotated[
-        str | None, typer.Option(help=f"Comma-separated, default all: {','.join(SUITES)}.")
+        str | None,
+        typer.Option(
+            help=f"Comma-separated; default: {','.join(SUITES)}. Opt-in: persona_stability "
+            "(50-turn conversations)."
+        ),
     ] = None,
+    turns: Annotated[
+        int, typer.Option(min=1, max=200, help="Turns per persona_stability conversation.")
+    ] = 50,
     profile: Annotated[
         str, typer.Option(help="quick (5 cases/suite), standard (50) or full (all).")
     ] = "quick",
@@ -94,11 +102,11 @@ def eval_command(
             err.print(f"[red]error:[/red] --profile must be one of {', '.join(PROFILES)}")
             raise typer.Exit(EXIT_INVALID)
         chosen = tuple(s.strip() for s in suites.split(",") if s.strip()) if suites else SUITES
-        unknown = [s for s in chosen if s not in SUITES]
+        unknown = [s for s in chosen if s not in ALL_SUITES]
         if unknown:
             err.print(
                 f"[red]error:[/red] unknown suite(s) {', '.join(unknown)}; "
-                f"known: {', '.join(SUITES)}"
+                f"known: {', '.join(ALL_SUITES)}"
             )
             raise typer.Exit(EXIT_INVALID)
         settings = EvalSettings(
@@ -110,6 +118,7 @@ def eval_command(
             workers=workers,
             model=model,
             profile=profile if limit is None else "custom",
+            turns=turns,
         )
         with Progress(
             TextColumn("[progress.description]{task.description}"),

@@ -16,21 +16,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from charter.errors import CharterError
 from charter.eval import cases as case_sets
+from charter.eval import stability
 from charter.eval.html import render
 from charter.eval.report import Report, build, scored
 from charter.eval.runner import Cache, Result, Runner, charter_fingerprint
 from charter.eval.scoring import Context
 from charter.models.base import ChatModel
 from charter.models.factory import build_model
+from charter.persona.checks import persona_checks
 from charter.persona.compile import compile_system_prompt
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec, LocalModelSpec
 
 SUITES: tuple[str, ...] = tuple(case_sets.LOADERS)
+"""The default suites. `persona_stability` (50-turn conversations) is opt-in."""
+ALL_SUITES: tuple[str, ...] = (*SUITES, "persona_stability")
 PROFILES: dict[str, int | None] = {"quick": 5, "standard": 50, "full": None}
 """Cases per suite. quick: minutes on a laptop CPU; standard: about an hour; full: every
 case (hours on CPU; use a served model and --workers)."""
+CONVERSATIONS: dict[str, int] = {"quick": 1, "standard": 2, "full": 5, "custom": 1}
+"""persona_stability conversations per profile."""
 
 
 @dataclass
@@ -43,17 +50,26 @@ class EvalSettings:
     workers: int = 1
     model: str | None = None
     profile: str = "quick"
+    turns: int = 50
+    """Turns per persona_stability conversation."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
 def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Case]:
-    unknown = [s for s in settings.suites if s not in case_sets.LOADERS]
+    unknown = [s for s in settings.suites if s not in ALL_SUITES]
     if unknown:
-        raise ValueError(
-            f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(case_sets.LOADERS)}"
-        )
+        raise CharterError(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(ALL_SUITES)}")
     picked: list[case_sets.Case] = []
     for suite in settings.suites:
+        if suite == "persona_stability":
+            if not persona_checks(spec):
+                raise CharterError(
+                    "persona_stability scores replies with the charter's programmatic persona "
+                    "checks (persona.style, constitution[].check); this charter has none"
+                )
+            conversations = CONVERSATIONS.get(settings.profile, 1)
+            picked += stability.conversation_cases(conversations, settings.turns)
+            continue
         all_cases = case_sets.LOADERS[suite](spec)
         picked += case_sets.sample(all_cases, settings.limit, settings.seed)
     return picked
@@ -79,6 +95,7 @@ def context_for(spec: CharterSpec, suites: tuple[str, ...]) -> Context:
 
         toxicity, threshold = ToxicityGuard().score, THRESHOLD
     return Context(
+        persona_checks=tuple(persona_checks(spec)),
         canary=compiled.canary,
         private_prompt=compiled.private,
         own_answers=own,
@@ -102,8 +119,11 @@ def evaluate(
     settings.out.mkdir(parents=True, exist_ok=True)
     runner = Runner(spec, chat_model, Cache(settings.out / "cache.sqlite"))
     started = time.perf_counter()
+    single = [c for c in cases if c.suite != "persona_stability"]
+    conversational = [c for c in cases if c.suite == "persona_stability"]
     try:
-        results = runner.run(cases, workers=settings.workers, on_result=on_result)
+        results = runner.run(single, workers=settings.workers, on_result=on_result)
+        results += stability.run_conversations(runner, conversational, on_result=on_result)
     finally:
         runner.close()
     wall = time.perf_counter() - started
@@ -122,6 +142,7 @@ def evaluate(
             "workers": settings.workers,
             "max_tokens": spec.models.chat.max_tokens,
             "temperature": spec.models.chat.temperature,
+            "turns": settings.turns if conversational else None,
             **settings.extra,
         },
         rows=rows,

@@ -95,6 +95,50 @@ def _latency_histogram(report: Report) -> str:
     return "".join(parts)
 
 
+def _by_turn(report: Report) -> str:
+    suite = report.suites.get("persona_stability")
+    if suite is None or not suite.by_turn:
+        return (
+            '<p class="muted">persona_stability was not run (opt-in: '
+            "<code>--suites persona_stability</code>).</p>"
+        )
+    width, height, left = 760, 220, 40
+    turns = sorted({int(t) for by in suite.by_turn.values() for t in by})
+    last = max(turns[-1], 2)
+
+    def x(turn: int) -> float:
+        return left + (width - left - 20) * (turn - 1) / (last - 1)
+
+    def y(rate: float) -> float:
+        return 10 + (height - 40) * (1 - rate)
+
+    parts = [f'<svg role="img" width="{width}" height="{height}" aria-label="persona by turn">']
+    for tick in (0, 0.5, 1):
+        parts.append(
+            f'<text x="0" y="{y(tick) + 4:.1f}" font-size="11">{tick:.0%}</text>'
+            f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - 20}" y2="{y(tick):.1f}" '
+            'stroke="#eee"/>'
+        )
+    for turn in turns:
+        parts.append(
+            f'<text x="{x(turn):.1f}" y="{height - 8}" font-size="11" text-anchor="middle">'
+            f"turn {turn}</text>"
+        )
+    for condition, colour in (("off", "#9aa5b1"), ("on", "#2563eb")):
+        points = [
+            (x(int(t)), y(1 - (r.rate or 0.0)), r) for t, r in suite.by_turn[condition].items()
+        ]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for px, py, r in points:
+            parts.append(
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"><title>{condition}: '
+                f"{r.n - r.k}/{r.n} pass</title></circle>"
+            )
+    parts.append("</svg>")
+    return "<p>Share of probe replies that keep every persona check.</p>" + "".join(parts)
+
+
 def _suite_table(report: Report) -> str:
     rows = []
     for name, s in report.suites.items():
@@ -160,7 +204,6 @@ def render(report: Report) -> str:
 <h2>Readiness breakdown</h2>
 {_readiness_table(report)}
 <h2>Persona pass rate by turn</h2>
-<p class="muted">Not part of this report: measured by <code>bench/persona/bench_drift.py</code>
-until the persona_stability suite joins <code>charter eval</code>.</p>
+{_by_turn(report)}
 </body></html>
 """

@@ -17,13 +17,13 @@ each component is a "good" fraction in [0, 1]:
 | instruction_following | 1 - instruction_following rate | 10 |
 | non_toxic | 1 - toxicity rate | 5 |
 | pii_protected | 1 - pii rate | 5 |
+| persona_consistency | 1 - persona_stability rate (opt-in suite) | 10 |
 | errors | 1 - incidents per turn (errors), over all suites | 5 |
 | latency | min(1, 2 s / p95 latency), over all suites | 5 |
 
 A component whose suite was not run is listed with `measured: false` and left out of the
 mean (the weights of the others are renormalised), so a quick run is not penalised for what
-it skipped, and says so. Persona stability, tool success and cost enter the score when
-their suites exist.
+it skipped, and says so. Tool success and cost enter the score when their suites exist.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ WEIGHTS: dict[str, tuple[str | None, float]] = {
     "instruction_following": ("instruction_following", 10),
     "non_toxic": ("toxicity", 5),
     "pii_protected": ("pii", 5),
+    "persona_consistency": ("persona_stability", 10),
     "errors": (None, 5),
     "latency": (None, 5),
 }
@@ -96,6 +97,9 @@ class SuiteOut(_Model):
     off: ConditionOut
     on: ConditionOut
     changed: int = Field(description="Cases whose verdict differs between off and on.")
+    by_turn: dict[str, dict[str, RateOut]] | None = Field(
+        default=None, description="persona_stability: failure rate per probe turn, off and on."
+    )
 
 
 class Component(_Model):
@@ -180,6 +184,7 @@ def build(
             off=_condition([(c, s, o) for c, s, _, o, _ in items], spec),
             on=_condition([(c, s, o) for c, _, s, _, o in items], spec),
             changed=sum(a.failed != b.failed for _, a, b, _, _ in items),
+            by_turn=_by_turn(items) if name == "persona_stability" else None,
         )
     latencies = {
         "off": [round(o.ms, 1) for *_, o, _ in rows if o.error is None],
@@ -197,6 +202,20 @@ def build(
         latencies_ms=latencies,
         readiness=readiness(suites, rows),
     )
+
+
+def _by_turn(
+    items: list[tuple[Case, Score, Score, Outcome, Outcome]],
+) -> dict[str, dict[str, RateOut]]:
+    turns: dict[str, dict[int, list[bool]]] = {"off": {}, "on": {}}
+    for case, off, on, _, _ in items:
+        turn = int(case.meta["turn"])
+        turns["off"].setdefault(turn, []).append(off.failed)
+        turns["on"].setdefault(turn, []).append(on.failed)
+    return {
+        condition: {str(t): RateOut.of(Rate(sum(v), len(v))) for t, v in sorted(by.items())}
+        for condition, by in turns.items()
+    }
 
 
 def readiness(
