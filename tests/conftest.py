@@ -25,6 +25,7 @@ ACME_STAGES = [
     "drift",
     "input_guards",
     "output_guards",
+    "retrieve",
     "critique",
     "generate",
 ]

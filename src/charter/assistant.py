@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from charter.errors import CharterError
 from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
@@ -38,7 +39,11 @@ from charter.stages import (
     OutputGuardStage,
     PersonaStage,
     RateLimitStage,
+    RetrieveStage,
 )
+
+if TYPE_CHECKING:
+    from charter.knowledge.index import KnowledgeIndex
 
 MessagesLike = str | Sequence[Message | dict[str, str]]
 
@@ -55,6 +60,8 @@ class Reply:
     """Hand-offs to a human this turn raised: id (the user's reference), trigger, reason,
     transcript. A `Conversation` saves them; a stateless caller should too."""
     signals: Signals | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    """The knowledge passages the reply cites: n (as in "[n]"), where, text."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +72,7 @@ class Reply:
                 {"id": e["id"], "trigger": e["trigger"], "reason": e["reason"]}
                 for e in self.escalations
             ],
+            "citations": [{"n": c["n"], "where": c["where"]} for c in self.citations],
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
@@ -82,6 +90,7 @@ class Charter:
         self._judge: ChatModel | None = None
         self._pipeline: Pipeline | None = None
         self._rate_limiter: RateLimiter | None = None
+        self._knowledge: KnowledgeIndex | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, *, model: ChatModel | None = None) -> Charter:
@@ -135,8 +144,16 @@ class Charter:
         return stages
 
     def _model_stages(self) -> list[Stage]:
-        """The innermost stages, which call the chat model: critique, then generate."""
+        """The innermost stages: retrieval (when the charter has knowledge), critique, then
+        generate."""
         stages: list[Stage] = []
+        knowledge = self.spec.knowledge
+        if knowledge is not None and knowledge.paths:
+            stages.append(
+                RetrieveStage(
+                    self.knowledge_index(), top_k=knowledge.top_k, min_score=knowledge.min_score
+                )
+            )
         critique = self.spec.critique
         if critique.enabled:
             stages.append(
@@ -152,6 +169,27 @@ class Charter:
             )
         stages.append(GenerateStage(self.model, self.spec.models.chat))
         return stages
+
+    def knowledge_index(self) -> KnowledgeIndex:
+        """The charter's knowledge index, brought up to date with `knowledge.paths` (files
+        whose content did not change are not read twice)."""
+        if self._knowledge is None:
+            from charter.knowledge.index import KnowledgeIndex, index_path
+
+            index = KnowledgeIndex(index_path(self.spec.id))
+            paths = [Path(p) for p in (self.spec.knowledge.paths if self.spec.knowledge else [])]
+            missing = [str(p) for p in paths if not p.exists()]
+            if missing:
+                index.close()
+                raise CharterError(f"knowledge.paths: not found: {', '.join(missing)}")
+            report = index.add(paths)
+            if report.failed:
+                index.close()
+                raise CharterError(
+                    "knowledge: " + "; ".join(f"{path}: {why}" for path, why in report.failed)
+                )
+            self._knowledge = index
+        return self._knowledge
 
     def _limiter(self) -> RateLimiter:
         if self._rate_limiter is None:
@@ -215,6 +253,7 @@ class Charter:
             ms=(time.perf_counter() - started) * 1000,
             escalations=state.escalations,
             signals=state.signals,
+            citations=_citations(state),
         )
 
     def respond(
@@ -233,12 +272,25 @@ class Charter:
             self._model.close()
         if self._judge is not None:
             self._judge.close()
+        if self._knowledge is not None:
+            self._knowledge.close()
 
     def __enter__(self) -> Charter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _citations(state: TurnState) -> list[dict[str, Any]]:
+    if "retrieve" not in state.trace or state.blocked:
+        return []
+    cited = state.trace["retrieve"].detail.get("cited", [])
+    return [
+        {"n": n, "where": state.knowledge[n - 1].where, "text": state.knowledge[n - 1].text}
+        for n in cited
+        if 0 < n <= len(state.knowledge)
+    ]
 
 
 def to_messages(messages: MessagesLike) -> list[Message]:

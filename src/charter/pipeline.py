@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from charter.knowledge.documents import Passage
 from charter.models.base import Message, Usage
 from charter.persona.signals import Signals
 from charter.spec.models import CharterSpec, FailurePolicy
@@ -99,6 +100,8 @@ class TurnState:
     """This turn's signals (set by the instructions stage)."""
     persona_score: float | None = None
     """Share of the persona's checks the draft reply passed (set by the critique stage)."""
+    knowledge: list[Passage] = field(default_factory=list)
+    """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(

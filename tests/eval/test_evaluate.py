@@ -31,6 +31,7 @@ def charter_file(tmp_path: Path) -> Path:
     data = yaml.safe_load((ROOT / "examples" / "acme-bank" / "charter.yaml").read_text())
     data["models"] = {"chat": {"backend": "fake", "replies": ["unused"]}}
     data["guards"] = {"input": [], "output": []}
+    data["knowledge"]["paths"] = [str(ROOT / "examples" / "acme-bank" / "knowledge")]
     path = tmp_path / "charter.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

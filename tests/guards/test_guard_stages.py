@@ -153,7 +153,15 @@ def test_guards_can_be_turned_off(acme: CharterSpec) -> None:
     )
     charter, _ = penny(spec)
     stages = charter.respond("hi").trace.stages
-    assert stages == ["persona", "instructions", "escalate", "drift", "critique", "generate"]
+    assert stages == [
+        "persona",
+        "instructions",
+        "escalate",
+        "drift",
+        "retrieve",
+        "critique",
+        "generate",
+    ]
 
 
 def test_rate_limit_blocks_the_third_request(acme: CharterSpec) -> None:

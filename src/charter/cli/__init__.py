@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from charter.cli import chat, escalations, evaluate, guard, models, serve, spec
+from charter.cli import chat, escalations, evaluate, guard, knowledge, models, serve, spec
 
 app = typer.Typer(
     name="charter",
@@ -20,6 +20,7 @@ evaluate.register(app)
 serve.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
+app.add_typer(knowledge.app, name="knowledge")
 
 
 def main() -> None:

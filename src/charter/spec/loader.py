@@ -54,7 +54,13 @@ def load_charter(path: str | Path) -> CharterSpec:
         raise CharterFileError(str(path), [Problem("", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CharterFileError(str(path), [Problem("", f"cannot read file: {exc}")]) from None
-    return parse_charter(text, source=str(path))
+    spec = parse_charter(text, source=str(path))
+    if spec.knowledge is not None:
+        # Knowledge paths are relative to the charter file, wherever it is run from.
+        paths = [str((path.parent / p).resolve()) for p in spec.knowledge.paths]
+        knowledge = spec.knowledge.model_copy(update={"paths": paths})
+        spec = spec.model_copy(update={"knowledge": knowledge})
+    return spec
 
 
 def parse_charter(text: str, *, source: str = "<charter>") -> CharterSpec:

@@ -178,8 +178,19 @@ class Tool(StrictModel):
 
 
 class Knowledge(StrictModel):
-    paths: list[str] = Field(default_factory=list, description="Files or folders to ingest.")
-    top_k: int = Field(default=4, gt=0)
+    """The team's documents: retrieved per turn and cited in replies."""
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Files or folders (markdown, text, HTML, PDF), relative to the charter file.",
+    )
+    top_k: int = Field(default=3, gt=0, le=20, description="Passages given to the model per turn.")
+    min_score: float = Field(
+        default=0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity below which a passage is left out.",
+    )
 
 
 InputGuardName = Literal["extraction", "injection", "conversation"]

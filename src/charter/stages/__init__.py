@@ -9,6 +9,7 @@ from charter.stages.instructions import InstructionsStage
 from charter.stages.output_guard import OutputGuardStage
 from charter.stages.persona import PersonaStage
 from charter.stages.rate_limit import RateLimitStage
+from charter.stages.retrieve import RetrieveStage
 
 __all__ = [
     "CritiqueStage",
@@ -20,4 +21,5 @@ __all__ = [
     "OutputGuardStage",
     "PersonaStage",
     "RateLimitStage",
+    "RetrieveStage",
 ]

@@ -1,0 +1,1 @@
+"""Knowledge: a team's documents, indexed for retrieval with citations."""

@@ -1,0 +1,101 @@
+"""Knowledge: documents into passages, the SQLite index, retrieval with citations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from charter import Charter, FakeModel
+from charter.cli import app
+from charter.knowledge.documents import DocumentError, chunk, read_sections
+from charter.knowledge.index import KnowledgeIndex
+from charter.spec import load_charter
+
+ROOT = Path(__file__).resolve().parents[2]
+ACME = ROOT / "examples" / "acme-bank" / "charter.yaml"
+
+
+def test_markdown_sections_follow_headings_and_skip_code_fences(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    doc.write_text("# Fees\nNo fee.\n\n## Cards\n```\n# not a heading\n```\nFree cards.\n")
+    sections = read_sections(doc)
+    assert [s.heading for s in sections] == ["Fees", "Cards"]
+    assert "# not a heading" in sections[1].text
+
+
+def test_html_keeps_text_under_its_heading(tmp_path: Path) -> None:
+    doc = tmp_path / "a.html"
+    doc.write_text(
+        "<html><head><style>p{}</style></head><body><h2>Hours</h2><p>Open 9-17.</p>"
+        "<script>alert(1)</script><ul><li>Closed Sundays</li></ul></body></html>"
+    )
+    (section,) = read_sections(doc)
+    assert section.heading == "Hours"
+    assert "Open 9-17." in section.text and "Closed Sundays" in section.text
+    assert "alert" not in section.text
+
+
+def test_unsupported_and_broken_files_get_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.docx").write_bytes(b"x")
+    with pytest.raises(DocumentError, match=r"cannot read \.docx"):
+        read_sections(tmp_path / "a.docx")
+    (tmp_path / "b.pdf").write_bytes(b"not a pdf")
+    with pytest.raises(DocumentError, match="unreadable PDF"):
+        read_sections(tmp_path / "b.pdf")
+
+
+def test_chunks_hold_whole_paragraphs_within_the_limit(tmp_path: Path) -> None:
+    doc = tmp_path / "a.txt"
+    doc.write_text("\n\n".join(f"Paragraph {i} has exactly six words." for i in range(10)))
+    passages = chunk("a.txt", read_sections(doc), max_words=14)
+    assert [len(p.text.split()) for p in passages] == [12] * 5
+    assert passages[0].where == "a.txt"
+
+
+def test_the_index_re_embeds_only_what_changed_and_prunes(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hours.md").write_text("# Hours\nBranches open at nine and close at five.")
+    (docs / "fees.md").write_text("# Fees\nAn international transfer costs 15 EUR.")
+    with KnowledgeIndex(tmp_path / "k.sqlite") as index:
+        first = index.add([docs])
+        assert len(first.added) == 2 and first.passages == 2
+        again = index.add([docs])
+        assert len(again.unchanged) == 2 and again.passages == 0
+        (docs / "fees.md").write_text("# Fees\nAn international transfer costs 20 EUR.")
+        (docs / "hours.md").unlink()
+        third = index.add([docs])
+        assert len(third.updated) == 1 and len(third.removed) == 1
+        (hit,) = index.search("What does sending money abroad cost?", k=1)
+        assert "20 EUR" in hit.passage.text
+        assert hit.passage.where == "fees.md › Fees"
+
+
+def test_acme_answers_from_its_documents_and_cites_them() -> None:
+    model = FakeModel(["The daily cash limit on Premium is 1,000 EUR [1]."], default="ok")
+    charter = Charter(load_charter(ACME), model=model)
+    reply = charter.respond("How much cash can I withdraw per day with Premium?")
+    system = model.calls[0].messages[0].content
+    assert "Knowledge for this reply" in system
+    assert "1,000 EUR on Premium" in system
+    retrieve = reply.trace["retrieve"]
+    assert retrieve.detail["passages"][0]["where"] == "cards-and-limits.md › Daily limits"
+    assert retrieve.detail["cited"] == [1]
+    assert reply.citations[0]["where"] == "cards-and-limits.md › Daily limits"
+    charter.close()
+
+
+def test_knowledge_cli_add_list_search(tmp_path: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(app, ["knowledge", "add", str(ACME)])
+    assert added.exit_code == 0, added.output
+    assert "added 3," in added.output
+    listed = runner.invoke(app, ["knowledge", "list", str(ACME)])
+    assert "fees.md" in listed.output
+    found = runner.invoke(app, ["knowledge", "search", str(ACME), "freeze my card", "-k", "1"])
+    assert "Freezing and replacing a card" in found.output
+    missing = runner.invoke(app, ["knowledge", "add", str(ACME), str(tmp_path / "nope")])
+    assert missing.exit_code == 1
+    assert "not found" in missing.output
