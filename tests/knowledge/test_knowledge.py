@@ -99,3 +99,32 @@ def test_knowledge_cli_add_list_search(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["knowledge", "add", str(ACME), str(tmp_path / "nope")])
     assert missing.exit_code == 1
     assert "not found" in missing.output
+
+
+def test_figures_are_normalised_and_skip_citations_and_list_numbers() -> None:
+    from charter.knowledge.grounding import figures, unsupported
+
+    assert figures("1. Limit is 1,000 EUR [2], open 9:00, 0.5% margin") == {"1000", "9:00", "0.5"}
+    assert unsupported("It costs 15 EUR.", ["International transfers cost 15 EUR each."]) == []
+    assert unsupported("It costs 25 EUR.", ["International transfers cost 15 EUR each."]) == ["25"]
+    assert unsupported("We open at 9 and close at 17:00.", ["Open 9:00-17:00."]) == []
+
+
+def test_an_invented_figure_is_revised_then_replaced_by_dont_know() -> None:
+    model = FakeModel(
+        [
+            "Your daily cash limit on Premium is 3,000 EUR.",
+            "On Premium you can take out 1,000 EUR a day [1].",
+            "Your daily cash limit on Premium is 3,000 EUR.",
+            "Still 3,000 EUR.",
+        ],
+        default="ok",
+    )
+    charter = Charter(load_charter(ACME), model=model)
+    fixed = charter.respond("How much cash can I withdraw per day with Premium?")
+    assert fixed.text == "On Premium you can take out 1,000 EUR a day [1]."
+    assert "grounded.figures" in fixed.trace["critique"].detail["draft_violations"][0]
+    invented = charter.respond("And with Premium, how much cash per day?")
+    assert "not sure" in invented.text and "3,000" not in invented.text
+    assert invented.trace["critique"].detail["ungrounded"] == ["3000"]
+    charter.close()

@@ -2,16 +2,19 @@
 
 1. Programmatic checks (persona/checks.py) always run: word limits, openings, sign-offs,
    forbidden and required phrases; and, unless `critique.user_requests` is off, the format
-   and length rules the user states in the latest message (persona/requested.py). No model
-   call.
+   and length rules the user states in the latest message (persona/requested.py); and,
+   when knowledge was retrieved, that every figure is grounded (knowledge/grounding.py).
+   No model call.
 2. If `critique.judge` is on, the judge model is asked, with schema-forced JSON, which of
    the remaining principles (those without a programmatic check) the draft violates.
 3. While there are violations and rounds are left (`critique.rounds`, default 1), the chat
    model revises its draft, told exactly what to fix.
 4. Programmatic violations that survive are repaired in code where a repair exists (cut to
    the word limit at a sentence boundary, add the sign-off), so those rules always hold.
-Skipped entirely when the draft passes. Every check, revision, token and millisecond is in
-the trace; the draft's persona score feeds the drift monitor.
+A figure still unsupported after revision replaces the reply with an honest "I don't know"
+(counted as `ungrounded` in the trace). Skipped entirely when the draft passes. Every check,
+revision, token and millisecond is in the trace; the draft's persona score feeds the drift
+monitor.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from charter.errors import ModelError
+from charter.knowledge.grounding import dont_know, grounding_check, unsupported
 from charter.models.base import ChatModel, ChatRequest, Message
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
@@ -82,6 +86,11 @@ class CritiqueStage:
             checks += asked
             if asked:
                 record.detail["user_requests"] = [c.id for c in asked]
+        sources: list[str] = []
+        if state.knowledge:
+            sources = [p.text for p in state.knowledge] + list(state.charter.persona.facts)
+            sources += [m.content for m in state.messages if m.role == "user"]
+            checks.append(grounding_check(sources))
         problems = await self._violations(draft, state, record.detail, checks)
         state.persona_score = self._score(draft)
         record.detail["draft_violations"] = problems
@@ -98,6 +107,9 @@ class CritiqueStage:
         if failed(checks, state.reply):
             state.reply = repair(checks, state.reply)
             record.detail["repaired"] = True
+        if sources and unsupported(state.reply, sources):
+            record.detail["ungrounded"] = unsupported(state.reply, sources)
+            state.reply = dont_know(state.charter)
         remaining = [c.id for c in failed(checks, state.reply)]
         record.detail["final_violations"] = remaining
         if state.reply != draft:
