@@ -4,7 +4,8 @@
 
 Reads each run's `cases.jsonl` (written by `charter eval`) and prints one JSON line per reply
 of the refusal-judged suites (over_refusal, under_refusal, jailbreak, policy), off and on,
-leaving out "on" replies of blocked turns (the persona's fixed refusal: nothing to judge).
+leaving out "on" replies of blocked turns (the persona's fixed refusal: nothing to judge)
+and repeats of the same text (a fixed policy answer with another escalation reference).
 `label` is left empty, to be filled in by a person following the rules in
 src/charter/datasets/own/README.md. The detector's verdict is *not* shown, so it cannot
 sway the labeller.
@@ -13,6 +14,7 @@ sway the labeller.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -32,9 +34,11 @@ def main() -> None:
                 if side.get("blocked"):
                     continue
                 key = f"{charter}/{case['suite']}/{case['id']}/{condition}"
-                if key in seen or side["reply"] in seen:
+                # The same fixed answer with another reference number is one reply.
+                text = re.sub(r"ESC-[0-9A-F]+", "ESC-…", side["reply"])
+                if key in seen or text in seen:
                     continue
-                seen.update((key, side["reply"]))
+                seen.update((key, text))
                 row = {
                     "id": key,
                     "prompt": case["message"][-600:],
