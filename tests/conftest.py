@@ -26,6 +26,7 @@ ACME_STAGES = [
     "input_guards",
     "output_guards",
     "retrieve",
+    "tools",
     "critique",
     "generate",
 ]

@@ -118,6 +118,7 @@ def test_bad_conditions_are_caught_when_loading() -> None:
 
 def test_three_negative_messages_in_a_row_escalate(tmp_path: Path) -> None:
     spec = load_charter(EXAMPLES / "acme-bank" / "charter.yaml")
+    spec = spec.model_copy(update={"tools": [], "knowledge": None})  # escalation logic only
     store = Store(tmp_path / "c.db")
     try:
         chat = Conversation(Charter(spec, model=FakeModel(default="I'm sorry.")), store)

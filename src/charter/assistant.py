@@ -40,6 +40,7 @@ from charter.stages import (
     PersonaStage,
     RateLimitStage,
     RetrieveStage,
+    ToolsStage,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +155,8 @@ class Charter:
                     self.knowledge_index(), top_k=knowledge.top_k, min_score=knowledge.min_score
                 )
             )
+        if self.spec.tools:
+            stages.append(self._tools_stage())
         critique = self.spec.critique
         if critique.enabled:
             stages.append(
@@ -169,6 +172,23 @@ class Charter:
             )
         stages.append(GenerateStage(self.model, self.spec.models.chat))
         return stages
+
+    def _tools_stage(self) -> ToolsStage:
+        from charter.guards.injection import InjectionGuard
+        from charter.guards.registry import build_input_guards
+        from charter.tools.registry import load_tools
+
+        result_guard = None
+        if "injection" in self.spec.guards.input:
+            guards = build_input_guards(self.spec.model_copy(), judge_model=None)
+            result_guard = next(g for g in guards if isinstance(g, InjectionGuard))
+        return ToolsStage(
+            self.model,
+            self.spec.models.chat,
+            load_tools(list(self.spec.tools)),
+            self.spec.tool_limits,
+            result_guard=result_guard,
+        )
 
     def knowledge_index(self) -> KnowledgeIndex:
         """The charter's knowledge index, brought up to date with `knowledge.paths` (files

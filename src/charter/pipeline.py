@@ -102,6 +102,8 @@ class TurnState:
     """Share of the persona's checks the draft reply passed (set by the critique stage)."""
     knowledge: list[Passage] = field(default_factory=list)
     """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
+    tool_results: list[str] = field(default_factory=list)
+    """`call → result` lines of this turn's tool calls (tools stage)."""
 
     def add_usage(self, usage: Usage) -> None:
         self.usage = Usage(

@@ -32,6 +32,7 @@ def charter_file(tmp_path: Path) -> Path:
     data["models"] = {"chat": {"backend": "fake", "replies": ["unused"]}}
     data["guards"] = {"input": [], "output": []}
     data["knowledge"]["paths"] = [str(ROOT / "examples" / "acme-bank" / "knowledge")]
+    data["tools"] = []  # tool use is tested in tests/tools
     path = tmp_path / "charter.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

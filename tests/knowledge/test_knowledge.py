@@ -75,7 +75,7 @@ def test_the_index_re_embeds_only_what_changed_and_prunes(tmp_path: Path) -> Non
 
 def test_acme_answers_from_its_documents_and_cites_them() -> None:
     model = FakeModel(["The daily cash limit on Premium is 1,000 EUR [1]."], default="ok")
-    charter = Charter(load_charter(ACME), model=model)
+    charter = Charter(load_charter(ACME).model_copy(update={"tools": []}), model=model)
     reply = charter.respond("How much cash can I withdraw per day with Premium?")
     system = model.calls[0].messages[0].content
     assert "Knowledge for this reply" in system
@@ -120,7 +120,7 @@ def test_an_invented_figure_is_revised_then_replaced_by_dont_know() -> None:
         ],
         default="ok",
     )
-    charter = Charter(load_charter(ACME), model=model)
+    charter = Charter(load_charter(ACME).model_copy(update={"tools": []}), model=model)
     fixed = charter.respond("How much cash can I withdraw per day with Premium?")
     assert fixed.text == "On Premium you can take out 1,000 EUR a day [1]."
     assert "grounded.figures" in fixed.trace["critique"].detail["draft_violations"][0]

@@ -60,6 +60,16 @@ def load_charter(path: str | Path) -> CharterSpec:
         paths = [str((path.parent / p).resolve()) for p in spec.knowledge.paths]
         knowledge = spec.knowledge.model_copy(update={"paths": paths})
         spec = spec.model_copy(update={"knowledge": knowledge})
+    if spec.tools:
+        # 'file.py:function' implementations live next to the charter file.
+        tools = [
+            t.model_copy(update={"implementation": str((path.parent / t.implementation).resolve())})
+            if t.implementation.split(":", 1)[0].endswith(".py")
+            and not Path(t.implementation.split(":", 1)[0]).is_absolute()
+            else t
+            for t in spec.tools
+        ]
+        spec = spec.model_copy(update={"tools": tools})
     return spec
 
 

@@ -168,13 +168,35 @@ class Instruction(StrictModel):
 
 
 class Tool(StrictModel):
+    """A function the assistant may call. Arguments are validated against `parameters`
+    (JSON Schema) before it runs."""
+
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     description: str
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
-    implementation: str | None = Field(
-        default=None, description="Python import path 'pkg.module:function' or an http(s) URL."
+    implementation: str = Field(
+        description="'pkg.module:function', 'file.py:function' (relative to the charter "
+        "file), or an http(s) URL that receives the arguments as a JSON POST."
     )
-    dangerous: bool = False
+    dangerous: bool = Field(
+        default=False, description="Needs a human's approval (an escalation) before it runs."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+class ToolLimits(StrictModel):
+    """Budgets of one turn's tool use."""
+
+    max_calls: int = Field(default=4, ge=1, le=20)
+    max_retries: int = Field(default=2, ge=0, le=5, description="After an invalid or failed call.")
+    max_seconds: float = Field(default=30.0, gt=0)
+    min_relevance: float = Field(
+        default=0.25,
+        ge=-1.0,
+        le=1.0,
+        description="Skip tool use (no model call) when no tool's description is at least this "
+        "similar to the message (MiniLM cosine); -1 asks the model every turn.",
+    )
 
 
 class Knowledge(StrictModel):
@@ -362,6 +384,7 @@ class CharterSpec(StrictModel):
     policies: list[Policy] = Field(default_factory=list)
     instructions: list[Instruction] = Field(default_factory=list)
     tools: list[Tool] = Field(default_factory=list)
+    tool_limits: ToolLimits = Field(default_factory=ToolLimits)
     knowledge: Knowledge | None = None
     guards: Guards = Field(default_factory=Guards)
     critique: Critique = Field(default_factory=Critique)

@@ -87,8 +87,9 @@ class CritiqueStage:
             if asked:
                 record.detail["user_requests"] = [c.id for c in asked]
         sources: list[str] = []
-        if state.knowledge:
-            sources = [p.text for p in state.knowledge] + list(state.charter.persona.facts)
+        if state.knowledge or state.tool_results:
+            sources = [p.text for p in state.knowledge] + list(state.tool_results)
+            sources += list(state.charter.persona.facts)
             sources += [m.content for m in state.messages if m.role == "user"]
             checks.append(grounding_check(sources))
         problems = await self._violations(draft, state, record.detail, checks)

@@ -1,0 +1,1 @@
+"""Tools: charter-declared functions, validated and run by the tools stage."""
