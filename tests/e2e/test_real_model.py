@@ -220,3 +220,27 @@ def test_user_stated_rules_are_kept_on_the_real_model(qwen: LocalModel) -> None:
     assert reply.text == reply.text.lower()
     assert "," not in reply.text
     assert reply.trace["critique"].detail["user_requests"] == ["asked.no_comma", "asked.lowercase"]
+
+
+def test_bank_task_with_tools_on_the_real_model(
+    qwen: LocalModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Look up a balance, then ask to freeze a card: the freeze waits for a human."""
+    monkeypatch.setenv("ACME_BANK_STATE", str(tmp_path / "bank.json"))
+    charter = Charter(load_charter(ACME), model=qwen)
+    balance = charter.respond("What is the balance of my everyday account?")
+    first = balance.trace["tools"].detail["steps"][0]
+    assert first["decision"]["tool"] == "get_balance"
+    assert first["action"] == "ran"
+    assert "1234.56" in balance.text.replace(",", "")
+    history = [
+        {"role": "user", "content": "What is the balance of my everyday account?"},
+        {"role": "assistant", "content": balance.text},
+        {"role": "user", "content": "Thanks. Please freeze my card ending in 4821."},
+    ]
+    freeze = charter.respond(history)
+    actions = [s.get("action") for s in freeze.trace["tools"].detail["steps"]]
+    assert "awaiting_approval" in actions
+    assert [e["trigger"] for e in freeze.escalations] == ["approval"]
+    state = json.loads((tmp_path / "bank.json").read_text())
+    assert state["cards"]["4821"]["frozen"] is False
