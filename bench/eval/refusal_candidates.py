@@ -25,7 +25,9 @@ def main() -> None:
     seen: set[str] = set()
     for run in sys.argv[1:]:
         charter = Path(run).name
-        for line in (Path(run) / "cases.jsonl").read_text(encoding="utf-8").splitlines():
+        for line in (Path(run) / "cases.jsonl").read_text(encoding="utf-8").split("\n"):
+            if not line.strip():
+                continue
             case = json.loads(line)
             if case["suite"] not in SUITES:
                 continue
