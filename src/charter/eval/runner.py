@@ -36,8 +36,10 @@ CONDITIONS: tuple[Condition, ...] = ("off", "on")
 
 
 def charter_fingerprint(spec: CharterSpec) -> str:
-    """Changes when anything in the charter changes (cached completions are then stale)."""
-    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+    """Changes when anything set in the charter changes (cached completions are then stale).
+    Fields left at their defaults do not count, so a Charter release that adds a setting
+    does not invalidate every cache."""
+    return hashlib.sha256(spec.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:16]
 
 
 class Cache:
