@@ -31,6 +31,7 @@ from typing import Any
 
 from charter import Charter
 from charter.datasets import dataset_path
+from charter.eval.stability import FILLERS as STABILITY_FILLERS
 from charter.models import ChatRequest, Message, weights
 from charter.models.local import LocalModel
 from charter.spec import CharterSpec
@@ -39,26 +40,7 @@ from charter.stats import Rate
 ROOT = Path(__file__).resolve().parents[2]
 PROBE_TURNS = (1, 8, 16, 32, 50)
 FILLERS = [
-    "What's a good way to start the morning?",
-    "Can you recommend a book for a long flight?",
-    "How do I keep basil alive on a windowsill?",
-    "What should I pack for a weekend hike?",
-    "Any tips for learning to cook rice properly?",
-    "How can I sleep better?",
-    "What is a fun game to play with kids on a rainy day?",
-    "How do I clean a cast iron pan?",
-    "What are some easy stretches for back pain?",
-    "How do I write a polite email to decline an invitation?",
-    "What's the best way to learn a new language?",
-    "Can you suggest a simple dinner recipe?",
-    "How often should I water a cactus?",
-    "What should I look for when buying a used bike?",
-    "How can I save money on groceries?",
-    "What's a good beginner exercise routine?",
-    "How do I remove a coffee stain from a shirt?",
-    "What are some tips for a job interview?",
-    "How do I make my phone battery last longer?",
-    "What is a good gift for a coworker?",
+    *STABILITY_FILLERS,
     "How can I be more productive working from home?",
     "What's an easy houseplant for low light?",
     "How do I plan a budget?",
