@@ -212,11 +212,14 @@ def test_eval_on_the_real_model_with_every_guard(qwen: LocalModel, tmp_path: Pat
 
 
 def test_user_stated_rules_are_kept_on_the_real_model(qwen: LocalModel) -> None:
-    spec = load_charter(ACME)
+    # The persona and its critique only: with the knowledge passages in the prompt the 0.5B
+    # model looped on this message ("account, open, fees, ...") and the revision was blocked.
+    spec = load_charter(ACME).model_copy(update={"knowledge": None, "tools": []})
     reply = Charter(spec, model=qwen).respond(
         "What documents do I need to open an account? Answer in all lowercase letters "
         "and do not use any commas."
     )
+    assert not reply.blocked, reply.block_reason
     assert reply.text == reply.text.lower()
     assert "," not in reply.text
     assert reply.trace["critique"].detail["user_requests"] == ["asked.no_comma", "asked.lowercase"]

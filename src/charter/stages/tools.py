@@ -1,8 +1,9 @@
 """Tools stage: let the model call the charter's tools, safely, before it answers.
 
-A message that no tool's description resembles (MiniLM cosine below
-`tool_limits.min_relevance`) skips tool use at no model cost. Otherwise each step asks the
-chat model for its next action as schema-forced JSON: one of the tools
+Tools are offered most relevant first (MiniLM cosine between the message and each tool's
+name and description), and only those at or above `tool_limits.min_relevance`; a message
+no tool resembles skips tool use at no model cost. Each step asks the chat model for its
+next action as schema-forced JSON: one of the offered tools
 with arguments matching that tool's schema, or `{"tool": "none"}`. Then, in code:
 1. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
    with the reason and retried, at most `tool_limits.max_retries` times);
@@ -83,15 +84,20 @@ class ToolsStage:
         self.tools = tools
         self.limits = limits
         self.result_guard = result_guard
-        self.schema = decision_schema(tools)
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        relevance = await asyncio.to_thread(self._relevance, state.messages[-1].content)
-        record.detail["relevance"] = round(relevance, 3)
-        if relevance < self.limits.min_relevance:
+        scores = await asyncio.to_thread(self._relevance, state.messages[-1].content)
+        record.detail["relevance"] = {name: round(score, 3) for name, score in scores.items()}
+        offered = {
+            name: self.tools[name]
+            for name, score in sorted(scores.items(), key=lambda kv: -kv[1])
+            if score >= self.limits.min_relevance
+        }
+        if not offered:
             record.reason = "no tool relevant to this message: no tool call asked"
             return await call_next(state)
+        record.detail["offered"] = list(offered)
         steps: list[dict[str, Any]] = []
         record.detail["steps"] = steps
         transcript: list[Message] = []
@@ -103,14 +109,14 @@ class ToolsStage:
             if time.perf_counter() - started > self.limits.max_seconds:
                 record.reason = f"stopped: the {self.limits.max_seconds:g} s tool budget is spent"
                 break
-            decision = await self._decide(state, transcript, record)
+            decision = await self._decide(state, transcript, record, offered)
             step: dict[str, Any] = {"decision": decision}
             steps.append(step)
             name = decision.get("tool") if isinstance(decision, dict) else None
-            if name in (None, "none") or name not in self.tools:
+            if name in (None, "none") or name not in offered:
                 step["action"] = "answer"
                 break
-            tool = self.tools[str(name)]
+            tool = offered[str(name)]
             call = f"{name}({json.dumps(decision.get('arguments'), sort_keys=True)})"
             try:
                 arguments = tool.validate(decision.get("arguments"))
@@ -153,21 +159,28 @@ class ToolsStage:
             record.verdict = "pass"
         return await call_next(state)
 
-    def _relevance(self, message: str) -> float:
-        """The best MiniLM cosine between the message and a tool's name and description."""
+    def _relevance(self, message: str) -> dict[str, float]:
+        """MiniLM cosine between the message and each tool's name and description. Tools are
+        offered most relevant first, and only those above `min_relevance`: a small model
+        picks the right tool more often from a short, ordered menu."""
         if self.limits.min_relevance <= -1:
-            return 1.0
+            return dict.fromkeys(self.tools, 1.0)
         from charter.guards.embedder import shared_embedder
 
         texts = [f"{t.name.replace('_', ' ')}: {t.spec.description}" for t in self.tools.values()]
         vectors = shared_embedder().embed([message, *texts])
-        return float((vectors[1:] @ vectors[0]).max())
+        scores = vectors[1:] @ vectors[0]
+        return {name: float(score) for name, score in zip(self.tools, scores, strict=True)}
 
     async def _decide(
-        self, state: TurnState, transcript: list[Message], record: StageRecord
+        self,
+        state: TurnState,
+        transcript: list[Message],
+        record: StageRecord,
+        offered: dict[str, LoadedTool],
     ) -> dict[str, Any]:
         system = (
-            f"{state.system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n"
+            f"{state.system_prompt}\n\nYou can call these tools:\n{tool_menu(offered)}\n"
             'Reply with JSON only: {"tool": NAME, "arguments": {...}} to call one, or '
             '{"tool": "none"} when no tool is needed or you already have what you need.'
         )
@@ -175,7 +188,7 @@ class ToolsStage:
             messages=[Message(role="system", content=system), *state.messages, *transcript],
             max_tokens=200,
             temperature=0.0,
-            json_schema=self.schema,
+            json_schema=decision_schema(offered),
         )
         completion = await self.model.acomplete(request)
         state.add_usage(completion.usage)
