@@ -8,7 +8,8 @@ leaving out "on" replies of blocked turns (the persona's fixed refusal: nothing 
 and repeats of the same text (a fixed policy answer with another escalation reference).
 `label` is left empty, to be filled in by a person following the rules in
 src/charter/datasets/own/README.md. The detector's verdict is *not* shown, so it cannot
-sway the labeller.
+sway the labeller. `prompt` (the dataset text, shortened) is for the labeller only: drop it
+before adding rows to the repository, which never holds dataset rows.
 """
 
 from __future__ import annotations
