@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charter.datasets.locate import dataset_path
-from charter.persona.requested import detect_language
+from charter.persona.requested import count_sentences, count_words, detect_language
 
 Verifier = Callable[[str, dict[str, Any]], bool]
 
 _WORD = re.compile(r"[\w'’-]+")
-_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -49,19 +48,6 @@ def load(path: str | None = None) -> list[Prompt]:
             kwargs = [{k: v for k, v in kw.items() if v is not None} for kw in row["kwargs"]]
             out.append(Prompt(row["key"], row["prompt"], row["instruction_id_list"], kwargs))
     return out
-
-
-def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
-
-
-def count_sentences(text: str) -> int:
-    stripped = text.strip()
-    if not stripped:
-        return 0
-    ends = len(_SENTENCE_END.findall(stripped))
-    # A last sentence without end punctuation still counts.
-    return ends + (0 if re.search(r"[.!?][\"')\]*_]*$", stripped) else 1)
 
 
 def _compare(value: int, relation: str, target: int) -> bool:

@@ -87,11 +87,11 @@ def _less(phrase: str) -> bool:
     return bool(re.search(r"less|fewer|under|at most|no more|maximum|or less|below", phrase, re.I))
 
 
-def _count_words(text: str) -> int:
+def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def _count_sentences(text: str) -> int:
+def count_sentences(text: str) -> int:
     stripped = text.strip()
     ends = len(re.findall(r"[.!?]+(?=\s|$)", stripped))
     return ends + (0 if not stripped or re.search(r"[.!?][\"')\]*_]*$", stripped) else 1)
@@ -188,7 +188,7 @@ def _length(message: str) -> list[PersonaCheck]:
                 _check(
                     "max_words",
                     f"at most {limit} words",
-                    lambda t, m=limit: _count_words(t) <= m,
+                    lambda t, m=limit: count_words(t) <= m,
                     lambda t, m=limit: cut_to_words(t, m),
                 )
             )
@@ -196,7 +196,7 @@ def _length(message: str) -> list[PersonaCheck]:
             least = n + 1 if relation.lower() in ("more than", "over") else n
             out.append(
                 _check(
-                    "min_words", f"at least {least} words", lambda t, m=least: _count_words(t) >= m
+                    "min_words", f"at least {least} words", lambda t, m=least: count_words(t) >= m
                 )
             )
     sentences = re.search(
@@ -214,7 +214,7 @@ def _length(message: str) -> list[PersonaCheck]:
                 _check(
                     "max_sentences",
                     f"at most {limit} sentences",
-                    lambda t, m=limit: _count_sentences(t) <= m,
+                    lambda t, m=limit: count_sentences(t) <= m,
                 )
             )
         else:
@@ -222,7 +222,7 @@ def _length(message: str) -> list[PersonaCheck]:
                 _check(
                     "min_sentences",
                     f"at least {n} sentences",
-                    lambda t, m=n: _count_sentences(t) >= m,
+                    lambda t, m=n: count_sentences(t) >= m,
                 )
             )
     return out
