@@ -19,7 +19,7 @@ from typing import Any
 
 from charter.datasets.guard_corpus import split_of
 from charter.datasets.locate import dataset_path
-from charter.eval import ifeval
+from charter.eval import bfcl, ifeval
 from charter.spec.models import CharterSpec
 
 
@@ -302,6 +302,19 @@ def instruction_following(spec: CharterSpec) -> list[Case]:
     ]
 
 
+def tools(spec: CharterSpec) -> list[Case]:
+    """BFCL function calling, test half (odd rows) of each category. BFCL's functions have
+    nothing to do with the charter's domain, so both conditions see BFCL's own setting (the
+    functions and the question); "on" is Charter's tool layer with the charter's limits."""
+    cases: list[Case] = []
+    for category in bfcl.CATEGORIES:
+        _, test = bfcl.split(bfcl.load(category))
+        cases += [
+            Case("tools", f"bfcl:{c.id}", c.question, {"family": category, "bfcl": c}) for c in test
+        ]
+    return cases
+
+
 LOADERS: dict[str, Callable[[CharterSpec], list[Case]]] = {
     "over_refusal": over_refusal,
     "under_refusal": under_refusal,
@@ -312,6 +325,7 @@ LOADERS: dict[str, Callable[[CharterSpec], list[Case]]] = {
     "pii": pii,
     "policy": policy,
     "instruction_following": instruction_following,
+    "tools": tools,
 }
 
 

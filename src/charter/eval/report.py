@@ -53,6 +53,7 @@ WEIGHTS: dict[str, tuple[str | None, float]] = {
     "non_toxic": ("toxicity", 5),
     "pii_protected": ("pii", 5),
     "persona_consistency": ("persona_stability", 10),
+    "tool_success": ("tools", 10),
     "errors": (None, 5),
     "latency": (None, 5),
 }

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from charter.assistant import Charter
+from charter.eval import bfcl
 from charter.eval.cases import Case
 from charter.eval.scoring import Outcome
 from charter.models.base import ChatModel, ChatRequest, Message
@@ -95,6 +96,8 @@ class Runner:
         self.charter = Charter(self.spec, model=model)
 
     def off(self, case: Case) -> Outcome:
+        if case.suite == "tools":
+            return self._tools(case, "off")
         chat = self.spec.models.chat
         request = ChatRequest(
             messages=[
@@ -115,6 +118,8 @@ class Runner:
         )
 
     def on(self, case: Case) -> Outcome:
+        if case.suite == "tools":
+            return self._tools(case, "on")
         reply = asyncio.run(self.charter.arespond(case.message, user=f"eval:{case.id}"))
         return Outcome(
             text=reply.text,
@@ -122,6 +127,25 @@ class Runner:
             ms=reply.ms,
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
+        )
+
+    def _tools(self, case: Case, condition: Condition) -> Outcome:
+        """BFCL: the raw model prompted with the functions (off), or Charter's tool layer with
+        the charter's tool limits (on). Calls are recorded, never executed."""
+        item = case.meta["bfcl"]
+        started = time.perf_counter()
+        if condition == "off":
+            calls, text, usage = asyncio.run(bfcl.raw_calls(self.model, item))
+        else:
+            calls, text, usage = asyncio.run(
+                bfcl.charter_calls(self.model, item, self.spec.tool_limits)
+            )
+        return Outcome(
+            text=text,
+            ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            calls=calls,
         )
 
     def one(self, case: Case, condition: Condition) -> Result:

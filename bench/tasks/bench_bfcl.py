@@ -1,0 +1,120 @@
+"""Function calling on BFCL: the raw model prompted with the functions vs Charter's tool layer.
+
+    .venv/bin/python bench/tasks/bench_bfcl.py [--limit 30] [--categories simple_python,...]
+        [--min-relevance 0.25] [--threads 2] [--dev]
+
+Cases: the test half (odd rows) of each category (`charter.eval.bfcl.split`); `--dev` runs
+the development half instead (what the tool layer was tried on while it was built: never
+report it). `--limit` takes a seeded sample per category. One loaded model
+(Qwen2.5-Coder-0.5B Q4_K_M, greedy), the same cases both ways, one run:
+
+- raw: BFCL-style prompt (the functions as JSON, "answer with [f(a=1), ...]"), parsed leniently;
+- charter: `charter.tools.loop.ToolLoop` behind the relevance filter (`--min-relevance`, the
+  charter default 0.25), schema-forced decisions, validation and retries, loop stop.
+
+Both are checked by the same AST rules (`charter.eval.bfcl.check`). Prints accuracy per
+category with Wilson 95% intervals, the calling categories pooled (all but irrelevance), the
+difference charter - raw in points, seconds and tokens per case. Writes
+bench/results/bfcl.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from charter.eval import bfcl
+from charter.models import weights
+from charter.models.local import LocalModel
+from charter.spec.models import ToolLimits
+from charter.stats import Rate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--limit", type=int, default=30, help="cases per category")
+    parser.add_argument("--categories", default=",".join(bfcl.CATEGORIES))
+    parser.add_argument("--min-relevance", type=float, default=ToolLimits().min_relevance)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dev", action="store_true", help="the development half (not reported)")
+    args = parser.parse_args()
+    model = LocalModel(weights.resolve(weights.DEFAULT_MODEL), threads=args.threads)
+    limits = ToolLimits(min_relevance=args.min_relevance)
+    rows: list[dict[str, Any]] = []
+    for category in args.categories.split(","):
+        dev, test = bfcl.split(bfcl.load(category))
+        pool = dev if args.dev else test
+        cases = random.Random(f"{args.seed}:{category}").sample(pool, min(args.limit, len(pool)))
+        for i, case in enumerate(cases, 1):
+            row: dict[str, Any] = {"category": category, "id": case.id}
+            for way in ("raw", "charter"):
+                started = time.perf_counter()
+                if way == "raw":
+                    calls, text, usage = asyncio.run(bfcl.raw_calls(model, case))
+                else:
+                    calls, text, usage = asyncio.run(bfcl.charter_calls(model, case, limits))
+                why = bfcl.check(case, calls)
+                row[way] = {
+                    "ok": why is None,
+                    "why": why,
+                    "calls": calls,
+                    "text": text[:400],
+                    "s": round(time.perf_counter() - started, 2),
+                    "tokens": usage.total_tokens,
+                }
+            rows.append(row)
+            print(
+                f"{category} {i}/{len(cases)} {case.id}: raw {'ok' if row['raw']['ok'] else 'x'}"
+                f" charter {'ok' if row['charter']['ok'] else 'x'}",
+                flush=True,
+            )
+    model.close()
+    summary = summarise(rows)
+    summary["settings"] = {**vars(args), "model": weights.DEFAULT_MODEL}
+    print()
+    print(f"{'category':<16}{'raw':<30}{'charter':<30}{'diff':>7}")
+    for name, result in summary["categories"].items():
+        diff = 100 * (result["charter"]["rate"] - result["raw"]["rate"])
+        print(f"{name:<16}{result['raw']['text']:<30}{result['charter']['text']:<30}{diff:>+6.1f}")
+    for way in ("raw", "charter"):
+        print(f"{way}: {summary['cost'][way]}")
+    out = ROOT / "bench" / "results" / ("bfcl-dev.json" if args.dev else "bfcl.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["category"], []).append(row)
+    calling = [r for r in rows if r["category"] != "irrelevance"]
+    if calling:
+        groups["calling (pooled)"] = calling
+    categories: dict[str, Any] = {}
+    for name, group in groups.items():
+        categories[name] = {}
+        for way in ("raw", "charter"):
+            rate = Rate(sum(r[way]["ok"] for r in group), len(group))
+            categories[name][way] = {**rate.to_dict(), "text": str(rate)}
+    cost = {
+        way: {
+            "s_per_case_mean": round(statistics.fmean(r[way]["s"] for r in rows), 2),
+            "tokens_per_case_mean": round(statistics.fmean(r[way]["tokens"] for r in rows), 1),
+        }
+        for way in ("raw", "charter")
+    }
+    return {"categories": categories, "cost": cost}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""One turn's tool use: ask the model for its next call, check it, run it, feed back, repeat.
+
+Each step asks the chat model for its next action as schema-forced JSON: one of the offered
+tools with arguments matching that tool's schema, or `{"tool": "none"}`. Then, in code:
+1. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
+   with the reason and retried, at most `max_retries` times);
+2. a call identical to an earlier one this turn is a loop: the loop stops;
+3. a `dangerous` tool does not run: `approve` files a request for a human's approval and
+   the model is told the action awaits it;
+4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
+5. the result passes the result guard before the model sees it (a tool result is untrusted
+   text: indirect injection); a flagged result is withheld.
+Steps are bounded by `max_calls` and `max_seconds`.
+
+The tools stage runs this with the charter's tools; the `tools` eval suite runs it with BFCL's
+functions (recorded, not executed), so the benchmark measures the code that serves users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from charter.errors import ModelError
+from charter.guards.base import Subject
+from charter.guards.normalize import views
+from charter.models.base import ChatRequest, Message, Usage
+from charter.tools.registry import InvalidArguments, ToolError
+
+if TYPE_CHECKING:
+    from charter.guards.base import Guard
+    from charter.models.base import ChatModel
+    from charter.spec.models import ToolLimits
+    from charter.tools.registry import LoadedTool
+
+RESULT_CHARS = 2000
+
+
+def decision_schema(tools: dict[str, LoadedTool]) -> dict[str, Any]:
+    options: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": name}, "arguments": tool.spec.parameters},
+            "required": ["tool", "arguments"],
+        }
+        for name, tool in tools.items()
+    ]
+    options.append(
+        {"type": "object", "properties": {"tool": {"const": "none"}}, "required": ["tool"]}
+    )
+    return {"anyOf": options}
+
+
+def tool_menu(tools: dict[str, LoadedTool]) -> str:
+    lines = []
+    for name, tool in tools.items():
+        params = json.dumps(tool.spec.parameters.get("properties", {}))
+        note = " (needs a human's approval)" if tool.spec.dangerous else ""
+        lines.append(f"- {name}: {tool.spec.description}{note}. Arguments: {params}")
+    return "\n".join(lines)
+
+
+def relevance(message: str, tools: dict[str, LoadedTool]) -> dict[str, float]:
+    """MiniLM cosine between the message and each tool's name and description."""
+    from charter.guards.embedder import shared_embedder
+
+    texts = [f"{t.name.replace('_', ' ')}: {t.spec.description}" for t in tools.values()]
+    vectors = shared_embedder().embed([message, *texts])
+    scores = vectors[1:] @ vectors[0]
+    return {name: float(score) for name, score in zip(tools, scores, strict=True)}
+
+
+def offer(
+    tools: dict[str, LoadedTool], scores: dict[str, float], min_relevance: float
+) -> dict[str, LoadedTool]:
+    """The tools at or above `min_relevance`, most relevant first: a small model picks the
+    right tool more often from a short, ordered menu."""
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    return {name: tools[name] for name, score in ranked if score >= min_relevance}
+
+
+@dataclass
+class LoopOutcome:
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    """`name({args}) → result` for each call that ran (or awaits approval, or failed last)."""
+    reason: str | None = None
+    """Why the loop stopped, when it did not stop because the model was done."""
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls made (run, or filed for approval), in order: {"tool", "arguments"}."""
+        return [
+            s["decision"]
+            for s in self.steps
+            if s.get("action") in ("ran", "withheld", "awaiting_approval")
+        ]
+
+
+class ToolLoop:
+    def __init__(
+        self,
+        model: ChatModel,
+        tools: dict[str, LoadedTool],
+        limits: ToolLimits,
+        *,
+        result_guard: Guard | None = None,
+        approve: Callable[[str], str] | None = None,
+        max_tokens: int = 200,
+    ) -> None:
+        self.model = model
+        self.tools = tools
+        self.limits = limits
+        self.result_guard = result_guard
+        self.approve = approve
+        self.max_tokens = max_tokens
+
+    async def run(self, system_prompt: str, messages: list[Message]) -> LoopOutcome:
+        out = LoopOutcome()
+        transcript: list[Message] = []
+        seen: set[str] = set()
+        retries = 0
+        started = time.perf_counter()
+        while len(out.results) < self.limits.max_calls:
+            if time.perf_counter() - started > self.limits.max_seconds:
+                out.reason = f"stopped: the {self.limits.max_seconds:g} s tool budget is spent"
+                break
+            decision = await self._decide(system_prompt, messages, transcript, out)
+            step: dict[str, Any] = {"decision": decision}
+            out.steps.append(step)
+            name = decision.get("tool")
+            if name in (None, "none") or name not in self.tools:
+                step["action"] = "answer"
+                break
+            tool = self.tools[str(name)]
+            call = f"{name}({json.dumps(decision.get('arguments'), sort_keys=True)})"
+            try:
+                arguments = tool.validate(decision.get("arguments"))
+            except InvalidArguments as exc:
+                step.update(action="invalid", error=str(exc))
+                retries += 1
+                if retries > self.limits.max_retries:
+                    out.reason = "stopped: too many invalid calls"
+                    break
+                transcript += feedback(call, f"not run, invalid arguments: {exc}")
+                continue
+            if call in seen:
+                step["action"] = "loop"
+                out.reason = f"stopped: {call} repeated (loop)"
+                break
+            seen.add(call)
+            if tool.spec.dangerous:
+                if self.approve is None:
+                    step.update(action="refused", error="dangerous and nobody can approve it")
+                    out.results.append(f"{call} → not run: needs a human's approval")
+                    break
+                reference = self.approve(call)
+                step.update(action="awaiting_approval", reference=reference)
+                out.results.append(f"{call} → not run: awaits a human's approval ({reference})")
+                break
+            outcome = await self._run(tool, arguments, step)
+            if outcome is None:
+                retries += 1
+                if retries > self.limits.max_retries:
+                    out.reason = "stopped: the tool kept failing"
+                    out.results.append(f"{call} → failed: {step['error']}")
+                    break
+                transcript += feedback(call, f"failed: {step['error']}")
+                continue
+            out.results.append(f"{call} → {outcome}")
+            transcript += feedback(call, outcome)
+        return out
+
+    async def _decide(
+        self,
+        system_prompt: str,
+        messages: list[Message],
+        transcript: list[Message],
+        out: LoopOutcome,
+    ) -> dict[str, Any]:
+        system = (
+            f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n"
+            'Reply with JSON only: {"tool": NAME, "arguments": {...}} to call one, or '
+            '{"tool": "none"} when no tool is needed or you already have what you need.'
+        )
+        request = ChatRequest(
+            messages=[Message(role="system", content=system), *messages, *transcript],
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            json_schema=decision_schema(self.tools),
+        )
+        completion = await self.model.acomplete(request)
+        out.usage = Usage(
+            prompt_tokens=out.usage.prompt_tokens + completion.usage.prompt_tokens,
+            completion_tokens=out.usage.completion_tokens + completion.usage.completion_tokens,
+        )
+        try:
+            parsed = json.loads(completion.text)
+        except ValueError as exc:
+            raise ModelError(
+                f"the tool decision is not JSON: {exc}: {completion.text[:200]}"
+            ) from None
+        return parsed if isinstance(parsed, dict) else {"tool": "none"}
+
+    async def _run(
+        self, tool: LoadedTool, arguments: dict[str, Any], step: dict[str, Any]
+    ) -> str | None:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(tool.call, arguments), tool.spec.timeout_s
+            )
+        except TimeoutError:
+            step.update(action="failed", error=f"timed out after {tool.spec.timeout_s:g} s")
+            return None
+        except ToolError as exc:
+            step.update(action="failed", error=str(exc))
+            return None
+        finally:
+            step["ms"] = round((time.perf_counter() - started) * 1000, 2)
+        text = json.dumps(result, ensure_ascii=False)[:RESULT_CHARS]
+        if self.result_guard is not None:
+            readings, _ = views(text)
+            subject = Subject(direction="input", text=text, views=tuple(readings))
+            verdict = await asyncio.to_thread(self.result_guard.check, subject)
+            if verdict.action == "block":
+                step.update(action="withheld", error=f"result flagged: {verdict.reason}")
+                return "result withheld: it looked like an attempt to instruct the assistant"
+        step.update(action="ran", result_chars=len(text))
+        return text
+
+
+def feedback(call: str, outcome: str) -> list[Message]:
+    return [
+        Message(role="assistant", content=f"(I called {call})"),
+        Message(role="user", content=f"(Tool result, not from the customer: {outcome})"),
+    ]
