@@ -179,6 +179,18 @@ def _check_refusal(path: Path | None) -> None:
     out.print(
         "confusion (label->detected): " + ", ".join(f"{k} {v}" for k, v in result.confusion.items())
     )
+    sets = sorted({str(row["set"]) for row in rows if "set" in row})
+    for name in sets:
+        part = agreement([row for row in rows if row.get("set") == name])
+        out.print(f"  set {name}: {Rate(part.agree, part.n)}, kappa {part.kappa:.3f}", markup=False)
+    if sets:
+        later = [row for row in rows if row.get("set") not in (None, sets[0])]
+        held = agreement(later)
+        out.print(
+            f"  held out (sets after {sets[0]}, which the detector was tuned on): "
+            f"{Rate(held.agree, held.n)}, kappa {held.kappa:.3f}",
+            markup=False,
+        )
     for d in result.disagreements:
         out.print(
             f"  disagree: {d['id']} labelled {d['label']}; detector: {d['why']}", markup=False
