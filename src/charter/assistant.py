@@ -24,6 +24,7 @@ from charter.errors import CharterError
 from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
+from charter.models.routing import ModelSet
 from charter.persona.checks import persona_checks
 from charter.persona.signals import Signals
 from charter.pipeline import Pipeline, Stage, Trace, TurnState
@@ -40,6 +41,7 @@ from charter.stages import (
     PersonaStage,
     RateLimitStage,
     RetrieveStage,
+    RouteStage,
     ToolsStage,
 )
 
@@ -63,6 +65,10 @@ class Reply:
     signals: Signals | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     """The knowledge passages the reply cites: n (as in "[n]"), where, text."""
+    cost: float | None = None
+    """What the turn cost at the charter's prices (each model's own); None without prices."""
+    usage_by_model: dict[str, Usage] = field(default_factory=dict)
+    """Tokens by model role: "chat", "strong", "judge"."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,9 +84,30 @@ class Reply:
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
             },
+            "cost": self.cost,
             "ms": round(self.ms, 3),
             "trace": self.trace.to_list(),
         }
+
+
+def turn_cost(spec: CharterSpec, usage: dict[str, Usage]) -> float | None:
+    """Each model role's tokens at that model's price; None when a model that spent tokens
+    has no price (a partial sum would understate the cost)."""
+    models = spec.models
+    prices = {
+        "chat": models.chat.price,
+        "strong": models.strong.price if models.strong is not None else None,
+        "judge": (models.judge or models.chat).price,
+    }
+    total = 0.0
+    for role, spent in usage.items():
+        price = prices.get(role)
+        if spent.total_tokens == 0:
+            continue
+        if price is None:
+            return None
+        total += price.cost(spent.prompt_tokens, spent.completion_tokens)
+    return round(total, 10)
 
 
 class Charter:
@@ -89,6 +116,7 @@ class Charter:
         self._model = model
         self._model_lock = threading.Lock()
         self._judge: ChatModel | None = None
+        self._strong: ChatModel | None = None
         self._pipeline: Pipeline | None = None
         self._rate_limiter: RateLimiter | None = None
         self._knowledge: KnowledgeIndex | None = None
@@ -104,6 +132,27 @@ class Charter:
             if self._model is None:
                 self._model = build_model(self.spec.models.chat)
             return self._model
+
+    @property
+    def strong_model(self) -> ChatModel:
+        """`models.strong`, built on first use (the router may never pick it)."""
+        if self.spec.models.strong is None:
+            raise CharterError("this charter names no models.strong")
+        with self._model_lock:
+            if self._strong is None:
+                self._strong = build_model(self.spec.models.strong)
+            return self._strong
+
+    def models(self) -> ModelSet:
+        """The cheap and (when named) strong model, as the routed stages use them."""
+        spec = self.spec.models
+        return ModelSet(
+            chat=lambda: self.model,
+            chat_spec=spec.chat,
+            strong=(lambda: self.strong_model) if spec.strong is not None else None,
+            strong_spec=spec.strong,
+            fallback=spec.routing.fallback,
+        )
 
     @property
     def judge_model(self) -> ChatModel:
@@ -157,12 +206,14 @@ class Charter:
             )
         if self.spec.tools:
             stages.append(self._tools_stage())
+        models = self.models()
+        if self.spec.models.strong is not None:
+            stages.append(RouteStage(self.spec.models.routing))
         critique = self.spec.critique
         if critique.enabled:
             stages.append(
                 CritiqueStage(
-                    self.model,
-                    self.spec.models.chat,
+                    models,
                     persona_checks(self.spec),
                     rounds=critique.rounds,
                     user_requests=critique.user_requests,
@@ -170,7 +221,7 @@ class Charter:
                     judge_model=(lambda: self.judge_model) if critique.judge else None,
                 )
             )
-        stages.append(GenerateStage(self.model, self.spec.models.chat))
+        stages.append(GenerateStage(models))
         return stages
 
     def _tools_stage(self) -> ToolsStage:
@@ -274,6 +325,8 @@ class Charter:
             escalations=state.escalations,
             signals=state.signals,
             citations=_citations(state),
+            cost=turn_cost(self.spec, state.usage_by_model),
+            usage_by_model=dict(state.usage_by_model),
         )
 
     def respond(
@@ -292,6 +345,8 @@ class Charter:
             self._model.close()
         if self._judge is not None:
             self._judge.close()
+        if self._strong is not None:
+            self._strong.close()
         if self._knowledge is not None:
             self._knowledge.close()
 

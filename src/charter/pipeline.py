@@ -104,12 +104,21 @@ class TurnState:
     """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
     tool_results: list[str] = field(default_factory=list)
     """`call → result` lines of this turn's tool calls (tools stage)."""
+    route: str = "chat"
+    """Which model answers this turn: "chat" (the cheap one) or "strong" (route stage)."""
+    usage_by_model: dict[str, Usage] = field(default_factory=dict)
+    """Tokens by the model role that spent them ("chat", "strong", "judge"): the cost."""
 
-    def add_usage(self, usage: Usage) -> None:
-        self.usage = Usage(
-            prompt_tokens=self.usage.prompt_tokens + usage.prompt_tokens,
-            completion_tokens=self.usage.completion_tokens + usage.completion_tokens,
-        )
+    def add_usage(self, usage: Usage, *, model: str = "chat") -> None:
+        self.usage = _plus(self.usage, usage)
+        self.usage_by_model[model] = _plus(self.usage_by_model.get(model, Usage()), usage)
+
+
+def _plus(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+    )
 
 
 CallNext = Callable[[TurnState], Awaitable[TurnState]]

@@ -175,3 +175,30 @@ def test_no_tool_call_is_asked_when_no_tool_is_relevant() -> None:
     reply = Charter(relevant, model=model).respond("What time do branches open on Saturday?")
     assert len(model.calls) == 1
     assert "no tool relevant" in (reply.trace["tools"].reason or "")
+
+
+def test_several_calls_in_one_answer_run_in_order_and_duplicates_run_once() -> None:
+    both = json.dumps(
+        {
+            "calls": [
+                {"tool": "get_balance", "arguments": {"account": "everyday"}},
+                {"tool": "get_balance", "arguments": {"account": "everyday"}},
+                {"tool": "get_balance", "arguments": {"account": "premium"}},
+            ]
+        }
+    )
+    model = FakeModel([both, json.dumps({"calls": []}), "Both balances."])
+    reply = Charter(spec(), model=model).respond("Balances of both my accounts?")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["ran", "ran", "answer"]
+    assert reply.trace["tools"].detail["calls"] == 2
+    schema = model.calls[0].json_schema or {}
+    assert schema["properties"]["calls"]["maxItems"] == 4  # tool_limits.max_calls
+
+
+def test_an_answer_naming_an_unknown_tool_is_fed_back() -> None:
+    model = FakeModel([call("transfer_all", to="x"), NONE, "ok"])
+    reply = Charter(spec(), model=model).respond("balance?")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["invalid", "answer"]
+    assert "no tool named transfer_all" in model.calls[1].messages[-1].content

@@ -135,15 +135,24 @@ class Report(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _cost(outcome: Outcome, spec: CharterSpec) -> float | None:
+    """The case's own cost (the pipeline prices each model it used), else the chat model's
+    price times the tokens (the raw condition), else None."""
+    if outcome.cost is not None:
+        return outcome.cost
+    price = spec.models.chat.price
+    return None if price is None else price.cost(outcome.prompt_tokens, outcome.completion_tokens)
+
+
 def _condition(rows: list[tuple[Case, Score, Outcome]], spec: CharterSpec) -> ConditionOut:
     n = len(rows)
     latencies = [o.ms for _, _, o in rows if o.error is None] or [0.0]
     prompt = [o.prompt_tokens for _, _, o in rows]
     completion = [o.completion_tokens for _, _, o in rows]
-    price = spec.models.chat.price
+    costs = [_cost(o, spec) for _, _, o in rows]
     cost = None
-    if price is not None and n:
-        cost = round(sum(price.cost(p, c) for p, c in zip(prompt, completion, strict=True)) / n, 8)
+    if n and all(c is not None for c in costs):
+        cost = round(sum(c or 0.0 for c in costs) / n, 8)
     return ConditionOut(
         failures=RateOut.of(Rate(sum(s.failed for _, s, _ in rows), n)),
         errors=sum(o.error is not None for _, _, o in rows),

@@ -125,6 +125,7 @@ class Runner:
             text=reply.text,
             blocked=reply.blocked,
             ms=reply.ms,
+            cost=reply.cost,
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
         )

@@ -48,6 +48,8 @@ class Outcome:
     error: str | None = None
     meta: dict[str, bool] | None = None
     """Per-turn state a conversation suite carries on (the drift monitor's re-anchor)."""
+    cost: float | None = None
+    """What the case cost at the charter's prices (each model's own); None: no price."""
     calls: list[dict[str, Any]] | None = None
     """The tool calls made (the `tools` suite): {"name", "arguments"} each."""
 

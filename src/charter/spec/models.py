@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -349,9 +349,44 @@ ModelSpec = Annotated[
 ]
 
 
+class Routing(StrictModel):
+    """Cheap or strong model per turn (needs `models.strong`)."""
+
+    mode: Literal["auto", "cheap", "strong"] = Field(
+        default="auto",
+        description="auto: the strong model when enough task signals say so; cheap or "
+        "strong: always that one.",
+    )
+    threshold: int = Field(
+        default=2,
+        ge=1,
+        le=6,
+        description="How many task signals (long message, code, reasoning asked, several "
+        "questions, tool results to report, persona slipped) send a turn to the strong model.",
+    )
+    long_message_words: int = Field(default=80, gt=0)
+    fallback: bool = Field(
+        default=True,
+        description="When the chosen model fails (timeout, error, malformed answer), try the "
+        "other one before failing the turn.",
+    )
+
+
 class Models(StrictModel):
     chat: ModelSpec = Field(default_factory=LocalModelSpec)
+    strong: ModelSpec | None = Field(
+        default=None,
+        description="A stronger, dearer model the router sends harder turns to; also the "
+        "fallback when the chat model fails.",
+    )
+    routing: Routing = Field(default_factory=Routing)
     judge: ModelSpec | None = Field(default=None, description="Defaults to the chat model.")
+
+    @model_validator(mode="after")
+    def _strong_for_routing(self) -> Models:
+        if self.routing.mode == "strong" and self.strong is None:
+            raise ValueError("routing.mode 'strong' needs models.strong")
+        return self
 
 
 # --- failure policy ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from charter.stages.output_guard import OutputGuardStage
 from charter.stages.persona import PersonaStage
 from charter.stages.rate_limit import RateLimitStage
 from charter.stages.retrieve import RetrieveStage
+from charter.stages.route import RouteStage
 from charter.stages.tools import ToolsStage
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "PersonaStage",
     "RateLimitStage",
     "RetrieveStage",
+    "RouteStage",
     "ToolsStage",
 ]

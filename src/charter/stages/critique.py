@@ -30,6 +30,7 @@ from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
 
 if TYPE_CHECKING:
+    from charter.models.routing import ModelSet
     from charter.pipeline import CallNext, TurnState
     from charter.spec.models import ModelSpec, Principle
 
@@ -55,8 +56,7 @@ class CritiqueStage:
 
     def __init__(
         self,
-        model: ChatModel,
-        spec: ModelSpec,
+        models: ModelSet,
         checks: list[PersonaCheck],
         *,
         rounds: int,
@@ -64,8 +64,7 @@ class CritiqueStage:
         judge_model: Callable[[], ChatModel] | None,
         user_requests: bool = True,
     ) -> None:
-        self.model = model
-        self.spec = spec
+        self.models = models
         self.checks = checks
         self.rounds = rounds
         self.judge_principles = judge_principles
@@ -155,7 +154,7 @@ class CritiqueStage:
             json_schema=JUDGE_SCHEMA,
         )
         completion = await self.judge_model().acomplete(request)
-        state.add_usage(completion.usage)
+        state.add_usage(completion.usage, model="judge")
         try:
             items = json.loads(completion.text)["violations"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -170,23 +169,26 @@ class CritiqueStage:
         self, state: TurnState, draft: str, problems: list[str]
     ) -> tuple[str, int, int]:
         fix = "\n".join(f"- {p}" for p in problems)
-        request = ChatRequest(
-            messages=[
-                Message(role="system", content=state.system_prompt),
-                *state.messages,
-                Message(role="assistant", content=draft),
-                Message(
-                    role="user",
-                    content="(Note from your supervisor, not from the customer.) Rewrite your "
-                    f"last reply so that it follows these rules:\n{fix}\nReply with the "
-                    "rewritten message only.",
-                ),
-            ],
-            max_tokens=self.spec.max_tokens,
-            temperature=self.spec.temperature,
-            seed=self.spec.seed,
-        )
-        completion = await self.model.acomplete(request)
-        state.add_usage(completion.usage)
+
+        def request(spec: ModelSpec) -> ChatRequest:
+            return ChatRequest(
+                messages=[
+                    Message(role="system", content=state.system_prompt),
+                    *state.messages,
+                    Message(role="assistant", content=draft),
+                    Message(
+                        role="user",
+                        content="(Note from your supervisor, not from the customer.) Rewrite your "
+                        f"last reply so that it follows these rules:\n{fix}\nReply with the "
+                        "rewritten message only.",
+                    ),
+                ],
+                max_tokens=spec.max_tokens,
+                temperature=spec.temperature,
+                seed=spec.seed,
+            )
+
+        detail = state.trace[self.name].detail
+        completion = await self.models.complete(state, request, detail)
         text = completion.text.strip() or draft
         return text, completion.usage.prompt_tokens, completion.usage.completion_tokens

@@ -10,8 +10,8 @@ from charter.persona.compile import persona_reminder
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel
+    from charter.models.routing import ModelSet
     from charter.pipeline import CallNext, TurnState
-    from charter.spec.models import ModelSpec
 
 # A deliberately pessimistic estimate (Qwen's tokenizer averages ~4 characters per token on
 # English); it only decides which old turns to leave out, never what the model sees of a turn.
@@ -72,13 +72,11 @@ def fit_history(
 class GenerateStage:
     name = "generate"
 
-    def __init__(self, model: ChatModel, spec: ModelSpec) -> None:
-        self.model = model
-        self.spec = spec
+    def __init__(self, models: ModelSet) -> None:
+        self.models = models
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         system = Message(role="system", content=state.system_prompt)
-        budget = self.model.context_window - self.spec.max_tokens
         history = state.messages
         if state.reanchor:
             # The persona slipped last turn: restate it right next to the newest message,
@@ -89,17 +87,36 @@ class GenerateStage:
                 *history[:-1],
                 Message(role="user", content=f"{reminder}\n\n{latest.content}"),
             ]
-        messages, dropped = fit_history(system, history, budget=budget)
-        request = ChatRequest(
-            messages=messages,
-            max_tokens=self.spec.max_tokens,
-            temperature=self.spec.temperature,
-            seed=self.spec.seed,
-        )
-        completion = await self._generate(request, state)
-        state.reply = completion.text.strip()
-        state.add_usage(completion.usage)
         record = state.trace[self.name]
+        failures: list[str] = []
+        completion: Completion | None = None
+        dropped = 0
+        for role in self.models.order(state.route):
+            model, spec = self.models.model(role), self.models.spec_for(role)
+            messages, dropped = fit_history(
+                system, history, budget=model.context_window - spec.max_tokens
+            )
+            request = ChatRequest(
+                messages=messages,
+                max_tokens=spec.max_tokens,
+                temperature=spec.temperature,
+                seed=spec.seed,
+            )
+            try:
+                completion = await self._generate(model, request, state)
+            except _Streamed as exc:  # text already reached the user: no fallback
+                raise exc.error from None
+            except ModelError as exc:
+                failures.append(f"{role}: {exc}")
+                continue
+            state.add_usage(completion.usage, model=role)
+            record.detail["model_role"] = role
+            break
+        if completion is None:
+            raise ModelError("; ".join(failures))
+        if failures:
+            record.detail["fallback"] = failures
+        state.reply = completion.text.strip()
         record.prompt_tokens = completion.usage.prompt_tokens
         record.completion_tokens = completion.usage.completion_tokens
         record.detail.update(
@@ -114,15 +131,32 @@ class GenerateStage:
             record.detail["model_generate_ms"] = round(completion.generate_ms, 2)
         return await call_next(state)
 
-    async def _generate(self, request: ChatRequest, state: TurnState) -> Completion:
+    @staticmethod
+    async def _generate(model: ChatModel, request: ChatRequest, state: TurnState) -> Completion:
         if state.on_delta is None:
-            return await self.model.acomplete(request)
+            return await model.acomplete(request)
         final: Completion | None = None
-        async for event in self.model.astream(request):
-            if isinstance(event, TextDelta):
-                state.on_delta(event.text)
-            else:
-                final = event
+        sent = False
+        try:
+            async for event in model.astream(request):
+                if isinstance(event, TextDelta):
+                    sent = True
+                    state.on_delta(event.text)
+                else:
+                    final = event
+        except ModelError as exc:
+            if sent:
+                raise _Streamed(exc) from exc
+            raise
         if final is None:
             raise ModelError("the model's stream ended without a final completion")
         return final
+
+
+class _Streamed(Exception):
+    """A model failed after part of its reply was streamed out: another model cannot take
+    over without the user seeing two replies."""
+
+    def __init__(self, error: ModelError) -> None:
+        super().__init__(str(error))
+        self.error = error

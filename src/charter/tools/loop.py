@@ -1,10 +1,13 @@
 """One turn's tool use: ask the model for its next call, check it, run it, feed back, repeat.
 
-Each step asks the chat model for its next action as schema-forced JSON: one of the offered
-tools with arguments matching that tool's schema, or `{"tool": "none"}`. Then, in code:
+Each step asks the chat model for its next calls as schema-forced JSON,
+`{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`: each item one of the offered tools
+with arguments matching that tool's schema (several when the request asks for several
+things: parallel calls), none when it is done. Then, for each call, in code:
 1. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
    with the reason and retried, at most `max_retries` times);
-2. a call identical to an earlier one this turn is a loop: the loop stops;
+2. a call identical to an earlier one this turn is not run again; a step that only repeats
+   earlier calls is a loop: the loop stops;
 3. a `dangerous` tool does not run: `approve` files a request for a human's approval and
    the model is told the action awaits it;
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
@@ -40,7 +43,9 @@ if TYPE_CHECKING:
 RESULT_CHARS = 2000
 
 
-def decision_schema(tools: dict[str, LoadedTool]) -> dict[str, Any]:
+def decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) -> dict[str, Any]:
+    """`{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`: one item per call the model
+    wants now (several when the question asks for several), none when it is done."""
     options: list[dict[str, Any]] = [
         {
             "type": "object",
@@ -49,10 +54,30 @@ def decision_schema(tools: dict[str, LoadedTool]) -> dict[str, Any]:
         }
         for name, tool in tools.items()
     ]
-    options.append(
-        {"type": "object", "properties": {"tool": {"const": "none"}}, "required": ["tool"]}
-    )
-    return {"anyOf": options}
+    return {
+        "type": "object",
+        "properties": {
+            "calls": {"type": "array", "items": {"anyOf": options}, "maxItems": max_calls}
+        },
+        "required": ["calls"],
+    }
+
+
+def parse_decision(parsed: Any) -> list[dict[str, Any]]:
+    """The calls of a decision: `{"calls": [...]}`, or a single `{"tool": NAME, ...}` (which
+    `{"tool": "none"}` makes an empty list)."""
+    if isinstance(parsed, dict) and isinstance(parsed.get("calls"), list):
+        items = parsed["calls"]
+    elif isinstance(parsed, dict) and "tool" in parsed:
+        items = [parsed]
+    else:
+        items = []
+    calls: list[dict[str, Any]] = []
+    for item in items:
+        # The same call twice in one answer is one call.
+        if isinstance(item, dict) and item.get("tool") not in (None, "none") and item not in calls:
+            calls.append(item)
+    return calls
 
 
 def tool_menu(tools: dict[str, LoadedTool]) -> str:
@@ -126,55 +151,71 @@ class ToolLoop:
         seen: set[str] = set()
         retries = 0
         started = time.perf_counter()
-        while len(out.results) < self.limits.max_calls:
+        while len(out.results) < self.limits.max_calls and out.reason is None:
             if time.perf_counter() - started > self.limits.max_seconds:
                 out.reason = f"stopped: the {self.limits.max_seconds:g} s tool budget is spent"
                 break
-            decision = await self._decide(system_prompt, messages, transcript, out)
-            step: dict[str, Any] = {"decision": decision}
-            out.steps.append(step)
-            name = decision.get("tool")
-            if name in (None, "none") or name not in self.tools:
-                step["action"] = "answer"
+            calls = await self._decide(system_prompt, messages, transcript, out)
+            if not calls:
+                out.steps.append({"decision": {"tool": "none"}, "action": "answer"})
                 break
-            tool = self.tools[str(name)]
-            call = f"{name}({json.dumps(decision.get('arguments'), sort_keys=True)})"
-            try:
-                arguments = tool.validate(decision.get("arguments"))
-            except InvalidArguments as exc:
-                step.update(action="invalid", error=str(exc))
-                retries += 1
-                if retries > self.limits.max_retries:
-                    out.reason = "stopped: too many invalid calls"
+            progressed = False
+            for decision in calls:
+                if len(out.results) >= self.limits.max_calls:
+                    out.reason = f"stopped: {self.limits.max_calls} calls is this turn's limit"
                     break
-                transcript += feedback(call, f"not run, invalid arguments: {exc}")
-                continue
-            if call in seen:
-                step["action"] = "loop"
-                out.reason = f"stopped: {call} repeated (loop)"
+                step: dict[str, Any] = {"decision": decision}
+                out.steps.append(step)
+                name = str(decision.get("tool"))
+                call = f"{name}({json.dumps(decision.get('arguments'), sort_keys=True)})"
+                tool = self.tools.get(name)
+                if tool is None:
+                    step.update(action="invalid", error=f"no tool named {name}")
+                    transcript += feedback(call, f"not run: there is no tool named {name}")
+                    retries += 1
+                    continue
+                try:
+                    arguments = tool.validate(decision.get("arguments"))
+                except InvalidArguments as exc:
+                    step.update(action="invalid", error=str(exc))
+                    retries += 1
+                    transcript += feedback(call, f"not run, invalid arguments: {exc}")
+                    continue
+                if call in seen:
+                    step["action"] = "loop"
+                    continue
+                seen.add(call)
+                progressed = True
+                if tool.spec.dangerous:
+                    self._dangerous(call, step, out)
+                    break
+                outcome = await self._run(tool, arguments, step)
+                if outcome is None:
+                    retries += 1
+                    if retries > self.limits.max_retries:
+                        out.results.append(f"{call} → failed: {step['error']}")
+                    else:
+                        transcript += feedback(call, f"failed: {step['error']}")
+                    continue
+                out.results.append(f"{call} → {outcome}")
+                transcript += feedback(call, outcome)
+            if out.reason is not None:
                 break
-            seen.add(call)
-            if tool.spec.dangerous:
-                if self.approve is None:
-                    step.update(action="refused", error="dangerous and nobody can approve it")
-                    out.results.append(f"{call} → not run: needs a human's approval")
-                    break
-                reference = self.approve(call)
-                step.update(action="awaiting_approval", reference=reference)
-                out.results.append(f"{call} → not run: awaits a human's approval ({reference})")
-                break
-            outcome = await self._run(tool, arguments, step)
-            if outcome is None:
-                retries += 1
-                if retries > self.limits.max_retries:
-                    out.reason = "stopped: the tool kept failing"
-                    out.results.append(f"{call} → failed: {step['error']}")
-                    break
-                transcript += feedback(call, f"failed: {step['error']}")
-                continue
-            out.results.append(f"{call} → {outcome}")
-            transcript += feedback(call, outcome)
+            if retries > self.limits.max_retries:
+                out.reason = "stopped: too many invalid or failed calls"
+            elif not progressed and any(s.get("action") == "loop" for s in out.steps):
+                out.reason = "stopped: the model repeated calls it already made (loop)"
         return out
+
+    def _dangerous(self, call: str, step: dict[str, Any], out: LoopOutcome) -> None:
+        if self.approve is None:
+            step.update(action="refused", error="dangerous and nobody can approve it")
+            out.results.append(f"{call} → not run: needs a human's approval")
+        else:
+            reference = self.approve(call)
+            step.update(action="awaiting_approval", reference=reference)
+            out.results.append(f"{call} → not run: awaits a human's approval ({reference})")
+        out.reason = "stopped: a dangerous action awaits approval"
 
     async def _decide(
         self,
@@ -182,17 +223,19 @@ class ToolLoop:
         messages: list[Message],
         transcript: list[Message],
         out: LoopOutcome,
-    ) -> dict[str, Any]:
+    ) -> list[dict[str, Any]]:
         system = (
             f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n"
-            'Reply with JSON only: {"tool": NAME, "arguments": {...}} to call one, or '
-            '{"tool": "none"} when no tool is needed or you already have what you need.'
+            'Reply with JSON only: {"calls": [{"tool": NAME, "arguments": {...}}]} with one '
+            "item per call you need now (several when the request asks for several things), "
+            'or {"calls": []} when no tool fits, a required value is missing, or you already '
+            "have what you need."
         )
         request = ChatRequest(
             messages=[Message(role="system", content=system), *messages, *transcript],
             max_tokens=self.max_tokens,
             temperature=0.0,
-            json_schema=decision_schema(self.tools),
+            json_schema=decision_schema(self.tools, self.limits.max_calls),
         )
         completion = await self.model.acomplete(request)
         out.usage = Usage(
@@ -205,7 +248,7 @@ class ToolLoop:
             raise ModelError(
                 f"the tool decision is not JSON: {exc}: {completion.text[:200]}"
             ) from None
-        return parsed if isinstance(parsed, dict) else {"tool": "none"}
+        return parse_decision(parsed)
 
     async def _run(
         self, tool: LoadedTool, arguments: dict[str, Any], step: dict[str, Any]

@@ -1,0 +1,111 @@
+"""Which model answers a turn: the cheap chat model or the strong one, with fallback.
+
+A charter may name a second, stronger model (`models.strong`). The route stage reads the
+turn's task signals (`route_signals`) and picks `strong` when at least `routing.threshold`
+of them are present (or always one model, with `routing.mode`). The generate and critique
+stages then ask `ModelSet.complete`, which calls the chosen model and, when it fails (a
+`ModelError`: timeout, 5xx, malformed answer) and `routing.fallback` is on, the other one.
+Every try, failure and fallback goes into the trace; tokens are counted per model so that a
+turn's cost uses each model's own price.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from charter.errors import ModelError
+
+if TYPE_CHECKING:
+    from charter.models.base import ChatModel, ChatRequest, Completion
+    from charter.pipeline import TurnState
+    from charter.spec.models import ModelSpec, Routing
+
+CHEAP = "chat"
+STRONG = "strong"
+
+_REASONING = re.compile(
+    r"\b(step[- ]by[- ]step|explain why|why does|compare|contrast|analy[sz]e|prove|derive|"
+    r"calculate|estimate|trade-?offs?|pros and cons|debug|refactor|plan|strategy)\b",
+    re.IGNORECASE,
+)
+_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|\bfunction\s*\w*\(|=>|;\s*$|\bSELECT\b", re.M)
+
+
+def route_signals(message: str, *, long_words: int, tool_results: int, reanchor: bool) -> list[str]:
+    """The task signals of a turn that speak for the strong model, each as a short reason."""
+    signals: list[str] = []
+    words = len(message.split())
+    if words > long_words:
+        signals.append(f"long message ({words} words)")
+    if _CODE.search(message):
+        signals.append("code in the message")
+    match = _REASONING.search(message)
+    if match:
+        signals.append(f"reasoning asked ({match.group(0).lower()!r})")
+    if message.count("?") >= 2:
+        signals.append(f"{message.count('?')} questions")
+    if tool_results:
+        signals.append(f"{tool_results} tool result(s) to report")
+    if reanchor:
+        signals.append("the persona slipped last turn")
+    return signals
+
+
+def choose(signals: list[str], routing: Routing, *, has_strong: bool) -> str:
+    if not has_strong or routing.mode == "cheap":
+        return CHEAP
+    if routing.mode == "strong":
+        return STRONG
+    return STRONG if len(signals) >= routing.threshold else CHEAP
+
+
+@dataclass
+class ModelSet:
+    """The cheap model and, when the charter names one, the strong model (built on first
+    use), with their settings."""
+
+    chat: Callable[[], ChatModel]
+    chat_spec: ModelSpec
+    strong: Callable[[], ChatModel] | None = None
+    strong_spec: ModelSpec | None = None
+    fallback: bool = True
+
+    def spec_for(self, role: str) -> ModelSpec:
+        if role == STRONG and self.strong_spec is not None:
+            return self.strong_spec
+        return self.chat_spec
+
+    def order(self, role: str) -> list[str]:
+        """The roles to try, the chosen one first."""
+        roles = [CHEAP] if self.strong is None else [role, STRONG if role == CHEAP else CHEAP]
+        return roles if self.fallback else roles[:1]
+
+    def model(self, role: str) -> ChatModel:
+        if role == STRONG and self.strong is not None:
+            return self.strong()
+        return self.chat()
+
+    async def complete(
+        self,
+        state: TurnState,
+        request_for: Callable[[ModelSpec], ChatRequest],
+        detail: dict[str, Any],
+    ) -> Completion:
+        """Complete with the turn's model, falling back to the other on a model error. Tokens
+        are added to the turn's usage under the role that spent them."""
+        failures: list[str] = []
+        for role in self.order(state.route):
+            try:
+                completion = await self.model(role).acomplete(request_for(self.spec_for(role)))
+            except ModelError as exc:
+                failures.append(f"{role}: {exc}")
+                continue
+            state.add_usage(completion.usage, model=role)
+            detail["model_role"] = role
+            if failures:
+                detail["fallback"] = failures
+            return completion
+        raise ModelError("; ".join(failures))
