@@ -111,12 +111,20 @@ def turn_cost(spec: CharterSpec, usage: dict[str, Usage]) -> float | None:
 
 
 class Charter:
-    def __init__(self, spec: CharterSpec, *, model: ChatModel | None = None) -> None:
+    def __init__(
+        self,
+        spec: CharterSpec,
+        *,
+        model: ChatModel | None = None,
+        strong_model: ChatModel | None = None,
+    ) -> None:
+        """`model` and `strong_model` replace the charter's `models.chat` and
+        `models.strong` (already loaded models shared between charters, or fakes)."""
         self.spec = spec
         self._model = model
         self._model_lock = threading.Lock()
         self._judge: ChatModel | None = None
-        self._strong: ChatModel | None = None
+        self._strong: ChatModel | None = strong_model
         self._pipeline: Pipeline | None = None
         self._rate_limiter: RateLimiter | None = None
         self._knowledge: KnowledgeIndex | None = None

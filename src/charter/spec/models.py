@@ -197,6 +197,12 @@ class ToolLimits(StrictModel):
         description="Skip tool use (no model call) when no tool's description is at least this "
         "similar to the message (MiniLM cosine); -1 asks the model every turn.",
     )
+    grounded_arguments: bool = Field(
+        default=True,
+        description="Refuse a call with a number, or a text with digits (an account, a date, "
+        "an amount), that neither the conversation nor an earlier tool result contains: the "
+        "model is told to ask the user instead of guessing.",
+    )
 
 
 class Knowledge(StrictModel):

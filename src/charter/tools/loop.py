@@ -7,7 +7,9 @@ things: parallel calls), none when it is done. Then, for each call, in code:
 1. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
    with the reason and retried, at most `max_retries` times);
 2. a call identical to an earlier one this turn is not run again; a step that only repeats
-   earlier calls is a loop: the loop stops;
+   earlier calls is a loop: the loop stops; a call with a number, date or account that
+   nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) is not run either,
+   and the model is told to ask instead of guessing;
 3. a `dangerous` tool does not run: `approve` files a request for a human's approval and
    the model is told the action awaits it;
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
@@ -32,6 +34,7 @@ from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage
+from charter.tools.provenance import unsupported_values
 from charter.tools.registry import InvalidArguments, ToolError
 
 if TYPE_CHECKING:
@@ -184,6 +187,19 @@ class ToolLoop:
                 if call in seen:
                     step["action"] = "loop"
                     continue
+                if self.limits.grounded_arguments:
+                    sources = "\n".join(m.content for m in (*messages, *transcript))
+                    guessed = unsupported_values(arguments, tool.spec.parameters, sources)
+                    if guessed:
+                        step.update(action="invalid", error=f"values nobody gave: {guessed}")
+                        retries += 1
+                        transcript += feedback(
+                            call,
+                            f"not run: {', '.join(guessed)} appear nowhere in the conversation."
+                            " Do not guess values: call without them if they are optional,"
+                            ' otherwise reply {"calls": []} and ask the user.',
+                        )
+                        continue
                 seen.add(call)
                 progressed = True
                 if tool.spec.dangerous:

@@ -1,0 +1,88 @@
+"""Where a tool call's values come from: a call must not carry figures nobody gave.
+
+Small models fill required arguments with plausible inventions (a card's last four digits, a
+date, an amount) rather than ask. `unsupported_values` finds the values of a call that carry
+digits (numbers, and strings such as dates, account or card numbers) and appear nowhere in
+the conversation or in earlier tool results. Values the tool's schema itself offers (an enum
+member, the default) are fine, and so are percentages written either way (7 % vs 0.07).
+Text without digits is not checked: a paraphrase ("Spanish" → "es-ES") is legitimate there;
+nor are runs of one or two digits inside text (a month or an hour is often derived: "21
+February" → "2024-02-21"). Numbers may be written as words up to twelve.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
+_WORDS = {
+    w: float(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve".split()
+    )
+}
+
+
+def numbers_in(text: str) -> set[float]:
+    found: set[float] = set()
+    for match in _NUMBER.finditer(text):
+        raw = match.group(0)
+        for candidate in (raw.replace(",", ""), raw.replace(",", ".")):
+            try:
+                found.add(float(candidate))
+            except ValueError:
+                continue
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _WORDS:
+            found.add(_WORDS[word])
+    return found
+
+
+def _digit_runs(text: str) -> list[str]:
+    """Runs of three or more digits (years, amounts, account and card numbers)."""
+    return re.findall(r"\d{3,}", text)
+
+
+def _given(value: float, known: set[float]) -> bool:
+    """`value` is one of the numbers given, or one of them as a percentage either way."""
+    return any(
+        abs(value - k) < 1e-9 or abs(value * 100 - k) < 1e-6 or abs(value - k * 100) < 1e-6
+        for k in known
+    )
+
+
+def unsupported_values(
+    arguments: dict[str, Any], schema: dict[str, Any], sources: str
+) -> list[str]:
+    """`name=value` for each value of `arguments` with digits that `sources` does not hold."""
+    known = numbers_in(sources)
+    runs = set(_digit_runs(sources))
+    problems: list[str] = []
+
+    def allowed(value: Any, prop: dict[str, Any]) -> bool:
+        return value in prop.get("enum", []) or ("default" in prop and value == prop["default"])
+
+    def visit(path: str, value: Any, prop: dict[str, Any]) -> None:
+        if isinstance(value, bool) or value is None or allowed(value, prop):
+            return
+        if isinstance(value, (int, float)):
+            if not _given(float(value), known):
+                problems.append(f"{path}={value!r}")
+        elif isinstance(value, str):
+            missing = [r for r in _digit_runs(value) if r not in runs]
+            if missing:
+                problems.append(f"{path}={value!r}")
+        elif isinstance(value, list):
+            items = prop.get("items", {}) if isinstance(prop.get("items"), dict) else {}
+            for i, item in enumerate(value):
+                visit(f"{path}[{i}]", item, items)
+        elif isinstance(value, dict):
+            props = prop.get("properties", {})
+            for key, item in value.items():
+                visit(f"{path}.{key}", item, props.get(key, {}))
+
+    properties = schema.get("properties", {})
+    for name, value in arguments.items():
+        visit(name, value, properties.get(name, {}) if isinstance(properties, dict) else {})
+    return problems

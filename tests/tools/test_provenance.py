@@ -1,0 +1,68 @@
+"""Tool-call values with digits must come from the conversation or earlier tool results."""
+
+from __future__ import annotations
+
+import json
+
+from charter import Charter, FakeModel
+from charter.tools.provenance import numbers_in, unsupported_values
+from tests.tools.test_tools import spec
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "amount": {"type": "number"},
+        "rate": {"type": "number"},
+        "date": {"type": "string"},
+        "language": {"type": "string"},
+        "tier": {"type": "integer", "enum": [1, 2, 3]},
+        "pages": {"type": "integer", "default": 20},
+        "items": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+
+
+def test_values_given_in_any_common_form_are_supported() -> None:
+    text = "Send 1,250.50 EUR at 7% from 15 March 2024, in Spanish; three copies of 12 and 40."
+    assert {1250.5, 7.0, 2024.0, 3.0, 12.0} <= numbers_in(text)
+    arguments = {
+        "amount": 1250.5,
+        "rate": 0.07,  # a percentage written as a fraction
+        "date": "2024-03-15",  # two-digit parts may be derived
+        "language": "es-ES",  # text without digits is not checked
+        "tier": 3,  # an enum member
+        "pages": 20,  # the default
+        "items": [3, 12, 40],
+    }
+    assert unsupported_values(arguments, SCHEMA, text) == []
+
+
+def test_invented_figures_are_found_wherever_they_are() -> None:
+    text = "What was the weather like yesterday?"
+    arguments = {"amount": 12, "date": "2023-04-15", "items": [1000], "tier": 4}
+    assert unsupported_values(arguments, SCHEMA, text) == [
+        "amount=12",
+        "date='2023-04-15'",
+        "items[0]=1000",
+        "tier=4",
+    ]
+
+
+def test_a_guessed_card_number_is_not_run_and_the_model_is_told_to_ask() -> None:
+    guess = json.dumps({"tool": "freeze_card", "arguments": {"last4": "4821"}})
+    model = FakeModel([guess, json.dumps({"calls": []}), "Which card should I freeze?"])
+    reply = Charter(spec(), model=model).respond("Please freeze my card")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["invalid", "answer"]
+    assert "values nobody gave" in steps[0]["error"]
+    assert "Do not guess values" in model.calls[1].messages[-1].content
+    assert not reply.escalations  # no approval was asked for a card nobody named
+
+
+def test_a_number_the_user_gave_goes_through() -> None:
+    given = json.dumps({"tool": "freeze_card", "arguments": {"last4": "4821"}})
+    model = FakeModel([given, "It awaits approval."])
+    reply = Charter(spec(), model=model).respond("Freeze the card ending 4821")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["awaiting_approval"]
+    assert reply.escalations and reply.escalations[0]["trigger"] == "approval"
