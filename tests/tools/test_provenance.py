@@ -41,10 +41,10 @@ def test_invented_figures_are_found_wherever_they_are() -> None:
     text = "What was the weather like yesterday?"
     arguments = {"amount": 12, "date": "2023-04-15", "items": [1000], "tier": 4}
     assert unsupported_values(arguments, SCHEMA, text) == [
-        "amount=12",
-        "date='2023-04-15'",
-        "items[0]=1000",
-        "tier=4",
+        ("amount", "amount=12"),
+        ("date", "date='2023-04-15'"),
+        ("items", "items[0]=1000"),
+        ("tier", "tier=4"),
     ]
 
 
@@ -66,3 +66,30 @@ def test_a_number_the_user_gave_goes_through() -> None:
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["awaiting_approval"]
     assert reply.escalations and reply.escalations[0]["trigger"] == "approval"
+
+
+def test_an_optional_value_nobody_gave_is_left_out_and_the_call_runs() -> None:
+    guess = json.dumps({"tool": "get_balance", "arguments": {"account": "premium", "year": 2019}})
+    model = FakeModel([guess, json.dumps({"calls": []}), "ok"])
+    optional_year = spec()
+    tool = optional_year.tools[0]
+    parameters = {
+        **tool.parameters,
+        "properties": {**tool.parameters["properties"], "year": {"type": "integer"}},
+        "additionalProperties": True,
+    }
+    tools = [tool.model_copy(update={"parameters": parameters}), *optional_year.tools[1:]]
+    reply = Charter(optional_year.model_copy(update={"tools": tools}), model=model).respond(
+        "premium balance?"
+    )
+    step = reply.trace["tools"].detail["steps"][0]
+    assert step["action"] == "ran" and step["dropped"] == ["year=2019"]
+    assert step["decision"]["arguments"] == {"account": "premium"}
+
+
+def test_a_guess_repeated_after_feedback_is_still_refused() -> None:
+    guess = json.dumps({"tool": "freeze_card", "arguments": {"last4": "4821"}})
+    model = FakeModel([guess, guess, guess, "Which card?"])
+    reply = Charter(spec(max_retries=1), model=model).respond("Please freeze my card")
+    actions = [s["action"] for s in reply.trace["tools"].detail["steps"]]
+    assert actions == ["invalid", "invalid"] and not reply.escalations

@@ -8,8 +8,9 @@ things: parallel calls), none when it is done. Then, for each call, in code:
    with the reason and retried, at most `max_retries` times);
 2. a call identical to an earlier one this turn is not run again; a step that only repeats
    earlier calls is a loop: the loop stops; a call with a number, date or account that
-   nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) is not run either,
-   and the model is told to ask instead of guessing;
+   nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) in a required
+   argument is not run, and the model is told to ask instead of guessing; such a value in an
+   optional argument is left out and the call runs without it;
 3. a `dangerous` tool does not run: `approve` files a request for a human's approval and
    the model is told the action awaits it;
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
@@ -152,6 +153,7 @@ class ToolLoop:
         out = LoopOutcome()
         transcript: list[Message] = []
         seen: set[str] = set()
+        evidence: list[str] = []
         retries = 0
         started = time.perf_counter()
         while len(out.results) < self.limits.max_calls and out.reason is None:
@@ -184,22 +186,31 @@ class ToolLoop:
                     retries += 1
                     transcript += feedback(call, f"not run, invalid arguments: {exc}")
                     continue
-                if call in seen:
-                    step["action"] = "loop"
-                    continue
                 if self.limits.grounded_arguments:
-                    sources = "\n".join(m.content for m in (*messages, *transcript))
+                    # What the user and system said, and what tools returned: not the
+                    # model's own earlier calls, which would vouch for their own guesses.
+                    sources = "\n".join([*(m.content for m in messages), *evidence])
                     guessed = unsupported_values(arguments, tool.spec.parameters, sources)
-                    if guessed:
-                        step.update(action="invalid", error=f"values nobody gave: {guessed}")
+                    required = set(tool.spec.parameters.get("required", []))
+                    if any(arg in required for arg, _ in guessed):
+                        values = [v for _, v in guessed]
+                        step.update(action="invalid", error=f"values nobody gave: {values}")
                         retries += 1
                         transcript += feedback(
                             call,
-                            f"not run: {', '.join(guessed)} appear nowhere in the conversation."
-                            " Do not guess values: call without them if they are optional,"
-                            ' otherwise reply {"calls": []} and ask the user.',
+                            f"not run: {', '.join(values)} appear nowhere in the conversation. "
+                            'Do not guess values: reply {"calls": []} and ask the user.',
                         )
                         continue
+                    if guessed:  # optional values nobody gave: left out, the call runs
+                        dropped = {arg for arg, _ in guessed}
+                        arguments = {k: v for k, v in arguments.items() if k not in dropped}
+                        step["dropped"] = [v for _, v in guessed]
+                        step["decision"] = decision = {**decision, "arguments": arguments}
+                        call = f"{name}({json.dumps(arguments, sort_keys=True)})"
+                if call in seen:
+                    step["action"] = "loop"
+                    continue
                 seen.add(call)
                 progressed = True
                 if tool.spec.dangerous:
@@ -214,6 +225,7 @@ class ToolLoop:
                         transcript += feedback(call, f"failed: {step['error']}")
                     continue
                 out.results.append(f"{call} → {outcome}")
+                evidence.append(outcome)
                 transcript += feedback(call, outcome)
             if out.reason is not None:
                 break

@@ -54,11 +54,13 @@ def _given(value: float, known: set[float]) -> bool:
 
 def unsupported_values(
     arguments: dict[str, Any], schema: dict[str, Any], sources: str
-) -> list[str]:
-    """`name=value` for each value of `arguments` with digits that `sources` does not hold."""
+) -> list[tuple[str, str]]:
+    """(argument, `path=value`) for each value of `arguments` with digits that `sources`
+    does not hold; `argument` is the top-level argument the value sits in."""
     known = numbers_in(sources)
     runs = set(_digit_runs(sources))
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
+    top = ""
 
     def allowed(value: Any, prop: dict[str, Any]) -> bool:
         return value in prop.get("enum", []) or ("default" in prop and value == prop["default"])
@@ -68,11 +70,11 @@ def unsupported_values(
             return
         if isinstance(value, (int, float)):
             if not _given(float(value), known):
-                problems.append(f"{path}={value!r}")
+                problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, str):
             missing = [r for r in _digit_runs(value) if r not in runs]
             if missing:
-                problems.append(f"{path}={value!r}")
+                problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, list):
             items = prop.get("items", {}) if isinstance(prop.get("items"), dict) else {}
             for i, item in enumerate(value):
@@ -84,5 +86,6 @@ def unsupported_values(
 
     properties = schema.get("properties", {})
     for name, value in arguments.items():
+        top = name
         visit(name, value, properties.get(name, {}) if isinstance(properties, dict) else {})
     return problems
