@@ -70,6 +70,17 @@ class Trace:
         return [r.to_dict() for r in self.records]
 
 
+Delta = Callable[[str], Awaitable[None] | None]
+"""Receives each piece of reply text as it is released (sync, or async: awaited)."""
+
+
+async def emit(release: Delta, text: str) -> None:
+    """Hand `text` to a `Delta`, awaiting it when it is async."""
+    result = release(text)
+    if result is not None:
+        await result
+
+
 @dataclass
 class TurnState:
     """Everything one turn knows. Stages read and write it."""
@@ -84,7 +95,7 @@ class TurnState:
     block_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     trace: Trace = field(default_factory=Trace)
-    on_delta: Callable[[str], None] | None = None
+    on_delta: Delta | None = None
     """Called with each piece of reply text as it is released to the user (streaming)."""
     user: str | None = None
     """Who is talking (user id or API key id): the rate limit key."""

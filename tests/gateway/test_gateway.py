@@ -81,20 +81,39 @@ def test_a_streamed_reply_is_guarded_like_a_plain_one() -> None:
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["X-Charter-Guards"] == "input:extraction,output:leak"
     chunks = sse(response)
-    text = "".join(str(ch["choices"][0]["delta"].get("content", "")) for ch in chunks)
-    assert canary not in text
-    assert text == SPEC.persona.refusal_reply()
+    pieces = [str(ch["choices"][0]["delta"].get("content", "")) for ch in chunks]
+    assert canary not in "".join(pieces)
+    # The first sentence passed the guards and went out; the second leaked: the stream ends
+    # with the persona's refusal instead.
+    assert [p for p in pieces if p] == ["Sure! ", SPEC.persona.refusal_reply()]
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "content_filter"
     assert "output:leak=block" in last["charter"]["guards"]
 
 
-def test_a_streamed_reply_arrives_whole() -> None:
-    with client("One. Two. Three.") as c:
+def test_a_streamed_reply_is_released_sentence_by_sentence() -> None:
+    with client("One. Two? Three! Four") as c:
         chunks = sse(c.post("/v1/chat/completions", json=ask("Count", stream=True)))
-    text = "".join(str(ch["choices"][0]["delta"].get("content", "")) for ch in chunks)
-    assert text == "One. Two. Three."
+    pieces = [str(ch["choices"][0]["delta"].get("content", "")) for ch in chunks]
+    assert [p for p in pieces if p] == ["One. ", "Two? ", "Three! ", "Four"]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    trace = chunks[-1]["charter"]["trace"]  # type: ignore[index]
+    output = next(r for r in trace if r["stage"] == "output_guards")
+    assert output["detail"]["stream"] == {"sentence_checks": 3, "stopped": False}
+
+
+def test_a_streamed_sentence_with_pii_is_released_redacted() -> None:
+    spec = SPEC.model_copy(
+        update={"guards": SPEC.guards.model_copy(update={"output": ["leak", "pii"]})}
+    )
+    model = FakeModel(["Sure. Write to jane.doe@example.com today. Bye."])
+    with TestClient(create_app({"fake-bank": Charter(spec, model=model)})) as c:
+        chunks = sse(c.post("/v1/chat/completions", json=ask("Contact?", stream=True)))
+    pieces = [str(ch["choices"][0]["delta"].get("content", "")) for ch in chunks]
+    text = "".join(pieces)
+    assert "jane.doe@example.com" not in text
+    assert text.startswith("Sure. Write to <EMAIL") or "[EMAIL" in text, text
+    assert text.endswith("Bye.")
 
 
 @pytest.mark.parametrize(

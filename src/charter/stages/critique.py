@@ -28,6 +28,7 @@ from charter.knowledge.grounding import dont_know, grounding_check, unsupported
 from charter.models.base import ChatModel, ChatRequest, Message
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
+from charter.pipeline import emit
 
 if TYPE_CHECKING:
     from charter.models.routing import ModelSet
@@ -72,7 +73,17 @@ class CritiqueStage:
         self.user_requests = user_requests
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
-        state = await call_next(state)
+        # The draft may change here: hold streamed text until the reply is final.
+        release, state.on_delta = state.on_delta, None
+        try:
+            state = await self._critique(await call_next(state))
+        finally:
+            state.on_delta = release
+        if release is not None and state.reply and not state.blocked:
+            await emit(release, state.reply)
+        return state
+
+    async def _critique(self, state: TurnState) -> TurnState:
         record = state.trace[self.name]
         if state.blocked or state.reply is None:
             record.reason = "not run: no draft (the turn was blocked)"

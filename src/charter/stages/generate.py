@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from charter.errors import ModelError
 from charter.models.base import ChatRequest, Completion, Message, TextDelta
 from charter.persona.compile import persona_reminder
+from charter.pipeline import emit
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel
@@ -141,7 +142,7 @@ class GenerateStage:
             async for event in model.astream(request):
                 if isinstance(event, TextDelta):
                     sent = True
-                    state.on_delta(event.text)
+                    await emit(state.on_delta, event.text)
                 else:
                     final = event
         except ModelError as exc:

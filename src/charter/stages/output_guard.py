@@ -1,19 +1,87 @@
-"""Output guard stage: check the reply before the user sees any of it.
+"""Output guard stage: no text reaches the user before the output guards have passed it.
 
-While output guards are on, the generate stage does not stream to the user: the text is held
-until the guards pass, then released (whole, or as rewritten: redacted PII, a policy answer).
-So no path, streamed or not, shows an unchecked reply.
+Plain turns: the reply is checked whole, then returned (as is, rewritten, or replaced by the
+persona's refusal). Streamed turns: the text is released **sentence by sentence**, each
+release only after the guards passed everything released so far plus the new sentence (a
+leak split across two sentences is still a leak). A sentence the guards rewrite (redacted
+PII) is released rewritten. When a guard blocks mid-stream, nothing more of the model's text
+is released and the stream ends with the persona's refusal. The whole reply is then checked
+once more, as on the plain path, and that verdict is the one in the trace, so no path,
+streamed or not, shows an unchecked reply.
+
+Inner stages that change the draft after it is generated (critique) hold their text until
+they are done, so with critique on the gate receives the final draft in one piece.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from charter.guards.base import Guard, Subject
-from charter.stages.guarding import refuse, run_guards
+from charter.guards.base import Guard, GuardVerdict, Subject
+from charter.pipeline import emit
+from charter.stages.guarding import GuardRun, refuse, run_guards
 
 if TYPE_CHECKING:
-    from charter.pipeline import CallNext, TurnState
+    from charter.pipeline import CallNext, Delta, TurnState
+
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s+|\n")
+
+
+class SentenceGate:
+    """Buffers streamed text and releases whole sentences the `check` lets through.
+
+    `check(text)` gets everything so far and returns the guards' run: the text to show
+    (possibly rewritten), or the verdict that blocks it."""
+
+    def __init__(self, release: Delta, check: Callable[[str], Awaitable[GuardRun]]) -> None:
+        self.release = release
+        self.check = check
+        self.pending = ""
+        self.checked_raw = ""
+        self.visible = ""
+        self.stopped = False
+        self.blocked_by: GuardVerdict | None = None
+        self.checks = 0
+
+    async def __call__(self, delta: str) -> None:
+        if self.stopped:
+            return
+        self.pending += delta
+        ends = list(_SENTENCE_END.finditer(self.pending))
+        if ends:
+            cut = ends[-1].end()
+            await self._pass(self.pending[:cut])
+            self.pending = self.pending[cut:]
+
+    async def _pass(self, piece: str) -> None:
+        self.checks += 1
+        run = await self.check(self.checked_raw + piece)
+        self.blocked_by = run.blocked_by
+        shown = run.text
+        if run.blocked_by is not None or not shown.startswith(self.visible):
+            self.stopped = True  # blocked, or a rewrite changed text already shown
+            return
+        self.checked_raw += piece
+        new = shown[len(self.visible) :]
+        self.visible = shown
+        if new:
+            await emit(self.release, new)
+
+    async def finish(self, final: str, refusal: str | None) -> str:
+        """Release what is left of `final` (the reply after the full check), or, when the
+        turn was blocked, the persona's `refusal`. Returns what the user saw, whole."""
+        if refusal is None and final.startswith(self.visible):
+            rest = final[len(self.visible) :]
+            if rest:
+                await emit(self.release, rest)
+            return final
+        ending = refusal if refusal is not None else final
+        if self.visible and not self.visible.endswith(("\n", " ")):
+            ending = "\n\n" + ending
+        await emit(self.release, ending)
+        return self.visible + ending
 
 
 class OutputGuardStage:
@@ -23,26 +91,44 @@ class OutputGuardStage:
         self.guards = guards
         self.timeout_s = timeout_s
 
+    def _subject(self, state: TurnState, text: str) -> Subject:
+        return Subject(
+            direction="output",
+            text=text,
+            messages=tuple(state.messages),
+            system_prompt=state.system_prompt,
+            canary=state.canary,
+        )
+
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         release = state.on_delta
-        state.on_delta = None  # hold the reply until it is checked
+        gate: SentenceGate | None = None
+        if release is not None:
+
+            async def check(text: str) -> GuardRun:
+                return await run_guards(
+                    self.guards,
+                    self._subject(state, text),
+                    timeout_s=self.timeout_s,
+                    failure=state.charter.on_failure,
+                    rewrite=True,
+                )
+
+            gate = SentenceGate(release, check)
+            state.on_delta = gate
         state = await call_next(state)
         state.on_delta = release
         record = state.trace[self.name]
-        if state.blocked or state.reply is None:
+        if gate is not None and gate.blocked_by is not None and not state.blocked:
+            refuse(state, record, gate.blocked_by)  # blocked mid-stream: that verdict stands
+            record.detail["guards"] = [gate.blocked_by.to_dict()]
+        elif state.blocked or state.reply is None:
             record.reason = "not checked: the turn was already blocked"
             record.detail["guards"] = []
         else:
-            subject = Subject(
-                direction="output",
-                text=state.reply,
-                messages=tuple(state.messages),
-                system_prompt=state.system_prompt,
-                canary=state.canary,
-            )
             run = await run_guards(
                 self.guards,
-                subject,
+                self._subject(state, state.reply),
                 timeout_s=self.timeout_s,
                 failure=state.charter.on_failure,
                 rewrite=True,
@@ -54,6 +140,11 @@ class OutputGuardStage:
                 record.verdict = "rewrite"
                 record.reason = "; ".join(v.reason for v in run.verdicts if v.action == "rewrite")
                 state.reply = run.text
-        if release is not None and state.reply:
-            release(state.reply)
+        if gate is not None:
+            record.detail["stream"] = {"sentence_checks": gate.checks, "stopped": gate.stopped}
+            if state.reply is not None:
+                refusal = state.reply if state.blocked else None
+                state.reply = await gate.finish(state.reply, refusal)
+        elif release is not None and state.reply:
+            await emit(release, state.reply)
         return state
