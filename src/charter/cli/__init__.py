@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from charter.cli import chat, escalations, evaluate, guard, knowledge, models, serve, spec
+from charter.cli import (
+    chat,
+    escalations,
+    evaluate,
+    guard,
+    keys,
+    knowledge,
+    models,
+    serve,
+    spec,
+)
 
 app = typer.Typer(
     name="charter",
@@ -21,6 +31,7 @@ serve.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
 app.add_typer(knowledge.app, name="knowledge")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -33,6 +33,14 @@ def serve(
     openapi: Annotated[
         bool, typer.Option("--openapi", help="Print the gateway's OpenAPI schema and exit.")
     ] = False,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite store: API keys, audit log, escalations (default: "
+            "$CHARTER_HOME/charter.db).",
+            envvar="CHARTER_DB",
+        ),
+    ] = None,
 ) -> None:
     """Serve the charters at /v1/chat/completions (OpenAI-compatible), with /v1/models,
     /healthz and /readyz."""
@@ -41,6 +49,7 @@ def serve(
     from charter.assistant import Charter
     from charter.gateway import create_app, openapi_text
     from charter.spec import load_charter
+    from charter.store.sqlite import Store
 
     if openapi:
         print(openapi_text(), end="")
@@ -49,11 +58,12 @@ def serve(
         err.print("[red]error:[/red] give one or more charter files")
         raise typer.Exit(EXIT_INVALID)
     with friendly_errors():
-        if not _loopback(host):
+        store = Store(db)
+        keys = store.has_api_keys()
+        if not keys and not _loopback(host):
             err.print(
                 f"[red]error:[/red] no API keys are configured, so the gateway binds to loopback "
-                f"only (asked for {host}); put it behind an authenticating proxy, or wait for "
-                "API keys (see docs/gateway.md)"
+                f"only (asked for {host}); make one with `charter keys add --tenant NAME`"
             )
             raise typer.Exit(EXIT_INVALID)
         charters: dict[str, Charter] = {}
@@ -63,7 +73,6 @@ def serve(
                 err.print(f"[red]error:[/red] two charters have the id {spec.id!r}")
                 raise typer.Exit(EXIT_INVALID)
             charters[spec.id] = Charter(spec)
-        err.print(
-            f"serving {', '.join(charters)} on http://{host}:{port}/v1 (no API keys: loopback only)"
-        )
-        uvicorn.run(create_app(charters), host=host, port=port, log_level="warning")
+        access = "API keys required" if keys else "no API keys: loopback only"
+        err.print(f"serving {', '.join(charters)} on http://{host}:{port}/v1 ({access})")
+        uvicorn.run(create_app(charters, store=store), host=host, port=port, log_level="warning")

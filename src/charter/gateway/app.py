@@ -15,15 +15,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from charter.assistant import Charter, Reply
+from charter.gateway.auth import LOCAL_TENANT, Caller, authenticate
 from charter.gateway.metrics import GatewayMetrics
 from charter.gateway.wire import (
+    AuditEntry,
+    AuditList,
     CharterInfo,
     ChatCompletion,
     ChatCompletionRequest,
@@ -31,11 +34,14 @@ from charter.gateway.wire import (
     ChoiceMessage,
     ErrorBody,
     ErrorResponse,
+    EscalationEntry,
+    EscalationList,
     ModelCard,
     ModelList,
     WireUsage,
 )
 from charter.models.base import Message
+from charter.store.sqlite import AuditRecord, Store
 
 GUARD_STAGES = ("input_guards", "output_guards")
 
@@ -78,16 +84,82 @@ def charter_info(reply: Reply) -> CharterInfo:
     )
 
 
+class Auditor(Protocol):
+    async def __call__(
+        self,
+        caller: Caller,
+        charter_id: str,
+        body: ChatCompletionRequest,
+        reply: Reply | None,
+        *,
+        stream: bool,
+        failure: str | None = None,
+    ) -> None: ...
+
+
 def _build_pipeline(charter: Charter) -> None:
     _ = charter.pipeline  # loads the model and the guards
 
 
-def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI:
+def create_app(
+    charters: Mapping[str, Charter], *, load: bool = True, store: Store | None = None
+) -> FastAPI:
     """The gateway over `charters` (id -> Charter). With `load`, every charter's model and
-    guards load at start-up, and /readyz answers 200 once they have."""
+    guards load at start-up, and /readyz answers 200 once they have. `store` (default: the
+    Charter home's database) holds the API keys, the audit log and escalations. When it has
+    any live key, every /v1 call needs one; otherwise every call is the `local` tenant (and
+    `charter serve` binds to loopback only)."""
     ready = asyncio.Event()
     created = int(time.time())
     metrics = GatewayMetrics()
+    state = store if store is not None else Store()
+    keys_required = state.has_api_keys()
+
+    def caller_of(request: Request) -> Caller | JSONResponse:
+        if not keys_required:
+            return Caller(LOCAL_TENANT, None, None)
+        found = authenticate(state, request.headers.get("authorization"))
+        if isinstance(found, str):
+            metrics.rejected.labels("401").inc()
+            return error(401, found, "authentication_error")
+        return found
+
+    async def audit(
+        caller: Caller,
+        charter_id: str,
+        body: ChatCompletionRequest,
+        reply: Reply | None,
+        *,
+        stream: bool,
+        failure: str | None = None,
+    ) -> None:
+        """One audit record per turn (and the turn's escalations, under the caller's tenant),
+        written before the response completes."""
+        record = AuditRecord(
+            tenant=caller.tenant,
+            key_id=caller.key_id,
+            charter_id=charter_id,
+            stream=stream,
+            request=[{"role": m.role, "content": m.content} for m in body.messages],
+            reply=reply.text if reply else "",
+            blocked=reply.blocked if reply else True,
+            block_reason=reply.block_reason if reply else None,
+            prompt_tokens=reply.usage.prompt_tokens if reply else 0,
+            completion_tokens=reply.usage.completion_tokens if reply else 0,
+            cost=reply.cost if reply else None,
+            ms=reply.ms if reply else 0.0,
+            trace=reply.trace.to_list() if reply else [],
+            error=failure,
+        )
+
+        def write() -> None:
+            state.record_audit(record)
+            for item in reply.escalations if reply else []:
+                state.add_escalation(
+                    item, conversation_id=None, charter_id=charter_id, tenant=caller.tenant
+                )
+
+        await asyncio.to_thread(write)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,13 +197,49 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/models")
-    async def models() -> ModelList:
-        return ModelList(data=[ModelCard(id=cid, created=created) for cid in charters])
+    @app.get("/v1/models", response_model=None)
+    async def models(request: Request) -> ModelList | JSONResponse:
+        caller = caller_of(request)
+        if isinstance(caller, JSONResponse):
+            return caller
+        return ModelList(
+            data=[ModelCard(id=cid, created=created) for cid in charters if caller.may_use(cid)]
+        )
+
+    @app.get("/v1/audit", response_model=None)
+    async def audit_log(request: Request, limit: int = 50) -> AuditList | JSONResponse:
+        """The caller's tenant's latest turns, newest first (no other tenant's, ever)."""
+        caller = caller_of(request)
+        if isinstance(caller, JSONResponse):
+            return caller
+        if not 1 <= limit <= 1000:
+            return error(400, "limit must be 1-1000", "invalid_request_error", "limit")
+        rows = await asyncio.to_thread(state.audit, caller.tenant, limit=limit)
+        return AuditList(data=[AuditEntry.of(r) for r in rows])
+
+    @app.get("/v1/escalations", response_model=None)
+    async def escalation_queue(request: Request) -> EscalationList | JSONResponse:
+        """The caller's tenant's open hand-offs to a human."""
+        caller = caller_of(request)
+        if isinstance(caller, JSONResponse):
+            return caller
+        rows = await asyncio.to_thread(state.escalations, "open", tenant=caller.tenant)
+        return EscalationList(data=[EscalationEntry.of(r) for r in rows])
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
+        caller = caller_of(request)
+        if isinstance(caller, JSONResponse):
+            return caller
         charter = charters.get(body.model)
+        if charter is not None and not caller.may_use(body.model):
+            metrics.rejected.labels("403").inc()
+            return error(
+                403,
+                f"this API key may not use the model {body.model!r}",
+                "permission_error",
+                "model",
+            )
         if charter is None:
             metrics.rejected.labels("404").inc()
             return error(
@@ -155,8 +263,13 @@ def create_app(charters: Mapping[str, Charter], *, load: bool = True) -> FastAPI
             )
         messages = [Message(role=m.role, content=m.content) for m in body.messages]
         if body.stream:
-            return _stream(charter, body, messages, metrics)
-        reply = await charter.arespond(messages, user=body.user)
+            return _stream(charter, body, messages, metrics, audit=audit, caller=caller)
+        try:
+            reply = await charter.arespond(messages, user=body.user or caller.tenant)
+        except Exception as exc:  # the failure policy handles stage errors; this is the rest
+            await audit(caller, body.model, body, None, stream=False, failure=repr(exc))
+            return error(500, "the turn failed; it is in the audit log", "server_error")
+        await audit(caller, body.model, body, reply, stream=False)
         metrics.observe(body.model, reply, stream=False, guards=guards_ran(reply))
         completion = ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -188,6 +301,9 @@ def _stream(
     body: ChatCompletionRequest,
     messages: list[Message],
     metrics: GatewayMetrics,
+    *,
+    audit: Auditor,
+    caller: Caller,
 ) -> StreamingResponse:
     """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
     the last chunk carries the finish reason, the usage and the `charter` object."""
@@ -214,7 +330,9 @@ def _stream(
 
         async def turn() -> Reply:
             try:
-                return await charter.arespond(messages, user=body.user, on_delta=on_delta)
+                return await charter.arespond(
+                    messages, user=body.user or caller.tenant, on_delta=on_delta
+                )
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -224,7 +342,14 @@ def _stream(
         while (piece := await queue.get()) is not None:
             sent = True
             yield chunk({"content": piece})
-        reply = await task
+        try:
+            reply = await task
+        except Exception as exc:
+            await audit(caller, body.model, body, None, stream=True, failure=repr(exc))
+            yield chunk({}, "error")
+            yield "data: [DONE]\n\n"
+            return
+        await audit(caller, body.model, body, reply, stream=True)
         metrics.observe(body.model, reply, stream=True, guards=guards_ran(reply))
         if not sent and reply.text:
             yield chunk({"content": reply.text})  # a blocked turn's persona reply

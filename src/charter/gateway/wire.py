@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from charter.store.sqlite import AuditRecord, StoredEscalation
+
 
 class WireMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -87,3 +89,69 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class AuditEntry(BaseModel):
+    id: int
+    created_at: float
+    key_id: str | None
+    model: str
+    stream: bool
+    messages: list[dict[str, str]]
+    reply: str
+    blocked: bool
+    block_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    ms: float
+    error: str | None
+    trace: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> AuditEntry:
+        return cls(
+            id=record.id,
+            created_at=record.created_at,
+            key_id=record.key_id,
+            model=record.charter_id,
+            stream=record.stream,
+            messages=record.request,
+            reply=record.reply,
+            blocked=record.blocked,
+            block_reason=record.block_reason,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cost=record.cost,
+            ms=record.ms,
+            error=record.error,
+            trace=record.trace,
+        )
+
+
+class AuditList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AuditEntry]
+
+
+class EscalationEntry(BaseModel):
+    id: str
+    model: str
+    trigger: str
+    reason: str
+    created_at: float
+
+    @classmethod
+    def of(cls, item: StoredEscalation) -> EscalationEntry:
+        return cls(
+            id=item.id,
+            model=item.charter_id,
+            trigger=item.trigger,
+            reason=item.reason,
+            created_at=item.created_at,
+        )
+
+
+class EscalationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EscalationEntry]

@@ -81,7 +81,77 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user, key)
     );
     """,
+    # 4: gateway API keys (hashed) of tenants, the audit log, escalations by tenant
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        charters TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        key_id TEXT,
+        charter_id TEXT NOT NULL,
+        stream INTEGER NOT NULL,
+        request TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        blocked INTEGER NOT NULL,
+        block_reason TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost REAL,
+        ms REAL NOT NULL,
+        trace TEXT NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX audit_by_tenant ON audit(tenant, id);
+    ALTER TABLE escalations ADD COLUMN tenant TEXT;
+    CREATE INDEX escalations_by_tenant ON escalations(tenant, created_at);
+    """,
 )
+
+_ESCALATION_COLUMNS = (
+    "id, conversation_id, charter_id, trigger, reason, transcript, status, resolution, "
+    "created_at, resolved_at"
+)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant: str
+    charters: tuple[str, ...]
+    """Charter ids this key may use; ("*",) for all."""
+    created_at: float
+    revoked_at: float | None
+
+    def allows(self, charter_id: str) -> bool:
+        return "*" in self.charters or charter_id in self.charters
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    tenant: str
+    key_id: str | None
+    charter_id: str
+    stream: bool
+    request: list[dict[str, str]]
+    reply: str
+    blocked: bool
+    block_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    ms: float
+    trace: list[dict[str, Any]]
+    error: str | None = None
+    created_at: float = 0.0
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -285,18 +355,29 @@ class Store:
     # -- escalations ----------------------------------------------------------------------
 
     def add_escalation(
-        self, escalation: dict[str, Any], *, conversation_id: str | None, charter_id: str
+        self,
+        escalation: dict[str, Any],
+        *,
+        conversation_id: str | None,
+        charter_id: str,
+        tenant: str | None = None,
     ) -> None:
         """Save an escalation raised outside a stored conversation (e.g. a stateless call)."""
         with self._transaction() as db:
-            _insert_escalation(db, escalation, conversation_id, charter_id, time.time())
+            _insert_escalation(db, escalation, conversation_id, charter_id, time.time(), tenant)
 
-    def escalations(self, status: str | None = None) -> list[StoredEscalation]:
-        query = "SELECT * FROM escalations"
-        args: tuple[str, ...] = ()
+    def escalations(
+        self, status: str | None = None, *, tenant: str | None = None
+    ) -> list[StoredEscalation]:
+        """Escalations, oldest first; with `tenant`, only that tenant's."""
+        query = f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE 1=1"
+        args: list[str] = []
         if status is not None:
-            query += " WHERE status = ?"
-            args = (status,)
+            query += " AND status = ?"
+            args.append(status)
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args.append(tenant)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY created_at", args).fetchall()
         return [_escalation(row) for row in rows]
@@ -304,7 +385,7 @@ class Store:
     def escalation(self, escalation_id: str) -> StoredEscalation | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM escalations WHERE id = ?", (escalation_id,)
+                f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)
             ).fetchone()
         return None if row is None else _escalation(row)
 
@@ -331,9 +412,123 @@ class Store:
             for row in rows
         ]
 
+    # -- gateway: API keys and the audit log -------------------------------------------------
+
+    def add_api_key(self, key_id: str, key_hash: str, tenant: str, charters: list[str]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO api_keys (id, hash, tenant, charters, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key_id, key_hash, tenant, json.dumps(charters), time.time()),
+            )
+
+    def api_key(self, key_hash: str) -> ApiKey | None:
+        """The live (not revoked) key with this hash."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, tenant, charters, created_at, revoked_at FROM api_keys "
+                "WHERE hash = ? AND revoked_at IS NULL",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _api_key(row)
+
+    def api_keys(self) -> list[ApiKey]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, tenant, charters, created_at, revoked_at FROM api_keys "
+                "ORDER BY created_at"
+            ).fetchall()
+        return [_api_key(row) for row in rows]
+
+    def has_api_keys(self) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"
+            ).fetchone()
+        return row is not None
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), key_id),
+            ).rowcount
+        return changed == 1
+
+    def record_audit(self, record: AuditRecord) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO audit (tenant, key_id, charter_id, stream, request, reply, blocked, "
+                "block_reason, prompt_tokens, completion_tokens, cost, ms, trace, error, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.tenant,
+                    record.key_id,
+                    record.charter_id,
+                    int(record.stream),
+                    json.dumps(record.request),
+                    record.reply,
+                    int(record.blocked),
+                    record.block_reason,
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.cost,
+                    record.ms,
+                    json.dumps(record.trace),
+                    record.error,
+                    time.time(),
+                ),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def audit(self, tenant: str, *, limit: int = 100) -> list[AuditRecord]:
+        """The tenant's latest audit records, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tenant, key_id, charter_id, stream, request, reply, blocked, "
+                "block_reason, prompt_tokens, completion_tokens, cost, ms, trace, error, "
+                "created_at, id FROM audit WHERE tenant = ? ORDER BY id DESC LIMIT ?",
+                (tenant, limit),
+            ).fetchall()
+        return [
+            AuditRecord(
+                tenant=r[0],
+                key_id=r[1],
+                charter_id=r[2],
+                stream=bool(r[3]),
+                request=json.loads(r[4]),
+                reply=r[5],
+                blocked=bool(r[6]),
+                block_reason=r[7],
+                prompt_tokens=r[8],
+                completion_tokens=r[9],
+                cost=r[10],
+                ms=r[11],
+                trace=json.loads(r[12]),
+                error=r[13],
+                created_at=r[14],
+                id=r[15],
+            )
+            for r in rows
+        ]
+
+    def audit_count(self, tenant: str | None = None) -> int:
+        with self._lock:
+            if tenant is None:
+                row = self._db.execute("SELECT COUNT(*) FROM audit").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT COUNT(*) FROM audit WHERE tenant = ?", (tenant,)
+                ).fetchone()
+        return int(row[0])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
 
 
 def _insert_escalation(
@@ -342,10 +537,11 @@ def _insert_escalation(
     conversation_id: str | None,
     charter_id: str,
     now: float,
+    tenant: str | None = None,
 ) -> None:
     db.execute(
         "INSERT INTO escalations (id, conversation_id, charter_id, trigger, reason, transcript, "
-        "status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+        "status, created_at, tenant) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
         (
             item["id"],
             conversation_id,
@@ -354,6 +550,7 @@ def _insert_escalation(
             item["reason"],
             json.dumps(item["transcript"]),
             now,
+            tenant,
         ),
     )
 
