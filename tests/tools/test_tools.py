@@ -202,3 +202,16 @@ def test_an_answer_naming_an_unknown_tool_is_fed_back() -> None:
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["invalid", "answer"]
     assert "no tool named transfer_all" in model.calls[1].messages[-1].content
+
+
+def test_the_turns_token_budget_stops_tool_decisions() -> None:
+    model = FakeModel([call("get_balance", account="premium"), NONE, "ok"])
+    reply = Charter(spec(max_tokens=5), model=model).respond("balance?")
+    record = reply.trace["tools"]
+    assert "tokens spent on tool decisions (limit 5)" in str(record.reason)
+    assert record.detail["calls"] == 0  # the over-budget decision was not acted on
+
+
+def test_a_cost_budget_needs_a_price() -> None:
+    with pytest.raises(ValueError, match=r"max_cost needs models\.chat\.price"):
+        spec(max_cost=0.01)

@@ -190,6 +190,15 @@ class ToolLimits(StrictModel):
     max_calls: int = Field(default=4, ge=1, le=20)
     max_retries: int = Field(default=2, ge=0, le=5, description="After an invalid or failed call.")
     max_seconds: float = Field(default=30.0, gt=0)
+    max_tokens: int = Field(
+        default=8000, gt=0, description="Tokens the tool decisions of one turn may spend."
+    )
+    max_cost: float | None = Field(
+        default=None,
+        gt=0,
+        description="What the tool decisions of one turn may cost, in the chat model's price "
+        "currency (needs models.chat.price).",
+    )
     min_relevance: float = Field(
         default=0.25,
         ge=-1.0,
@@ -445,3 +454,9 @@ class CharterSpec(StrictModel):
                 raise ValueError(f"duplicate id {key!r}")
             seen.add(key)
         return items
+
+    @model_validator(mode="after")
+    def _cost_budget_needs_a_price(self) -> CharterSpec:
+        if self.tool_limits.max_cost is not None and self.models.chat.price is None:
+            raise ValueError("tool_limits.max_cost needs models.chat.price")
+        return self

@@ -62,6 +62,7 @@ class ToolsStage:
             self.limits,
             result_guard=self.result_guard,
             approve=lambda call: self._approval(state, call),
+            price=self.spec.price,
         )
         out = await loop.run(state.system_prompt, state.messages)
         state.add_usage(out.usage)

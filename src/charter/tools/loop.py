@@ -16,7 +16,8 @@ things: parallel calls), none when it is done. Then, for each call, in code:
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
 5. the result passes the result guard before the model sees it (a tool result is untrusted
    text: indirect injection); a flagged result is withheld.
-Steps are bounded by `max_calls` and `max_seconds`.
+Steps are bounded by `max_calls`, `max_seconds`, `max_tokens` and (with a price) `max_cost`;
+a decision over budget is not acted on.
 
 The tools stage runs this with the charter's tools; the `tools` eval suite runs it with BFCL's
 functions (recorded, not executed), so the benchmark measures the code that serves users.
@@ -41,7 +42,7 @@ from charter.tools.registry import InvalidArguments, ToolError
 if TYPE_CHECKING:
     from charter.guards.base import Guard
     from charter.models.base import ChatModel
-    from charter.spec.models import ToolLimits
+    from charter.spec.models import Price, ToolLimits
     from charter.tools.registry import LoadedTool
 
 RESULT_CHARS = 2000
@@ -141,6 +142,7 @@ class ToolLoop:
         result_guard: Guard | None = None,
         approve: Callable[[str], str] | None = None,
         max_tokens: int = 200,
+        price: Price | None = None,
     ) -> None:
         self.model = model
         self.tools = tools
@@ -148,6 +150,7 @@ class ToolLoop:
         self.result_guard = result_guard
         self.approve = approve
         self.max_tokens = max_tokens
+        self.price = price
 
     async def run(self, system_prompt: str, messages: list[Message]) -> LoopOutcome:
         out = LoopOutcome()
@@ -161,6 +164,10 @@ class ToolLoop:
                 out.reason = f"stopped: the {self.limits.max_seconds:g} s tool budget is spent"
                 break
             calls = await self._decide(system_prompt, messages, transcript, out)
+            spent = self._over_budget(out)
+            if spent is not None:
+                out.reason = spent
+                break
             if not calls:
                 out.steps.append({"decision": {"tool": "none"}, "action": "answer"})
                 break
@@ -234,6 +241,18 @@ class ToolLoop:
             elif not progressed and any(s.get("action") == "loop" for s in out.steps):
                 out.reason = "stopped: the model repeated calls it already made (loop)"
         return out
+
+    def _over_budget(self, out: LoopOutcome) -> str | None:
+        """Why the turn's tool budget is spent (tokens, or cost at the model's price)."""
+        used = out.usage.total_tokens
+        if used > self.limits.max_tokens:
+            limit = self.limits.max_tokens
+            return f"stopped: {used} tokens spent on tool decisions (limit {limit})"
+        if self.limits.max_cost is not None and self.price is not None:
+            cost = self.price.cost(out.usage.prompt_tokens, out.usage.completion_tokens)
+            if cost > self.limits.max_cost:
+                return f"stopped: tool decisions cost {cost:.6f} (limit {self.limits.max_cost:g})"
+        return None
 
     def _dangerous(self, call: str, step: dict[str, Any], out: LoopOutcome) -> None:
         if self.approve is None:
