@@ -43,6 +43,9 @@ class ChatRequest:
     stop: Sequence[str] = ()
     json_schema: dict[str, Any] | None = None
     """When set, the reply must be JSON matching this schema (grammar-constrained locally)."""
+    tools: Sequence[dict[str, Any]] = ()
+    """Functions offered as native tool calls ({"name", "description", "parameters"}), for
+    backends whose `native_tools` is true; the model may answer with `tool_calls`."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class Completion:
     """Time the backend spent reading the prompt, when it reports it."""
     generate_ms: float | None = None
     """Time the backend spent generating, when it reports it."""
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    """Native tool calls: {"name", "arguments"} (arguments a dict, or the raw text when the
+    model's JSON did not parse: the caller's validation then says so)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class ChatModel(ABC):
 
     name: str = "model"
     context_window: int = 4096
+    native_tools: bool = False
+    """The backend takes `ChatRequest.tools` and answers with `Completion.tool_calls`."""
 
     @abstractmethod
     def complete(self, request: ChatRequest) -> Completion: ...

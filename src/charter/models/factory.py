@@ -34,6 +34,7 @@ def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) ->
             timeout_s=spec.timeout_s,
             max_retries=spec.max_retries,
             context_window=spec.context_window,
+            native_tools=spec.tool_calls == "native",
         )
     return _build_local(spec, progress)
 

@@ -38,8 +38,10 @@ class OpenAIModel(ChatModel):
         context_window: int = 8192,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        native_tools: bool = True,
     ) -> None:
         self.name = model
+        self.native_tools = native_tools
         self.base_url = base_url.rstrip("/")
         self.context_window = context_window
         self.max_retries = max_retries

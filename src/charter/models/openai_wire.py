@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,9 @@ def request_payload(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body["seed"] = request.seed
     if request.stop:
         body["stop"] = list(request.stop)
+    if request.tools:
+        body["tools"] = [{"type": "function", "function": dict(t)} for t in request.tools]
+        body["tool_choice"] = "auto"
     if request.json_schema is not None:
         body["response_format"] = {
             "type": "json_schema",
@@ -37,15 +41,29 @@ def completion_from_openai(data: dict[str, Any], *, model: str) -> Completion:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
         finish = choice.get("finish_reason") or "stop"
+        calls = tuple(_tool_call(c) for c in choice["message"].get("tool_calls") or ())
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ModelError(f"{model}: malformed completion ({exc!r}): {str(data)[:300]}") from None
+    reported = timings(data.get("timings"))
     return Completion(
         text=text,
         model=model,
         usage=usage_from_openai(data.get("usage")),
         finish_reason=str(finish),
-        **timings(data.get("timings")),
+        tool_calls=calls,
+        prompt_ms=reported.get("prompt_ms"),
+        generate_ms=reported.get("generate_ms"),
     )
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call["function"]
+    raw = function.get("arguments") or "{}"
+    try:
+        arguments = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        arguments = raw  # validation tells the model its arguments are not a JSON object
+    return {"name": str(function["name"]), "arguments": arguments}
 
 
 def usage_from_openai(usage: Any) -> Usage:
@@ -107,5 +125,6 @@ class StreamAssembler:
             model=self.model,
             usage=self.usage,
             finish_reason=self.finish_reason,
-            **self.timings,
+            prompt_ms=self.timings.get("prompt_ms"),
+            generate_ms=self.timings.get("generate_ms"),
         )

@@ -349,6 +349,11 @@ class OpenAIModelSpec(_ModelCommon):
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
     context_window: int = Field(default=8192, ge=256)
+    tool_calls: Literal["native", "json"] = Field(
+        default="native",
+        description="native: tools go out as the API's `tools` and come back as `tool_calls`; "
+        "json: schema-forced JSON decisions (for servers without tool calling).",
+    )
 
 
 class FakeModelSpec(_ModelCommon):

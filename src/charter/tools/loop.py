@@ -242,6 +242,36 @@ class ToolLoop:
                 out.reason = "stopped: the model repeated calls it already made (loop)"
         return out
 
+    async def _decide_native(
+        self,
+        system_prompt: str,
+        messages: list[Message],
+        transcript: list[Message],
+        out: LoopOutcome,
+    ) -> list[dict[str, Any]]:
+        """The backend's own tool calling: the offered tools as `tools`, the answer's
+        `tool_calls` as the calls (no calls: the model is done)."""
+        request = ChatRequest(
+            messages=[Message(role="system", content=system_prompt), *messages, *transcript],
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            tools=[
+                {
+                    "name": name,
+                    "description": tool.spec.description,
+                    "parameters": tool.spec.parameters,
+                }
+                for name, tool in self.tools.items()
+            ],
+        )
+        completion = await self.model.acomplete(request)
+        out.usage = Usage(
+            prompt_tokens=out.usage.prompt_tokens + completion.usage.prompt_tokens,
+            completion_tokens=out.usage.completion_tokens + completion.usage.completion_tokens,
+        )
+        calls = [{"tool": c["name"], "arguments": c["arguments"]} for c in completion.tool_calls]
+        return parse_decision({"calls": calls})
+
     def _over_budget(self, out: LoopOutcome) -> str | None:
         """Why the turn's tool budget is spent (tokens, or cost at the model's price)."""
         used = out.usage.total_tokens
@@ -271,6 +301,8 @@ class ToolLoop:
         transcript: list[Message],
         out: LoopOutcome,
     ) -> list[dict[str, Any]]:
+        if self.model.native_tools:
+            return await self._decide_native(system_prompt, messages, transcript, out)
         system = (
             f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n"
             'Reply with JSON only: {"calls": [{"tool": NAME, "arguments": {...}}]} with one '
