@@ -18,13 +18,19 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 .venv/bin/charter models pull qwen2.5-coder-0.5b
 
-# The test suite opens the eval report in a real headless browser (Debian's chromium).
-if [[ -n "${extras}" ]] && ! command -v chromium >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
-    install=(apt-get install -y -qq --no-install-recommends chromium)
-    DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
-  else
-    echo "note: install chromium (e.g. sudo apt-get install chromium) for the browser test" >&2
+# The test suite opens the eval report in a real headless browser (Debian's chromium) and
+# runs gateway replicas against a real Redis (Debian's redis-server).
+if [[ -n "${extras}" ]]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if ((${#missing[@]})); then
+    if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+      install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
+      DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1 \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
+    else
+      echo "note: install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}) for the tests" >&2
+    fi
   fi
 fi

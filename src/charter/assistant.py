@@ -44,6 +44,7 @@ from charter.stages import (
     RouteStage,
     ToolsStage,
 )
+from charter.stages.rate_limit import Limiter
 
 if TYPE_CHECKING:
     from charter.knowledge.index import KnowledgeIndex
@@ -126,7 +127,7 @@ class Charter:
         self._judge: ChatModel | None = None
         self._strong: ChatModel | None = strong_model
         self._pipeline: Pipeline | None = None
-        self._rate_limiter: RateLimiter | None = None
+        self._rate_limiter: Limiter | None = None
         self._knowledge: KnowledgeIndex | None = None
 
     @classmethod
@@ -270,13 +271,23 @@ class Charter:
             self._knowledge = index
         return self._knowledge
 
-    def _limiter(self) -> RateLimiter:
+    def _limiter(self) -> Limiter:
         if self._rate_limiter is None:
             limit = self.spec.guards.rate_limit
-            self._rate_limiter = RateLimiter(
-                requests_per_minute=limit.requests_per_minute if limit else None,
-                tokens_per_minute=limit.tokens_per_minute if limit else None,
-            )
+            if limit is not None and limit.redis_url is not None:
+                from charter.guards.ratelimit import RedisRateLimiter
+
+                self._rate_limiter = RedisRateLimiter(
+                    limit.redis_url,
+                    requests_per_minute=limit.requests_per_minute,
+                    tokens_per_minute=limit.tokens_per_minute,
+                    namespace=f"charter:{self.spec.id}",
+                )
+            else:
+                self._rate_limiter = RateLimiter(
+                    requests_per_minute=limit.requests_per_minute if limit else None,
+                    tokens_per_minute=limit.tokens_per_minute if limit else None,
+                )
         return self._rate_limiter
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -69,6 +70,16 @@ def planned_guards(charter: Charter) -> str:
     guards = charter.spec.guards
     names = [f"input:{g}" for g in guards.input] + [f"output:{g}" for g in guards.output]
     return ",".join(names) or "none"
+
+
+def retry_after(reply: Reply) -> int | None:
+    """Seconds to wait, when the rate limit stopped this turn."""
+    if "rate_limit" not in reply.trace:
+        return None
+    record = reply.trace["rate_limit"]
+    if record.verdict != "block":
+        return None
+    return max(1, math.ceil(float(record.detail.get("retry_after_s", 1))))
 
 
 def charter_info(reply: Reply) -> CharterInfo:
@@ -271,6 +282,12 @@ def create_app(
             return error(500, "the turn failed; it is in the audit log", "server_error")
         await audit(caller, body.model, body, reply, stream=False)
         metrics.observe(body.model, reply, stream=False, guards=guards_ran(reply))
+        limited = retry_after(reply)
+        if limited is not None:
+            metrics.rejected.labels("429").inc()
+            response = error(429, reply.text, "rate_limit_error")
+            response.headers["Retry-After"] = str(limited)
+            return response
         completion = ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),

@@ -1,7 +1,10 @@
 """Rate limits per user or API key: requests and tokens, each a token bucket.
 
-In memory (one process). A shared store (Redis) arrives with the gateway, behind the same
-`RateLimiter` interface.
+`RateLimiter` keeps the buckets in this process's memory. `RedisRateLimiter` keeps them in
+Redis, updated by one Lua script per call (atomic, on Redis's own clock), so that several
+gateway replicas share one limit. Both answer `admit(key)` (seconds to wait, 0 to go) and
+`record_tokens(key, n)`. A Redis that cannot be reached raises `RateLimitUnavailable`, which
+the pipeline's failure policy handles (closed by default: no turn runs unlimited by accident).
 """
 
 from __future__ import annotations
@@ -95,3 +98,85 @@ class RateLimiter:
     def record_tokens(self, key: str, tokens: int) -> None:
         if self.tokens is not None:
             self.tokens.charge(key, tokens)
+
+
+class RateLimitUnavailable(Exception):
+    """The shared rate-limit store could not be asked."""
+
+
+# KEYS[1]: the bucket. ARGV: capacity, refill per second, amount, mode (take|charge|peek).
+# Returns the seconds to wait as a string (0 when allowed), so no precision is lost.
+_BUCKET_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local mode = ARGV[4]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local stored = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(stored[1])
+local updated = tonumber(stored[2])
+if tokens == nil then
+  tokens = capacity
+  updated = now
+end
+tokens = math.min(capacity, tokens + (now - updated) * rate)
+local wait = 0
+if mode == 'take' then
+  if tokens >= amount then tokens = tokens - amount else wait = (amount - tokens) / rate end
+elseif mode == 'charge' then
+  tokens = tokens - amount
+elseif tokens <= 0 then
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return tostring(wait)
+"""
+
+
+class RedisRateLimiter:
+    """The same limits as `RateLimiter`, with the buckets in Redis (shared by replicas)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        namespace: str = "charter",
+    ) -> None:
+        import redis
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._redis.register_script(_BUCKET_SCRIPT)
+        self.namespace = namespace
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+
+    def _call(self, kind: str, key: str, per_minute: int, amount: float, mode: str) -> float:
+        try:
+            result = self._script(
+                keys=[f"{self.namespace}:rl:{kind}:{key}"],
+                args=[per_minute, per_minute / 60, amount, mode],
+            )
+        except self._errors as exc:
+            raise RateLimitUnavailable(f"rate-limit store unreachable: {exc}") from exc
+        return float(result.decode() if isinstance(result, bytes) else result)
+
+    def admit(self, key: str) -> float:
+        if self.tokens_per_minute:
+            wait = self._call("tokens", key, self.tokens_per_minute, 0, "peek")
+            if wait > 0:
+                return wait
+        if self.requests_per_minute:
+            return self._call("requests", key, self.requests_per_minute, 1, "take")
+        return 0.0
+
+    def record_tokens(self, key: str, tokens: int) -> None:
+        if self.tokens_per_minute:
+            self._call("tokens", key, self.tokens_per_minute, tokens, "charge")
+
+    def close(self) -> None:
+        self._redis.close()

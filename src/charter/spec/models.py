@@ -241,6 +241,12 @@ DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii",
 class RateLimit(StrictModel):
     requests_per_minute: int | None = Field(default=30, gt=0)
     tokens_per_minute: int | None = Field(default=None, gt=0)
+    redis_url: str | None = Field(
+        default=None,
+        pattern=r"^rediss?://",
+        description="Keep the buckets in Redis (redis://host:6379/0), so that several gateway "
+        "replicas share one limit; default: in this process's memory.",
+    )
 
 
 class Guards(StrictModel):

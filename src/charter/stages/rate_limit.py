@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from typing import TYPE_CHECKING
-
-from charter.guards.ratelimit import RateLimiter
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
 
 
+class Limiter(Protocol):
+    """`RateLimiter` (in memory) or `RedisRateLimiter` (shared by replicas)."""
+
+    def admit(self, key: str) -> float: ...
+
+    def record_tokens(self, key: str, tokens: int) -> None: ...
+
+
 class RateLimitStage:
     name = "rate_limit"
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         key = state.user or "anonymous"
         record = state.trace[self.name]
-        wait = self.limiter.admit(key)
+        wait = await asyncio.to_thread(self.limiter.admit, key)
         record.detail["key"] = key
         if wait > 0:
             record.verdict = "block"
@@ -34,5 +41,5 @@ class RateLimitStage:
             state.block_reason = record.reason
             return state
         state = await call_next(state)
-        self.limiter.record_tokens(key, state.usage.total_tokens)
+        await asyncio.to_thread(self.limiter.record_tokens, key, state.usage.total_tokens)
         return state
