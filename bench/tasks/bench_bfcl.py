@@ -58,18 +58,23 @@ def main() -> None:
             row: dict[str, Any] = {"category": category, "id": case.id}
             for way in ("raw", "charter"):
                 started = time.perf_counter()
-                if way == "raw":
-                    calls, text, usage = asyncio.run(bfcl.raw_calls(model, case))
-                else:
-                    calls, text, usage = asyncio.run(bfcl.charter_calls(model, case, limits))
-                why = bfcl.check(case, calls)
+                tokens = 0
+                try:
+                    if way == "raw":
+                        calls, text, usage = asyncio.run(bfcl.raw_calls(model, case))
+                    else:
+                        calls, text, usage = asyncio.run(bfcl.charter_calls(model, case, limits))
+                    why = bfcl.check(case, calls)
+                    tokens = usage.total_tokens
+                except Exception as exc:  # recorded and scored as a failure, never skipped
+                    calls, text, why = [], "", f"error: {type(exc).__name__}: {exc}"
                 row[way] = {
                     "ok": why is None,
                     "why": why,
                     "calls": calls,
                     "text": text[:400],
                     "s": round(time.perf_counter() - started, 2),
-                    "tokens": usage.total_tokens,
+                    "tokens": tokens,
                 }
             rows.append(row)
             print(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from charter import Charter, FakeModel
+from charter.models.base import ChatRequest
 from charter.spec import CharterSpec
 from charter.tools.registry import InvalidArguments, ToolError, load_tool
 
@@ -215,3 +216,23 @@ def test_the_turns_token_budget_stops_tool_decisions() -> None:
 def test_a_cost_budget_needs_a_price() -> None:
     with pytest.raises(ValueError, match=r"max_cost needs models\.chat\.price"):
         spec(max_cost=0.01)
+
+
+class CutOffFake(FakeModel):
+    """Answers the first tool decision with JSON cut off by the token limit (the fake
+    otherwise refuses non-JSON answers to a schema)."""
+
+    def _next(self, request: ChatRequest) -> str:
+        if not self.calls:
+            self.calls.append(request)
+            return '{"calls": [{"tool": "get_balance", "arguments": {"acc'
+        return super()._next(request)
+
+
+def test_a_cut_off_decision_is_fed_back_and_retried() -> None:
+    model = CutOffFake([NONE, "ok"])
+    reply = Charter(spec(), model=model).respond("balance?")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["invalid", "answer"]
+    assert reply.text == "ok" and not reply.blocked
+    assert "cut off" in model.calls[1].messages[-1].content

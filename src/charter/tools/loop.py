@@ -113,6 +113,10 @@ def offer(
     return {name: tools[name] for name, score in ranked if score >= min_relevance}
 
 
+class UnreadableDecision(ModelError):
+    """The model's decision was not JSON (cut off by the token limit, or not grammar-forced)."""
+
+
 @dataclass
 class LoopOutcome:
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -141,7 +145,7 @@ class ToolLoop:
         *,
         result_guard: Guard | None = None,
         approve: Callable[[str], str] | None = None,
-        max_tokens: int = 200,
+        max_tokens: int = 512,
         price: Price | None = None,
     ) -> None:
         self.model = model
@@ -163,7 +167,24 @@ class ToolLoop:
             if time.perf_counter() - started > self.limits.max_seconds:
                 out.reason = f"stopped: the {self.limits.max_seconds:g} s tool budget is spent"
                 break
-            calls = await self._decide(system_prompt, messages, transcript, out)
+            try:
+                calls = await self._decide(system_prompt, messages, transcript, out)
+            except UnreadableDecision as exc:
+                # Grammar-forced JSON breaks only when cut off by max_tokens (too many calls
+                # at once): say so and let the model try again, within the retry budget.
+                out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
+                retries += 1
+                if retries > self.limits.max_retries:
+                    out.reason = "stopped: the tool decisions could not be read"
+                    break
+                transcript += [
+                    Message(
+                        role="user",
+                        content="(Note: your last answer was cut off or was not JSON. Make "
+                        "fewer calls at once.)",
+                    )
+                ]
+                continue
             spent = self._over_budget(out)
             if spent is not None:
                 out.reason = spent
@@ -324,9 +345,7 @@ class ToolLoop:
         try:
             parsed = json.loads(completion.text)
         except ValueError as exc:
-            raise ModelError(
-                f"the tool decision is not JSON: {exc}: {completion.text[:200]}"
-            ) from None
+            raise UnreadableDecision(f"{exc}: {completion.text[:200]}") from None
         return parse_decision(parsed)
 
     async def _run(
