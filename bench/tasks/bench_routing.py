@@ -31,11 +31,12 @@ from charter.eval.scoring import Outcome, score
 from charter.models import weights
 from charter.models.local import LocalModel
 from charter.spec.loader import load_charter
+from charter.spec.models import Price
 from charter.stats import Rate
 
 ROOT = Path(__file__).resolve().parents[2]
-CHEAP_PRICE = {"input_per_million": 0.05, "output_per_million": 0.10}
-STRONG_PRICE = {"input_per_million": 0.15, "output_per_million": 0.30}
+CHEAP_PRICE = Price(input_per_million=0.05, output_per_million=0.10)
+STRONG_PRICE = Price(input_per_million=0.15, output_per_million=0.30)
 MODES = ("cheap", "strong", "auto")
 
 
