@@ -19,11 +19,13 @@ fi
 .venv/bin/charter models pull qwen2.5-coder-0.5b
 
 # The test suite opens the eval report in a real headless browser (Debian's chromium) and
-# runs gateway replicas against a real Redis (Debian's redis-server).
+# runs gateway replicas against a real Redis and PostgreSQL (Debian's redis-server, postgresql).
 if [[ -n "${extras}" ]]; then
   missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+    || missing+=(postgresql)
   if ((${#missing[@]})); then
     if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
       install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")

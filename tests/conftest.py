@@ -219,3 +219,75 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         client.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+# --- a real PostgreSQL on loopback, started for the test session -------------------------
+
+
+def _pg_binary(name: str) -> str:
+    import glob
+    import shutil
+
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
+    assert found, f"PostgreSQL's {name} is needed (scripts/test.sh installs Debian's postgresql)"
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (Debian's `postgresql`). PostgreSQL refuses to run as
+    root, so as root it runs as the `postgres` user (in a folder outside pytest's private
+    temporary tree, which that user cannot enter)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    import psycopg
+
+    folder = Path(tempfile.mkdtemp(prefix="charter-pg-"))
+    data, sockets = folder / "data", folder / "sock"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.getuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        os.chmod(folder, 0o777)
+        os.chown(sockets, _uid("postgres"), -1)
+    subprocess.run(
+        [*as_user, _pg_binary("initdb"), "-D", str(data), "-U", "charter", "--auth=trust",
+         "-E", "UTF8", "--no-sync"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [*as_user, _pg_binary("postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
+         "-h", "127.0.0.1", "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"postgresql://charter@127.0.0.1:{port}/postgres"
+    try:
+        for _ in range(200):
+            try:
+                psycopg.connect(url, connect_timeout=1).close()
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("PostgreSQL did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid

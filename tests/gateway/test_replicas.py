@@ -17,6 +17,7 @@ import yaml
 from charter import Charter, FakeModel
 from charter.guards.ratelimit import RateLimitUnavailable, RedisRateLimiter
 from charter.spec import CharterSpec
+from charter.store.postgres import open_records
 from charter.store.sqlite import Store
 from tests.conftest import free_port
 
@@ -56,9 +57,12 @@ def test_an_unreachable_redis_fails_the_turn_closed() -> None:
         RedisRateLimiter(url, requests_per_minute=1, tokens_per_minute=None).admit("k")
 
 
-@pytest.fixture
-def replicas(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
-    """Two `charter serve` processes: the same charter, one Redis, one audit database."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def replicas(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> Iterator[tuple[list[str], str]]:
+    """Two `charter serve` processes: the same charter, one Redis, one audit database
+    (a SQLite file both open, or a PostgreSQL database)."""
     charter = {
         "id": "shared",
         "persona": {"name": "Penny", "role": "support assistant"},
@@ -72,8 +76,13 @@ def replicas(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[str], Path]]
     }
     path = tmp_path / "shared.yaml"
     path.write_text(yaml.safe_dump(charter))
-    db = tmp_path / "audit.db"
-    Store(db).close()
+    if request.param == "postgres":
+        from tests.gateway.test_postgres import fresh
+
+        db = fresh(request.getfixturevalue("postgres_url"))
+    else:
+        db = str(tmp_path / "audit.db")
+        Store(db).close()
     env = {**os.environ, "CHARTER_HOME": str(tmp_path / "home")}
     ports = [free_port(), free_port()]
     logs = [(tmp_path / f"serve-{port}.log").open("wb") for port in ports]
@@ -88,7 +97,7 @@ def replicas(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[str], Path]]
                 "--port",
                 str(port),
                 "--db",
-                str(db),
+                db,
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -120,10 +129,11 @@ def replicas(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[str], Path]]
 
 
 def test_two_gateway_processes_enforce_one_limit_and_lose_no_audit_record(
-    replicas: tuple[list[str], Path],
+    replicas: tuple[list[str], str],
 ) -> None:
     urls, db = replicas
-    body = {"model": "shared", "messages": [{"role": "user", "content": "hi"}], "user": "u1"}
+    user = uuid.uuid4().hex  # the limit is per user, in a Redis shared by the whole session
+    body = {"model": "shared", "messages": [{"role": "user", "content": "hi"}], "user": user}
     statuses = [
         httpx.post(f"{urls[i % 2]}/v1/chat/completions", json=body, timeout=30).status_code
         for i in range(8)
@@ -132,7 +142,7 @@ def test_two_gateway_processes_enforce_one_limit_and_lose_no_audit_record(
     assert statuses[4:] == [429] * 4
     limited = httpx.post(f"{urls[0]}/v1/chat/completions", json=body, timeout=30)
     assert int(limited.headers["Retry-After"]) >= 1
-    store = Store(db)
+    store = open_records(db)
     try:
         assert store.audit_count("local") == 9  # every turn, from both processes
     finally:

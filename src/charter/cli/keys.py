@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from charter.cli._common import EXIT_ERROR, EXIT_INVALID, err, friendly_errors, out
-from charter.store.sqlite import Store
+from charter.store.postgres import open_records
 
 app = typer.Typer(
     help="API keys of the gateway: each maps a caller to a tenant and the charters it may use.",
@@ -17,7 +16,10 @@ app = typer.Typer(
 )
 
 DbOption = typer.Option(
-    None, "--db", help="SQLite store (default: $CHARTER_HOME/charter.db).", envvar="CHARTER_DB"
+    None,
+    "--db",
+    help="A SQLite file (default: $CHARTER_HOME/charter.db) or a postgresql:// URL.",
+    envvar="CHARTER_DB",
 )
 
 
@@ -33,13 +35,13 @@ def add(
     charters: str = typer.Option(
         "*", help="Comma-separated charter ids the key may use ('*': all)."
     ),
-    db: Path | None = DbOption,
+    db: str | None = DbOption,
 ) -> None:
     """Make a key. It is printed once and stored only as a hash."""
     from charter.gateway.auth import new_key
 
     with friendly_errors():
-        store = Store(db)
+        store = open_records(db)
         try:
             allowed = [c.strip() for c in charters.split(",") if c.strip()]
             key_id, key = new_key(store, tenant, allowed)
@@ -56,10 +58,10 @@ def add(
 
 
 @app.command("list")
-def list_keys(db: Path | None = DbOption) -> None:
+def list_keys(db: str | None = DbOption) -> None:
     """Keys, oldest first (ids only: the keys themselves are not stored)."""
     with friendly_errors():
-        store = Store(db)
+        store = open_records(db)
         try:
             rows = store.api_keys()
         finally:
@@ -75,11 +77,11 @@ def list_keys(db: Path | None = DbOption) -> None:
 @app.command()
 def revoke(
     key_id: str = typer.Argument(..., help="The key's id (from `charter keys list`)."),
-    db: Path | None = DbOption,
+    db: str | None = DbOption,
 ) -> None:
     """Revoke a key: calls with it are refused from then on."""
     with friendly_errors():
-        store = Store(db)
+        store = open_records(db)
         try:
             done = store.revoke_api_key(key_id)
         finally:

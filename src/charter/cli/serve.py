@@ -34,10 +34,10 @@ def serve(
         bool, typer.Option("--openapi", help="Print the gateway's OpenAPI schema and exit.")
     ] = False,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            help="SQLite store: API keys, audit log, escalations (default: "
-            "$CHARTER_HOME/charter.db).",
+            help="API keys, audit log, escalations: a SQLite file (default: "
+            "$CHARTER_HOME/charter.db) or a postgresql:// URL (replicas on several hosts).",
             envvar="CHARTER_DB",
         ),
     ] = None,
@@ -49,7 +49,7 @@ def serve(
     from charter.assistant import Charter
     from charter.gateway import create_app, openapi_text
     from charter.spec import load_charter
-    from charter.store.sqlite import Store
+    from charter.store.postgres import open_records
 
     if openapi:
         print(openapi_text(), end="")
@@ -58,7 +58,7 @@ def serve(
         err.print("[red]error:[/red] give one or more charter files")
         raise typer.Exit(EXIT_INVALID)
     with friendly_errors():
-        store = Store(db)
+        store = open_records(db)
         keys = store.has_api_keys()
         if not keys and not _loopback(host):
             err.print(

@@ -42,7 +42,8 @@ from charter.gateway.wire import (
     WireUsage,
 )
 from charter.models.base import Message
-from charter.store.sqlite import AuditRecord, Store
+from charter.store.records import AuditRecord, GatewayRecords
+from charter.store.sqlite import Store
 
 GUARD_STAGES = ("input_guards", "output_guards")
 
@@ -113,7 +114,7 @@ def _build_pipeline(charter: Charter) -> None:
 
 
 def create_app(
-    charters: Mapping[str, Charter], *, load: bool = True, store: Store | None = None
+    charters: Mapping[str, Charter], *, load: bool = True, store: GatewayRecords | None = None
 ) -> FastAPI:
     """The gateway over `charters` (id -> Charter). With `load`, every charter's model and
     guards load at start-up, and /readyz answers 200 once they have. `store` (default: the

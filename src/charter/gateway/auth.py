@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from charter.store.sqlite import ApiKey, Store
+from charter.store.records import ApiKey, GatewayRecords
 
 LOCAL_TENANT = "local"
 """The tenant of every call to a gateway without keys (loopback only)."""
@@ -25,7 +25,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_key(store: Store, tenant: str, charters: list[str]) -> tuple[str, str]:
+def new_key(store: GatewayRecords, tenant: str, charters: list[str]) -> tuple[str, str]:
     """Make a key for `tenant`; returns (key id, the key). The key is not stored."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
         raise ValueError("a tenant is 1-64 letters, digits, '_', '.' or '-'")
@@ -45,7 +45,7 @@ class Caller:
         return self.key is None or self.key.allows(charter_id)
 
 
-def authenticate(store: Store, authorization: str | None) -> Caller | str:
+def authenticate(store: GatewayRecords, authorization: str | None) -> Caller | str:
     """The caller of a request with this `Authorization` header, or why it is refused."""
     if authorization is None or not authorization.lower().startswith("bearer "):
         return "missing API key: send 'Authorization: Bearer <key>'"

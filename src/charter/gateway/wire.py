@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from charter.store.sqlite import AuditRecord, StoredEscalation
+from charter.store.records import AuditRecord, StoredEscalation
 
 
 class WireMessage(BaseModel):

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,18 @@ from typing import Any
 from charter.errors import StoreError
 from charter.home import default_db_path
 from charter.models.base import Message
+from charter.store.records import (
+    ESCALATION_COLUMNS,
+    INSERT_ESCALATION,
+    ApiKey,
+    AuditRecord,
+    GatewayRecords,
+    StoredEscalation,
+    escalation_args,
+    escalation_of,
+)
+
+__all__ = ["ApiKey", "AuditRecord", "Store", "StoredEscalation", "StoredTurn"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: conversations, their messages, and one row per turn with its trace
@@ -115,58 +127,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_ESCALATION_COLUMNS = (
-    "id, conversation_id, charter_id, trigger, reason, transcript, status, resolution, "
-    "created_at, resolved_at"
-)
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    tenant: str
-    charters: tuple[str, ...]
-    """Charter ids this key may use; ("*",) for all."""
-    created_at: float
-    revoked_at: float | None
-
-    def allows(self, charter_id: str) -> bool:
-        return "*" in self.charters or charter_id in self.charters
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    tenant: str
-    key_id: str | None
-    charter_id: str
-    stream: bool
-    request: list[dict[str, str]]
-    reply: str
-    blocked: bool
-    block_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float | None
-    ms: float
-    trace: list[dict[str, Any]]
-    error: str | None = None
-    created_at: float = 0.0
-    id: int = 0
-
-
-@dataclass(frozen=True)
-class StoredEscalation:
-    id: str
-    conversation_id: str | None
-    charter_id: str
-    trigger: str
-    reason: str
-    transcript: list[dict[str, str]]
-    status: str
-    resolution: str | None
-    created_at: float
-    resolved_at: float | None
-
 
 @dataclass(frozen=True)
 class StoredTurn:
@@ -179,7 +139,7 @@ class StoredTurn:
     ms: float
 
 
-class Store:
+class Store(GatewayRecords):
     """A SQLite database of conversations. Safe to share between threads."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -354,40 +314,12 @@ class Store:
 
     # -- escalations ----------------------------------------------------------------------
 
-    def add_escalation(
-        self,
-        escalation: dict[str, Any],
-        *,
-        conversation_id: str | None,
-        charter_id: str,
-        tenant: str | None = None,
-    ) -> None:
-        """Save an escalation raised outside a stored conversation (e.g. a stateless call)."""
-        with self._transaction() as db:
-            _insert_escalation(db, escalation, conversation_id, charter_id, time.time(), tenant)
-
-    def escalations(
-        self, status: str | None = None, *, tenant: str | None = None
-    ) -> list[StoredEscalation]:
-        """Escalations, oldest first; with `tenant`, only that tenant's."""
-        query = f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE 1=1"
-        args: list[str] = []
-        if status is not None:
-            query += " AND status = ?"
-            args.append(status)
-        if tenant is not None:
-            query += " AND tenant = ?"
-            args.append(tenant)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY created_at", args).fetchall()
-        return [_escalation(row) for row in rows]
-
     def escalation(self, escalation_id: str) -> StoredEscalation | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_ESCALATION_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)
+                f"SELECT {ESCALATION_COLUMNS} FROM escalations WHERE id = ?", (escalation_id,)
             ).fetchone()
-        return None if row is None else _escalation(row)
+        return None if row is None else escalation_of(row)
 
     def resolve_escalation(self, escalation_id: str, resolution: str) -> bool:
         with self._transaction() as db:
@@ -412,123 +344,17 @@ class Store:
             for row in rows
         ]
 
-    # -- gateway: API keys and the audit log -------------------------------------------------
-
-    def add_api_key(self, key_id: str, key_hash: str, tenant: str, charters: list[str]) -> None:
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO api_keys (id, hash, tenant, charters, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key_id, key_hash, tenant, json.dumps(charters), time.time()),
-            )
+            return int(db.execute(sql, tuple(args)).rowcount)
 
-    def api_key(self, key_hash: str) -> ApiKey | None:
-        """The live (not revoked) key with this hash."""
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Sequence[Any]]:
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, tenant, charters, created_at, revoked_at FROM api_keys "
-                "WHERE hash = ? AND revoked_at IS NULL",
-                (key_hash,),
-            ).fetchone()
-        return None if row is None else _api_key(row)
-
-    def api_keys(self) -> list[ApiKey]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, tenant, charters, created_at, revoked_at FROM api_keys "
-                "ORDER BY created_at"
-            ).fetchall()
-        return [_api_key(row) for row in rows]
-
-    def has_api_keys(self) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"
-            ).fetchone()
-        return row is not None
-
-    def revoke_api_key(self, key_id: str) -> bool:
-        with self._transaction() as db:
-            changed = db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (time.time(), key_id),
-            ).rowcount
-        return changed == 1
-
-    def record_audit(self, record: AuditRecord) -> int:
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO audit (tenant, key_id, charter_id, stream, request, reply, blocked, "
-                "block_reason, prompt_tokens, completion_tokens, cost, ms, trace, error, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.tenant,
-                    record.key_id,
-                    record.charter_id,
-                    int(record.stream),
-                    json.dumps(record.request),
-                    record.reply,
-                    int(record.blocked),
-                    record.block_reason,
-                    record.prompt_tokens,
-                    record.completion_tokens,
-                    record.cost,
-                    record.ms,
-                    json.dumps(record.trace),
-                    record.error,
-                    time.time(),
-                ),
-            )
-        return int(cursor.lastrowid or 0)
-
-    def audit(self, tenant: str, *, limit: int = 100) -> list[AuditRecord]:
-        """The tenant's latest audit records, newest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT tenant, key_id, charter_id, stream, request, reply, blocked, "
-                "block_reason, prompt_tokens, completion_tokens, cost, ms, trace, error, "
-                "created_at, id FROM audit WHERE tenant = ? ORDER BY id DESC LIMIT ?",
-                (tenant, limit),
-            ).fetchall()
-        return [
-            AuditRecord(
-                tenant=r[0],
-                key_id=r[1],
-                charter_id=r[2],
-                stream=bool(r[3]),
-                request=json.loads(r[4]),
-                reply=r[5],
-                blocked=bool(r[6]),
-                block_reason=r[7],
-                prompt_tokens=r[8],
-                completion_tokens=r[9],
-                cost=r[10],
-                ms=r[11],
-                trace=json.loads(r[12]),
-                error=r[13],
-                created_at=r[14],
-                id=r[15],
-            )
-            for r in rows
-        ]
-
-    def audit_count(self, tenant: str | None = None) -> int:
-        with self._lock:
-            if tenant is None:
-                row = self._db.execute("SELECT COUNT(*) FROM audit").fetchone()
-            else:
-                row = self._db.execute(
-                    "SELECT COUNT(*) FROM audit WHERE tenant = ?", (tenant,)
-                ).fetchone()
-        return int(row[0])
+            return list(self._db.execute(sql, tuple(args)).fetchall())
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _api_key(row: Any) -> ApiKey:
-    return ApiKey(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
 
 
 def _insert_escalation(
@@ -539,44 +365,5 @@ def _insert_escalation(
     now: float,
     tenant: str | None = None,
 ) -> None:
-    db.execute(
-        "INSERT INTO escalations (id, conversation_id, charter_id, trigger, reason, transcript, "
-        "status, created_at, tenant) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
-        (
-            item["id"],
-            conversation_id,
-            charter_id,
-            item["trigger"],
-            item["reason"],
-            json.dumps(item["transcript"]),
-            now,
-            tenant,
-        ),
-    )
-
-
-def _escalation(row: Any) -> StoredEscalation:
-    (
-        id_,
-        conversation,
-        charter,
-        trigger,
-        reason,
-        transcript,
-        status,
-        resolution,
-        created,
-        resolved,
-    ) = row
-    return StoredEscalation(
-        id_,
-        conversation,
-        charter,
-        trigger,
-        reason,
-        json.loads(transcript),
-        status,
-        resolution,
-        created,
-        resolved,
-    )
+    args = escalation_args(item, conversation_id, charter_id, tenant)
+    db.execute(INSERT_ESCALATION, (*args[:6], now, tenant))
