@@ -33,6 +33,10 @@ def serve(
     openapi: Annotated[
         bool, typer.Option("--openapi", help="Print the gateway's OpenAPI schema and exit.")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="An eval report (report.html) for the playground to show at /report."),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -75,4 +79,9 @@ def serve(
             charters[spec.id] = Charter(spec)
         access = "API keys required" if keys else "no API keys: loopback only"
         err.print(f"serving {', '.join(charters)} on http://{host}:{port}/v1 ({access})")
-        uvicorn.run(create_app(charters, store=store), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(charters, store=store, report=report),
+            host=host,
+            port=port,
+            log_level="warning",
+        )

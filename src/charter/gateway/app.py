@@ -16,11 +16,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 
 from charter.assistant import Charter, Reply
 from charter.gateway.auth import LOCAL_TENANT, Caller, authenticate
@@ -93,6 +101,7 @@ def charter_info(reply: Reply) -> CharterInfo:
             {"id": e["id"], "trigger": e["trigger"], "reason": e["reason"]}
             for e in reply.escalations
         ],
+        cost=reply.cost,
     )
 
 
@@ -114,7 +123,11 @@ def _build_pipeline(charter: Charter) -> None:
 
 
 def create_app(
-    charters: Mapping[str, Charter], *, load: bool = True, store: GatewayRecords | None = None
+    charters: Mapping[str, Charter],
+    *,
+    load: bool = True,
+    store: GatewayRecords | None = None,
+    report: Path | None = None,
 ) -> FastAPI:
     """The gateway over `charters` (id -> Charter). With `load`, every charter's model and
     guards load at start-up, and /readyz answers 200 once they have. `store` (default: the
@@ -194,6 +207,20 @@ def create_app(
             "invalid_request_error",
             where or None,
         )
+
+    @app.get("/", include_in_schema=False)
+    async def playground() -> HTMLResponse:
+        """The web playground: chat with a charter, each turn's trace, the escalation queue
+        and the latest eval report. It holds no data: it calls the API like any client."""
+        page = resources.files("charter.gateway").joinpath("playground.html")
+        return HTMLResponse(page.read_text(encoding="utf-8"))
+
+    @app.api_route("/report", methods=["GET", "HEAD"], include_in_schema=False)
+    async def eval_report() -> Response:
+        """The eval report given to `charter serve --report` (404 without one)."""
+        if report is None or not report.is_file():
+            return error(404, "no eval report configured (charter serve --report)", "not_found")
+        return FileResponse(report, media_type="text/html")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

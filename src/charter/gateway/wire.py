@@ -56,6 +56,9 @@ class CharterInfo(BaseModel):
     guards: list[str] = Field(description="Every guard that ran this turn, in order.")
     trace: list[dict[str, Any]]
     escalations: list[dict[str, Any]] = Field(default_factory=list)
+    cost: float | None = Field(
+        default=None, description="The turn's cost at the charter's prices; null without prices."
+    )
 
 
 class ChatCompletion(BaseModel):
