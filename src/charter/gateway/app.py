@@ -33,6 +33,7 @@ from fastapi.responses import (
 from charter.assistant import Charter, Reply
 from charter.gateway.auth import LOCAL_TENANT, Caller, authenticate
 from charter.gateway.metrics import GatewayMetrics
+from charter.gateway.telemetry import turn_span
 from charter.gateway.wire import (
     AuditEntry,
     AuditList,
@@ -303,11 +304,13 @@ def create_app(
         messages = [Message(role=m.role, content=m.content) for m in body.messages]
         if body.stream:
             return _stream(charter, body, messages, metrics, audit=audit, caller=caller)
-        try:
-            reply = await charter.arespond(messages, user=body.user or caller.tenant)
-        except Exception as exc:  # the failure policy handles stage errors; this is the rest
-            await audit(caller, body.model, body, None, stream=False, failure=repr(exc))
-            return error(500, "the turn failed; it is in the audit log", "server_error")
+        with turn_span(body.model, caller.tenant, stream=False) as span:
+            try:
+                reply = await charter.arespond(messages, user=body.user or caller.tenant)
+            except Exception as exc:  # the failure policy handles stage errors; not these
+                await audit(caller, body.model, body, None, stream=False, failure=repr(exc))
+                return error(500, "the turn failed; it is in the audit log", "server_error")
+            span.record(reply)
         await audit(caller, body.model, body, reply, stream=False)
         metrics.observe(body.model, reply, stream=False, guards=guards_ran(reply))
         limited = retry_after(reply)
@@ -374,12 +377,15 @@ def _stream(
             loop.call_soon_threadsafe(queue.put_nowait, text)
 
         async def turn() -> Reply:
-            try:
-                return await charter.arespond(
-                    messages, user=body.user or caller.tenant, on_delta=on_delta
-                )
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
+            with turn_span(body.model, caller.tenant, stream=True) as span:
+                try:
+                    reply = await charter.arespond(
+                        messages, user=body.user or caller.tenant, on_delta=on_delta
+                    )
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, None)
+                span.record(reply)
+                return reply
 
         task = asyncio.create_task(turn())
         yield chunk({"role": "assistant", "content": ""})
