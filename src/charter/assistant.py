@@ -70,6 +70,9 @@ class Reply:
     """What the turn cost at the charter's prices (each model's own); None without prices."""
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
     """Tokens by model role: "chat", "strong", "judge"."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Calls to the caller's own tools ({"name", "arguments"}), when the turn answered with
+    them instead of text."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -315,13 +318,17 @@ class Charter:
         prior_blocked: int = 0,
         reanchor: bool = False,
         profile: dict[str, str] | None = None,
+        client_tools: list[dict[str, Any]] | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> Reply:
         """Answer the last user message of `messages` (a string is one user message).
         `on_delta` receives the reply as it is released (after the output guards pass);
         `user` keys the rate limit; `prior_blocked` is how many of the conversation's latest
         turns were blocked in a row (repeated failures escalate); `reanchor` restates the
         persona next to the latest message (the last reply drifted); `profile` is the user's
-        stored profile, for dynamic instructions."""
+        stored profile, for dynamic instructions. `client_tools` are functions the caller
+        runs itself: the reply may be `tool_calls` to them instead of text. `json_schema`
+        asks for a JSON reply matching it (critique is then skipped)."""
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
         state = TurnState(
@@ -332,6 +339,8 @@ class Charter:
             prior_blocked=prior_blocked,
             reanchor=reanchor,
             profile=dict(profile or {}),
+            client_tools=list(client_tools or []),
+            json_schema=json_schema,
         )
         state = await pipeline.run(state)
         return Reply(
@@ -345,6 +354,7 @@ class Charter:
             signals=state.signals,
             citations=_citations(state),
             cost=turn_cost(self.spec, state.usage_by_model),
+            tool_calls=list(state.tool_calls),
             usage_by_model=dict(state.usage_by_model),
         )
 

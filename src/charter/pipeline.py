@@ -115,6 +115,13 @@ class TurnState:
     """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
     tool_results: list[str] = field(default_factory=list)
     """`call → result` lines of this turn's tool calls (tools stage)."""
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
+    """Functions the caller offers and runs itself ({"name", "description", "parameters"}):
+    the generate stage may answer with calls to them instead of text."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Calls to client tools this turn answered with ({"name", "arguments"})."""
+    json_schema: dict[str, Any] | None = None
+    """The reply must be JSON matching this schema (the caller's `response_format`)."""
     route: str = "chat"
     """Which model answers this turn: "chat" (the cheap one) or "strong" (route stage)."""
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
@@ -159,7 +166,9 @@ class Pipeline:
 
     async def run(self, state: TurnState) -> TurnState:
         state = await self._app(state)
-        if state.reply is None:
+        if state.reply is None and state.tool_calls:
+            state.reply = ""  # the turn answered with calls to the caller's tools
+        elif state.reply is None:
             # Every stage either failed open or returned without a reply: still answer, and
             # say so in the trace.
             record = state.trace.open("pipeline")

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,11 +48,15 @@ from charter.gateway.wire import (
     EscalationList,
     ModelCard,
     ModelList,
+    WireFunctionCall,
+    WireMessage,
+    WireToolCall,
     WireUsage,
 )
 from charter.models.base import Message
 from charter.store.records import AuditRecord, GatewayRecords
 from charter.store.sqlite import Store
+from charter.tools.registry import ToolError, client_tools
 
 GUARD_STAGES = ("input_guards", "output_guards")
 
@@ -80,6 +84,41 @@ def planned_guards(charter: Charter) -> str:
     guards = charter.spec.guards
     names = [f"input:{g}" for g in guards.input] + [f"output:{g}" for g in guards.output]
     return ",".join(names) or "none"
+
+
+def to_turn(wire: list[WireMessage]) -> list[Message]:
+    """The request's messages as the pipeline reads them. A tool result becomes a user-side
+    message that says where it comes from (so the input guards check it like any untrusted
+    text: indirect injection); an assistant's tool calls become a note of what it called."""
+    names = {c.id: c.function.name for m in wire for c in m.tool_calls or []}
+    messages: list[Message] = []
+    for m in wire:
+        if m.role == "tool":
+            name = names.get(m.tool_call_id or "", "a tool")
+            content = f"(Result of {name}, from a tool, not from the user: {m.content})"
+            messages.append(Message(role="user", content=content))
+        elif m.role == "assistant" and m.tool_calls:
+            called = ", ".join(f"{c.function.name}({c.function.arguments})" for c in m.tool_calls)
+            messages.append(Message(role="assistant", content=m.content or f"(I called {called})"))
+        else:
+            messages.append(Message(role=m.role, content=m.content or ""))
+    return messages
+
+
+def wire_calls(reply: Reply) -> list[WireToolCall]:
+    return [
+        WireToolCall(
+            id=f"call_{uuid.uuid4().hex[:12]}",
+            function=WireFunctionCall(name=c["name"], arguments=json.dumps(c["arguments"])),
+        )
+        for c in reply.tool_calls
+    ]
+
+
+def finish_reason(reply: Reply) -> Literal["stop", "content_filter", "tool_calls"]:
+    if reply.blocked:
+        return "content_filter"
+    return "tool_calls" if reply.tool_calls else "stop"
 
 
 def retry_after(reply: Reply) -> int | None:
@@ -166,7 +205,7 @@ def create_app(
             key_id=caller.key_id,
             charter_id=charter_id,
             stream=stream,
-            request=[{"role": m.role, "content": m.content} for m in body.messages],
+            request=[{"role": m.role, "content": m.content or ""} for m in body.messages],
             reply=reply.text if reply else "",
             blocked=reply.blocked if reply else True,
             block_reason=reply.block_reason if reply else None,
@@ -296,17 +335,34 @@ def create_app(
                 "invalid_request_error",
                 "messages",
             )
-        if body.messages[-1].role != "user":
+        if body.messages[-1].role not in ("user", "tool"):
             metrics.rejected.labels("400").inc()
             return error(
-                400, "the last message must be from the user", "invalid_request_error", "messages"
+                400,
+                "the last message must be from the user (or a tool result)",
+                "invalid_request_error",
+                "messages",
             )
-        messages = [Message(role=m.role, content=m.content) for m in body.messages]
+        functions = [t.function.model_dump() for t in body.tools or []]
+        if body.tool_choice == "none":
+            functions = []
+        try:
+            client_tools(functions)  # a schema that is not JSON Schema is the caller's error
+        except (ToolError, ValueError) as exc:
+            metrics.rejected.labels("400").inc()
+            return error(400, f"invalid tools: {exc}", "invalid_request_error", "tools")
+        messages = to_turn(body.messages)
+        options: dict[str, Any] = {
+            "client_tools": functions,
+            "json_schema": body.response_format.schema_or_none() if body.response_format else None,
+        }
         if body.stream:
-            return _stream(charter, body, messages, metrics, audit=audit, caller=caller)
+            return _stream(
+                charter, body, messages, metrics, audit=audit, caller=caller, options=options
+            )
         with turn_span(body.model, caller.tenant, stream=False) as span:
             try:
-                reply = await charter.arespond(messages, user=body.user or caller.tenant)
+                reply = await charter.arespond(messages, user=body.user or caller.tenant, **options)
             except Exception as exc:  # the failure policy handles stage errors; not these
                 await audit(caller, body.model, body, None, stream=False, failure=repr(exc))
                 return error(500, "the turn failed; it is in the audit log", "server_error")
@@ -325,8 +381,11 @@ def create_app(
             model=body.model,
             choices=[
                 Choice(
-                    message=ChoiceMessage(content=reply.text),
-                    finish_reason="content_filter" if reply.blocked else "stop",
+                    message=ChoiceMessage(
+                        content=None if reply.tool_calls else reply.text,
+                        tool_calls=wire_calls(reply) or None,
+                    ),
+                    finish_reason=finish_reason(reply),
                 )
             ],
             usage=WireUsage(
@@ -352,13 +411,14 @@ def _stream(
     *,
     audit: Auditor,
     caller: Caller,
+    options: dict[str, Any],
 ) -> StreamingResponse:
     """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
     the last chunk carries the finish reason, the usage and the `charter` object."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
-    def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         data = {
             "id": completion_id,
             "object": "chat.completion.chunk",
@@ -380,7 +440,7 @@ def _stream(
             with turn_span(body.model, caller.tenant, stream=True) as span:
                 try:
                     reply = await charter.arespond(
-                        messages, user=body.user or caller.tenant, on_delta=on_delta
+                        messages, user=body.user or caller.tenant, on_delta=on_delta, **options
                     )
                 finally:
                     loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -402,7 +462,11 @@ def _stream(
             return
         await audit(caller, body.model, body, reply, stream=True)
         metrics.observe(body.model, reply, stream=True, guards=guards_ran(reply))
-        if not sent and reply.text:
+        calls = wire_calls(reply)
+        if calls:
+            deltas = [{"index": i, **c.model_dump()} for i, c in enumerate(calls)]
+            yield chunk({"tool_calls": deltas})
+        elif not sent and reply.text:
             yield chunk({"content": reply.text})  # a blocked turn's persona reply
         usage = {
             "prompt_tokens": reply.usage.prompt_tokens,
@@ -411,7 +475,7 @@ def _stream(
         }
         yield chunk(
             {},
-            "content_filter" if reply.blocked else "stop",
+            finish_reason(reply),
             usage=usage,
             charter=charter_info(reply).model_dump(),
         )

@@ -10,16 +10,75 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from charter.store.records import AuditRecord, StoredEscalation
+
+
+class WireFunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(max_length=64)
+    arguments: str = Field(max_length=100_000, description="The arguments, as JSON text.")
+
+
+class WireToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(max_length=100)
+    type: Literal["function"] = "function"
+    function: WireFunctionCall
 
 
 class WireMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "user", "assistant"]
-    content: str = Field(min_length=0, max_length=200_000)
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = Field(default=None, max_length=200_000)
+    tool_calls: list[WireToolCall] | None = Field(default=None, max_length=32)
+    tool_call_id: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _content_where_needed(self) -> WireMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+
+class WireFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    description: str | None = Field(default=None, max_length=4000)
+    parameters: dict[str, Any] | None = None
+
+
+class WireTool(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["function"] = "function"
+    function: WireFunction
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    def schema_or_none(self) -> dict[str, Any] | None:
+        if self.type == "json_object":
+            return {"type": "object"}
+        if self.type == "json_schema":
+            return (self.json_schema.schema_ if self.json_schema else None) or {"type": "object"}
+        return None
 
 
 class ChatCompletionRequest(BaseModel):
@@ -29,17 +88,25 @@ class ChatCompletionRequest(BaseModel):
     messages: list[WireMessage] = Field(min_length=1, max_length=500)
     stream: bool = False
     user: str | None = Field(default=None, max_length=200)
+    tools: list[WireTool] | None = Field(
+        default=None,
+        max_length=64,
+        description="Functions the caller runs itself; the reply may call them.",
+    )
+    tool_choice: Literal["auto", "none"] | None = None
+    response_format: ResponseFormat | None = None
 
 
 class ChoiceMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[WireToolCall] | None = None
 
 
 class Choice(BaseModel):
     index: int = 0
     message: ChoiceMessage
-    finish_reason: Literal["stop", "content_filter"]
+    finish_reason: Literal["stop", "content_filter", "tool_calls"]
 
 
 class WireUsage(BaseModel):

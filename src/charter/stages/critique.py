@@ -85,8 +85,11 @@ class CritiqueStage:
 
     async def _critique(self, state: TurnState) -> TurnState:
         record = state.trace[self.name]
+        if state.json_schema is not None and not state.blocked:
+            record.reason = "not run: the caller asked for JSON (response_format)"
+            return state
         if state.blocked or state.reply is None:
-            record.reason = "not run: no draft (the turn was blocked)"
+            record.reason = "not run: no draft (the turn was blocked or answered with calls)"
             return state
         draft = state.reply
         checks = list(self.checks)

@@ -89,6 +89,8 @@ class GenerateStage:
                 Message(role="user", content=f"{reminder}\n\n{latest.content}"),
             ]
         record = state.trace[self.name]
+        if state.client_tools and await self._client_calls(state, history):
+            return await call_next(state)
         failures: list[str] = []
         completion: Completion | None = None
         dropped = 0
@@ -102,6 +104,7 @@ class GenerateStage:
                 max_tokens=spec.max_tokens,
                 temperature=spec.temperature,
                 seed=spec.seed,
+                json_schema=state.json_schema,
             )
             try:
                 completion = await self._generate(model, request, state)
@@ -131,6 +134,30 @@ class GenerateStage:
         if completion.generate_ms is not None:
             record.detail["model_generate_ms"] = round(completion.generate_ms, 2)
         return await call_next(state)
+
+    async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
+        """The caller offered its own tools: ask the model (cheap route) whether to call
+        them. With valid calls the turn answers with them and no text; otherwise the turn
+        goes on to an ordinary reply."""
+        from charter.spec.models import ToolLimits
+        from charter.tools.loop import ToolLoop
+        from charter.tools.registry import client_tools
+
+        record = state.trace[self.name]
+        loop = ToolLoop(self.models.model("chat"), client_tools(state.client_tools), ToolLimits())
+        calls, out = await loop.propose(state.system_prompt, history)
+        state.add_usage(out.usage, model="chat")
+        record.prompt_tokens += out.usage.prompt_tokens
+        record.completion_tokens += out.usage.completion_tokens
+        record.detail["client_tool_steps"] = out.steps
+        if not calls:
+            return False
+        state.tool_calls = calls
+        state.reply = None
+        record.reason = "answered with calls to the caller's tools: " + ", ".join(
+            c["name"] for c in calls
+        )
+        return True
 
     @staticmethod
     async def _generate(model: ChatModel, request: ChatRequest, state: TurnState) -> Completion:

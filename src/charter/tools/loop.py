@@ -293,6 +293,45 @@ class ToolLoop:
         calls = [{"tool": c["name"], "arguments": c["arguments"]} for c in completion.tool_calls]
         return parse_decision({"calls": calls})
 
+    async def propose(
+        self, system_prompt: str, messages: list[Message]
+    ) -> tuple[list[dict[str, Any]], LoopOutcome]:
+        """One decision, checked but not run: the calls for a caller that runs its tools
+        itself (the gateway's client-side tools). Invalid calls, and calls with a required
+        value nobody gave, are left out (the trace says why); optional such values are
+        dropped."""
+        out = LoopOutcome()
+        try:
+            decided = await self._decide(system_prompt, messages, [], out)
+        except UnreadableDecision as exc:
+            out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
+            return [], out
+        sources = "\n".join(m.content for m in messages)
+        calls: list[dict[str, Any]] = []
+        for decision in decided:
+            step: dict[str, Any] = {"decision": decision}
+            out.steps.append(step)
+            tool = self.tools.get(str(decision.get("tool")))
+            if tool is None:
+                step.update(action="invalid", error="no such tool")
+                continue
+            try:
+                arguments = tool.validate(decision.get("arguments"))
+            except InvalidArguments as exc:
+                step.update(action="invalid", error=str(exc))
+                continue
+            if self.limits.grounded_arguments:
+                guessed = unsupported_values(arguments, tool.spec.parameters, sources)
+                required = set(tool.spec.parameters.get("required", []))
+                if any(arg in required for arg, _ in guessed):
+                    step.update(action="invalid", error=f"values nobody gave: {guessed}")
+                    continue
+                dropped = {arg for arg, _ in guessed}
+                arguments = {k: v for k, v in arguments.items() if k not in dropped}
+            step["action"] = "proposed"
+            calls.append({"name": tool.name, "arguments": arguments})
+        return calls, out
+
     def _over_budget(self, out: LoopOutcome) -> str | None:
         """Why the turn's tool budget is spent (tokens, or cost at the model's price)."""
         used = out.usage.total_tokens

@@ -124,5 +124,29 @@ def load_tool(tool: Tool) -> LoadedTool:
     return LoadedTool(tool, function, validator_class(tool.parameters))
 
 
+def _not_here(arguments: dict[str, Any]) -> Any:
+    raise ToolError("this tool runs on the caller's side, not in Charter")
+
+
+def client_tools(functions: list[dict[str, Any]]) -> dict[str, LoadedTool]:
+    """Functions a gateway caller offers (OpenAI's `tools`), as tools Charter can decide on
+    and validate but never runs. A schema that is not valid JSON Schema is a ToolError."""
+    tools: dict[str, LoadedTool] = {}
+    for function in functions:
+        spec = Tool(
+            name=function["name"],
+            description=function.get("description") or function["name"],
+            parameters=function.get("parameters") or {"type": "object"},
+            implementation="client:",
+        )
+        try:
+            validator_class = jsonschema.validators.validator_for(spec.parameters)
+            validator_class.check_schema(spec.parameters)
+        except jsonschema.SchemaError as exc:
+            raise ToolError(f"tool {spec.name}: parameters: {exc.message}") from None
+        tools[spec.name] = LoadedTool(spec, _not_here, validator_class(spec.parameters))
+    return tools
+
+
 def load_tools(tools: list[Tool]) -> dict[str, LoadedTool]:
     return {t.name: load_tool(t) for t in tools}
