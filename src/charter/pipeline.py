@@ -128,15 +128,8 @@ class TurnState:
     """Tokens by the model role that spent them ("chat", "strong", "judge"): the cost."""
 
     def add_usage(self, usage: Usage, *, model: str = "chat") -> None:
-        self.usage = _plus(self.usage, usage)
-        self.usage_by_model[model] = _plus(self.usage_by_model.get(model, Usage()), usage)
-
-
-def _plus(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-    )
+        self.usage = self.usage + usage
+        self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
 
 
 CallNext = Callable[[TurnState], Awaitable[TurnState]]

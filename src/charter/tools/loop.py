@@ -36,7 +36,7 @@ from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage
-from charter.tools.provenance import unsupported_values
+from charter.tools.provenance import ground_arguments
 from charter.tools.registry import InvalidArguments, ToolError
 
 if TYPE_CHECKING:
@@ -218,10 +218,9 @@ class ToolLoop:
                     # What the user and system said, and what tools returned: not the
                     # model's own earlier calls, which would vouch for their own guesses.
                     sources = "\n".join([*(m.content for m in messages), *evidence])
-                    guessed = unsupported_values(arguments, tool.spec.parameters, sources)
-                    required = set(tool.spec.parameters.get("required", []))
-                    if any(arg in required for arg, _ in guessed):
-                        values = [v for _, v in guessed]
+                    grounded = ground_arguments(arguments, tool.spec.parameters, sources)
+                    if grounded.refused:
+                        values = grounded.refused
                         step.update(action="invalid", error=f"values nobody gave: {values}")
                         retries += 1
                         transcript += feedback(
@@ -230,10 +229,9 @@ class ToolLoop:
                             'Do not guess values: reply {"calls": []} and ask the user.',
                         )
                         continue
-                    if guessed:  # optional values nobody gave: left out, the call runs
-                        dropped = {arg for arg, _ in guessed}
-                        arguments = {k: v for k, v in arguments.items() if k not in dropped}
-                        step["dropped"] = [v for _, v in guessed]
+                    if grounded.dropped:  # optional values nobody gave: the call runs without
+                        arguments = grounded.arguments
+                        step["dropped"] = grounded.dropped
                         step["decision"] = decision = {**decision, "arguments": arguments}
                         call = f"{name}({json.dumps(arguments, sort_keys=True)})"
                 if call in seen:
@@ -286,10 +284,7 @@ class ToolLoop:
             ],
         )
         completion = await self.model.acomplete(request)
-        out.usage = Usage(
-            prompt_tokens=out.usage.prompt_tokens + completion.usage.prompt_tokens,
-            completion_tokens=out.usage.completion_tokens + completion.usage.completion_tokens,
-        )
+        out.usage = out.usage + completion.usage
         calls = [{"tool": c["name"], "arguments": c["arguments"]} for c in completion.tool_calls]
         return parse_decision({"calls": calls})
 
@@ -321,13 +316,13 @@ class ToolLoop:
                 step.update(action="invalid", error=str(exc))
                 continue
             if self.limits.grounded_arguments:
-                guessed = unsupported_values(arguments, tool.spec.parameters, sources)
-                required = set(tool.spec.parameters.get("required", []))
-                if any(arg in required for arg, _ in guessed):
-                    step.update(action="invalid", error=f"values nobody gave: {guessed}")
+                grounded = ground_arguments(arguments, tool.spec.parameters, sources)
+                if grounded.refused:
+                    step.update(action="invalid", error=f"values nobody gave: {grounded.refused}")
                     continue
-                dropped = {arg for arg, _ in guessed}
-                arguments = {k: v for k, v in arguments.items() if k not in dropped}
+                if grounded.dropped:
+                    step["dropped"] = grounded.dropped
+                arguments = grounded.arguments
             step["action"] = "proposed"
             calls.append({"name": tool.name, "arguments": arguments})
         return calls, out
@@ -377,10 +372,7 @@ class ToolLoop:
             json_schema=decision_schema(self.tools, self.limits.max_calls),
         )
         completion = await self.model.acomplete(request)
-        out.usage = Usage(
-            prompt_tokens=out.usage.prompt_tokens + completion.usage.prompt_tokens,
-            completion_tokens=out.usage.completion_tokens + completion.usage.completion_tokens,
-        )
+        out.usage = out.usage + completion.usage
         try:
             parsed = json.loads(completion.text)
         except ValueError as exc:

@@ -13,6 +13,7 @@ February" → "2024-02-21"). Numbers may be written as words up to twelve.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
@@ -89,3 +90,24 @@ def unsupported_values(
         top = name
         visit(name, value, properties.get(name, {}) if isinstance(properties, dict) else {})
     return problems
+
+
+@dataclass(frozen=True)
+class Grounded:
+    arguments: dict[str, Any]
+    """The arguments, less the optional ones that carried a value nobody gave."""
+    refused: list[str]
+    """`path=value` nobody gave in a required argument: the call must not run."""
+    dropped: list[str]
+    """`path=value` nobody gave in an optional argument: left out."""
+
+
+def ground_arguments(arguments: dict[str, Any], schema: dict[str, Any], sources: str) -> Grounded:
+    """What to do with a call whose values `sources` may not hold (see the module doc)."""
+    guessed = unsupported_values(arguments, schema, sources)
+    required = set(schema.get("required", []))
+    if any(arg in required for arg, _ in guessed):
+        return Grounded(arguments, [value for _, value in guessed], [])
+    dropped = {arg for arg, _ in guessed}
+    kept = {k: v for k, v in arguments.items() if k not in dropped}
+    return Grounded(kept, [], [value for _, value in guessed])
