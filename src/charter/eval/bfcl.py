@@ -254,10 +254,8 @@ async def charter_calls(
 
     limits = limits or ToolLimits()
     tools, names = loaded_tools(case)
-    if limits.min_relevance > -1:
-        offered = offer(tools, relevance(case.question, tools), limits.min_relevance)
-    else:
-        offered = tools
+    scores = relevance(case.question, tools, limits.min_relevance)
+    offered = offer(tools, scores, limits.min_relevance)
     if not offered:
         return [], "no function relevant to the question: no call asked", Usage()
     system = "\n\n".join(m.content for m in case.messages if m.role == "system")

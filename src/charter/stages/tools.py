@@ -46,10 +46,9 @@ class ToolsStage:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        if self.limits.min_relevance <= -1:
-            scores = dict.fromkeys(self.tools, 1.0)
-        else:
-            scores = await asyncio.to_thread(relevance, state.messages[-1].content, self.tools)
+        scores = await asyncio.to_thread(
+            relevance, state.messages[-1].content, self.tools, self.limits.min_relevance
+        )
         record.detail["relevance"] = {name: round(score, 3) for name, score in scores.items()}
         offered = offer(self.tools, scores, self.limits.min_relevance)
         if not offered:

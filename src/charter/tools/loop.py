@@ -94,8 +94,13 @@ def tool_menu(tools: dict[str, LoadedTool]) -> str:
     return "\n".join(lines)
 
 
-def relevance(message: str, tools: dict[str, LoadedTool]) -> dict[str, float]:
-    """MiniLM cosine between the message and each tool's name and description."""
+def relevance(
+    message: str, tools: dict[str, LoadedTool], min_relevance: float = 0.0
+) -> dict[str, float]:
+    """MiniLM cosine between the message and each tool's name and description; every tool
+    scores 1.0 without embedding anything when `min_relevance` is -1 (offer them all)."""
+    if min_relevance <= -1:
+        return dict.fromkeys(tools, 1.0)
     from charter.guards.embedder import shared_embedder
 
     texts = [f"{t.name.replace('_', ' ')}: {t.spec.description}" for t in tools.values()]
