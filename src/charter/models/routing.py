@@ -12,7 +12,7 @@ turn's cost uses each model's own price.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,15 +91,23 @@ class ModelSet:
     async def complete(
         self,
         state: TurnState,
-        request_for: Callable[[ModelSpec], ChatRequest],
+        request_for: Callable[[ChatModel, ModelSpec], ChatRequest],
         detail: dict[str, Any],
+        send: Callable[[ChatModel, ChatRequest], Awaitable[Completion]] | None = None,
     ) -> Completion:
         """Complete with the turn's model, falling back to the other on a model error. Tokens
-        are added to the turn's usage under the role that spent them."""
+        are added to the turn's usage under the role that spent them. `send` replaces the
+        plain `acomplete` (the generate stage streams); an error it raises that is not a
+        `ModelError` is not retried on the other model."""
         failures: list[str] = []
         for role in self.order(state.route):
+            model = self.model(role)
+            request = request_for(model, self.spec_for(role))
             try:
-                completion = await self.model(role).acomplete(request_for(self.spec_for(role)))
+                if send is None:
+                    completion = await model.acomplete(request)
+                else:
+                    completion = await send(model, request)
             except ModelError as exc:
                 failures.append(f"{role}: {exc}")
                 continue

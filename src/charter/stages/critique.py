@@ -184,7 +184,7 @@ class CritiqueStage:
     ) -> tuple[str, int, int]:
         fix = "\n".join(f"- {p}" for p in problems)
 
-        def request(spec: ModelSpec) -> ChatRequest:
+        def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
             return ChatRequest(
                 messages=[
                     Message(role="system", content=state.system_prompt),

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from charter.models.base import ChatModel
     from charter.models.routing import ModelSet
     from charter.pipeline import CallNext, TurnState
+    from charter.spec.models import ModelSpec
 
 # A deliberately pessimistic estimate (Qwen's tokenizer averages ~4 characters per token on
 # English); it only decides which old turns to leave out, never what the model sees of a turn.
@@ -91,35 +92,28 @@ class GenerateStage:
         record = state.trace[self.name]
         if state.client_tools and await self._client_calls(state, history):
             return await call_next(state)
-        failures: list[str] = []
-        completion: Completion | None = None
         dropped = 0
-        for role in self.models.order(state.route):
-            model, spec = self.models.model(role), self.models.spec_for(role)
+
+        def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
+            nonlocal dropped
             messages, dropped = fit_history(
                 system, history, budget=model.context_window - spec.max_tokens
             )
-            request = ChatRequest(
+            return ChatRequest(
                 messages=messages,
                 max_tokens=spec.max_tokens,
                 temperature=spec.temperature,
                 seed=spec.seed,
                 json_schema=state.json_schema,
             )
-            try:
-                completion = await self._generate(model, request, state)
-            except _Streamed as exc:  # text already reached the user: no fallback
-                raise exc.error from None
-            except ModelError as exc:
-                failures.append(f"{role}: {exc}")
-                continue
-            state.add_usage(completion.usage, model=role)
-            record.detail["model_role"] = role
-            break
-        if completion is None:
-            raise ModelError("; ".join(failures))
-        if failures:
-            record.detail["fallback"] = failures
+
+        async def send(model: ChatModel, request: ChatRequest) -> Completion:
+            return await self._generate(model, request, state)
+
+        try:
+            completion = await self.models.complete(state, request, record.detail, send)
+        except _Streamed as exc:  # text already reached the user: no fallback
+            raise exc.error from None
         state.reply = completion.text.strip()
         record.prompt_tokens = completion.usage.prompt_tokens
         record.completion_tokens = completion.usage.completion_tokens
