@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-import uvicorn
 
 from charter import Charter, FakeModel
 from charter.gateway import create_app
 from charter.models.base import ChatRequest
 from charter.spec import CharterSpec
 from charter.store.sqlite import Store
+from tests.conftest import serving
 
 SPEC = CharterSpec.model_validate(
     {
@@ -46,20 +43,9 @@ WEATHER = {
 def served(tmp_path: Path) -> Iterator[tuple[openai.OpenAI, FakeModel]]:
     model = FakeModel(default="Fine.")
     app = create_app({"helper": Charter(SPEC, model=model)}, store=Store(tmp_path / "t.db"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-    yield client, model
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        yield client, model
 
 
 ORDER = {

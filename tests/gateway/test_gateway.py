@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from charter import Charter, FakeModel
 from charter.gateway import create_app
 from charter.persona.compile import compile_system_prompt
 from charter.spec import CharterSpec
+from tests.conftest import serving
 
 SPEC = CharterSpec.model_validate(
     {
@@ -170,19 +167,8 @@ def test_invalid_json_is_a_400() -> None:
 def live_server() -> Iterator[str]:
     model = FakeModel(default="Hello from Penny. We open at 9.")
     app = create_app({"fake-bank": Charter(SPEC, model=model)})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield f"{url}/v1"
 
 
 def test_the_official_openai_client_works_plain_and_streamed(live_server: str) -> None:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import glob
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import ConsoleMessage, sync_playwright
 
 from charter import Charter, FakeModel
 from charter.gateway import create_app
 from charter.spec import CharterSpec
 from charter.store.sqlite import Store
+from tests.conftest import serving
 from tests.gateway.test_tenants import BANK
 
 
@@ -40,19 +37,8 @@ def playground(tmp_path: Path) -> Iterator[str]:
     )
     store = Store(tmp_path / "pg.db")
     app = create_app({"bank": charter}, store=store, report=report)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
     store.close()
 
 
