@@ -44,6 +44,8 @@ def free_port() -> int:
 
 
 def start(command: list[str], url: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `command` and wait until `url` answers below 500 (/readyz answers 503 while
+    the charter loads, 200 once it has)."""
     handle = log.open("wb")
     process = subprocess.Popen(command, env=env, stdout=handle, stderr=handle)
     for _ in range(1200):
@@ -163,8 +165,6 @@ def main() -> None:
             ]  # fmt: skip
             server = start(command, f"http://127.0.0.1:{port}/readyz", env, folder / f"{label}.log")
             processes.append(server)
-            while httpx.get(f"http://127.0.0.1:{port}/readyz").status_code != 200:
-                time.sleep(0.2)
             results[label] = asyncio.run(
                 measure(
                     f"{upstream}/chat/completions",

@@ -90,8 +90,6 @@ def main() -> None:
                 folder / "gateway.log",
             )
         )  # fmt: skip
-        while httpx.get(f"http://127.0.0.1:{gateway_port}/readyz").status_code != 200:
-            time.sleep(0.2)
         url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
         statuses, wall = asyncio.run(run(url, args.conversations, args.turns))
     finally:
