@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from charter.datasets.locate import dataset_path
 from charter.models.base import ChatRequest, Message
-from charter.spec.models import Tool, ToolLimits
+from charter.spec.models import ToolLimits
 from charter.tools.loop import ToolLoop, offer, relevance
-from charter.tools.registry import LoadedTool
+from charter.tools.registry import LoadedTool, client_tools
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel, Usage
@@ -226,24 +226,18 @@ def _recorded(arguments: dict[str, Any]) -> Any:
 
 
 def loaded_tools(case: BfclCase) -> tuple[dict[str, LoadedTool], dict[str, str]]:
-    """The case's functions as Charter tools, and tool name → BFCL name."""
-    import jsonschema
-
-    tools: dict[str, LoadedTool] = {}
-    names: dict[str, str] = {}
-    for function in case.functions:
-        name = safe_name(function["name"])
-        schema = json_schema(function.get("parameters", {"type": "object"}))
-        spec = Tool(
-            name=name,
-            description=function.get("description", ""),
-            parameters=schema,
-            implementation="charter.eval.bfcl:_recorded",
-        )
-        validator_class = jsonschema.validators.validator_for(schema)
-        tools[name] = LoadedTool(spec, _recorded, validator_class(schema))
-        names[name] = function["name"]
-    return tools, names
+    """The case's functions as Charter tools (calls recorded, not run), and tool name → BFCL
+    name."""
+    functions = [
+        {
+            "name": safe_name(f["name"]),
+            "description": f.get("description", ""),
+            "parameters": json_schema(f.get("parameters", {"type": "object"})),
+        }
+        for f in case.functions
+    ]
+    names = {safe_name(f["name"]): f["name"] for f in case.functions}
+    return client_tools(functions, run=_recorded), names
 
 
 async def charter_calls(

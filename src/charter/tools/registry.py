@@ -128,9 +128,14 @@ def _not_here(arguments: dict[str, Any]) -> Any:
     raise ToolError("this tool runs on the caller's side, not in Charter")
 
 
-def client_tools(functions: list[dict[str, Any]]) -> dict[str, LoadedTool]:
-    """Functions a gateway caller offers (OpenAI's `tools`), as tools Charter can decide on
-    and validate but never runs. A schema that is not valid JSON Schema is a ToolError."""
+def client_tools(
+    functions: list[dict[str, Any]],
+    run: Callable[[dict[str, Any]], Any] = _not_here,
+) -> dict[str, LoadedTool]:
+    """Functions offered from outside the charter ({"name", "description", "parameters"}:
+    a gateway caller's `tools`, BFCL's functions) as tools Charter can decide on and
+    validate. By default they never run here; `run` stands in for them (BFCL records the
+    call). A schema that is not valid JSON Schema is a ToolError."""
     tools: dict[str, LoadedTool] = {}
     for function in functions:
         spec = Tool(
@@ -144,7 +149,7 @@ def client_tools(functions: list[dict[str, Any]]) -> dict[str, LoadedTool]:
             validator_class.check_schema(spec.parameters)
         except jsonschema.SchemaError as exc:
             raise ToolError(f"tool {spec.name}: parameters: {exc.message}") from None
-        tools[spec.name] = LoadedTool(spec, _not_here, validator_class(spec.parameters))
+        tools[spec.name] = LoadedTool(spec, run, validator_class(spec.parameters))
     return tools
 
 
