@@ -89,6 +89,8 @@ class FakeOpenAIServer:
     script: list[Scripted] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    peers: list[tuple[str, int]] = field(default_factory=list)
+    """The client address of each request (the same one: a kept-alive connection)."""
 
     def reply(self, text: str, *, prompt_tokens: int = 7, completion_tokens: int = 3) -> None:
         self.script.append(Scripted(body=completion_body(text, prompt_tokens, completion_tokens)))
@@ -127,6 +129,8 @@ def openai_server() -> Iterator[FakeOpenAIServer]:
     state = FakeOpenAIServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -134,10 +138,13 @@ def openai_server() -> Iterator[FakeOpenAIServer]:
             length = int(self.headers.get("content-length", 0))
             state.requests.append(json.loads(self.rfile.read(length)))
             state.headers.append(dict(self.headers))
+            state.peers.append(self.client_address)
             step = state.script.pop(0) if state.script else Scripted(500, {"error": "no script"})
             if step.sse is not None:
+                self.close_connection = True  # an SSE body ends when the connection does
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
                 self.end_headers()
                 for payload in step.sse:
                     self.wfile.write(f"data: {payload}\n\n".encode())

@@ -29,7 +29,7 @@ from charter.persona.checks import persona_checks
 from charter.persona.signals import Signals
 from charter.pipeline import Pipeline, Stage, Trace, TurnState
 from charter.spec.loader import load_charter
-from charter.spec.models import CharterSpec
+from charter.spec.models import CharterSpec, ModelSpec
 from charter.stages import (
     CritiqueStage,
     DriftStage,
@@ -132,6 +132,7 @@ class Charter:
         self._pipeline: Pipeline | None = None
         self._rate_limiter: Limiter | None = None
         self._knowledge: KnowledgeIndex | None = None
+        self._sharing = False
 
     @classmethod
     def from_file(cls, path: str | Path, *, model: ChatModel | None = None) -> Charter:
@@ -142,7 +143,7 @@ class Charter:
         """The chat model, built (and for local models, verified and loaded) on first use."""
         with self._model_lock:  # the pipeline loads it on a worker thread
             if self._model is None:
-                self._model = build_model(self.spec.models.chat)
+                self._model = self._built(self.spec.models.chat)
             return self._model
 
     @property
@@ -152,8 +153,30 @@ class Charter:
             raise CharterError("this charter names no models.strong")
         with self._model_lock:
             if self._strong is None:
-                self._strong = build_model(self.spec.models.strong)
+                self._strong = self._built(self.spec.models.strong)
             return self._strong
+
+    def _built(self, spec: ModelSpec) -> ChatModel:
+        model = build_model(spec)
+        if self._sharing:
+            model.share_connections()
+        return model
+
+    def _models_built(self) -> list[ChatModel]:
+        built = [m for m in (self._model, self._strong, self._judge) if m is not None]
+        return list({id(m): m for m in built}.values())
+
+    def share_connections(self) -> None:
+        """For servers: the models keep their connections open across turns (on the
+        server's event loop) until `aclose`."""
+        self._sharing = True
+        for model in self._models_built():
+            model.share_connections()
+
+    async def aclose(self) -> None:
+        """Close the connections `share_connections` kept open (on the loop that used them)."""
+        for model in self._models_built():
+            await model.aclose()
 
     def models(self) -> ModelSet:
         """The cheap and (when named) strong model, as the routed stages use them."""
@@ -172,7 +195,7 @@ class Charter:
         if self.spec.models.judge is None:
             return self.model
         if self._judge is None:
-            self._judge = build_model(self.spec.models.judge)
+            self._judge = self._built(self.spec.models.judge)
         return self._judge
 
     def stages(self) -> list[Stage]:
@@ -370,12 +393,8 @@ class Charter:
         return asyncio.run(self.arespond(messages, on_delta=on_delta, user=user, profile=profile))
 
     def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
-        if self._judge is not None:
-            self._judge.close()
-        if self._strong is not None:
-            self._strong.close()
+        for model in self._models_built():
+            model.close()
         if self._knowledge is not None:
             self._knowledge.close()
 

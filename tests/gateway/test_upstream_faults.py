@@ -49,6 +49,43 @@ def test_a_5xx_is_retried_within_the_bound(openai_server: FakeOpenAIServer, tmp_
     assert store.audit("local")[0].reply == "Hello there."
 
 
+def test_turns_reuse_one_upstream_connection(
+    openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """The gateway keeps its upstream connections alive across turns (no handshake each)."""
+    for text in ("One.", "Two.", "Three."):
+        openai_server.reply(text)
+    client, _ = gateway(openai_server.url, tmp_path)
+    with client as c:
+        texts = [
+            c.post("/v1/chat/completions", json=ask()).json()["choices"][0]["message"]["content"]
+            for _ in range(3)
+        ]
+    assert texts == ["One.", "Two.", "Three."]
+    assert len(openai_server.peers) == 3
+    assert len(set(openai_server.peers)) == 1
+
+
+def test_outside_a_server_each_turn_has_its_own_connection(
+    openai_server: FakeOpenAIServer,
+) -> None:
+    """`Charter.respond` runs each turn on a new event loop: no connection outlives it."""
+    openai_server.reply("One.")
+    openai_server.reply("Two.")
+    spec = CharterSpec.model_validate(
+        {
+            "id": "bank",
+            "persona": {"name": "Penny", "role": "support assistant"},
+            "guards": {"input": [], "output": []},
+            "critique": {"enabled": False},
+            "models": {"chat": {"backend": "openai", "base_url": openai_server.url, "model": "m"}},
+        }
+    )
+    with Charter(spec) as charter:
+        assert [charter.respond("hi").text for _ in range(2)] == ["One.", "Two."]
+    assert len(set(openai_server.peers)) == 2
+
+
 def test_a_failing_upstream_gets_the_persona_apology_and_an_audit_record(
     openai_server: FakeOpenAIServer, tmp_path: Path
 ) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from charter.guards.base import Subject
 from charter.guards.embedder import shared_embedder
 from charter.guards.leak import LeakGuard
-from charter.guards.pii import PIIGuard
+from charter.guards.pii import PIIGuard, analyzer
 from charter.guards.topics import PolicyGuard
 from charter.guards.toxicity import ToxicityGuard
 from charter.models.base import Message
@@ -79,6 +81,28 @@ def test_pii_is_redacted_but_the_banks_own_number_is_kept(acme: CharterSpec) -> 
     assert "0800 123 456" in verdict.rewrite
 
 
+def test_identifier_pii_runs_without_spacy_ner_and_finds_the_same_spans(acme: CharterSpec) -> None:
+    """The default entities are patterns: the lean engine (no parser, no NER) finds what the
+    full one does, context words included; a charter that asks for names gets NER."""
+    texts = [
+        "My SSN is 078-05-1120 and my bank account number is 12345678901.",
+        "Passport 912803456, licence D1234567, phone (212) 555-0147, IP 10.0.0.12.",
+        "IBAN GB82 WEST 1234 5698 7654 32; NHS number 943 476 5919.",
+        "Bitcoin 1BoatSLRHtKNngkdXEeobR76b53LETtpyT, mail a.b@example.org.",
+        "Our branches open at 9 on weekdays.",
+    ]
+    lean = PIIGuard(acme)
+    assert "ner" not in lean._engine.nlp_engine.nlp["en"].pipe_names
+    full = PIIGuard(acme)
+    full._engine = analyzer(named_entities=True)
+    assert "ner" in full._engine.nlp_engine.nlp["en"].pipe_names
+    found = [lean.find(t) for t in texts]
+    assert found == [full.find(t) for t in texts]
+    assert sum(map(len, found)) >= 8
+    names = PIIGuard(acme, ("PERSON",))
+    assert [s[2] for s in names.find("Please ask Margaret Thatcher.")] == ["PERSON"]
+
+
 def test_no_pii_no_rewrite(acme: CharterSpec) -> None:
     verdict = PIIGuard(acme).check(reply(acme, "I'm Penny from Acme Bank, happy to help."))
     assert verdict.action == "allow"
@@ -94,6 +118,19 @@ def test_no_pii_no_rewrite(acme: CharterSpec) -> None:
 )
 def test_toxicity(acme: CharterSpec, text: str, action: str) -> None:
     assert ToxicityGuard().check(reply(acme, text)).action == action
+
+
+def test_toxicity_score_is_alt_profanity_checks_own() -> None:
+    """The fused scorer gives the library's probabilities on real replies and abuse alike."""
+    from profanity_check import predict_prob
+
+    labels = resources.files("charter.datasets.own").joinpath("refusal_labels.jsonl")
+    texts = [json.loads(line)["reply"] for line in labels.read_text().splitlines()]
+    texts += ["", "!!!", "You stupid idiot, shut up.", "idiot idiot IDIOT", "Damn, that's a fee."]
+    guard = ToxicityGuard()
+    expected = predict_prob(texts)
+    assert max(abs(guard.score(t) - float(p)) for t, p in zip(texts, expected, strict=True)) < 1e-9
+    assert guard.score("You stupid idiot, shut up.") > 0.8 > guard.score("Damn, that's a fee.")
 
 
 def test_policy_topic_is_answered_from_the_policy(acme: CharterSpec) -> None:

@@ -228,11 +228,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if load:
-            for charter in charters.values():
+        for charter in charters.values():
+            charter.share_connections()  # one keep-alive pool per upstream, on this loop
+            if load:
                 await asyncio.to_thread(_build_pipeline, charter)
         ready.set()
-        yield
+        try:
+            yield
+        finally:
+            for charter in charters.values():
+                await charter.aclose()
 
     app = FastAPI(title="Charter gateway", version="1", lifespan=lifespan)
 

@@ -113,6 +113,13 @@ class ChatModel(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing
         """Release the backend's resources (loaded weights, connections)."""
 
+    def share_connections(self) -> None:  # noqa: B027 - optional hook
+        """Keep connections open across async calls (a server's event loop) until
+        `aclose`. Backends without connections ignore it."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close what `share_connections` kept open, on the loop that used it."""
+
     def __enter__(self) -> ChatModel:
         return self
 
