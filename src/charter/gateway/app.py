@@ -400,8 +400,9 @@ def create_app(
             ),
             charter=charter_info(reply),
         )
-        return JSONResponse(
-            completion.model_dump(),
+        return Response(
+            completion.model_dump_json(),  # pydantic's serialiser: no dict round trip
+            media_type="application/json",
             headers={"X-Charter-Guards": ",".join(completion.charter.guards) or "none"},
         )
 

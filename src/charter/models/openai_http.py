@@ -1,8 +1,10 @@
 """Any OpenAI-compatible chat completions endpoint: vLLM, llama.cpp server, Ollama, hosted APIs.
 
-Sync and async use httpx's two clients. Connection failures, timeouts and 5xx answers are
-retried a bounded number of times with backoff; everything else fails at once with the
-server's own words in the error.
+The sync calls use httpx; the async ones (the pipeline's, so the gateway's) use aiohttp,
+whose C parser costs ~0.7 ms less per request than httpx's async client on this machine
+(measured against bench/gateway's fake upstream: 0.76 vs 1.33-1.95 ms a round trip).
+Connection failures, timeouts and 5xx answers are retried a bounded number of times with
+backoff; everything else fails at once with the server's own words in the error.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import asyncio
 import json
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import certifi
 import httpx
 
@@ -23,6 +28,7 @@ from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent
 from charter.models.openai_wire import StreamAssembler, completion_from_openai, request_payload
 
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+_TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 
 
 class _Retryable(Exception):
@@ -40,7 +46,6 @@ class OpenAIModel(ChatModel):
         max_retries: int = 2,
         context_window: int = 8192,
         transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
         native_tools: bool = True,
     ) -> None:
         self.name = model
@@ -48,68 +53,82 @@ class OpenAIModel(ChatModel):
         self.base_url = base_url.rstrip("/")
         self.context_window = context_window
         self.max_retries = max_retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        connect_s = min(timeout_s, 10.0)
         self._client = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_s),
+            transport=transport,
         )
-        # One TLS context for every async client: building one per request (httpx's default)
-        # cost ~55 ms each here, measured by bench/gateway.
-        tls = ssl.create_default_context(cafile=certifi.where())
-        self._aclient_args: dict[str, Any] = {
-            "base_url": self.base_url,
-            "headers": headers,
-            "timeout": timeout,
-            "transport": async_transport,
-            "verify": tls,
-        }
-        self._pool: httpx.AsyncClient | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        # One TLS context for every async session (building one costs ~55 ms here).
+        self._tls = ssl.create_default_context(cafile=certifi.where())
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=connect_s, sock_read=timeout_s
+        )
+        # The proxy, from HTTP(S)_PROXY / NO_PROXY as httpx reads them, looked up once:
+        # aiohttp's own lookup (trust_env) costs a worker-thread hop (~0.5 ms) per request.
+        self._proxy = _env_proxy(self.base_url)
+        self._sharing = False
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
     # -- connections ----------------------------------------------------------------------
-    # Outside a server, each async call has its own client (each `asyncio.run` is a new
+    # Outside a server, each async call has its own session (each `asyncio.run` is a new
     # loop, and a connection cannot outlive its loop). A server calls `share_connections`
     # once: its calls then reuse one pool of keep-alive connections on its loop, which
     # saves a TCP (and TLS) handshake per turn (measured by bench/gateway).
 
     def share_connections(self) -> None:
-        if self._pool is None:
-            self._pool = httpx.AsyncClient(**self._aclient_args)
+        self._sharing = True
 
     async def aclose(self) -> None:
-        pool, self._pool, self._pool_loop = self._pool, None, None
-        if pool is not None:
-            await pool.aclose()
+        session, self._session, self._session_loop = self._session, None, None
+        self._sharing = False
+        if session is not None:
+            await session.close()
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(ssl=self._tls),
+            read_bufsize=2**20,  # one SSE line can carry a whole tool call
+        )
 
     @asynccontextmanager
-    async def _aclient(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def _asession(self) -> AsyncIterator[aiohttp.ClientSession]:
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._pool_loop in (None, loop):
-            self._pool_loop = loop
-            yield self._pool
+        if self._sharing and self._session_loop in (None, loop):
+            if self._session is None:
+                self._session, self._session_loop = self._new_session(), loop
+            yield self._session
             return
-        async with httpx.AsyncClient(**self._aclient_args) as client:
-            yield client
+        async with self._new_session() as session:
+            yield session
 
     # -- errors ---------------------------------------------------------------------------
 
     def _describe(self, exc: Exception) -> str:
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
             return f"cannot reach {self.base_url} ({exc}); is the server running?"
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
             return f"{self.base_url} timed out ({type(exc).__name__})"
+        if isinstance(exc, _Retryable):
+            return str(exc)
         return f"{self.base_url}: {exc}"
 
-    def _check(self, response: httpx.Response) -> None:
-        if response.status_code in _RETRYABLE_STATUS:
-            raise _Retryable(f"HTTP {response.status_code}: {response.text[:300]}")
-        if response.status_code >= 400:
-            raise ModelError(
-                f"{self.base_url} answered HTTP {response.status_code}: {response.text[:300]}"
-            )
+    def _check(self, status: int, text: str) -> None:
+        if status in _RETRYABLE_STATUS:
+            raise _Retryable(f"HTTP {status}: {text[:300]}")
+        if status >= 400:
+            raise ModelError(f"{self.base_url} answered HTTP {status}: {text[:300]}")
 
     def _backoff(self, attempt: int) -> float:
         return float(min(0.25 * 2.0**attempt, 4.0))
+
+    def _gave_up(self, last: str) -> ModelError:
+        return ModelError(f"{self.name}: {last} (after {self.max_retries + 1} attempts)")
 
     # -- whole replies --------------------------------------------------------------------
 
@@ -119,28 +138,30 @@ class OpenAIModel(ChatModel):
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._client.post("/chat/completions", json=body)
-                self._check(response)
-                return completion_from_openai(_json(response, self.base_url), model=self.name)
-            except (httpx.TransportError, _Retryable) as exc:
-                last = self._describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+                self._check(response.status_code, response.text)
+                return completion_from_openai(_json(response.text, self.base_url), model=self.name)
+            except (*_TRANSPORT_ERRORS, _Retryable) as exc:
+                last = self._describe(exc)
                 if attempt < self.max_retries:
                     time.sleep(self._backoff(attempt))
-        raise ModelError(f"{self.name}: {last} (after {self.max_retries + 1} attempts)")
+        raise self._gave_up(last)
 
     async def acomplete(self, request: ChatRequest) -> Completion:
         body = request_payload(request, stream=False) | {"model": self.name}
+        url = f"{self.base_url}/chat/completions"
         last = ""
-        async with self._aclient() as client:
+        async with self._asession() as session:
             for attempt in range(self.max_retries + 1):
                 try:
-                    response = await client.post("/chat/completions", json=body)
-                    self._check(response)
-                    return completion_from_openai(_json(response, self.base_url), model=self.name)
-                except (httpx.TransportError, _Retryable) as exc:
-                    last = self._describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+                    async with session.post(url, json=body, proxy=self._proxy) as response:
+                        text = await response.text()
+                    self._check(response.status, text)
+                    return completion_from_openai(_json(text, self.base_url), model=self.name)
+                except (*_TRANSPORT_ERRORS, _Retryable) as exc:
+                    last = self._describe(exc)
                     if attempt < self.max_retries:
                         await asyncio.sleep(self._backoff(attempt))
-        raise ModelError(f"{self.name}: {last} (after {self.max_retries + 1} attempts)")
+        raise self._gave_up(last)
 
     # -- streams --------------------------------------------------------------------------
     # A stream is retried only until its first byte: after that, text has been shown.
@@ -157,56 +178,63 @@ class OpenAIModel(ChatModel):
                 with self._client.stream("POST", "/chat/completions", json=body) as response:
                     if response.status_code >= 400:
                         response.read()
-                    self._check(response)
+                        self._check(response.status_code, response.text)
                     for line in response.iter_lines():
                         yield from reader.feed(line)
                     yield reader.finish()
                     return
-            except (httpx.TransportError, _Retryable) as exc:
-                last = self._describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+            except (*_TRANSPORT_ERRORS, _Retryable) as exc:
+                last = self._describe(exc)
                 if reader.parts:
                     raise ModelError(f"{self.name}: stream broke mid-reply: {last}") from None
                 if attempt < self.max_retries:
                     time.sleep(self._backoff(attempt))
-        raise ModelError(f"{self.name}: {last} (after {self.max_retries + 1} attempts)")
+        raise self._gave_up(last)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = request_payload(request, stream=True) | {
             "model": self.name,
             "stream_options": {"include_usage": True},
         }
+        url = f"{self.base_url}/chat/completions"
         last = ""
-        async with self._aclient() as client:
+        async with self._asession() as session:
             for attempt in range(self.max_retries + 1):
                 reader = _SSEReader(self.name)
                 try:
-                    async with client.stream("POST", "/chat/completions", json=body) as response:
-                        if response.status_code >= 400:
-                            await response.aread()
-                        self._check(response)
-                        async for line in response.aiter_lines():
-                            for event in reader.feed(line):
+                    async with session.post(url, json=body, proxy=self._proxy) as response:
+                        if response.status >= 400:
+                            self._check(response.status, await response.text())
+                        async for raw in response.content:
+                            for event in reader.feed(raw.decode("utf-8").rstrip("\r\n")):
                                 yield event
-                        yield reader.finish()
-                        return
-                except (httpx.TransportError, _Retryable) as exc:
-                    last = self._describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+                    yield reader.finish()
+                    return
+                except (*_TRANSPORT_ERRORS, _Retryable) as exc:
+                    last = self._describe(exc)
                     if reader.parts:
                         raise ModelError(f"{self.name}: stream broke mid-reply: {last}") from None
                     if attempt < self.max_retries:
                         await asyncio.sleep(self._backoff(attempt))
-        raise ModelError(f"{self.name}: {last} (after {self.max_retries + 1} attempts)")
+        raise self._gave_up(last)
 
     def close(self) -> None:
         self._client.close()
 
 
-def _json(response: httpx.Response, where: str) -> dict[str, Any]:
+def _env_proxy(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def _json(text: str, where: str) -> dict[str, Any]:
     try:
-        data = response.json()
+        data = json.loads(text)
     except ValueError:
         raise ModelError(
-            f"{where} answered with something that is not JSON: {response.text[:200]!r}"
+            f"{where} answered with something that is not JSON: {text[:200]!r}"
         ) from None
     if not isinstance(data, dict):
         raise ModelError(f"{where} answered with JSON that is not an object")
