@@ -33,6 +33,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "Hello, what time do your branches open on weekdays?"
+_sent = 0
+
+
+def question() -> str:
+    """A message never sent before in this run: the guards' embedding cache must not make
+    the injection classifier look free (a real user's next message is new text)."""
+    global _sent
+    _sent += 1
+    return f"{QUESTION} My reference is {_sent}."
 
 
 def free_port() -> int:
@@ -83,7 +92,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def one(client: httpx.AsyncClient, url: str, model: str) -> float:
-    body = {"model": model, "messages": [{"role": "user", "content": QUESTION}]}
+    body = {"model": model, "messages": [{"role": "user", "content": question()}]}
     started = time.perf_counter()
     response = await client.post(url, json=body)
     response.raise_for_status()
@@ -91,7 +100,7 @@ async def one(client: httpx.AsyncClient, url: str, model: str) -> float:
 
 
 async def ttft(client: httpx.AsyncClient, url: str, model: str) -> float:
-    body = {"model": model, "messages": [{"role": "user", "content": QUESTION}], "stream": True}
+    body = {"model": model, "messages": [{"role": "user", "content": question()}], "stream": True}
     started = time.perf_counter()
     async with client.stream("POST", url, json=body) as response:
         async for line in response.aiter_lines():

@@ -54,6 +54,27 @@ def test_chunks_hold_whole_paragraphs_within_the_limit(tmp_path: Path) -> None:
     assert passages[0].where == "a.txt"
 
 
+def test_vectors_from_another_embedding_model_are_re_embedded(tmp_path: Path) -> None:
+    """An index written by an older Charter (another MiniLM runtime, no recorded model) is
+    re-embedded from its stored passages on first use: search works without adding again."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hours.md").write_text("# Hours\nBranches open at nine and close at five.")
+    (docs / "cards.md").write_text("# Cards\nA lost card can be frozen in the app.")
+    path = tmp_path / "k.sqlite"
+    with KnowledgeIndex(path) as index:
+        index.add([docs])
+        assert index.embedding == "all-MiniLM-L6-v2/onnx-int8"
+        index._db.execute("UPDATE passages SET vector = zeroblob(1536)")  # stale vectors
+        index._db.execute("DELETE FROM meta")
+        index._db.commit()
+    with KnowledgeIndex(path) as index:
+        assert index.embedding is None
+        (hit,) = index.search("my card is lost", k=1)
+        assert hit.passage.heading == "Cards" and hit.score > 0.3
+        assert index.embedding == "all-MiniLM-L6-v2/onnx-int8"
+
+
 def test_the_index_re_embeds_only_what_changed_and_prunes(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -3,7 +3,9 @@
 One index per charter (`$CHARTER_HOME/knowledge/<charter id>.sqlite`). Files are keyed by
 path and SHA-256: adding a folder again re-embeds only what changed and drops what was
 deleted from it. Vectors are the packaged MiniLM's unit-length float32 embeddings (the same
-model the guards use, loaded once per process); a search is one matrix product over the
+model the guards use, loaded once per process). The index records which embedding model made
+them; an index made by another one (an older Charter) is re-embedded from its stored
+passages on first use, so nothing needs adding again. A search is one matrix product over the
 stored vectors, fast for the thousands of passages a product team's docs make. (pgvector
 replaces the scan when the store moves to PostgreSQL.)
 """
@@ -30,6 +32,7 @@ CREATE TABLE IF NOT EXISTS passages (
     heading TEXT NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_path ON passages(path);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -72,6 +75,33 @@ class KnowledgeIndex:
         self._db.executescript(SCHEMA)
         self._matrix: np.ndarray | None = None
         self._rows: list[Passage] = []
+        self._embedding_checked = False
+
+    @property
+    def embedding(self) -> str | None:
+        """The embedding model of the stored vectors (None: an index from before it was kept)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'embedding'").fetchone()
+        return str(row[0]) if row else None
+
+    def _current_vectors(self) -> None:
+        """Re-embed every stored passage when its vectors came from another model."""
+        if self._embedding_checked:
+            return
+        from charter.guards.embedder import EMBEDDING_MODEL, shared_embedder
+
+        if self.embedding != EMBEDDING_MODEL:
+            rows = self._db.execute("SELECT id, heading, text FROM passages").fetchall()
+            vectors = shared_embedder().embed([f"{h}\n{t}" for _, h, t in rows])
+            updates = [
+                (v.astype(np.float32).tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)
+            ]
+            with self._db:
+                self._db.executemany("UPDATE passages SET vector = ? WHERE id = ?", updates)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('embedding', ?)", (EMBEDDING_MODEL,)
+                )
+            self._matrix = None
+        self._embedding_checked = True
 
     def close(self) -> None:
         self._db.close()
@@ -87,6 +117,7 @@ class KnowledgeIndex:
         folders that no longer exist are removed."""
         from charter.guards.embedder import shared_embedder
 
+        self._current_vectors()
         report = IngestReport()
         known = dict(self._db.execute("SELECT path, sha256 FROM files").fetchall())
         for file in files_under(paths):
@@ -145,6 +176,7 @@ class KnowledgeIndex:
     def search(self, query: str, k: int = 4, min_score: float = 0.0) -> list[Hit]:
         from charter.guards.embedder import shared_embedder
 
+        self._current_vectors()
         matrix, rows = self._load()
         if not rows:
             return []
