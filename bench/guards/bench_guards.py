@@ -76,10 +76,18 @@ def rates(rows: list[Example], flagged: list[bool]) -> dict[str, Any]:
     long_benign = [
         h for r, h in zip(rows, flagged, strict=True) if r.label == 0 and len(r.text) > LONG
     ]
+    # The attack families: bastioncorpus is listed there as benign traps only; its
+    # attack rows are an extra, never-trained family, reported apart as well as in `tpr`.
+    listed = [
+        h
+        for r, h in zip(rows, flagged, strict=True)
+        if r.label == 1 and not r.family.startswith("bastion")
+    ]
     unseen = [h for r, h in zip(rows, flagged, strict=True) if r.family.startswith("bastion")]
     labels = [r.label for r in rows if r.family.startswith("bastion")]
     return {
         "tpr": Rate(sum(attacks), len(attacks)),
+        "tpr_listed_families": Rate(sum(listed), len(listed)),
         "fpr": Rate(sum(benign), len(benign)),
         "fpr_long": Rate(sum(long_benign), len(long_benign)),
         "tpr_unseen_family": Rate(
@@ -330,6 +338,9 @@ def print_report(report: dict[str, Any]) -> None:
     )
     for name, r in report["systems"].items():
         print(f"  {name:26} {r['tpr_at_matched_fpr']!s}")
+    print("\nTPR on the issue's attack families (bastioncorpus attacks apart) / on bastion:")
+    for name, r in report["systems"].items():
+        print(f"  {name:26} {r['tpr_listed_families']!s} / {r['tpr_unseen_family']!s}")
     print("\nper family (flagged / n):")
     names = list(report["systems"])
     families = report["systems"][names[0]]["families"]

@@ -82,8 +82,9 @@ def test_pii_is_redacted_but_the_banks_own_number_is_kept(acme: CharterSpec) -> 
 
 
 def test_identifier_pii_runs_without_spacy_ner_and_finds_the_same_spans(acme: CharterSpec) -> None:
-    """The default entities are patterns: the lean engine (no parser, no NER) finds what the
-    full one does, context words included; a charter that asks for names gets NER."""
+    """The default entities are patterns: the lean engine (no parser, no NER, the tagger only
+    when a pattern found a candidate) finds what the full one does, context words included;
+    a charter that asks for names gets NER."""
     texts = [
         "My SSN is 078-05-1120 and my bank account number is 12345678901.",
         "Passport 912803456, licence D1234567, phone (212) 555-0147, IP 10.0.0.12.",
@@ -91,14 +92,16 @@ def test_identifier_pii_runs_without_spacy_ner_and_finds_the_same_spans(acme: Ch
         "Bitcoin 1BoatSLRHtKNngkdXEeobR76b53LETtpyT, mail a.b@example.org.",
         "Our branches open at 9 on weekdays.",
     ]
+    labels = resources.files("charter.datasets.own").joinpath("refusal_labels.jsonl")
+    texts += [json.loads(line)["reply"] for line in labels.read_text().splitlines()][::3]
     lean = PIIGuard(acme)
     assert "ner" not in lean._engine.nlp_engine.nlp["en"].pipe_names
-    full = PIIGuard(acme)
-    full._engine = analyzer(named_entities=True)
+    full = PIIGuard(acme)  # the whole spaCy pipeline, on every text
+    full._engine, full._patterns_only = analyzer(named_entities=True), False
     assert "ner" in full._engine.nlp_engine.nlp["en"].pipe_names
     found = [lean.find(t) for t in texts]
     assert found == [full.find(t) for t in texts]
-    assert sum(map(len, found)) >= 8
+    assert sum(map(len, found[:5])) >= 8
     names = PIIGuard(acme, ("PERSON",))
     assert [s[2] for s in names.find("Please ask Margaret Thatcher.")] == ["PERSON"]
 

@@ -100,7 +100,8 @@ class PIIGuard:
         self._allowed = {allowed_text}
         self._allowed_digits = {d for d in re.findall(r"[\d ]{6,}", allowed_text)}
         engine = analyzer(named_entities=False)
-        if needs_named_entities(engine, self.entities):
+        self._patterns_only = not needs_named_entities(engine, self.entities)
+        if not self._patterns_only:
             engine = analyzer(named_entities=True)
         self._engine = engine
 
@@ -110,8 +111,35 @@ class PIIGuard:
             return True
         return any(value in allowed for allowed in self._allowed)
 
+    def _analyze(self, text: str) -> list[Any]:
+        """presidio's results for `text`. With pattern entities only, the patterns first run
+        over bare tokens: context words (lemmas, from spaCy's tagger) only re-score the
+        candidates patterns find, so a text with no candidate is done without the tagger
+        (~0.5 ms instead of ~3.5 ms), and one with a candidate gets the full analysis. Same
+        spans as always running the full analysis, on all 1500 rows of presidio's synthetic
+        set and 208 model replies (tests/guards)."""
+        if self._patterns_only:
+            from presidio_analyzer.nlp_engine import NlpArtifacts
+
+            nlp_engine = self._engine.nlp_engine
+            tokens = nlp_engine.nlp["en"].tokenizer(text)
+            bare = NlpArtifacts(
+                entities=[],
+                tokens=tokens,
+                tokens_indices=[t.idx for t in tokens],
+                lemmas=[t.lower_ for t in tokens],
+                nlp_engine=nlp_engine,
+                language="en",
+            )
+            candidates = self._engine.analyze(
+                text=text, language="en", entities=self.entities, nlp_artifacts=bare
+            )
+            if not candidates:
+                return []
+        return list(self._engine.analyze(text=text, language="en", entities=self.entities))
+
     def find(self, text: str) -> list[tuple[int, int, str, float]]:
-        results = self._engine.analyze(text=text, language="en", entities=self.entities)
+        results = self._analyze(text)
         spans = [
             (r.start, r.end, r.entity_type, float(r.score))
             for r in results
