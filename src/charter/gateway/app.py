@@ -253,12 +253,13 @@ def create_app(
             where or None,
         )
 
+    page = resources.files("charter.gateway").joinpath("playground.html").read_text("utf-8")
+
     @app.get("/", include_in_schema=False)
     async def playground() -> HTMLResponse:
         """The web playground: chat with a charter, each turn's trace, the escalation queue
         and the latest eval report. It holds no data: it calls the API like any client."""
-        page = resources.files("charter.gateway").joinpath("playground.html")
-        return HTMLResponse(page.read_text(encoding="utf-8"))
+        return HTMLResponse(page)
 
     @app.api_route("/report", methods=["GET", "HEAD"], include_in_schema=False)
     async def eval_report() -> Response:
