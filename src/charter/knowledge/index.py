@@ -52,6 +52,11 @@ class IngestReport:
     passages: int = 0
 
 
+def embedded_text(heading: str, text: str) -> str:
+    """What is embedded for a passage: its heading and its text (on adding and re-embedding)."""
+    return f"{heading}\n{text}"
+
+
 def index_path(charter_id: str) -> Path:
     return charter_home() / "knowledge" / f"{charter_id}.sqlite"
 
@@ -91,7 +96,7 @@ class KnowledgeIndex:
 
         if self.embedding != EMBEDDING_MODEL:
             rows = self._db.execute("SELECT id, heading, text FROM passages").fetchall()
-            vectors = shared_embedder().embed([f"{h}\n{t}" for _, h, t in rows])
+            vectors = shared_embedder().embed([embedded_text(h, t) for _, h, t in rows])
             updates = [
                 (v.astype(np.float32).tobytes(), r[0]) for r, v in zip(rows, vectors, strict=True)
             ]
@@ -131,7 +136,7 @@ class KnowledgeIndex:
             except (DocumentError, OSError) as exc:
                 report.failed.append((key, str(exc)))
                 continue
-            vectors = shared_embedder().embed([f"{p.heading}\n{p.text}" for p in passages])
+            vectors = shared_embedder().embed([embedded_text(p.heading, p.text) for p in passages])
             with self._db:
                 self._db.execute("DELETE FROM files WHERE path = ?", (key,))
                 self._db.execute(
