@@ -5,7 +5,7 @@ instruction hidden at the end of a pasted document is seen; callers take the max
 windows. The windowing is shared by training and inference, so both see the same thing.
 
 The model runs as an int8 ONNX graph (mean pooling and normalisation included), exported
-once from the packaged weights into the Charter home (`models/minilm/`, ~2 s, torch is only
+once from the packaged weights into the Charter home (`models/minilm/`, ~10 s, torch is only
 needed for that). On this 2-core machine it embeds a short message in ~3 ms and a 96-word
 window in ~14 ms, against ~10 and ~30 ms for torch's own int8 model (design note 007).
 """
