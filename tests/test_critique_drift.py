@@ -72,10 +72,15 @@ def test_a_violating_draft_is_revised_with_the_reasons() -> None:
     reply = Charter(spec(), model=model).respond("What is a loop?")
     assert reply.text == "A loop repeats code. Happy coding!"
     revision = model.calls[1].messages[-1].content
-    assert "style.max_words" in revision
-    assert "no-jargon.forbidden" in revision
+    assert "style.max_words: must have at most 12 words" in revision
+    assert 'no-jargon.forbidden: Avoid jargon. (The reply must not contain "monad".)' in revision
     assert model.calls[1].messages[-2].role == "assistant"
     critique = reply.trace["critique"]
+    assert [v.split(":")[0] for v in critique.detail["draft_violations"]] == [
+        "style.max_words",
+        "style.ends_with",
+        "no-jargon.forbidden",
+    ]
     assert critique.verdict == "rewrite"
     assert critique.detail["revisions"] == 1
     assert critique.detail["final_violations"] == []
@@ -133,6 +138,7 @@ def test_drift_re_anchors_the_next_turn(tmp_path: Path) -> None:
         second = chat.send("And a function?")
         sent = model.calls[2].messages[-1].content
         assert sent.startswith("(Reminder: You are Ada, a tutor.")
+        assert "Avoid jargon." in sent  # the checked principles are restated too
         assert sent.endswith("And a function?")
         assert second.trace["generate"].detail["reanchored"] is True
         assert second.trace["drift"].detail["reanchor_next"] is False
@@ -140,6 +146,28 @@ def test_drift_re_anchors_the_next_turn(tmp_path: Path) -> None:
         assert "And a function?" in stored  # the reminder is not saved as the user's words
     finally:
         store.close()
+
+
+def test_a_revision_sees_the_latest_exchange_only() -> None:
+    """With the whole conversation in view, a small model 'revised' by copying an earlier
+    reply; the revision request carries the latest user message and the draft only."""
+    model = FakeModel(
+        [
+            "Functions are monads of code. Happy coding!",
+            "Functions group code. Happy coding!",
+        ]
+    )
+    history = [
+        {"role": "user", "content": "What is a loop?"},
+        {"role": "assistant", "content": "Loops repeat code. Happy coding!"},
+        {"role": "user", "content": "And a function?"},
+    ]
+    reply = Charter(spec(), model=model).respond(history)
+    assert reply.text == "Functions group code. Happy coding!"
+    sent = [m.content for m in model.calls[1].messages]
+    assert "Loops repeat code. Happy coding!" not in sent
+    assert sent[1:3] == ["And a function?", "Functions are monads of code. Happy coding!"]
+    assert model.calls[1].messages[0].role == "system"
 
 
 def test_critique_can_be_turned_off() -> None:

@@ -1,6 +1,6 @@
 """Persona stability over 50 turns: raw model vs Charter, same model, same turns, one run.
 
-    .venv/bin/python bench/persona/bench_drift.py [--prompts 10] [--turns 50]
+    .venv/bin/python bench/persona/bench_drift.py [--prompts 10] [--turns 50] [--model NAME]
 
 Data: persona_drift (Li et al. 2024), 100 system prompts, each with a probe question and a
 checker. This run uses the prompts whose rule a product team can declare as a Charter check
@@ -184,11 +184,17 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0, help="skip this many mapped prompts")
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=weights.DEFAULT_MODEL, help="a registry model name")
     args = parser.parse_args()
     rows = json.loads(dataset_path("persona_drift", "persona_drift_100.json").read_text())
     chosen = sorted(MAPPED)[args.start : args.start + args.prompts]
-    model = LocalModel(weights.resolve(weights.DEFAULT_MODEL), n_ctx=8192, threads=args.threads)
-    results: dict[str, Any] = {"prompts": chosen, "turns": args.turns, "per_prompt": {}}
+    model = LocalModel(weights.resolve(args.model), n_ctx=8192, threads=args.threads)
+    results: dict[str, Any] = {
+        "model": args.model,
+        "prompts": chosen,
+        "turns": args.turns,
+        "per_prompt": {},
+    }
     passes: dict[str, dict[int, list[bool]]] = {"raw": {}, "charter": {}}
     started = time.perf_counter()
     for index in chosen:
@@ -213,11 +219,13 @@ def main() -> None:
     results["pass_rate"] = {
         name: {str(t): r.to_dict() for t, r in by_turn.items()} for name, by_turn in curve.items()
     }
-    suffix = f"-from{args.start}" if args.start else ""
+    suffix = (f"-{args.model}" if args.model != weights.DEFAULT_MODEL else "") + (
+        f"-from{args.start}" if args.start else ""
+    )
     out = ROOT / "bench" / "results" / f"drift{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(f"\nprobe pass rate by turn ({len(chosen)} prompts, {args.turns} turns, Qwen 0.5B):")
+    print(f"\nprobe pass rate by turn ({len(chosen)} prompts, {args.turns} turns, {args.model}):")
     for name, by_turn in curve.items():
         print(f"  {name:8} " + "  ".join(f"t{t}: {r}" for t, r in by_turn.items()))
     print(f"wrote {out}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from charter.spec.models import CharterSpec, ProgrammaticCheck
 
@@ -23,6 +23,17 @@ class PersonaCheck:
     passes: Callable[[str], bool]
     repair: Callable[[str], str] | None = None
     """A deterministic fix, when one exists (cut to length, add the sign-off)."""
+    rule: str = ""
+    """The principle's own words, when the check comes from one: a revision request quotes
+    them, since 'must contain "printer"' alone does not tell a model why."""
+
+    def problem(self) -> str:
+        """How a revision request names this violation."""
+        return (
+            f"{self.id}: {self.rule} (The reply {self.description}.)"
+            if self.rule
+            else f"{self.id}: {self.description}"
+        )
 
 
 def _norm(text: str) -> str:
@@ -53,7 +64,7 @@ def cut_to_words(text: str, limit: int) -> str:
 def _max_words(check_id: str, limit: int, reserve: int = 0) -> PersonaCheck:
     return PersonaCheck(
         check_id,
-        f"at most {limit} words",
+        f"must have at most {limit} words",
         lambda text: words(text) <= limit,
         lambda text: cut_to_words(text, max(1, limit - reserve)),
     )
@@ -62,7 +73,7 @@ def _max_words(check_id: str, limit: int, reserve: int = 0) -> PersonaCheck:
 def _starts_with(check_id: str, opening: str) -> PersonaCheck:
     return PersonaCheck(
         check_id,
-        f"starts with {opening!r}",
+        f"must start with {opening!r}",
         lambda text: _strip_edges(text).startswith(_strip_edges(opening)),
         lambda text: f"{opening} {text}",
     )
@@ -71,7 +82,7 @@ def _starts_with(check_id: str, opening: str) -> PersonaCheck:
 def _ends_with(check_id: str, closing: str) -> PersonaCheck:
     return PersonaCheck(
         check_id,
-        f"ends with {closing!r}",
+        f"must end with {closing!r}",
         lambda text: _strip_edges(text).endswith(_strip_edges(closing)),
         lambda text: f"{text.rstrip()}\n{closing}",
     )
@@ -81,7 +92,7 @@ def _forbidden(check_id: str, phrases: list[str]) -> PersonaCheck:
     lowered = [_norm(p) for p in phrases]
     return PersonaCheck(
         check_id,
-        "never says " + ", ".join(repr(p) for p in phrases),
+        "must not contain " + " or ".join(f'"{p}"' for p in phrases),
         lambda text: not any(p in _norm(text) for p in lowered),
     )
 
@@ -90,7 +101,7 @@ def _required_any(check_id: str, phrases: list[str]) -> PersonaCheck:
     lowered = [_norm(p) for p in phrases]
     return PersonaCheck(
         check_id,
-        "says one of " + ", ".join(repr(p) for p in phrases),
+        "must contain " + " or ".join(f'"{p}"' for p in phrases),
         lambda text: any(p in _norm(text) for p in lowered),
     )
 
@@ -124,7 +135,10 @@ def persona_checks(charter: CharterSpec) -> list[PersonaCheck]:
     )
     for principle in charter.constitution:
         if principle.check is not None:
-            checks += _from_check(principle.id, principle.check, style.sign_off)
+            checks += [
+                replace(c, rule=principle.text.strip())
+                for c in _from_check(principle.id, principle.check, style.sign_off)
+            ]
     return checks
 
 

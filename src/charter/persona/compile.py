@@ -59,6 +59,9 @@ def persona_reminder(charter: CharterSpec) -> str:
     if s.sign_off:
         parts.append(f'End with "{s.sign_off}".')
     parts.extend(r.strip() for r in s.rules[:3])
+    # The principles with a programmatic check are what the drift monitor scores: a reminder
+    # that leaves them out re-anchors everything but the rule that slipped.
+    parts.extend(rule.text.strip() for rule in charter.constitution if rule.check is not None)
     return "(Reminder: " + " ".join(parts) + ")"
 
 

@@ -140,7 +140,7 @@ class CritiqueStage:
     async def _violations(
         self, text: str, state: TurnState, detail: dict[str, Any], checks: list[PersonaCheck]
     ) -> list[str]:
-        problems = [f"{c.id}: {c.description}" for c in failed(checks, text)]
+        problems = [c.problem() for c in failed(checks, text)]
         if self.judge_model is not None and self.judge_principles:
             found = await self._judge(text, state)
             detail.setdefault("judge_calls", 0)
@@ -183,12 +183,17 @@ class CritiqueStage:
         self, state: TurnState, draft: str, problems: list[str]
     ) -> tuple[str, int, int]:
         fix = "\n".join(f"- {p}" for p in problems)
+        # Only the latest exchange: with the whole conversation in view, the small models
+        # answered a revision request by copying an earlier reply of theirs (measured on a
+        # 6-turn conversation: turns 2-6 all became turn 1's answer). The draft already
+        # carries what the reply needs from earlier turns.
+        latest = max((i for i, m in enumerate(state.messages) if m.role == "user"), default=0)
 
         def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
             return ChatRequest(
                 messages=[
                     Message(role="system", content=state.system_prompt),
-                    *state.messages,
+                    *state.messages[latest:],
                     Message(role="assistant", content=draft),
                     Message(
                         role="user",
