@@ -84,6 +84,21 @@ class InjectionClassifier:
     def score(self, text: str) -> float:
         return self.score_many([text])[0]
 
+    def highest(self, texts: list[str], *, stop_at: float) -> float:
+        """The highest window score over `texts`, or the first score >= `stop_at` found.
+
+        The first window of every text is scored first (one batched call), and the rest
+        only when none of those reached `stop_at`: the block/allow decision is the one
+        scoring every window gives, but a long jailbreak that shows itself in its opening
+        words costs one window instead of four (~14 ms each on 2 cores)."""
+        split = [windows(text) for text in texts]
+        first = [w[0] for w in split]
+        rest = [piece for w in split for piece in w[1:]]
+        best = float(self.window_scores(first).max()) if first else 0.0
+        if best >= stop_at or not rest:
+            return best
+        return max(best, float(self.window_scores(rest).max()))
+
     def score_many(self, texts: list[str]) -> list[float]:
         """One score per text: the max over its windows (one batched embedding call)."""
         owners: list[int] = []

@@ -39,9 +39,9 @@ class InjectionGuard:
                 layer="rules",
                 rules=[m.rule for m in matches],
             )
-        learned = max(self.classifier.score_many(list(texts)))
-        score = max(learned, strongest.weight if strongest else 0.0)
         weights = self.classifier.weights
+        learned = self.classifier.highest(list(texts), stop_at=weights.threshold)
+        score = max(learned, strongest.weight if strongest else 0.0)
         detail: dict[str, Any] = {
             "layer": "classifier",
             "classifier_score": round(learned, 4),
