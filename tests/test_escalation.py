@@ -104,3 +104,48 @@ def test_escalations_cli(acme: CharterSpec, store: Store) -> None:
     assert again.exit_code == 1
     assert "no open escalation" in again.stderr
     assert runner.invoke(app, ["escalations", "show", "ESC-NOPE", *db]).exit_code == 1
+
+
+def _unsure_weights(tmp_path: Path) -> str:
+    """The shipped classifier with a band that every ordinary message falls into."""
+    from dataclasses import replace
+
+    from charter.guards.classifier import ClassifierWeights
+
+    path = tmp_path / "unsure.json"
+    weights = replace(ClassifierWeights.load(), uncertain_below=0.0, threshold=0.9999)
+    path.write_text(weights.to_json())
+    return str(path)
+
+
+def test_a_message_the_guard_is_unsure_about_is_held_for_a_person(
+    acme: CharterSpec, store: Store, tmp_path: Path
+) -> None:
+    data = acme.model_dump()
+    data["guards"]["classifier_weights"] = _unsure_weights(tmp_path)
+    data["persona"]["escalation"]["on_uncertain_guard"] = True
+    model = FakeModel(default="Happy to help.")
+    chat = Conversation(Charter(CharterSpec.model_validate(data), model=model), store)
+    reply = chat.send("What time do you open on Saturday?")
+    assert "a human colleague in our support team" in reply.text
+    assert not model.calls  # held: the model never answered it
+    [queued] = store.escalations("open")
+    assert queued.trigger == "uncertain_guard"
+    assert "uncertain band" in queued.reason
+    assert reply.trace["input_guards"].verdict == "escalate"
+
+
+def test_unsure_messages_are_answered_when_the_charter_does_not_hold_them(
+    acme: CharterSpec, store: Store, tmp_path: Path
+) -> None:
+    data = acme.model_dump()
+    data["guards"]["classifier_weights"] = _unsure_weights(tmp_path)
+    model = FakeModel(default="We open at 9.")
+    chat = Conversation(Charter(CharterSpec.model_validate(data), model=model), store)
+    reply = chat.send("What time do you open on Saturday?")
+    assert reply.text.startswith("We open at 9.")
+    assert store.escalations("open") == []
+    injection = next(
+        g for g in reply.trace["input_guards"].detail["guards"] if g["guard"] == "injection"
+    )
+    assert injection["detail"]["uncertain"] is True  # recorded, not acted on

@@ -112,6 +112,8 @@ class TurnState:
     """How many of the conversation's latest turns, in a row, were blocked."""
     escalations: list[dict[str, Any]] = field(default_factory=list)
     """Hand-offs to a human raised during this turn (saved with the turn)."""
+    held: str | None = None
+    """Why the turn was held for a person instead of answered (an input guard unsure)."""
     reanchor: bool = False
     """The previous reply drifted from the persona: remind the model this turn."""
     profile: dict[str, str] = field(default_factory=dict)

@@ -57,4 +57,7 @@ class InjectionGuard:
             detail["judge_reason"] = verdict.reason
             if verdict.attack:
                 return block(self.name, score, f"judge: {verdict.reason}", **detail)
+        if score >= weights.uncertain_below and self.judge is None:
+            # Nobody settled it: the escalate stage may hand it to a person (opt-in).
+            detail["uncertain"] = True
         return allow(self.name, score, "", **detail)

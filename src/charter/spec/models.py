@@ -47,6 +47,12 @@ class StyleRules(StrictModel):
 class Escalation(StrictModel):
     contact: str = Field(description="Who a human hand-off goes to, e.g. 'our support team'.")
     how: str | None = Field(default=None, description="How the user reaches them.")
+    on_uncertain_guard: bool = Field(
+        default=False,
+        description="Hand a message to a person instead of answering it when the injection "
+        "classifier's score lands in its uncertain band and no LLM judge settled it (3.5% of "
+        "ordinary messages on the guard corpus' validation split, so off by default).",
+    )
 
 
 class Persona(StrictModel):

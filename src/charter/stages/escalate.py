@@ -1,5 +1,6 @@
 """Escalation to a human: when the user asks for one, when a policy says a specialist must
-follow up, or when turns keep failing.
+follow up, when an input guard is unsure and the charter holds such messages for a person,
+or when turns keep failing.
 
 The stage decides and writes an escalation into the turn (`state.escalations`); the
 conversation saves it in the same transaction as the turn, so a hand-off is never lost.
@@ -55,7 +56,9 @@ class EscalationStage:
             return self._escalate(state, "user_request", "the user asked for a person")
         state = await call_next(state)
         policy = _policy_escalation(state)
-        if policy is not None:
+        if state.held is not None:
+            self._escalate(state, "uncertain_guard", state.held)
+        elif policy is not None:
             self._escalate(state, "policy", f"policy {policy!r} needs a specialist", append=True)
         elif _stays_negative(state):
             self._escalate(

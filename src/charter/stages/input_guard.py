@@ -1,7 +1,9 @@
 """Input guard stage: normalise the user's message, run the input guards, block on the way in.
 
 Every view of the latest user message (normalised, decoded) and the whole conversation are
-what the guards see; a block ends the turn before the model is called.
+what the guards see; a block ends the turn before the model is called. With
+`persona.escalation.on_uncertain_guard`, a message the injection classifier is unsure about
+(its uncertain band, no judge) is held: not answered, handed to a person by the escalate stage.
 """
 
 from __future__ import annotations
@@ -43,5 +45,14 @@ class InputGuardStage:
             record.detail["decoded"] = decoded
         if run.blocked_by is not None:
             refuse(state, record, run.blocked_by)
+            return state
+        escalation = state.charter.persona.escalation
+        unsure = [v for v in run.verdicts if v.detail.get("uncertain")]
+        if unsure and escalation is not None and escalation.on_uncertain_guard:
+            # Not answered: the escalate stage hands the message to a person.
+            record.verdict = "escalate"
+            record.reason = state.held = (
+                f"{unsure[0].guard} is unsure (score {unsure[0].score:.2f} in its uncertain band)"
+            )
             return state
         return await call_next(state)
