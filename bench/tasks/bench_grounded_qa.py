@@ -8,7 +8,9 @@ question, nothing else. Charter: the acme-bank pipeline with its knowledge (retr
 grounding check) and guards; tools off, so only knowledge differs in substance. Same loaded
 model (Qwen2.5-Coder-0.5B, greedy), one run. Scores: accuracy (an acceptable answer appears
 in the reply), unsupported figures (a reply with a number found in none of the documents,
-the persona's facts or the question), and "I don't know" replies. Writes
+the persona's facts or the question), unsupported names (a person, place, organisation,
+product or dated day found in none of those nor the system prompt), and "I don't know"
+replies. Writes
 bench/results/grounded_qa.json.
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from charter import Charter
 from charter.knowledge.documents import chunk, read_sections
-from charter.knowledge.grounding import unsupported
+from charter.knowledge.grounding import unsupported, unsupported_entities
 from charter.knowledge.index import files_under
 from charter.models import ChatRequest, Message, weights
 from charter.models.local import LocalModel
@@ -69,6 +71,9 @@ def main() -> None:
         for name, text in (("raw", raw), ("charter", ours)):
             row[f"{name}_correct"] = any(a.lower() in text.lower() for a in item["a"])
             row[f"{name}_unsupported"] = unsupported(text, sources)
+            row[f"{name}_unsupported_entities"] = list(
+                unsupported_entities(text, [*sources, system])
+            )
             row[f"{name}_dont_know"] = "not sure" in text.lower() or "don't know" in text.lower()
         rows.append(row)
         print(f"{item['q'][:60]:60} raw {row['raw_correct']!s:5} charter {row['charter_correct']}")
@@ -78,6 +83,9 @@ def main() -> None:
         name: {
             "accuracy": Rate(sum(r[f"{name}_correct"] for r in rows), n),
             "unsupported_figures": Rate(sum(bool(r[f"{name}_unsupported"]) for r in rows), n),
+            "unsupported_entities": Rate(
+                sum(bool(r[f"{name}_unsupported_entities"]) for r in rows), n
+            ),
             "dont_know": Rate(sum(r[f"{name}_dont_know"] for r in rows), n),
         }
         for name in ("raw", "charter")
@@ -94,7 +102,7 @@ def main() -> None:
     for name, s in summary.items():
         print(
             f"{name:8} accuracy {s['accuracy']}  unsupported figures {s['unsupported_figures']}"
-            f"  don't know {s['dont_know']}"
+            f"  unsupported names {s['unsupported_entities']}  don't know {s['dont_know']}"
         )
     print(f"wrote {out}")
 

@@ -149,3 +149,37 @@ def test_an_invented_figure_is_revised_then_replaced_by_dont_know() -> None:
     assert "not sure" in invented.text and "3,000" not in invented.text
     assert invented.trace["critique"].detail["ungrounded"] == ["3000"]
     charter.close()
+
+
+def test_named_entities_must_come_from_the_sources() -> None:
+    from charter.knowledge.grounding import named_entities, unsupported_entities
+
+    passages = ["Our branch at 12 Main Street opens Monday to Friday, 9:00-17:00."]
+    assert unsupported_entities("Visit us on Main Street on Monday.", passages) == []
+    assert unsupported_entities("Visit our branch on Oxford Street.", passages) == ["Oxford Street"]
+    assert unsupported_entities("John Smith will call you back on Sunday.", passages) == [
+        "John Smith",
+        "Sunday",
+    ]
+    # Dates without a month or weekday are not claims of this kind; figures are checked apart.
+    assert named_entities("It arrives the next day, and the fee is charged monthly.") == ()
+
+
+def test_an_invented_name_is_revised_then_replaced_by_dont_know() -> None:
+    model = FakeModel(
+        [
+            "Go to our branch on Oxford Street [1].",
+            "Go to our branch on Main Street [1].",
+            "Go to our branch on Oxford Street [1].",
+            "Ask for Mr Jones at Oxford Street.",
+        ],
+        default="ok",
+    )
+    charter = Charter(load_charter(ACME).model_copy(update={"tools": []}), model=model)
+    fixed = charter.respond("Where is your branch?")
+    assert fixed.text == "Go to our branch on Main Street [1]."
+    assert "grounded.entities" in " ".join(fixed.trace["critique"].detail["draft_violations"])
+    invented = charter.respond("And where exactly is the branch?")
+    assert "not sure" in invented.text and "Oxford" not in invented.text
+    assert "Oxford Street" in invented.trace["critique"].detail["ungrounded"]
+    charter.close()

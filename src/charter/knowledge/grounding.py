@@ -9,11 +9,20 @@ given figures, and if the revision still invents one, the reply is replaced by a
 
 Numbers are compared normalised ("1,000" = "1000", "9:00" = "9:00"); citation markers
 ("[1]") and list numbering ("1.") are not figures.
+
+Named entities are held to the same rule: people, organisations, places, products, events
+and dates with a month or weekday that spaCy's NER (the packaged `en_core_web_sm`, the PII
+guard's model) finds in the reply must have every word in the passages, tool results, the
+system prompt (the persona's own name and organisation) or the user's messages. An invented
+branch on "Oxford Street" or a "Mr Jones" who will call back is revised like an invented fee.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from functools import lru_cache
+from typing import Any
 
 from charter.persona.checks import PersonaCheck
 from charter.spec.models import CharterSpec
@@ -43,13 +52,75 @@ def unsupported(reply: str, sources: list[str]) -> list[str]:
     return sorted(f for f in figures(reply) if f not in known and f.lstrip("0") not in known)
 
 
-def grounding_check(sources: list[str]) -> PersonaCheck:
-    return PersonaCheck(
-        "grounded.figures",
-        "use only figures (amounts, limits, times, numbers) that appear in the knowledge "
-        "passages given for this reply; if they do not cover the question, say you don't know",
-        lambda text: not unsupported(text, sources),
-    )
+_NAMED = {"PERSON", "ORG", "GPE", "LOC", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"}
+_CALENDAR = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+    r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
+    re.IGNORECASE,
+)
+_FILLER = {"the", "of", "and", "a", "an", "in", "on", "at", "for", "to", "s"}
+_nlp: Any = None
+_nlp_lock = threading.Lock()
+
+
+def _ner() -> Any:
+    """spaCy with its tokenizer and NER only (~5 ms a reply), loaded once per process."""
+    global _nlp
+    with _nlp_lock:
+        if _nlp is None:
+            import spacy
+
+            from charter.guards.pii import SPACY_MODEL
+
+            keep = {"tok2vec", "ner"}
+            _nlp = spacy.load(SPACY_MODEL)
+            for pipe in list(_nlp.pipe_names):
+                if pipe not in keep:
+                    _nlp.disable_pipe(pipe)
+        return _nlp
+
+
+@lru_cache(maxsize=256)
+def named_entities(text: str) -> tuple[str, ...]:
+    """Names, organisations, places, products, events, and dates that name a month or a
+    weekday ("31 May", "Saturday"; not "daily" or "the next day"), in order, once each.
+    Cached: the critique checks a draft more than once."""
+    found: list[str] = []
+    for entity in _ner()(text).ents:
+        dated = entity.label_ == "DATE" and _CALENDAR.search(entity.text)
+        if (entity.label_ in _NAMED or dated) and entity.text not in found:
+            found.append(entity.text)
+    return tuple(found)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower())) - _FILLER
+
+
+def unsupported_entities(reply: str, sources: list[str]) -> list[str]:
+    """The named entities of `reply` with a word that no source has."""
+    known = set().union(*(_words(s) for s in sources)) if sources else set()
+    return [e for e in named_entities(reply) if not _words(e) <= known]
+
+
+def grounding_checks(sources: list[str], entity_sources: list[str]) -> list[PersonaCheck]:
+    """The figures check over `sources`, and the named-entity check over `entity_sources`
+    (the same plus the system prompt, where the persona's own names are)."""
+    return [
+        PersonaCheck(
+            "grounded.figures",
+            "use only figures (amounts, limits, times, numbers) that appear in the knowledge "
+            "passages given for this reply; if they do not cover the question, say you don't "
+            "know",
+            lambda text: not unsupported(text, sources),
+        ),
+        PersonaCheck(
+            "grounded.entities",
+            "name only people, places, organisations, products and dates that appear in the "
+            "knowledge passages or tool results given for this reply",
+            lambda text: not unsupported_entities(text, entity_sources),
+        ),
+    ]
 
 
 def dont_know(charter: CharterSpec) -> str:

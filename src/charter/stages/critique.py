@@ -24,7 +24,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from charter.errors import ModelError
-from charter.knowledge.grounding import dont_know, grounding_check, unsupported
+from charter.knowledge.grounding import (
+    dont_know,
+    grounding_checks,
+    unsupported,
+    unsupported_entities,
+)
 from charter.models.base import ChatModel, ChatRequest, Message
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
@@ -100,11 +105,13 @@ class CritiqueStage:
             if asked:
                 record.detail["user_requests"] = [c.id for c in asked]
         sources: list[str] = []
+        entity_sources: list[str] = []
         if state.knowledge or state.tool_results:
             sources = [p.text for p in state.knowledge] + list(state.tool_results)
             sources += list(state.charter.persona.facts)
             sources += [m.content for m in state.messages if m.role == "user"]
-            checks.append(grounding_check(sources))
+            entity_sources = [*sources, state.system_prompt]
+            checks += grounding_checks(sources, entity_sources)
         problems = await self._violations(draft, state, record.detail, checks)
         state.persona_score = self._score(draft)
         record.detail["draft_violations"] = problems
@@ -121,9 +128,12 @@ class CritiqueStage:
         if failed(checks, state.reply):
             state.reply = repair(checks, state.reply)
             record.detail["repaired"] = True
-        if sources and unsupported(state.reply, sources):
-            record.detail["ungrounded"] = unsupported(state.reply, sources)
-            state.reply = dont_know(state.charter)
+        if sources:
+            ungrounded = unsupported(state.reply, sources)
+            ungrounded += unsupported_entities(state.reply, entity_sources)
+            if ungrounded:
+                record.detail["ungrounded"] = ungrounded
+                state.reply = dont_know(state.charter)
         remaining = [c.id for c in failed(checks, state.reply)]
         record.detail["final_violations"] = remaining
         if state.reply != draft:
