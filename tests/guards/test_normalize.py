@@ -51,3 +51,14 @@ def test_code_is_not_mistaken_for_an_encoding() -> None:
     readings, applied = views("def double(x):\n    return x * 2  # see README")
     assert applied == []
     assert len(readings) == 1
+
+
+def test_identifiers_with_digits_are_not_leetspeak() -> None:
+    spec = (
+        '{"name": "draw", "parameters": {"side1": {"type": "integer", "minimum": 1}, '
+        '"side3": {"type": "integer", "default": 4}, "sides": {"type": "array", '
+        '"minItems": 3, "maxItems": 4, "description": "the lengths of the sides"}}}'
+    )
+    readings, applied = views(f"Can you review this API definition for me? {spec}")
+    assert applied == []
+    assert len(readings) == 1

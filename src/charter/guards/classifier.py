@@ -2,7 +2,8 @@
 
 Trained by `charter guard train` (see train.py) on the public datasets, with the split and
 the calibration written into the weights file itself. A text's score is the highest window
-score, so a payload hidden anywhere in a long document counts.
+score, so a payload hidden anywhere in a long document counts. At run time the window
+triage (triage.py) chooses which windows past the first are worth embedding.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from charter.errors import CharterError
-from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
+from charter.guards.embedder import EMBEDDING_ID, MAX_WINDOWS, Embedder, windows
+from charter.guards.triage import WindowTriage
 
 WEIGHTS_FILE = "injection_classifier.json"
 
@@ -30,6 +32,8 @@ class ClassifierWeights:
     uncertain_below: float
     """Scores in [uncertain_below, threshold) are the uncertain band the LLM judge may see."""
     meta: dict[str, Any]
+    triage: WindowTriage | None = None
+    """Chooses the windows past the first to embed; without it, all of them (up to four)."""
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ClassifierWeights:
@@ -51,24 +55,25 @@ class ClassifierWeights:
                 threshold=float(data["threshold"]),
                 uncertain_below=float(data["uncertain_below"]),
                 meta=dict(data.get("meta", {})),
+                triage=WindowTriage.from_dict(data["triage"]) if "triage" in data else None,
             )
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
             raise CharterError(
                 f"cannot load the injection classifier weights ({exc}); "
                 "retrain with `charter guard train`"
             ) from exc
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "coef": [round(float(x), 6) for x in self.coef],
-                "intercept": round(self.intercept, 6),
-                "threshold": round(self.threshold, 6),
-                "uncertain_below": round(self.uncertain_below, 6),
-                "meta": self.meta,
-            },
-            indent=1,
-        )
+        data: dict[str, Any] = {
+            "coef": [round(float(x), 6) for x in self.coef],
+            "intercept": round(self.intercept, 6),
+            "threshold": round(self.threshold, 6),
+            "uncertain_below": round(self.uncertain_below, 6),
+            "meta": self.meta,
+        }
+        if self.triage is not None:
+            data["triage"] = self.triage.to_dict()
+        return json.dumps(data, indent=1)
 
 
 class InjectionClassifier:
@@ -85,19 +90,26 @@ class InjectionClassifier:
         return self.score_many([text])[0]
 
     def highest(self, texts: list[str], *, stop_at: float) -> float:
-        """The highest window score over `texts`, or the first score >= `stop_at` found.
+        """The highest score over the windows worth embedding, or the first >= `stop_at`.
 
-        The first window of every text is scored first (one batched call), and the rest
-        only when none of those reached `stop_at`: the block/allow decision is the one
-        scoring every window gives, but a long jailbreak that shows itself in its opening
-        words costs one window instead of four (~14 ms each on 2 cores)."""
-        split = [windows(text) for text in texts]
+        The first window of every text is scored first (one batched call). Only if none
+        reaches `stop_at` are more windows scored (~20 ms each on 2 cores): with a triage,
+        those it picks over every window of the texts, one at a time until one reaches
+        `stop_at`; without one, all the training windows (first three and last)."""
+        triage = self.weights.triage
+        split = [windows(text, None if triage else MAX_WINDOWS) for text in texts]
         first = [w[0] for w in split]
-        rest = [piece for w in split for piece in w[1:]]
+        rest = [piece for w in split for piece in w[1:] if piece not in first]
         best = float(self.window_scores(first).max()) if first else 0.0
         if best >= stop_at or not rest:
             return best
-        return max(best, float(self.window_scores(rest).max()))
+        if triage is None:
+            return max(best, float(self.window_scores(rest).max()))
+        for window in triage.pick(list(dict.fromkeys(rest))):
+            best = max(best, float(self.window_scores([window])[0]))
+            if best >= stop_at:
+                break
+        return best
 
     def score_many(self, texts: list[str]) -> list[float]:
         """One score per text: the max over its windows (one batched embedding call)."""

@@ -48,7 +48,7 @@ class ConversationGuard:
                 )
         threshold = self.classifier.weights.threshold
         if earlier:
-            scores = self.classifier.score_many(earlier)
+            scores = [self.classifier.highest([text], stop_at=threshold) for text in earlier]
             worst = max(range(len(scores)), key=scores.__getitem__)
             if scores[worst] >= threshold:
                 return block(
@@ -59,7 +59,7 @@ class ConversationGuard:
                 )
         recent = [*earlier[-(RECENT_TURNS - 1) :], clean(subject.text)] if earlier else []
         if len(recent) >= 2:
-            joined = self.classifier.score("\n".join(recent))
+            joined = self.classifier.highest(["\n".join(recent)], stop_at=threshold)
             if joined >= threshold:
                 return block(
                     self.name,

@@ -44,13 +44,15 @@ class GuardDependencyError(CharterError):
     pass
 
 
-def windows(text: str) -> list[str]:
+def windows(text: str, limit: int | None = MAX_WINDOWS) -> list[str]:
+    """The text's word windows; past `limit` windows, the first `limit - 1` and the last
+    (what training embeds). `limit=None` gives every window (what the triage reads)."""
     words = text.split()
     if len(words) <= WINDOW_WORDS:
         return [text.strip() or text]
     starts = list(range(0, len(words) - WINDOW_WORDS + WINDOW_STRIDE, WINDOW_STRIDE))
-    if len(starts) > MAX_WINDOWS:
-        starts = starts[: MAX_WINDOWS - 1] + starts[-1:]
+    if limit is not None and len(starts) > limit:
+        starts = starts[: limit - 1] + starts[-1:]
     return [" ".join(words[s : s + WINDOW_WORDS]) for s in starts]
 
 

@@ -3,6 +3,8 @@
 1. Rules (~0.1 ms): a strong match (weight >= 0.9) blocks at once.
 2. Classifier on MiniLM embeddings (~10 ms short text): blocks at or above its calibrated
    threshold.
+2b. A stand-alone request inside pasted content that is off topic (offtopic.py; only runs
+   when such a request is there).
 3. LLM judge: only for scores in the classifier's uncertain band, only if enabled.
 Every view of the message (normalised, decoded) is checked; the highest score counts.
 """
@@ -14,6 +16,7 @@ from typing import Any
 from charter.guards.base import GuardVerdict, Subject, allow, block
 from charter.guards.classifier import InjectionClassifier
 from charter.guards.judge import LLMJudge
+from charter.guards.offtopic import offtopic_request
 from charter.guards.rules import match_rules
 
 STRONG_RULE = 0.9
@@ -51,6 +54,17 @@ class InjectionGuard:
             detail["rules"] = [m.rule for m in matches]
         if score >= weights.threshold:
             return block(self.name, score, "classifier score above threshold", **detail)
+        for text in texts:
+            offtopic = offtopic_request(text, self.classifier.embedder)
+            if offtopic is not None:
+                detail["layer"] = "offtopic"
+                detail["similarity"] = round(offtopic.similarity, 3)
+                return block(
+                    self.name,
+                    max(score, weights.threshold),
+                    f"a request unrelated to the pasted content: {offtopic.request[:80]!r}",
+                    **detail,
+                )
         if self.judge is not None and score >= weights.uncertain_below:
             verdict = self.judge.judge("\n\n".join(texts))
             detail["layer"] = "judge"

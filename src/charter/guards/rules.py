@@ -169,7 +169,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:add|include|integrate|incorporate|append|insert|embed|mention|promote|encode"
         r"|translate|render|reverse|replace|modify|enhance|augment|apply|shift|express|merge"
         r"|blend|introduce|supplement|hint|spread|elevate|upgrade|weave|woven|assimilate)"
-        rf"\w*\b[^.\n]{{0,120}}\b(?:in|into|to|within|of|from)\s+{_OUTPUT}\b"
+        rf"\w*\b(?:[^.\n]|\.(?=\S)){{0,120}}\b(?:in|into|to|within|of|from)\s+{_OUTPUT}\b"
         rf"|\b(?:in|into|to)\s+{_OUTPUT}\s*,\s*(?:mention|include|add|suggest|hint|promote)",
         inside=True,
     ),
@@ -199,7 +199,7 @@ RULES: tuple[Rule, ...] = (
         rf"\b[^.\n]{{0,60}}\b{_OUTPUT}\b"
         rf"|\b{_OUTPUT}\b[^.\n]{{0,60}}\b(?:base\s?(?:16|32|58|64)|caesar\s+cipher"
         r"|substitution\s+cipher|monoalphabetic|emojis?|in\s+reverse|backwards?)\b"
-        r"|\b(?:reply|respond|answer)\s+(?:only\s+)?in\s+(?:german|french|spanish|italian"
+        r"|\b(?:reply|respond|answer)\s+(?:only\s+)?in\s+(?:reverse\b|german|french|spanish|italian"
         r"|portuguese|dutch|russian|chinese|japanese|korean|arabic)\b",
         inside=True,
     ),

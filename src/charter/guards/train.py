@@ -4,6 +4,9 @@ Reproducible: the corpus and its split are deterministic (datasets/guard_corpus.
 model is a logistic regression (fixed solver, no randomness), and the output file records the
 split sizes and validation results. Test rows are never used here; bench/guards reports them.
 
+The window triage (triage.py) is fitted on the same training windows; its floor is the
+score 99% of the validation attack windows past the first reach.
+
 Calibration, on the validation split only: `threshold` is the lowest score that keeps the
 false-positive rate on validation benign texts at or below `target_fpr` (over the combined
 cascade score, rules included); `uncertain_below` is where validation attacks fall to the
@@ -24,6 +27,7 @@ from charter.guards.classifier import ClassifierWeights
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
 from charter.guards.normalize import views
 from charter.guards.rules import match_rules
+from charter.guards.triage import calibrate_floor, fit_triage
 
 
 def contains_marker(window: str, marker: str) -> bool:
@@ -75,7 +79,12 @@ def train(
     coef = model.coef_[0].astype(np.float32)
     intercept = float(model.intercept_[0])
 
-    provisional = ClassifierWeights(coef, intercept, 0.5, 0.5, {"embedding": EMBEDDING_ID})
+    log("fitting the window triage…")
+    triage = fit_triage(pieces, labels)
+    triage = calibrate_floor(triage, _later_attack_windows(val_rows))
+    provisional = ClassifierWeights(
+        coef, intercept, 0.5, 0.5, {"embedding": EMBEDDING_ID}, triage=triage
+    )
     log(f"scoring {len(val_rows)} validation examples…")
     val_scores = _cascade_scores(val_rows, provisional, embedder)
     benign = np.sort([s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 0])
@@ -99,18 +108,32 @@ def train(
         "calibration": f"val benign FPR <= {target_fpr}; band lower edge at val TPR {band_tpr}",
         "val": report,
     }
-    weights = ClassifierWeights(coef, intercept, threshold, uncertain_below, meta)
+    weights = ClassifierWeights(coef, intercept, threshold, uncertain_below, meta, triage)
     return weights, report
+
+
+def _later_attack_windows(rows: list[Example]) -> list[str]:
+    """The attack windows past the first of validation attacks: those the triage gates."""
+    out = []
+    for example in rows:
+        if example.label != 1:
+            continue
+        for window in windows(example.text, None)[1:]:
+            if example.marker is None or contains_marker(window, example.marker):
+                out.append(window)
+    return out
 
 
 def _cascade_scores(
     rows: list[Example], weights: ClassifierWeights, embedder: Embedder
 ) -> list[float]:
+    """Each row's score as the injection guard computes it (the windows the triage picks)."""
     from charter.guards.classifier import InjectionClassifier
 
     classifier = InjectionClassifier(embedder, weights)
     texts = [r.text for r in rows]
-    learned = classifier.score_many(texts)
+    classifier.score_many(texts)  # one batched pass fills the embedding cache
+    learned = [classifier.highest([text], stop_at=float("inf")) for text in texts]
     return [max(score, rule_score(text)) for score, text in zip(learned, texts, strict=True)]
 
 
