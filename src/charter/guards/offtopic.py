@@ -7,12 +7,13 @@ alone is not enough either: pasted emails and notes are full of stand-alone requ
 you send me the report by Friday?", "Draft the Q4 plan before the next meeting."), and a
 rule on the shape alone blocked 7 of the 8 benign pasted documents in
 tests/guards/test_offtopic.py. What sets the injection apart is that it is off topic, so a
-candidate paragraph counts only if its MiniLM embedding is far from the rest of the
-document.
+candidate paragraph counts only if its MiniLM embedding is far from that of the rest of
+the document (its first 64 words).
 
 `MAX_SIMILARITY` was set on the guard corpus' train split: the 40 BIPIA train injections
-of this shape have cosine similarity -0.04 to 0.23 to their email (median 0.06, 90% below
-0.13), the eight benign documents of the tests 0.22 to 0.60. At 0.15, 37 of the 40 count.
+of this shape have cosine similarity -0.04 to 0.26 to their email (median 0.05, 90% below
+0.13), the seven benign documents of the tests that have such a paragraph 0.22 to 0.60. At
+0.15, 37 of the 40 count.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from charter.guards.embedder import Embedder
 
 MAX_SIMILARITY = 0.15
 MIN_CONTENT = 150  # characters after the first line
+# The document's topic is read from its first words (the subject and opening lines). 64
+# words embed in ~13 ms instead of ~20 ms for a full window, and gave the same counts on
+# the train split as the whole content.
+BODY_WORDS = 64
 
 # The first line says the user pasted something: it ends with a colon or points at it.
 _PASTED = re.compile(
@@ -75,7 +80,7 @@ def offtopic_request(
     body = text[text.find("\n") :]
     for request in candidates:
         body = body.replace(request, " ")
-    vectors = embedder.embed([*candidates, " ".join(body.split())])
+    vectors = embedder.embed([*candidates, " ".join(body.split()[:BODY_WORDS])])
     similarities = [float(vector @ vectors[-1]) for vector in vectors[:-1]]
     lowest = min(range(len(candidates)), key=similarities.__getitem__)
     if similarities[lowest] >= max_similarity:
