@@ -15,7 +15,8 @@ Output side:
   redacts by default, and for every type presidio knows;
 - leaks: Tensor Trust `prompt_extraction_detection`, accuracy of the leak guard's canary
   check (access code as the canary, decoded views included);
-- toxicity: ToxiGen statements, block rate on hateful vs neutral.
+- toxicity: ToxiGen's test split, block rate on hateful vs neutral statements, with and
+  without the hate classifier; and on ordinary benign texts of the guard corpus' test split.
 Writes bench/results/guards.json.
 """
 
@@ -255,13 +256,48 @@ def leak_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def toxicity_bench() -> dict[str, Any]:
-    rows = json.loads(dataset_path("toxigen", "toxigen_sentences.json").read_text())
-    guard = ToxicityGuard()
-    out: dict[str, list[bool]] = defaultdict(list)
-    for row in rows:
-        verdict = guard.check(Subject("output", row["text"]))
-        out[row["label"]].append(verdict.action == "block")
-    return {label: Rate(sum(v), len(v)) for label, v in sorted(out.items())}
+    """ToxiGen's test split (never trained or calibrated on): hateful vs neutral statements,
+    with the profanity model alone and with the hate classifier; and ordinary benign texts
+    of the guard corpus' test split, which a reply guard must let through."""
+    from charter.guards.embedder import shared_embedder
+    from charter.guards.hate import BENIGN_FAMILIES, HateClassifier, HateGuard, toxigen_rows
+
+    rows = [(t, y) for t, y, split in toxigen_rows() if split == "test"]
+    ordinary = [
+        e.text
+        for e in build_corpus()
+        if e.split == "test" and e.label == 0 and e.family in BENIGN_FAMILIES
+    ]
+    results: dict[str, Any] = {}
+    hate = HateGuard(HateClassifier.load(), shared_embedder())
+    for name, guards in (
+        ("toxicity (profanity model + threats)", [ToxicityGuard()]),
+        ("toxicity + hate (default)", [ToxicityGuard(), hate]),
+    ):
+
+        def blocked(text: str, guards: list[Any] = guards) -> bool:
+            return any(g.check(Subject("output", text)).action == "block" for g in guards)
+
+        flags = [blocked(t) for t, _ in rows]
+        ms: list[float] = []
+        benign_flags = []
+        for text in ordinary:
+            started = time.perf_counter()
+            benign_flags.append(blocked(text))
+            ms.append((time.perf_counter() - started) * 1000)
+        results[name] = {
+            "hate": Rate(
+                sum(f for f, (_, y) in zip(flags, rows, strict=True) if y), sum(y for _, y in rows)
+            ),
+            "neutral": Rate(
+                sum(f for f, (_, y) in zip(flags, rows, strict=True) if not y),
+                sum(1 for _, y in rows if not y),
+            ),
+            "ordinary benign": Rate(sum(benign_flags), len(benign_flags)),
+            "p50_ms": percentile(ms, 50),
+            "p99_ms": percentile(ms, 99),
+        }
+    return results
 
 
 def jsonable(value: Any) -> Any:
@@ -368,7 +404,12 @@ def print_report(report: dict[str, Any]) -> None:
             f"leak (Tensor Trust extraction detection, {scope}): accuracy {leak['accuracy']}, "
             f"recall {leak['recall']}, precision {leak['precision']}"
         )
-    print("toxicity (ToxiGen) blocked:", {k: str(v) for k, v in report["toxicity"].items()})
+    for name, result in report["toxicity"].items():
+        print(
+            f"toxicity, {name}: ToxiGen test hate {result['hate']}, neutral {result['neutral']}; "
+            f"ordinary benign {result['ordinary benign']}; p50 {result['p50_ms']:.2f} ms, "
+            f"p99 {result['p99_ms']:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -140,3 +140,27 @@ def train(
     target.write_text(weights.to_json() + "\n", encoding="utf-8")
     out.print(json.dumps(report, indent=2), markup=False)
     out.print(f"wrote {target}", markup=False)
+
+
+@app.command("train-hate")
+def train_hate(
+    output: Path = typer.Option(
+        None, "--out", "-o", help="Where to write the weights (default: the packaged file)."
+    ),
+    target_fpr: float = typer.Option(
+        0.02, help="Share of validation neutral statements about groups that may be flagged."
+    ),
+) -> None:
+    """Retrain the hate classifier of the toxicity guard on ToxiGen (+ ordinary benign texts),
+    calibrate it on the validation split, and write its weights. Uses $CHARTER_DATA_DIR."""
+    from charter.guards.hate import WEIGHTS_FILE
+    from charter.guards.hate import train_hate as run_training
+
+    with friendly_errors():
+        weights, report = run_training(
+            target_fpr=target_fpr, log=lambda m: err.print(m, markup=False)
+        )
+    target = output or Path(__file__).resolve().parents[1] / "guards" / "data" / WEIGHTS_FILE
+    target.write_text(weights.to_json() + "\n", encoding="utf-8")
+    out.print(json.dumps(report, indent=2), markup=False)
+    out.print(f"wrote {target}", markup=False)

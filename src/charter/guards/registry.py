@@ -10,6 +10,7 @@ from charter.guards.classifier import ClassifierWeights, InjectionClassifier
 from charter.guards.conversation import ConversationGuard
 from charter.guards.embedder import shared_embedder
 from charter.guards.extraction import ExtractionGuard
+from charter.guards.hate import HateClassifier, HateGuard
 from charter.guards.injection import InjectionGuard
 from charter.guards.judge import LLMJudge
 from charter.guards.leak import LeakGuard
@@ -28,6 +29,15 @@ def shared_classifier(weights_path: str | None = None) -> InjectionClassifier:
         weights = ClassifierWeights.load(weights_path)
         _classifiers[weights_path] = InjectionClassifier(shared_embedder(), weights)
     return _classifiers[weights_path]
+
+
+_hate: list[HateClassifier] = []
+
+
+def shared_hate() -> HateClassifier:
+    if not _hate:
+        _hate.append(HateClassifier.load())
+    return _hate[0]
 
 
 def build_input_guards(
@@ -53,6 +63,8 @@ def build_output_guards(charter: CharterSpec) -> list[Guard]:
             guards.append(LeakGuard(charter))
         elif name == "toxicity":
             guards.append(ToxicityGuard())
+        elif name == "hate":
+            guards.append(HateGuard(shared_hate(), shared_embedder()))
         elif name == "pii":
             entities = tuple(charter.guards.pii_entities or DEFAULT_ENTITIES)
             guards.append(PIIGuard(charter, entities))

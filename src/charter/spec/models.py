@@ -237,11 +237,11 @@ class Knowledge(StrictModel):
 
 
 InputGuardName = Literal["extraction", "injection", "conversation"]
-OutputGuardName = Literal["leak", "toxicity", "pii", "policy"]
+OutputGuardName = Literal["leak", "toxicity", "hate", "pii", "policy"]
 
 
 DEFAULT_INPUT_GUARDS: tuple[InputGuardName, ...] = ("extraction", "injection", "conversation")
-DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii", "policy")
+DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "hate", "pii", "policy")
 
 
 class RateLimit(StrictModel):
