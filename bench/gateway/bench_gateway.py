@@ -2,16 +2,17 @@
 
     .venv/bin/python bench/gateway/bench_gateway.py [--requests 200] [--concurrency 32]
 
-Three processes on loopback: a fake OpenAI-compatible upstream that answers at once
-(`fake_upstream.py`), and `charter serve` in front of it, run twice: guards off
-(`guards.input/output: []`) and the default guards; critique and drift off in both (they
-call the model again, which is not gateway overhead). The client sends the same request
-(a one-line customer question) directly to the upstream and through the gateway, in the same
-run, alternating, one at a time for latency and `--concurrency` at a time for throughput,
-plus streamed requests for time to first token. Prints p50 / p99 milliseconds and the
-difference gateway - direct, requests per second and the ratio to direct, and writes
-bench/results/gateway.json. Targets (issue 7): <= 3 ms p50 added without guards, <= 15 ms
-with the default guards.
+Processes on loopback: a fake OpenAI-compatible upstream that answers at once
+(`fake_upstream.py`), and `charter serve` in front of it, run three times: guards off
+(`guards.input/output: []`), the default guards, and the default guards plus `hate`;
+critique and drift off (they call the model again, which is not gateway overhead). The
+upstream's replies differ per request, so the output guards' embedding cache cannot answer.
+The client sends a one-line customer question directly to the upstream and through the
+gateway, in the same run, alternating, one at a time for latency and `--concurrency` at a
+time for throughput, plus streamed requests for time to first token. Prints p50 / p99
+milliseconds and the difference gateway - direct, requests per second and the ratio to
+direct, and writes bench/results/gateway.json. Targets (issue 7): <= 3 ms p50 added without
+guards, <= 15 ms with the default guards.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def start(command: list[str], url: str, env: dict[str, str], log: Path) -> subpr
     raise RuntimeError(f"{command} did not come up: {log.read_text()}")
 
 
-def charter_file(folder: Path, upstream: str, guards: bool) -> Path:
+def charter_file(folder: Path, upstream: str, guards: str) -> Path:
+    """guards: "off", "default", or "hate" (the defaults plus the opt-in `hate` output
+    guard, to show its own cost in the same run)."""
     data: dict[str, Any] = {
         "id": "bench",
         "persona": {"name": "Penny", "role": "support assistant", "organisation": "Acme Bank"},
@@ -79,9 +82,11 @@ def charter_file(folder: Path, upstream: str, guards: bool) -> Path:
             "chat": {"backend": "openai", "base_url": upstream, "model": "fake", "max_retries": 0}
         },
     }
-    if not guards:
+    if guards == "off":
         data["guards"] = {"input": [], "output": []}
-    path = folder / f"bench-{'guards' if guards else 'plain'}.yaml"
+    elif guards == "hate":
+        data["guards"] = {"output": ["leak", "toxicity", "hate", "pii", "policy"]}
+    path = folder / f"bench-{guards}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -165,7 +170,11 @@ def main() -> None:
     ]
     results: dict[str, Any] = {"settings": vars(args)}
     try:
-        for label, guards in (("guards_off", False), ("default_guards", True)):
+        for label, guards in (
+            ("guards_off", "off"),
+            ("default_guards", "default"),
+            ("default_guards_plus_hate", "hate"),
+        ):
             port = free_port()
             charter = str(charter_file(folder, upstream, guards))
             command = [

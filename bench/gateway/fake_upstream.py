@@ -1,5 +1,6 @@
 """A minimal OpenAI-compatible upstream that answers at once (plain and streamed), so that
-bench_gateway.py measures what the gateway adds, not a model.
+bench_gateway.py measures what the gateway adds, not a model. Each reply ends with a new
+reference number.
 
     .venv/bin/python bench/gateway/fake_upstream.py PORT
 """
@@ -16,6 +17,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 REPLY = "Our branches open at 9 on weekdays. You can also call us any time."
+_served = [0]
+
+
+def reply() -> str:
+    """A reply never sent before, so that the output guards' embedding cache does not answer
+    for them (a real model's replies differ)."""
+    _served[0] += 1
+    return f"{REPLY} Your reference is {_served[0]}."
+
 
 app = FastAPI()
 
@@ -33,7 +43,7 @@ async def complete(request: Request) -> Any:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": REPLY},
+                        "message": {"role": "assistant", "content": reply()},
                         "finish_reason": "stop",
                     }
                 ],
@@ -42,7 +52,7 @@ async def complete(request: Request) -> Any:
         )
 
     async def events() -> AsyncIterator[str]:
-        for word in REPLY.split(" "):
+        for word in reply().split(" "):
             chunk = {"choices": [{"index": 0, "delta": {"content": word + " "}}]}
             yield f"data: {json.dumps(chunk)}\n\n"
         final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}

@@ -47,14 +47,14 @@ def test_ordinary_replies_pass(guard: HateGuard, text: str) -> None:
     assert guard.check(Subject("output", text)).action == "allow"
 
 
-def test_hate_is_a_default_output_guard_and_can_be_left_out() -> None:
+def test_hate_is_opt_in() -> None:
     spec = CharterSpec.model_validate({"id": "t", "persona": {"name": "A", "role": "r"}})
-    assert "hate" in [g.name for g in build_output_guards(spec)]
+    assert "hate" not in [g.name for g in build_output_guards(spec)]
     spec = CharterSpec.model_validate(
         {
             "id": "t",
             "persona": {"name": "A", "role": "r"},
-            "guards": {"output": ["leak", "toxicity"]},
+            "guards": {"output": ["leak", "toxicity", "hate"]},
         }
     )
-    assert "hate" not in [g.name for g in build_output_guards(spec)]
+    assert "hate" in [g.name for g in build_output_guards(spec)]

@@ -241,7 +241,7 @@ OutputGuardName = Literal["leak", "toxicity", "hate", "pii", "policy"]
 
 
 DEFAULT_INPUT_GUARDS: tuple[InputGuardName, ...] = ("extraction", "injection", "conversation")
-DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "hate", "pii", "policy")
+DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii", "policy")
 
 
 class RateLimit(StrictModel):
