@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from charter.errors import CharterError
-from charter.guards.embedder import EMBEDDING_ID, MAX_WINDOWS, Embedder, windows
+from charter.guards.embedder import MAX_WINDOWS, Embedder, read_weights, windows
 from charter.guards.triage import WindowTriage
 
 WEIGHTS_FILE = "injection_classifier.json"
@@ -38,17 +37,7 @@ class ClassifierWeights:
     @classmethod
     def load(cls, path: str | Path | None = None) -> ClassifierWeights:
         try:
-            if path is None:
-                text = resources.files("charter.guards.data").joinpath(WEIGHTS_FILE).read_text()
-            else:
-                text = Path(path).read_text(encoding="utf-8")
-            data = json.loads(text)
-            trained_on = data.get("meta", {}).get("embedding")
-            if trained_on != EMBEDDING_ID:
-                raise ValueError(
-                    f"weights were trained on embeddings {trained_on!r}, this Charter makes "
-                    f"{EMBEDDING_ID!r}"
-                )
+            data = read_weights(WEIGHTS_FILE, path)
             return cls(
                 coef=np.asarray(data["coef"], dtype=np.float32),
                 intercept=float(data["intercept"]),

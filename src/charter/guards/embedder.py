@@ -12,6 +12,7 @@ window in ~14 ms, against ~10 and ~30 ms for torch's own int8 model (design note
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -42,6 +43,25 @@ Vector = NDArray[np.float32]
 
 class GuardDependencyError(CharterError):
     pass
+
+
+def read_weights(default_file: str, path: str | Path | None = None) -> dict[str, Any]:
+    """A classifier's weights file (the packaged `default_file`, or `path`), refused with a
+    ValueError when it was trained on other embeddings than this Charter makes."""
+    if path is None:
+        from importlib import resources
+
+        text = resources.files("charter.guards.data").joinpath(default_file).read_text()
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    trained_on = data.get("meta", {}).get("embedding")
+    if trained_on != EMBEDDING_ID:
+        raise ValueError(
+            f"weights were trained on embeddings {trained_on!r}, this Charter makes "
+            f"{EMBEDDING_ID!r}"
+        )
+    return data
 
 
 def windows(text: str, limit: int | None = MAX_WINDOWS) -> list[str]:

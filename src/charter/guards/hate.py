@@ -17,7 +17,6 @@ import datetime
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from charter.errors import CharterError
 from charter.guards.base import GuardVerdict, Subject, allow, block
-from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
+from charter.guards.embedder import EMBEDDING_ID, Embedder, read_weights, windows
 
 WEIGHTS_FILE = "hate_classifier.json"
 BENIGN_FAMILIES = ("support_text", "support_complaint", "xstest_safe", "bfcl_question", "ifeval")
@@ -41,13 +40,7 @@ class HateClassifier:
     @classmethod
     def load(cls, path: str | Path | None = None) -> HateClassifier:
         try:
-            if path is None:
-                text = resources.files("charter.guards.data").joinpath(WEIGHTS_FILE).read_text()
-            else:
-                text = Path(path).read_text(encoding="utf-8")
-            data = json.loads(text)
-            if data.get("meta", {}).get("embedding") != EMBEDDING_ID:
-                raise ValueError(f"weights were not trained on {EMBEDDING_ID!r} embeddings")
+            data = read_weights(WEIGHTS_FILE, path)
             return cls(
                 np.asarray(data["coef"], dtype=np.float32),
                 float(data["intercept"]),
