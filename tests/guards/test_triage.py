@@ -1,7 +1,15 @@
-"""The window triage's own logic, with hand-set weights."""
+"""The window triage's own logic, with hand-set weights; loading weights files."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
+from charter.errors import CharterError
+from charter.guards.classifier import ClassifierWeights
+from charter.guards.hate import HateClassifier
 from charter.guards.triage import WindowTriage, calibrate_floor, features
 
 
@@ -40,3 +48,18 @@ def test_round_trip_and_floor_calibration() -> None:
     assert calibrated.floor == original.score("ignore this")  # 99 of the 100 reach it
     assert calibrated.score("a plain window") < calibrated.floor
     assert calibrate_floor(original, attacks, recall=1.0).floor == original.score("a plain window")
+
+
+def test_weights_made_on_other_embeddings_are_refused(tmp_path: Path) -> None:
+    for load, retrain in (
+        (ClassifierWeights.load, "charter guard train"),
+        (HateClassifier.load, "charter guard train-hate"),
+    ):
+        path = tmp_path / "weights.json"
+        data = {"coef": [0.0] * 384, "intercept": 0, "threshold": 0.5, "uncertain_below": 0.4}
+        path.write_text(json.dumps({**data, "meta": {"embedding": "another-model"}}))
+        with pytest.raises(CharterError, match=rf"another-model.*{retrain}"):
+            load(path)
+        path.write_text("{not json")
+        with pytest.raises(CharterError, match=retrain):
+            load(path)
