@@ -63,3 +63,12 @@ def test_weights_made_on_other_embeddings_are_refused(tmp_path: Path) -> None:
         path.write_text("{not json")
         with pytest.raises(CharterError, match=retrain):
             load(path)
+
+
+def test_threshold_at_fpr_flags_at_most_the_target_share() -> None:
+    from charter.guards.train import threshold_at_fpr
+
+    benign = [i / 100 for i in range(100)]  # 0.00 .. 0.99
+    threshold = threshold_at_fpr(benign, 0.02)
+    assert sum(s >= threshold for s in benign) == 2
+    assert sum(s >= threshold_at_fpr(benign, 0.0) for s in benign) == 0

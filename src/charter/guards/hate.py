@@ -107,6 +107,7 @@ def train_hate(
     from sklearn.linear_model import LogisticRegression
 
     from charter.datasets.guard_corpus import build_corpus
+    from charter.guards.train import threshold_at_fpr
 
     embedder = embedder or Embedder()
     rows = toxigen_rows()
@@ -127,9 +128,8 @@ def train_hate(
     intercept = float(model.intercept_[0])
     provisional = HateClassifier(coef, intercept, 0.5, {})
     scored = [(provisional.score(t, embedder), y) for t, y in val]
-    neutral = np.sort([s for s, y in scored if y == 0])
-    allowed = int(np.floor(target_fpr * len(neutral)))
-    threshold = float(neutral[len(neutral) - 1 - allowed]) + 1e-6
+    neutral = [s for s, y in scored if y == 0]
+    threshold = threshold_at_fpr(neutral, target_fpr)
     hits = sum(s >= threshold for s, y in scored if y == 1)
     false = sum(s >= threshold for s, y in scored if y == 0)
     report = {

@@ -3,6 +3,7 @@ here, and the value builds the guard. Heavy parts (MiniLM, presidio) load once p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from charter.guards.base import Guard
@@ -31,13 +32,10 @@ def shared_classifier(weights_path: str | None = None) -> InjectionClassifier:
     return _classifiers[weights_path]
 
 
-_hate: list[HateClassifier] = []
-
-
+@functools.cache
 def shared_hate() -> HateClassifier:
-    if not _hate:
-        _hate.append(HateClassifier.load())
-    return _hate[0]
+    """The packaged hate classifier, loaded once per process."""
+    return HateClassifier.load()
 
 
 def build_input_guards(

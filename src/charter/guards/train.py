@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,10 +87,9 @@ def train(
     )
     log(f"scoring {len(val_rows)} validation examples…")
     val_scores = _cascade_scores(val_rows, provisional, embedder)
-    benign = np.sort([s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 0])
+    benign = [s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 0]
     attacks = np.sort([s for s, e in zip(val_scores, val_rows, strict=True) if e.label == 1])
-    allowed_fp = int(np.floor(target_fpr * len(benign)))
-    threshold = float(benign[len(benign) - 1 - allowed_fp]) + 1e-6
+    threshold = threshold_at_fpr(benign, target_fpr)
     uncertain_below = float(min(threshold, np.quantile(attacks, 1 - band_tpr)))
     report = _report(val_rows, val_scores, threshold)
     meta = {
@@ -110,6 +109,13 @@ def train(
     }
     weights = ClassifierWeights(coef, intercept, threshold, uncertain_below, meta, triage)
     return weights, report
+
+
+def threshold_at_fpr(benign_scores: Sequence[float], target_fpr: float) -> float:
+    """The lowest threshold that flags at most `target_fpr` of these benign scores."""
+    ordered = np.sort(np.asarray(benign_scores, dtype=np.float64))
+    allowed = int(np.floor(target_fpr * len(ordered)))
+    return float(ordered[len(ordered) - 1 - allowed]) + 1e-6
 
 
 def _later_attack_windows(rows: list[Example]) -> list[str]:
