@@ -247,3 +247,17 @@ def test_bank_task_with_tools_on_the_real_model(
     assert [e["trigger"] for e in freeze.escalations] == ["approval"]
     state = json.loads((tmp_path / "bank.json").read_text())
     assert state["cards"]["4821"]["frozen"] is False
+
+
+def test_a_request_for_two_things_gets_two_calls_on_the_real_model(
+    qwen: LocalModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first decision counts the calls the request needs and makes that many."""
+    monkeypatch.setenv("ACME_BANK_STATE", str(tmp_path / "bank.json"))
+    charter = Charter(load_charter(ACME), model=qwen)
+    reply = charter.respond("What are the balances of my everyday and my premium accounts?")
+    detail = reply.trace["tools"].detail
+    assert detail["count"] == 2
+    ran = [s["decision"]["arguments"] for s in detail["steps"] if s.get("action") == "ran"]
+    assert sorted(a["account"] for a in ran) == ["everyday", "premium"]
+    assert "1234.56" in reply.text.replace(",", "")

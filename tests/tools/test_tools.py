@@ -193,8 +193,47 @@ def test_several_calls_in_one_answer_run_in_order_and_duplicates_run_once() -> N
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["ran", "ran", "answer"]
     assert reply.trace["tools"].detail["calls"] == 2
-    schema = model.calls[0].json_schema or {}
-    assert schema["properties"]["calls"]["maxItems"] == 4  # tool_limits.max_calls
+    # The first decision counts its calls (count_calls); the next one only lists them, at
+    # most tool_limits.max_calls.
+    first = model.calls[0].json_schema or {}
+    assert [b["properties"]["count"]["const"] for b in first["anyOf"]] == [0, 1, 2, 3, 4]
+    assert '"count": N' in model.calls[0].messages[0].content
+    following = model.calls[1].json_schema or {}
+    assert following["properties"]["calls"]["maxItems"] == 4
+
+
+def test_the_first_decision_is_held_to_the_count_it_states() -> None:
+    import jsonschema
+
+    from charter.spec.models import Tool
+    from charter.tools.loop import counted_decision_schema
+
+    tools = {"get_balance": load_tool(Tool.model_validate(TOOLS[0]))}
+    validator = jsonschema.Draft202012Validator(counted_decision_schema(tools, max_calls=3))
+    one = {"tool": "get_balance", "arguments": {"account": "everyday"}}
+    two = {"tool": "get_balance", "arguments": {"account": "premium"}}
+    assert validator.is_valid({"count": 2, "calls": [one, two]})
+    assert validator.is_valid({"count": 0, "calls": []})
+    assert not validator.is_valid({"count": 2, "calls": [one]})  # stopped after the first
+    assert not validator.is_valid({"count": 1, "calls": [one, two]})
+    assert not validator.is_valid({"count": 4, "calls": [one, two, one, two]})  # > max_calls
+    bad = {"tool": "get_balance", "arguments": {"account": "savings"}}
+    assert not validator.is_valid({"count": 1, "calls": [bad]})  # each call keeps its schema
+
+
+def test_the_stated_count_is_in_the_trace_and_can_be_turned_off() -> None:
+    counted = json.dumps(
+        {"count": 1, "calls": [json.loads(call("get_balance", account="premium"))]}
+    )
+    model = FakeModel([counted, json.dumps({"calls": []}), "8020.0 EUR."])
+    reply = Charter(spec(), model=model).respond("What's my premium balance?")
+    assert reply.trace["tools"].detail["count"] == 1
+    assert [s["action"] for s in reply.trace["tools"].detail["steps"]] == ["ran", "answer"]
+
+    model = FakeModel([call("get_balance", account="premium"), NONE, "8020.0 EUR."])
+    reply = Charter(spec(count_calls=False), model=model).respond("What's my premium balance?")
+    assert "count" not in reply.trace["tools"].detail
+    assert "anyOf" not in (model.calls[0].json_schema or {})
 
 
 def test_an_answer_naming_an_unknown_tool_is_fed_back() -> None:

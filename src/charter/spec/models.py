@@ -218,6 +218,12 @@ class ToolLimits(StrictModel):
         "an amount), that neither the conversation nor an earlier tool result contains: the "
         "model is told to ask the user instead of guessing.",
     )
+    count_calls: bool = Field(
+        default=True,
+        description="The turn's first tool decision states how many calls the request needs "
+        "now (one per item, place, value or step it names; 0 for none) and then makes exactly "
+        "that many: a small model otherwise stops after the first of several calls.",
+    )
 
 
 class Knowledge(StrictModel):

@@ -68,6 +68,8 @@ class ToolsStage:
         record.prompt_tokens += out.usage.prompt_tokens
         record.completion_tokens += out.usage.completion_tokens
         record.detail["steps"] = out.steps
+        if out.count is not None:
+            record.detail["count"] = out.count
         record.detail["calls"] = len([s for s in out.steps if s.get("action") == "ran"])
         if out.reason is not None:
             record.reason = out.reason

@@ -68,6 +68,47 @@ def decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) -> dict[st
     }
 
 
+def counted_decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) -> dict[str, Any]:
+    """`{"count": N, "calls": [...]}` with exactly N calls: one branch per N, so the grammar
+    holds the model to the count it wrote first. Asked for the turn's first decision: the
+    0.5B model, asked only for a list, stops after the first of several calls."""
+    call = decision_schema(tools, max_calls)["properties"]["calls"]["items"]
+    return {
+        "$defs": {"call": call},
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "count": {"const": n},
+                    "calls": {
+                        "type": "array",
+                        "items": {"$ref": "#/$defs/call"},
+                        "minItems": n,
+                        "maxItems": n,
+                    },
+                },
+                "required": ["count", "calls"],
+            }
+            for n in range(max_calls + 1)
+        ],
+    }
+
+
+FIRST_DECISION = (
+    'Reply with JSON only: {"count": N, "calls": [{"tool": NAME, "arguments": {...}}, ...]}. '
+    "First N, the number of tool calls the request needs now: one for each item, place, "
+    "person, value or step the request names (for example, 'the weather in Paris, Rome and "
+    "Oslo' needs 3 calls, 'the weather in Paris' needs 1); 0 when no tool fits, a required "
+    "value is missing, or you already have what you need. Then exactly N calls."
+)
+NEXT_DECISION = (
+    'Reply with JSON only: {"calls": [{"tool": NAME, "arguments": {...}}]} with one item per '
+    "call you need now (several when the request asks for several things), or "
+    '{"calls": []} when no tool fits, a required value is missing, or you already have what '
+    "you need."
+)
+
+
 def parse_decision(parsed: Any) -> list[dict[str, Any]]:
     """The calls of a decision: `{"calls": [...]}`, or a single `{"tool": NAME, ...}` (which
     `{"tool": "none"}` makes an empty list)."""
@@ -130,6 +171,8 @@ class LoopOutcome:
     reason: str | None = None
     """Why the loop stopped, when it did not stop because the model was done."""
     usage: Usage = field(default_factory=Usage)
+    count: int | None = None
+    """How many calls the first decision said the request needs (with `count_calls`)."""
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -363,18 +406,20 @@ class ToolLoop:
     ) -> list[dict[str, Any]]:
         if self.model.native_tools:
             return await self._decide_native(system_prompt, messages, transcript, out)
-        system = (
-            f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n"
-            'Reply with JSON only: {"calls": [{"tool": NAME, "arguments": {...}}]} with one '
-            "item per call you need now (several when the request asks for several things), "
-            'or {"calls": []} when no tool fits, a required value is missing, or you already '
-            "have what you need."
+        # The turn's first decision counts its calls before making them (`count_calls`);
+        # later ones, after results or feedback, only list them.
+        counted = self.limits.count_calls and not transcript
+        schema = (counted_decision_schema if counted else decision_schema)(
+            self.tools, self.limits.max_calls
+        )
+        system = f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n" + (
+            FIRST_DECISION if counted else NEXT_DECISION
         )
         request = ChatRequest(
             messages=[Message(role="system", content=system), *messages, *transcript],
             max_tokens=self.max_tokens,
             temperature=0.0,
-            json_schema=decision_schema(self.tools, self.limits.max_calls),
+            json_schema=schema,
         )
         completion = await self.model.acomplete(request)
         out.usage = out.usage + completion.usage
@@ -382,6 +427,8 @@ class ToolLoop:
             parsed = json.loads(completion.text)
         except ValueError as exc:
             raise UnreadableDecision(f"{exc}: {completion.text[:200]}") from None
+        if counted and isinstance(parsed, dict) and isinstance(parsed.get("count"), int):
+            out.count = parsed["count"]
         return parse_decision(parsed)
 
     async def _run(
