@@ -1,12 +1,14 @@
 """Function calling on BFCL: the raw model prompted with the functions vs Charter's tool layer.
 
     .venv/bin/python bench/tasks/bench_bfcl.py [--limit 30] [--categories simple_python,...]
-        [--min-relevance 0.25] [--threads 2] [--dev]
+        [--min-relevance 0.25] [--threads 2] [--dev] [--model qwen2.5-coder-0.5b]
+        [--ways raw,charter]
 
 Cases: the test half (odd rows) of each category (`charter.eval.bfcl.split`); `--dev` runs
 the development half instead (what the tool layer was tried on while it was built: never
 report it). `--limit` takes a seeded sample per category. One loaded model
-(Qwen2.5-Coder-0.5B Q4_K_M, greedy), the same cases both ways, one run:
+(Qwen2.5-Coder-0.5B Q4_K_M by default, `--model` for another in the catalog; greedy),
+the same cases both ways (`--ways` for one of them), one run:
 
 - raw: BFCL-style prompt (the functions as JSON, "answer with [f(a=1), ...]"), parsed leniently;
 - charter: `charter.tools.loop.ToolLoop` behind the relevance filter (`--min-relevance`, the
@@ -15,7 +17,8 @@ report it). `--limit` takes a seeded sample per category. One loaded model
 Both are checked by the same AST rules (`charter.eval.bfcl.check`). Prints accuracy per
 category with Wilson 95% intervals, the calling categories pooled (all but irrelevance), the
 difference charter - raw in points, seconds and tokens per case. Writes
-bench/results/bfcl.json.
+bench/results/bfcl.json (`bfcl-dev.json` with `--dev`; the model's name is added for another
+model).
 """
 
 from __future__ import annotations
@@ -46,8 +49,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dev", action="store_true", help="the development half (not reported)")
+    parser.add_argument("--model", default=weights.DEFAULT_MODEL, help="a catalog model name")
+    parser.add_argument("--ways", default="raw,charter", help="raw, charter or both")
     args = parser.parse_args()
-    model = LocalModel(weights.resolve(weights.DEFAULT_MODEL), threads=args.threads)
+    ways = tuple(w for w in ("raw", "charter") if w in args.ways.split(","))
+    if not ways:
+        parser.error("--ways: name raw, charter or both")
+    model = LocalModel(weights.resolve(args.model), threads=args.threads)
     limits = ToolLimits(min_relevance=args.min_relevance)
     rows: list[dict[str, Any]] = []
     for category in args.categories.split(","):
@@ -56,7 +64,7 @@ def main() -> None:
         cases = random.Random(f"{args.seed}:{category}").sample(pool, min(args.limit, len(pool)))
         for i, case in enumerate(cases, 1):
             row: dict[str, Any] = {"category": category, "id": case.id}
-            for way in ("raw", "charter"):
+            for way in ways:
                 started = time.perf_counter()
                 tokens = 0
                 try:
@@ -77,28 +85,29 @@ def main() -> None:
                     "tokens": tokens,
                 }
             rows.append(row)
-            print(
-                f"{category} {i}/{len(cases)} {case.id}: raw {'ok' if row['raw']['ok'] else 'x'}"
-                f" charter {'ok' if row['charter']['ok'] else 'x'}",
-                flush=True,
-            )
+            marks = " ".join(f"{way} {'ok' if row[way]['ok'] else 'x'}" for way in ways)
+            print(f"{category} {i}/{len(cases)} {case.id}: {marks}", flush=True)
     model.close()
-    summary = summarise(rows)
-    summary["settings"] = {**vars(args), "model": weights.DEFAULT_MODEL}
+    summary = summarise(rows, ways)
+    summary["settings"] = vars(args)
     print()
-    print(f"{'category':<16}{'raw':<30}{'charter':<30}{'diff':>7}")
+    print(f"{'category':<16}" + "".join(f"{way:<30}" for way in ways) + f"{'diff':>7}")
     for name, result in summary["categories"].items():
-        diff = 100 * (result["charter"]["rate"] - result["raw"]["rate"])
-        print(f"{name:<16}{result['raw']['text']:<30}{result['charter']['text']:<30}{diff:>+6.1f}")
-    for way in ("raw", "charter"):
+        texts = "".join(f"{result[way]['text']:<30}" for way in ways)
+        diff = 100 * (result["charter"]["rate"] - result["raw"]["rate"]) if len(ways) == 2 else 0
+        print(f"{name:<16}{texts}" + (f"{diff:>+6.1f}" if len(ways) == 2 else ""))
+    for way in ways:
         print(f"{way}: {summary['cost'][way]}")
-    out = ROOT / "bench" / "results" / ("bfcl-dev.json" if args.dev else "bfcl.json")
+    stem = "bfcl-dev" if args.dev else "bfcl"
+    if args.model != weights.DEFAULT_MODEL:
+        stem += f"-{args.model}"
+    out = ROOT / "bench" / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], ways: tuple[str, ...]) -> dict[str, Any]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["category"], []).append(row)
@@ -108,7 +117,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     categories: dict[str, Any] = {}
     for name, group in groups.items():
         categories[name] = {}
-        for way in ("raw", "charter"):
+        for way in ways:
             rate = Rate(sum(r[way]["ok"] for r in group), len(group))
             categories[name][way] = {**rate.to_dict(), "text": str(rate)}
     cost = {
@@ -116,7 +125,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "s_per_case_mean": round(statistics.fmean(r[way]["s"] for r in rows), 2),
             "tokens_per_case_mean": round(statistics.fmean(r[way]["tokens"] for r in rows), 1),
         }
-        for way in ("raw", "charter")
+        for way in ways
     }
     return {"categories": categories, "cost": cost}
 

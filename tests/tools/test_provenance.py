@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from charter import Charter, FakeModel
-from charter.tools.provenance import numbers_in, unsupported_values
+from charter.tools.provenance import numbers_in, unsupported_values, variants
 from tests.tools.test_tools import spec
 
 SCHEMA = {
@@ -93,3 +93,83 @@ def test_a_guess_repeated_after_feedback_is_still_refused() -> None:
     reply = Charter(spec(max_retries=1), model=model).respond("Please freeze my card")
     actions = [s["action"] for s in reply.trace["tools"].detail["steps"]]
     assert actions == ["invalid", "invalid"] and not reply.escalations
+
+
+TODO = {
+    "todo": {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["add", "delete", "mark_done"]},
+            "content": {"type": "string"},
+            "urgent": {"type": "boolean"},
+        },
+    }
+}
+
+
+def todo(**arguments: object) -> dict[str, object]:
+    return {"tool": "todo", "arguments": arguments}
+
+
+def test_calls_that_only_fan_out_over_options_nobody_asked_for_are_found() -> None:
+    asked = "can you create a todo for 'go shopping at 9 pm'"
+    add = todo(type="add", content="go shopping at 9 pm")
+    # Another enum member, a flipped flag, an argument left out: none was asked for.
+    fanned = [
+        add,
+        todo(type="delete", content="go shopping at 9 pm"),
+        todo(type="mark_done", content="go shopping at 9 pm"),
+    ]
+    found = variants(fanned, TODO, asked)
+    assert sorted(found) == [1, 2]
+    assert "type='delete'" in found[1]
+    flagged = {**add, "arguments": {**add["arguments"], "urgent": True}}
+    assert variants([flagged, {**add}], TODO, asked) == {
+        1: found[1].replace("type='delete'", "urgent='(left out)'")
+    }
+    flipped = {**add, "arguments": {**add["arguments"], "urgent": False}}
+    assert list(variants([flagged, flipped], TODO, asked)) == [1]
+
+
+def test_calls_the_request_asks_for_are_not_variants() -> None:
+    # The differing enum member is named (spelled with a space for "mark_done"); free text
+    # and other tools are not judged.
+    both = "add 'call mum' and mark done 'pay rent'"
+    calls = [todo(type="add", content="call mum"), todo(type="mark_done", content="call mum")]
+    assert variants(calls, TODO, both) == {}
+    texts = [todo(type="add", content="call mum"), todo(type="add", content="pay rent")]
+    assert variants(texts, TODO, "add two todos") == {}
+    other = [todo(type="add", content="x"), {"tool": "notes", "arguments": {"type": "delete"}}]
+    assert variants(other, TODO, "add x") == {}
+    # "both", "all", "each", "every": every option may be meant.
+    fanned = [todo(type="add", content="x"), todo(type="delete", content="x")]
+    assert list(variants(fanned, TODO, "add x")) == [1]
+    assert variants(fanned, TODO, "do both with x") == {}
+    # Codes are named in other words: not judged.
+    money = {"convert": {"properties": {"to": {"type": "string", "enum": ["EUR", "JPY"]}}}}
+    codes = [{"tool": "convert", "arguments": {"to": t}} for t in ("EUR", "JPY")]
+    assert variants(codes, money, "100 dollars in euros and yen") == {}
+
+
+def test_a_fanned_out_call_is_not_run_and_the_model_is_told_why() -> None:
+    decision = json.dumps(
+        {
+            "calls": [
+                {"tool": "get_balance", "arguments": {"account": "everyday"}},
+                {"tool": "get_balance", "arguments": {"account": "premium"}},
+            ]
+        }
+    )
+    model = FakeModel([decision, json.dumps({"calls": []}), "Your everyday balance."])
+    reply = Charter(spec(), model=model).respond("What is my everyday balance?")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["ran", "variant", "answer"]
+    assert "account='premium'" in steps[1]["error"]
+    fed_back = model.calls[1].messages[-1].content
+    assert "not run: only account='premium' differs" in fed_back
+
+    # Asked for both: both run.
+    model = FakeModel([decision, json.dumps({"calls": []}), "Both balances."])
+    reply = Charter(spec(), model=model).respond("Balances of my everyday and premium accounts?")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["ran", "ran", "answer"]

@@ -36,7 +36,7 @@ from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage
-from charter.tools.provenance import ground_arguments
+from charter.tools.provenance import ground_arguments, variants
 from charter.tools.registry import InvalidArguments, ToolError
 
 if TYPE_CHECKING:
@@ -241,7 +241,11 @@ class ToolLoop:
                 out.steps.append({"decision": {"tool": "none"}, "action": "answer"})
                 break
             progressed = False
-            for decision in calls:
+            # What the user and system said, and what tools returned: not the model's own
+            # earlier calls, which would vouch for their own guesses.
+            sources = "\n".join([*(m.content for m in messages), *evidence])
+            fanned = self._variants(calls, sources)
+            for index, decision in enumerate(calls):
                 if len(out.results) >= self.limits.max_calls:
                     out.reason = f"stopped: {self.limits.max_calls} calls is this turn's limit"
                     break
@@ -249,6 +253,10 @@ class ToolLoop:
                 out.steps.append(step)
                 name = str(decision.get("tool"))
                 call = f"{name}({json.dumps(decision.get('arguments'), sort_keys=True)})"
+                if index in fanned:
+                    step.update(action="variant", error=fanned[index])
+                    transcript += feedback(call, f"not run: {fanned[index]}")
+                    continue
                 tool = self.tools.get(name)
                 if tool is None:
                     step.update(action="invalid", error=f"no tool named {name}")
@@ -263,9 +271,6 @@ class ToolLoop:
                     transcript += feedback(call, f"not run, invalid arguments: {exc}")
                     continue
                 if self.limits.grounded_arguments:
-                    # What the user and system said, and what tools returned: not the
-                    # model's own earlier calls, which would vouch for their own guesses.
-                    sources = "\n".join([*(m.content for m in messages), *evidence])
                     grounded = ground_arguments(arguments, tool.spec.parameters, sources)
                     if grounded.refused:
                         values = grounded.refused
@@ -350,10 +355,14 @@ class ToolLoop:
             out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
             return [], out
         sources = "\n".join(m.content for m in messages)
+        fanned = self._variants(decided, sources)
         calls: list[dict[str, Any]] = []
-        for decision in decided:
+        for index, decision in enumerate(decided):
             step: dict[str, Any] = {"decision": decision}
             out.steps.append(step)
+            if index in fanned:
+                step.update(action="variant", error=fanned[index])
+                continue
             tool = self.tools.get(str(decision.get("tool")))
             if tool is None:
                 step.update(action="invalid", error="no such tool")
@@ -374,6 +383,14 @@ class ToolLoop:
             step["action"] = "proposed"
             calls.append({"name": tool.name, "arguments": arguments})
         return calls, out
+
+    def _variants(self, calls: list[dict[str, Any]], sources: str) -> dict[int, str]:
+        """Calls that only fan out over options nobody asked for (`provenance.variants`),
+        checked with `grounded_arguments`."""
+        if not self.limits.grounded_arguments:
+            return {}
+        schemas = {name: tool.spec.parameters for name, tool in self.tools.items()}
+        return variants(calls, schemas, sources)
 
     def _over_budget(self, out: LoopOutcome) -> str | None:
         """Why the turn's tool budget is spent (tokens, or cost at the model's price)."""

@@ -111,3 +111,63 @@ def ground_arguments(arguments: dict[str, Any], schema: dict[str, Any], sources:
     dropped = {arg for arg, _ in guessed}
     kept = {k: v for k, v in arguments.items() if k not in dropped}
     return Grounded(kept, [], [value for _, value in guessed])
+
+
+_ABSENT = object()
+
+
+def _judged(member: str) -> bool:
+    """An enum member written as a word ("delete", "most_frequent"), not a code ("es",
+    "JPY"), which a request names in other words ("Spanish", "yen")."""
+    return len(member) >= 4 and not member.isupper()
+
+
+_EVERY = re.compile(r"\b(both|all|each|every|any)\b")
+
+
+def _named(value: Any, prop: dict[str, Any], text: str) -> bool:
+    """Whether the request names `value`: an enum member written as a word appears in it (as
+    written, or with `_`/`-` read as spaces); a flag or a missing value is never named. Other
+    values are not judged here (numbers have `unsupported_values`; free text may be a
+    paraphrase)."""
+    if value is _ABSENT or isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str) and value in prop.get("enum", []) and _judged(value):
+        spelled = value.lower()
+        return spelled in text or re.sub(r"[_-]+", " ", spelled) in text
+    return True
+
+
+def variants(
+    calls: list[dict[str, Any]], schemas: dict[str, dict[str, Any]], sources: str
+) -> dict[int, str]:
+    """Calls of one decision that repeat an earlier call of the same tool except for values
+    the request never names (another member of an enum, a flipped flag, an argument left
+    out): the model fanning out over a parameter's options rather than the request asking
+    for several things ("add a todo" → add and delete). A request that says "both", "all",
+    "each", "every" or "any" may mean every option, so then none is a variant. Index → why."""
+    text = sources.lower()
+    found: dict[int, str] = {}
+    if _EVERY.search(text):
+        return found
+    for i, call in enumerate(calls):
+        arguments = call.get("arguments")
+        if not isinstance(arguments, dict):
+            continue
+        properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
+        for earlier in calls[:i]:
+            before = earlier.get("arguments")
+            if earlier.get("tool") != call.get("tool") or not isinstance(before, dict):
+                continue
+            keys = sorted(set(arguments) | set(before))
+            differ = [k for k in keys if arguments.get(k, _ABSENT) != before.get(k, _ABSENT)]
+            unnamed = [
+                k
+                for k in differ
+                if not _named(arguments.get(k, _ABSENT), properties.get(k, {}), text)
+            ]
+            if differ and unnamed == differ:
+                shown = ", ".join(f"{k}={arguments.get(k, '(left out)')!r}" for k in differ)
+                found[i] = f"only {shown} differs from an earlier call, and nobody asked for it"
+                break
+    return found
