@@ -225,12 +225,16 @@ def test_user_stated_rules_are_kept_on_the_real_model(qwen: LocalModel) -> None:
     assert reply.trace["critique"].detail["user_requests"] == ["asked.no_comma", "asked.lowercase"]
 
 
-def test_bank_task_with_tools_on_the_real_model(
-    qwen: LocalModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Look up a balance, then ask to freeze a card: the freeze waits for a human."""
+@pytest.fixture
+def bank(qwen: LocalModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Charter:
+    """The acme-bank charter on the real model, with its fake bank's state in tmp_path."""
     monkeypatch.setenv("ACME_BANK_STATE", str(tmp_path / "bank.json"))
-    charter = Charter(load_charter(ACME), model=qwen)
+    return Charter(load_charter(ACME), model=qwen)
+
+
+def test_bank_task_with_tools_on_the_real_model(bank: Charter, tmp_path: Path) -> None:
+    """Look up a balance, then ask to freeze a card: the freeze waits for a human."""
+    charter = bank
     balance = charter.respond("What is the balance of my everyday account?")
     first = balance.trace["tools"].detail["steps"][0]
     assert first["decision"]["tool"] == "get_balance"
@@ -249,13 +253,9 @@ def test_bank_task_with_tools_on_the_real_model(
     assert state["cards"]["4821"]["frozen"] is False
 
 
-def test_a_request_for_two_things_gets_two_calls_on_the_real_model(
-    qwen: LocalModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_request_for_two_things_gets_two_calls_on_the_real_model(bank: Charter) -> None:
     """The first decision counts the calls the request needs and makes that many."""
-    monkeypatch.setenv("ACME_BANK_STATE", str(tmp_path / "bank.json"))
-    charter = Charter(load_charter(ACME), model=qwen)
-    reply = charter.respond("What are the balances of my everyday and my premium accounts?")
+    reply = bank.respond("What are the balances of my everyday and my premium accounts?")
     detail = reply.trace["tools"].detail
     assert detail["count"] == 2
     ran = [s["decision"]["arguments"] for s in detail["steps"] if s.get("action") == "ran"]
