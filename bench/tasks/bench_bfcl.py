@@ -91,11 +91,14 @@ def main() -> None:
     summary = summarise(rows, ways)
     summary["settings"] = vars(args)
     print()
-    print(f"{'category':<16}" + "".join(f"{way:<30}" for way in ways) + f"{'diff':>7}")
+    both = len(ways) == 2  # the difference charter - raw needs both ways
+    header = f"{'category':<16}" + "".join(f"{way:<30}" for way in ways)
+    print(header + (f"{'diff':>7}" if both else ""))
     for name, result in summary["categories"].items():
-        texts = "".join(f"{result[way]['text']:<30}" for way in ways)
-        diff = 100 * (result["charter"]["rate"] - result["raw"]["rate"]) if len(ways) == 2 else 0
-        print(f"{name:<16}{texts}" + (f"{diff:>+6.1f}" if len(ways) == 2 else ""))
+        line = f"{name:<16}" + "".join(f"{result[way]['text']:<30}" for way in ways)
+        if both:
+            line += f"{100 * (result['charter']['rate'] - result['raw']['rate']):>+6.1f}"
+        print(line)
     for way in ways:
         print(f"{way}: {summary['cost'][way]}")
     stem = "bfcl-dev" if args.dev else "bfcl"
