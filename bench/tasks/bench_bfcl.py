@@ -1,7 +1,7 @@
 """Function calling on BFCL: the raw model prompted with the functions vs Charter's tool layer.
 
     .venv/bin/python bench/tasks/bench_bfcl.py [--limit 30] [--categories simple_python,...]
-        [--min-relevance 0.25] [--threads 2] [--dev] [--model qwen2.5-coder-0.5b]
+        [--min-relevance P] [--threads 2] [--dev] [--model qwen2.5-coder-0.5b]
         [--ways raw,charter]
 
 Cases: the test half (odd rows) of each category (`charter.eval.bfcl.split`); `--dev` runs
@@ -11,8 +11,9 @@ report it). `--limit` takes a seeded sample per category. One loaded model
 the same cases both ways (`--ways` for one of them), one run:
 
 - raw: BFCL-style prompt (the functions as JSON, "answer with [f(a=1), ...]"), parsed leniently;
-- charter: `charter.tools.loop.ToolLoop` behind the relevance filter (`--min-relevance`, the
-  charter default 0.25), schema-forced decisions, validation and retries, loop stop.
+- charter: `charter.tools.loop.ToolLoop` behind the relevance gate (`--min-relevance`, by
+  default the gate's own threshold; -1 offers every function), schema-forced decisions,
+  validation and retries, loop stop.
 
 Both are checked by the same AST rules (`charter.eval.bfcl.check`). Prints accuracy per
 category with Wilson 95% intervals, the calling categories pooled (all but irrelevance), the
@@ -37,6 +38,7 @@ from charter.models import weights
 from charter.models.local import LocalModel
 from charter.spec.models import ToolLimits
 from charter.stats import Rate
+from charter.tools.relevance import threshold
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +91,7 @@ def main() -> None:
             print(f"{category} {i}/{len(cases)} {case.id}: {marks}", flush=True)
     model.close()
     summary = summarise(rows, ways)
-    summary["settings"] = vars(args)
+    summary["settings"] = {**vars(args), "min_relevance": threshold(args.min_relevance)}
     print()
     both = len(ways) == 2  # the difference charter - raw needs both ways
     header = f"{'category':<16}" + "".join(f"{way:<30}" for way in ways)

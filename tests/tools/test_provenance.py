@@ -48,6 +48,41 @@ def test_invented_figures_are_found_wherever_they_are() -> None:
     ]
 
 
+NAMED = {
+    "type": "object",
+    "properties": {
+        "team": {"type": "string"},
+        "city": {"type": "string"},
+        "region": {"type": "string"},
+        "symbol": {"type": "string"},
+        "filters": {"type": "object"},
+        "places": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def test_invented_names_are_found_and_names_given_in_other_forms_are_not() -> None:
+    text = "Who won the last world cup? Also the weather in NYC and Apple's share price."
+    arguments = {
+        "team": "Manchester United",  # nobody named it
+        "city": "New York City",  # spelled out from "NYC"
+        "region": "worldwide",  # lower-case text is not judged
+        "symbol": "AAPL",  # a code
+        "filters": {"league": "Premier League"},  # an object's fields are not judged
+        "places": ["Paris", "Cup of the World"],  # one word given is enough
+    }
+    assert unsupported_values(arguments, NAMED, text) == [
+        ("team", "team='Manchester United'"),
+        ("places", "places[0]='Paris'"),
+    ]
+    assert unsupported_values({"team": "Manchester United"}, NAMED, "Did Manchester win?") == []
+
+
+def test_names_are_not_judged_against_a_request_in_another_script() -> None:
+    request = "请帮我检索一下'红星科技'公司目前所有未解决的工单"
+    assert unsupported_values({"team": "Red Star Technology"}, NAMED, request) == []
+
+
 def test_a_guessed_card_number_is_not_run_and_the_model_is_told_to_ask() -> None:
     guess = json.dumps({"tool": "freeze_card", "arguments": {"last4": "4821"}})
     model = FakeModel([guess, json.dumps({"calls": []}), "Which card should I freeze?"])

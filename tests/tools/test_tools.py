@@ -169,11 +169,30 @@ def test_an_injected_tool_result_is_withheld(tmp_path: Path) -> None:
 
 
 def test_no_tool_call_is_asked_when_no_tool_is_relevant() -> None:
-    relevant = CharterSpec.model_validate(
-        {**spec().model_dump(), "tool_limits": {"min_relevance": 0.25}}
-    )
+    gated = CharterSpec.model_validate({**spec().model_dump(), "tool_limits": {}})
     model = FakeModel(["We open at nine."])
-    reply = Charter(relevant, model=model).respond("What time do branches open on Saturday?")
+    reply = Charter(gated, model=model).respond("What time do branches open on Saturday?")
+    assert len(model.calls) == 1
+    assert "no tool relevant" in (reply.trace["tools"].reason or "")
+
+
+def test_the_gate_offers_the_tool_a_message_asks_for_first() -> None:
+    gated = CharterSpec.model_validate({**spec().model_dump(), "tool_limits": {}})
+    model = FakeModel([call("get_balance", account="premium"), NONE, "It is 10.00 EUR."])
+    reply = Charter(gated, model=model).respond("What is the balance of my premium account?")
+    record = reply.trace["tools"]
+    assert record.detail["offered"][0] == "get_balance"
+    scores = record.detail["relevance"]
+    assert scores["get_balance"] > scores["freeze_card"]
+    assert [s["action"] for s in record.detail["steps"]] == ["ran", "answer"]
+
+
+def test_an_explicit_min_relevance_overrides_the_gate_threshold() -> None:
+    strict = CharterSpec.model_validate(
+        {**spec().model_dump(), "tool_limits": {"min_relevance": 0.999}}
+    )
+    model = FakeModel(["I can't look that up."])
+    reply = Charter(strict, model=model).respond("What is the balance of my premium account?")
     assert len(model.calls) == 1
     assert "no tool relevant" in (reply.trace["tools"].reason or "")
 

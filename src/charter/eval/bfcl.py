@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 from charter.datasets.locate import dataset_path
 from charter.models.base import ChatRequest, Message
 from charter.spec.models import ToolLimits
-from charter.tools.loop import ToolLoop, offer, relevance
+from charter.tools.loop import ToolLoop
 from charter.tools.registry import LoadedTool, client_tools
+from charter.tools.relevance import offer, relevance
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel, Usage

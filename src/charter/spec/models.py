@@ -205,12 +205,13 @@ class ToolLimits(StrictModel):
         description="What the tool decisions of one turn may cost, in the chat model's price "
         "currency (needs models.chat.price).",
     )
-    min_relevance: float = Field(
-        default=0.25,
+    min_relevance: float | None = Field(
+        default=None,
         ge=-1.0,
         le=1.0,
-        description="Skip tool use (no model call) when no tool's description is at least this "
-        "similar to the message (MiniLM cosine); -1 asks the model every turn.",
+        description="The relevance gate's score (0-1) a tool needs to be offered for a "
+        "message; with none, tool use is skipped (no model call). Unset: the gate's own "
+        "threshold, chosen on BFCL's development half; -1 offers every tool every turn.",
     )
     grounded_arguments: bool = Field(
         default=True,

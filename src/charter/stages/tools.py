@@ -1,8 +1,8 @@
 """Tools stage: let the model call the charter's tools, safely, before it answers.
 
-Tools are offered most relevant first (MiniLM cosine between the message and each tool's
-name and description), and only those at or above `tool_limits.min_relevance`; a message
-no tool resembles skips tool use at no model cost. The calls themselves go through
+Tools are offered most relevant first, and only those the relevance gate
+(`charter.tools.relevance`) scores at or above `tool_limits.min_relevance`; a message no tool
+fits skips tool use at no model cost. The calls themselves go through
 `charter.tools.loop.ToolLoop` (schema-forced decisions, validation and bounded retries,
 loop detection, approval for dangerous tools, timeouts, the injection guard on results).
 The results go into the system prompt for the final answer (and into the grounding check's
@@ -16,7 +16,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from charter.stages.escalate import handoff_message
-from charter.tools.loop import ToolLoop, offer, relevance
+from charter.tools.loop import ToolLoop
+from charter.tools.relevance import offer, relevance
 
 if TYPE_CHECKING:
     from charter.guards.base import Guard

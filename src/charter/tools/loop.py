@@ -135,30 +135,6 @@ def tool_menu(tools: dict[str, LoadedTool]) -> str:
     return "\n".join(lines)
 
 
-def relevance(
-    message: str, tools: dict[str, LoadedTool], min_relevance: float = 0.0
-) -> dict[str, float]:
-    """MiniLM cosine between the message and each tool's name and description; every tool
-    scores 1.0 without embedding anything when `min_relevance` is -1 (offer them all)."""
-    if min_relevance <= -1:
-        return dict.fromkeys(tools, 1.0)
-    from charter.guards.embedder import shared_embedder
-
-    texts = [f"{t.name.replace('_', ' ')}: {t.spec.description}" for t in tools.values()]
-    vectors = shared_embedder().embed([message, *texts])
-    scores = vectors[1:] @ vectors[0]
-    return {name: float(score) for name, score in zip(tools, scores, strict=True)}
-
-
-def offer(
-    tools: dict[str, LoadedTool], scores: dict[str, float], min_relevance: float
-) -> dict[str, LoadedTool]:
-    """The tools at or above `min_relevance`, most relevant first: a small model picks the
-    right tool more often from a short, ordered menu."""
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    return {name: tools[name] for name, score in ranked if score >= min_relevance}
-
-
 class UnreadableDecision(ModelError):
     """The model's decision was not JSON (cut off by the token limit, or not grammar-forced)."""
 

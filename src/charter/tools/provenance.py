@@ -1,13 +1,24 @@
-"""Where a tool call's values come from: a call must not carry figures nobody gave.
+"""Where a tool call's values come from: a call must not carry figures or names nobody gave.
 
 Small models fill required arguments with plausible inventions (a card's last four digits, a
 date, an amount) rather than ask. `unsupported_values` finds the values of a call that carry
 digits (numbers, and strings such as dates, account or card numbers) and appear nowhere in
 the conversation or in earlier tool results. Values the tool's schema itself offers (an enum
 member, the default) are fine, and so are percentages written either way (7 % vs 0.07).
-Text without digits is not checked: a paraphrase ("Spanish" → "es-ES") is legitimate there;
-nor are runs of one or two digits inside text (a month or an hour is often derived: "21
-February" → "2024-02-21"). Numbers may be written as words up to twelve.
+Runs of one or two digits inside text are not checked (a month or an hour is often derived:
+"21 February" → "2024-02-21"). Numbers may be written as words up to twelve.
+
+Names are held to the same rule, loosely, because a paraphrase ("Spanish" → "es-ES") is
+legitimate: a text value with a capitalised word of four letters or more ("Manchester
+United", "Jupiter", "Paris") must share a word with the sources (`charter.tools.words`:
+"Tolls" matches "toll"), or be spelled out from initials they hold ("New York City" for
+"NYC"). On BFCL's irrelevance questions the small model fills required names with
+inventions ("Who won the last world cup?" → `team_name="Manchester United"`). Lower-case
+text ("medium", "worldwide") is not judged: requests name such values in other words
+("woman tennis" → "women", "liquid to gas" → "vaporization"), and holding them back lost
+correct calls on BFCL's calling questions. Nor are codes (`AAPL`, `es-ES`), the fields of
+objects, or any text when the sources are mostly in a script other than Latin (the value
+may be a translation).
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from charter.tools.words import Vocabulary, content_words, non_latin
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _WORDS = {
@@ -45,6 +58,21 @@ def _digit_runs(text: str) -> list[str]:
     return re.findall(r"\d{3,}", text)
 
 
+_NAME = re.compile(r"\b[A-Z][a-z]{3,}")
+
+
+def _supported(text: str, vocabulary: Vocabulary, foreign: bool) -> bool:
+    """`text` shares a word with the sources, is spelled out from initials they hold ("New
+    York City" for "NYC"), or is not judged: no capitalised word of four letters or more, a
+    code ("AAPL", "es-ES"), any text when the sources are mostly not in Latin script."""
+    if foreign or not _NAME.search(text):
+        return True
+    if vocabulary.shared(content_words(text)):
+        return True
+    words = re.findall(r"[a-z]+", text.lower())
+    return 2 <= len(words) <= 5 and "".join(w[0] for w in words) in vocabulary.words
+
+
 def _given(value: float, known: set[float]) -> bool:
     """`value` is one of the numbers given, or one of them as a percentage either way."""
     return any(
@@ -56,10 +84,12 @@ def _given(value: float, known: set[float]) -> bool:
 def unsupported_values(
     arguments: dict[str, Any], schema: dict[str, Any], sources: str
 ) -> list[tuple[str, str]]:
-    """(argument, `path=value`) for each value of `arguments` with digits that `sources`
-    does not hold; `argument` is the top-level argument the value sits in."""
+    """(argument, `path=value`) for each value of `arguments` that `sources` does not
+    hold (see the module doc); `argument` is the top-level argument the value sits in."""
     known = numbers_in(sources)
     runs = set(_digit_runs(sources))
+    vocabulary = Vocabulary(sources)
+    foreign = non_latin(sources)
     problems: list[tuple[str, str]] = []
     top = ""
 
@@ -74,7 +104,9 @@ def unsupported_values(
                 problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, str):
             missing = [r for r in _digit_runs(value) if r not in runs]
-            if missing:
+            # objects' fields are not judged
+            named = "." in path or _supported(value, vocabulary, foreign)
+            if missing or not named:
                 problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, list):
             items = prop.get("items", {}) if isinstance(prop.get("items"), dict) else {}
