@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from charter import Charter, FakeModel
+from charter.spec import CharterSpec
 from charter.tools.provenance import numbers_in, unsupported_values, variants
 from tests.tools.test_tools import spec
 
@@ -208,3 +210,80 @@ def test_a_fanned_out_call_is_not_run_and_the_model_is_told_why() -> None:
     reply = Charter(spec(), model=model).respond("Balances of my everyday and premium accounts?")
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["ran", "ran", "answer"]
+
+
+def test_earlier_calls_of_the_turn_count_and_every_counts_only_in_the_request() -> None:
+    asked = "add a todo 'go to Goa'"
+    add = todo(type="add", content="go to Goa")
+    delete = todo(type="delete", content="go to Goa")
+    assert list(variants([delete], TODO, asked, earlier=[add])) == [0]
+    # "all" in a tool result is not the user asking for every option.
+    sources = asked + '\n{"todos": "all saved"}'
+    assert list(variants([delete], TODO, sources, request=asked, earlier=[add])) == [0]
+    assert variants([delete], TODO, sources, earlier=[add]) == {}
+
+
+def test_another_option_after_a_result_runs_only_when_the_result_was_empty(
+    tmp_path: Path,
+) -> None:
+    shops = tmp_path / "shops.py"
+    shops.write_text(
+        "def find(city, open_now=True):\n"
+        "    return [] if open_now else [{'name': 'Late Books'}]\n"
+        "def todo(type, content):\n"
+        "    return {'done': type}\n"
+    )
+    tools = [
+        {
+            "name": "find_shops",
+            "description": "Find bookshops in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "open_now": {"type": "boolean"}},
+                "required": ["city"],
+            },
+            "implementation": f"{shops}:find",
+        },
+        {
+            "name": "todo",
+            "description": "Add or delete a todo",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "enum": ["add", "delete"]},
+                    "content": {"type": "string"},
+                },
+                "required": ["type", "content"],
+            },
+            "implementation": f"{shops}:todo",
+        },
+    ]
+    charter = CharterSpec.model_validate({**spec().model_dump(), "tools": tools})
+
+    def decision(tool: str, **arguments: object) -> str:
+        return json.dumps({"calls": [{"tool": tool, "arguments": arguments}]})
+
+    # An empty result: trying the other value of the flag is a fair retry.
+    model = FakeModel(
+        [
+            decision("find_shops", city="Leeds", open_now=True),
+            decision("find_shops", city="Leeds", open_now=False),
+            json.dumps({"calls": []}),
+            "Late Books.",
+        ]
+    )
+    reply = Charter(charter, model=model).respond("Bookshops in Leeds open now?")
+    assert [s["action"] for s in reply.trace["tools"].detail["steps"]] == ["ran", "ran", "answer"]
+
+    # A result: undoing it with an option nobody asked for does not run.
+    model = FakeModel(
+        [
+            decision("todo", type="add", content="go to Goa"),
+            decision("todo", type="delete", content="go to Goa"),
+            json.dumps({"calls": []}),
+            "Added.",
+        ]
+    )
+    reply = Charter(charter, model=model).respond("I need to remember to 'go to Goa'")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["ran", "variant", "answer"]

@@ -135,6 +135,10 @@ def tool_menu(tools: dict[str, LoadedTool]) -> str:
     return "\n".join(lines)
 
 
+_EMPTY = ("[]", "{}", "null", '""')
+"""Results that return nothing: another option may be worth a try after them."""
+
+
 class UnreadableDecision(ModelError):
     """The model's decision was not JSON (cut off by the token limit, or not grammar-forced)."""
 
@@ -185,6 +189,7 @@ class ToolLoop:
         transcript: list[Message] = []
         seen: set[str] = set()
         evidence: list[str] = []
+        answered: list[dict[str, Any]] = []  # calls that ran and returned something
         retries = 0
         started = time.perf_counter()
         while len(out.results) < self.limits.max_calls and out.reason is None:
@@ -220,7 +225,7 @@ class ToolLoop:
             # What the user and system said, and what tools returned: not the model's own
             # earlier calls, which would vouch for their own guesses.
             sources = "\n".join([*(m.content for m in messages), *evidence])
-            fanned = self._variants(calls, sources)
+            fanned = self._variants(calls, sources, messages, answered)
             for index, decision in enumerate(calls):
                 if len(out.results) >= self.limits.max_calls:
                     out.reason = f"stopped: {self.limits.max_calls} calls is this turn's limit"
@@ -281,6 +286,8 @@ class ToolLoop:
                     continue
                 out.results.append(f"{call} → {outcome}")
                 evidence.append(outcome)
+                if outcome not in _EMPTY:
+                    answered.append({"tool": name, "arguments": arguments})
                 transcript += feedback(call, outcome)
             if out.reason is not None:
                 break
@@ -331,7 +338,7 @@ class ToolLoop:
             out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
             return [], out
         sources = "\n".join(m.content for m in messages)
-        fanned = self._variants(decided, sources)
+        fanned = self._variants(decided, sources, messages)
         calls: list[dict[str, Any]] = []
         for index, decision in enumerate(decided):
             step: dict[str, Any] = {"decision": decision}
@@ -360,13 +367,21 @@ class ToolLoop:
             calls.append({"name": tool.name, "arguments": arguments})
         return calls, out
 
-    def _variants(self, calls: list[dict[str, Any]], sources: str) -> dict[int, str]:
+    def _variants(
+        self,
+        calls: list[dict[str, Any]],
+        sources: str,
+        messages: list[Message],
+        earlier: list[dict[str, Any]] | None = None,
+    ) -> dict[int, str]:
         """Calls that only fan out over options nobody asked for (`provenance.variants`),
-        checked with `grounded_arguments`."""
+        checked with `grounded_arguments`; "both", "all", … count only in what the user
+        wrote, not in tool results."""
         if not self.limits.grounded_arguments:
             return {}
         schemas = {name: tool.spec.parameters for name, tool in self.tools.items()}
-        return variants(calls, schemas, sources)
+        request = "\n".join(m.content for m in messages if m.role == "user")
+        return variants(calls, schemas, sources, request=request, earlier=earlier or [])
 
     def _over_budget(self, out: LoopOutcome) -> str | None:
         """Why the turn's tool budget is spent (tokens, or cost at the model's price)."""

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charter.tools.words import Vocabulary, content_words, non_latin
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _WORDS = {
@@ -171,25 +174,34 @@ def _named(value: Any, prop: dict[str, Any], text: str) -> bool:
 
 
 def variants(
-    calls: list[dict[str, Any]], schemas: dict[str, dict[str, Any]], sources: str
+    calls: list[dict[str, Any]],
+    schemas: dict[str, dict[str, Any]],
+    sources: str,
+    *,
+    request: str | None = None,
+    earlier: Sequence[dict[str, Any]] = (),
 ) -> dict[int, str]:
     """Calls of one decision that repeat an earlier call of the same tool except for values
     the request never names (another member of an enum, a flipped flag, an argument left
     out): the model fanning out over a parameter's options rather than the request asking
-    for several things ("add a todo" → add and delete). A request that says "both", "all",
-    "each", "every" or "any" may mean every option, so then none is a variant. Index → why."""
+    for several things ("add a todo" → add and delete). The earlier call is one before it
+    in `calls`, or one of `earlier`: calls of the turn's earlier decisions that ran and
+    returned something (after an empty result, trying another option is a fair retry).
+    Values are named when `sources` has them. A `request` (by default `sources`) that says
+    "both", "all", "each", "every" or "any" may mean every option, so then none is a
+    variant. Index in `calls` → why."""
     text = sources.lower()
     found: dict[int, str] = {}
-    if _EVERY.search(text):
+    if _EVERY.search((sources if request is None else request).lower()):
         return found
     for i, call in enumerate(calls):
         arguments = call.get("arguments")
         if not isinstance(arguments, dict):
             continue
         properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
-        for earlier in calls[:i]:
-            before = earlier.get("arguments")
-            if earlier.get("tool") != call.get("tool") or not isinstance(before, dict):
+        for before_call in [*earlier, *calls[:i]]:
+            before = before_call.get("arguments")
+            if before_call.get("tool") != call.get("tool") or not isinstance(before, dict):
                 continue
             keys = sorted(set(arguments) | set(before))
             differ = [k for k in keys if arguments.get(k, _ABSENT) != before.get(k, _ABSENT)]
