@@ -287,3 +287,16 @@ def test_another_option_after_a_result_runs_only_when_the_result_was_empty(
     reply = Charter(charter, model=model).respond("I need to remember to 'go to Goa'")
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["ran", "variant", "answer"]
+
+
+def test_a_value_the_system_prompt_gives_goes_through() -> None:
+    given = json.dumps({"tool": "freeze_card", "arguments": {"last4": "4821"}})
+    charter = spec()
+    persona = charter.persona.model_copy(
+        update={"description": "The signed-in customer has one card, ending 4821."}
+    )
+    charter = charter.model_copy(update={"persona": persona})
+    model = FakeModel([given, "It awaits approval."])
+    reply = Charter(charter, model=model).respond("Please freeze my card")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["awaiting_approval"]

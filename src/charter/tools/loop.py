@@ -222,9 +222,9 @@ class ToolLoop:
                 out.steps.append({"decision": {"tool": "none"}, "action": "answer"})
                 break
             progressed = False
-            # What the user and system said, and what tools returned: not the model's own
-            # earlier calls, which would vouch for their own guesses.
-            sources = "\n".join([*(m.content for m in messages), *evidence])
+            # What the user and the system prompt said, and what tools returned: not the
+            # model's own earlier calls, which would vouch for their own guesses.
+            sources = "\n".join([system_prompt, *(m.content for m in messages), *evidence])
             fanned = self._variants(calls, sources, messages, answered)
             for index, decision in enumerate(calls):
                 if len(out.results) >= self.limits.max_calls:
@@ -337,7 +337,7 @@ class ToolLoop:
         except UnreadableDecision as exc:
             out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
             return [], out
-        sources = "\n".join(m.content for m in messages)
+        sources = "\n".join([system_prompt, *(m.content for m in messages)])
         fanned = self._variants(decided, sources, messages)
         calls: list[dict[str, Any]] = []
         for index, decision in enumerate(decided):
