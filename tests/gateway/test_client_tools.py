@@ -99,6 +99,22 @@ def test_a_turn_can_answer_with_calls_and_then_use_their_results(
     assert seen.startswith("(Result of get_weather, from a tool, not from the user")
 
 
+def test_a_message_no_offered_tool_fits_is_answered_without_asking_about_tools(
+    served: tuple[openai.OpenAI, FakeModel],
+) -> None:
+    client, model = served
+    model.enqueue("Why did the cat sit on the computer? To keep an eye on the mouse.")
+    reply = client.chat.completions.create(
+        model="helper",
+        messages=[{"role": "user", "content": "Tell me a joke about cats."}],
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    assert "mouse" in (reply.choices[0].message.content or "")
+    # The relevance gate closed: no tool decision was asked of the model.
+    assert not any(c.json_schema and "calls" in json.dumps(c.json_schema) for c in model.calls)
+
+
 def test_streamed_calls_and_guessed_values(served: tuple[openai.OpenAI, FakeModel]) -> None:
     client, model = served
     model.enqueue(decision(("get_weather", {"city": "Rome", "days": 3})))

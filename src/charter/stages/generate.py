@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from charter.errors import ModelError
@@ -131,14 +132,24 @@ class GenerateStage:
 
     async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
         """The caller offered its own tools: ask the model (cheap route) whether to call
-        them. With valid calls the turn answers with them and no text; otherwise the turn
-        goes on to an ordinary reply."""
-        from charter.spec.models import ToolLimits
+        them, if the relevance gate offers any for the user's latest message (the charter's
+        `tool_limits`, as for its own tools). With valid calls the turn answers with them
+        and no text; otherwise the turn goes on to an ordinary reply."""
         from charter.tools.loop import ToolLoop
         from charter.tools.registry import client_tools
+        from charter.tools.relevance import offer, relevance
 
         record = state.trace[self.name]
-        loop = ToolLoop(self.models.model("chat"), client_tools(state.client_tools), ToolLimits())
+        limits = state.charter.tool_limits
+        tools = client_tools(state.client_tools)
+        asked = next((m.content for m in reversed(history) if m.role == "user"), "")
+        scores = await asyncio.to_thread(relevance, asked, tools, limits.min_relevance)
+        record.detail["client_tool_relevance"] = {k: round(v, 3) for k, v in scores.items()}
+        offered = offer(tools, scores, limits.min_relevance)
+        if not offered:
+            record.detail["client_tool_steps"] = []
+            return False
+        loop = ToolLoop(self.models.model("chat"), offered, limits)
         calls, out = await loop.propose(state.system_prompt, history)
         state.add_usage(out.usage, model="chat")
         record.prompt_tokens += out.usage.prompt_tokens
