@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,3 +135,39 @@ def test_mode_strong_needs_a_strong_model() -> None:
         )
     with pytest.raises(CharterError, match=r"no models\.strong"):
         _ = Charter(spec(strong=None)).strong_model
+
+
+def test_tool_decisions_go_to_the_model_routing_tools_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACME_BANK_STATE", str(tmp_path / "bank.json"))
+    bank = Path(__file__).resolve().parents[1] / "examples" / "acme-bank" / "bank_tools.py"
+    tool = {
+        "name": "get_balance",
+        "description": "The customer's account balance",
+        "parameters": {
+            "type": "object",
+            "properties": {"account": {"type": "string", "enum": ["everyday", "premium"]}},
+            "required": ["account"],
+        },
+        "implementation": f"{bank}:get_balance",
+    }
+    decision = json.dumps({"count": 1, "calls": [{"tool": "get_balance", "arguments": {}}]})
+    for choice, deciding in (("cheap", "chat"), ("strong", "strong")):
+        base = spec().model_dump()
+        base["models"]["routing"] = {"mode": "cheap", "tools": choice}
+        charter = CharterSpec.model_validate(
+            {**base, "tools": [tool], "tool_limits": {"min_relevance": -1}}
+        )
+        cheap, strong = FakeModel(default="cheap answer"), FakeModel(default="strong answer")
+        (cheap if deciding == "chat" else strong).enqueue(
+            decision.replace("{}", '{"account": "premium"}'), json.dumps({"calls": []})
+        )
+        reply = Charter(charter, model=cheap, strong_model=strong).respond(
+            "What is my premium balance?"
+        )
+        record = reply.trace["tools"]
+        assert record.detail["model_role"] == deciding
+        assert [s["action"] for s in record.detail["steps"]] == ["ran", "answer"]
+        assert reply.usage_by_model[deciding].total_tokens > 0
+        assert reply.text == "cheap answer"  # the answer itself follows routing.mode

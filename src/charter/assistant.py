@@ -268,12 +268,18 @@ class Charter:
         if "injection" in self.spec.guards.input:
             guards = build_input_guards(self.spec.model_copy(), judge_model=None)
             result_guard = next(g for g in guards if isinstance(g, InjectionGuard))
+        models = self.spec.models
+        if models.strong is not None and models.routing.tools == "strong":
+            model, spec, role = self.strong_model, models.strong, "strong"
+        else:
+            model, spec, role = self.model, models.chat, "chat"
         return ToolsStage(
-            self.model,
-            self.spec.models.chat,
+            model,
+            spec,
             load_tools(list(self.spec.tools)),
             self.spec.tool_limits,
             result_guard=result_guard,
+            role=role,
         )
 
     def knowledge_index(self) -> KnowledgeIndex:

@@ -404,6 +404,13 @@ class Routing(StrictModel):
         "questions, tool results to report, persona slipped) send a turn to the strong model.",
     )
     long_message_words: int = Field(default=80, gt=0)
+    tools: Literal["cheap", "strong"] = Field(
+        default="cheap",
+        description="Which model makes the tool decisions. They run before the route is "
+        "chosen, so they are not routed per turn. On BFCL's test half (40 cases a category) "
+        "the 1.5B model called right in 69% of the calling questions against 59% for the "
+        "0.5B, at 2.4 times the time.",
+    )
     fallback: bool = Field(
         default=True,
         description="When the chosen model fails (timeout, error, malformed answer), try the "

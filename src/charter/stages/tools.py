@@ -38,8 +38,12 @@ class ToolsStage:
         limits: ToolLimits,
         *,
         result_guard: Guard | None = None,
+        role: str = "chat",
     ) -> None:
         self.model = model
+        self.role = role
+        """The model role the decisions are counted under (`chat`, or `strong` with
+        `models.routing.tools: strong`)."""
         self.spec = spec
         self.tools = tools
         self.limits = limits
@@ -65,7 +69,8 @@ class ToolsStage:
             price=self.spec.price,
         )
         out = await loop.run(state.system_prompt, state.messages)
-        state.add_usage(out.usage)
+        state.add_usage(out.usage, model=self.role)
+        record.detail["model_role"] = self.role
         record.prompt_tokens += out.usage.prompt_tokens
         record.completion_tokens += out.usage.completion_tokens
         record.detail["steps"] = out.steps
