@@ -141,17 +141,9 @@ def test_tool_decisions_go_to_the_model_routing_tools_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACME_BANK_STATE", str(tmp_path / "bank.json"))
-    bank = Path(__file__).resolve().parents[1] / "examples" / "acme-bank" / "bank_tools.py"
-    tool = {
-        "name": "get_balance",
-        "description": "The customer's account balance",
-        "parameters": {
-            "type": "object",
-            "properties": {"account": {"type": "string", "enum": ["everyday", "premium"]}},
-            "required": ["account"],
-        },
-        "implementation": f"{bank}:get_balance",
-    }
+    from tests.tools.test_tools import TOOLS
+
+    tool = TOOLS[0]  # get_balance, on the acme-bank example's fake bank
     decision = json.dumps({"count": 1, "calls": [{"tool": "get_balance", "arguments": {}}]})
     for choice, deciding in (("cheap", "chat"), ("strong", "strong")):
         base = spec().model_dump()
