@@ -36,7 +36,7 @@ from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage
-from charter.tools.provenance import ground_arguments, variants
+from charter.tools.provenance import Sources, ground_arguments, variants
 from charter.tools.registry import InvalidArguments, ToolError
 
 if TYPE_CHECKING:
@@ -224,8 +224,8 @@ class ToolLoop:
             progressed = False
             # What the user and the system prompt said, and what tools returned: not the
             # model's own earlier calls, which would vouch for their own guesses.
-            sources = "\n".join([system_prompt, *(m.content for m in messages), *evidence])
-            fanned = self._variants(calls, sources, messages, answered)
+            sources = Sources("\n".join([system_prompt, *(m.content for m in messages), *evidence]))
+            fanned = self._variants(calls, sources.text, messages, answered)
             for index, decision in enumerate(calls):
                 if len(out.results) >= self.limits.max_calls:
                     out.reason = f"stopped: {self.limits.max_calls} calls is this turn's limit"
@@ -337,8 +337,8 @@ class ToolLoop:
         except UnreadableDecision as exc:
             out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
             return [], out
-        sources = "\n".join([system_prompt, *(m.content for m in messages)])
-        fanned = self._variants(decided, sources, messages)
+        sources = Sources("\n".join([system_prompt, *(m.content for m in messages)]))
+        fanned = self._variants(decided, sources.text, messages)
         calls: list[dict[str, Any]] = []
         for index, decision in enumerate(decided):
             step: dict[str, Any] = {"decision": decision}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from charter.tools.words import Vocabulary, content_words, non_latin
@@ -84,15 +85,38 @@ def _given(value: float, known: set[float]) -> bool:
     )
 
 
+class Sources:
+    """What the sources hold, read once (on first use): a decision's calls are all checked
+    against the same text (the system prompt, the conversation, earlier tool results)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def numbers(self) -> set[float]:
+        return numbers_in(self.text)
+
+    @cached_property
+    def runs(self) -> set[str]:
+        return set(_digit_runs(self.text))
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.text)
+
+    @cached_property
+    def foreign(self) -> bool:
+        return non_latin(self.text)
+
+
 def unsupported_values(
-    arguments: dict[str, Any], schema: dict[str, Any], sources: str
+    arguments: dict[str, Any], schema: dict[str, Any], sources: Sources | str
 ) -> list[tuple[str, str]]:
     """(argument, `path=value`) for each value of `arguments` that `sources` does not
     hold (see the module doc); `argument` is the top-level argument the value sits in."""
-    known = numbers_in(sources)
-    runs = set(_digit_runs(sources))
-    vocabulary = Vocabulary(sources)
-    foreign = non_latin(sources)
+    held = sources if isinstance(sources, Sources) else Sources(sources)
+    known, runs = held.numbers, held.runs
+    vocabulary, foreign = held.vocabulary, held.foreign
     problems: list[tuple[str, str]] = []
     top = ""
 
@@ -137,7 +161,9 @@ class Grounded:
     """`path=value` nobody gave in an optional argument: left out."""
 
 
-def ground_arguments(arguments: dict[str, Any], schema: dict[str, Any], sources: str) -> Grounded:
+def ground_arguments(
+    arguments: dict[str, Any], schema: dict[str, Any], sources: Sources | str
+) -> Grounded:
     """What to do with a call whose values `sources` may not hold (see the module doc)."""
     guessed = unsupported_values(arguments, schema, sources)
     required = set(schema.get("required", []))
