@@ -36,7 +36,7 @@ from charter.models.base import ChatRequest, Message
 from charter.spec.models import ToolLimits
 from charter.tools.loop import ToolLoop
 from charter.tools.registry import LoadedTool, client_tools
-from charter.tools.relevance import offer, relevance
+from charter.tools.relevance import gate
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel, Usage
@@ -249,8 +249,7 @@ async def charter_calls(
 
     limits = limits or ToolLimits()
     tools, names = loaded_tools(case)
-    scores = relevance(case.question, tools, limits.min_relevance)
-    offered = offer(tools, scores, limits.min_relevance)
+    _, offered = gate(case.question, tools, limits.min_relevance)
     if not offered:
         return [], "no function relevant to the question: no call asked", Usage()
     system = "\n\n".join(m.content for m in case.messages if m.role == "system")

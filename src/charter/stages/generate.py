@@ -137,15 +137,14 @@ class GenerateStage:
         and no text; otherwise the turn goes on to an ordinary reply."""
         from charter.tools.loop import ToolLoop
         from charter.tools.registry import client_tools
-        from charter.tools.relevance import offer, relevance
+        from charter.tools.relevance import gate
 
         record = state.trace[self.name]
         limits = state.charter.tool_limits
         tools = client_tools(state.client_tools)
         asked = next((m.content for m in reversed(history) if m.role == "user"), "")
-        scores = await asyncio.to_thread(relevance, asked, tools, limits.min_relevance)
+        scores, offered = await asyncio.to_thread(gate, asked, tools, limits.min_relevance)
         record.detail["client_tool_relevance"] = {k: round(v, 3) for k, v in scores.items()}
-        offered = offer(tools, scores, limits.min_relevance)
         if not offered:
             record.detail["client_tool_steps"] = []
             return False

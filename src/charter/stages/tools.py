@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from charter.stages.escalate import handoff_message
 from charter.tools.loop import ToolLoop
-from charter.tools.relevance import offer, relevance
+from charter.tools.relevance import gate
 
 if TYPE_CHECKING:
     from charter.guards.base import Guard
@@ -51,11 +51,10 @@ class ToolsStage:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        scores = await asyncio.to_thread(
-            relevance, state.messages[-1].content, self.tools, self.limits.min_relevance
+        scores, offered = await asyncio.to_thread(
+            gate, state.messages[-1].content, self.tools, self.limits.min_relevance
         )
         record.detail["relevance"] = {name: round(score, 3) for name, score in scores.items()}
-        offered = offer(self.tools, scores, self.limits.min_relevance)
         if not offered:
             record.reason = "no tool relevant to this message: no tool call asked"
             return await call_next(state)

@@ -128,3 +128,11 @@ def offer(
     needed = threshold(min_relevance)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     return {name: tools[name] for name, score in ranked if score >= needed}
+
+
+def gate(
+    message: str, tools: dict[str, LoadedTool], min_relevance: float | None = None
+) -> tuple[dict[str, float], dict[str, LoadedTool]]:
+    """Each tool's score for `message`, and the tools offered (`offer`)."""
+    scores = relevance(message, tools, min_relevance)
+    return scores, offer(tools, scores, min_relevance)
