@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/tasks/bench_bfcl.py [--limit 30] [--categories simple_python,...]
         [--min-relevance P] [--threads 2] [--dev] [--model qwen2.5-coder-0.5b]
-        [--ways raw,charter]
+        [--ways raw,charter] [--ids ID,...]
 
 Cases: the test half (odd rows) of each category (`charter.eval.bfcl.split`); `--dev` runs
 the development half instead (what the tool layer was tried on while it was built: never
-report it). `--limit` takes a seeded sample per category. One loaded model
-(Qwen2.5-Coder-0.5B Q4_K_M by default, `--model` for another in the catalog; greedy),
+report it). `--limit` takes a seeded sample per category; `--ids` keeps only the named cases
+of it (to replay a few cases after a change; the output file is then `...-ids.json`). One
+loaded model (Qwen2.5-Coder-0.5B Q4_K_M by default, `--model` for another in the catalog;
+greedy),
 the same cases both ways (`--ways` for one of them), one run:
 
 - raw: BFCL-style prompt (the functions as JSON, "answer with [f(a=1), ...]"), parsed leniently;
@@ -53,6 +55,9 @@ def main() -> None:
     parser.add_argument("--dev", action="store_true", help="the development half (not reported)")
     parser.add_argument("--model", default=weights.DEFAULT_MODEL, help="a catalog model name")
     parser.add_argument("--ways", default="raw,charter", help="raw, charter or both")
+    parser.add_argument(
+        "--ids", default="", help="only these case ids of the sample (comma-separated): a replay"
+    )
     args = parser.parse_args()
     ways = tuple(w for w in ("raw", "charter") if w in args.ways.split(","))
     if not ways:
@@ -64,6 +69,8 @@ def main() -> None:
         dev, test = bfcl.split(bfcl.load(category))
         pool = dev if args.dev else test
         cases = random.Random(f"{args.seed}:{category}").sample(pool, min(args.limit, len(pool)))
+        if args.ids:
+            cases = [c for c in cases if c.id in args.ids.split(",")]
         for i, case in enumerate(cases, 1):
             row: dict[str, Any] = {"category": category, "id": case.id}
             for way in ways:
@@ -106,6 +113,8 @@ def main() -> None:
     stem = "bfcl-dev" if args.dev else "bfcl"
     if args.model != weights.DEFAULT_MODEL:
         stem += f"-{args.model}"
+    if args.ids:
+        stem += "-ids"
     out = ROOT / "bench" / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")

@@ -27,6 +27,9 @@ SCHEMA = {
 def test_values_given_in_any_common_form_are_supported() -> None:
     text = "Send 1,250.50 EUR at 7% from 15 March 2024, in Spanish; three copies of 12 and 40."
     assert {1250.5, 7.0, 2024.0, 3.0, 12.0} <= numbers_in(text)
+    # a minus sign written apart from its number ("5x^2 - 7x") still makes it negative
+    assert {5.0, 7.0, -7.0, 3.0} <= numbers_in("5x^2 - 7x + 3 = 0")
+    assert -3.0 not in numbers_in("5x^2 - 7x + 3 = 0")
     arguments = {
         "amount": 1250.5,
         "rate": 0.07,  # a percentage written as a fraction

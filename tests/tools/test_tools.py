@@ -294,3 +294,32 @@ def test_a_cut_off_decision_is_fed_back_and_retried() -> None:
     assert [s["action"] for s in steps] == ["invalid", "answer"]
     assert reply.text == "ok" and not reply.blocked
     assert "cut off" in model.calls[1].messages[-1].content
+
+
+def test_values_the_request_names_that_no_call_used_are_pointed_out() -> None:
+    def decision(*accounts: str, count: int | None = None) -> str:
+        calls = [json.loads(call("get_balance", account=a)) for a in accounts]
+        return json.dumps({"calls": calls} if count is None else {"count": count, "calls": calls})
+
+    request = "Balances of my 'everyday' and 'premium'?"
+    model = FakeModel(
+        [decision("everyday", count=1), decision("premium"), decision(), "Both balances."]
+    )
+    reply = Charter(spec(), model=model).respond(request)
+    detail = reply.trace["tools"].detail
+    assert [s["action"] for s in detail["steps"]] == ["ran", "ran", "answer"]
+    assert detail["unused"] == ["premium"]
+    assert "no call so far used premium from the request" in model.calls[1].messages[-1].content
+    # nothing is left to point out after the second call
+    assert "no call so far" not in model.calls[2].messages[-1].content
+
+    # said again only while the list shrinks: a model that ignores it is not nagged
+    model = FakeModel([decision("everyday", count=1), decision("everyday"), "Everyday only."])
+    reply = Charter(spec(), model=model).respond(request)
+    assert [s["action"] for s in reply.trace["tools"].detail["steps"]] == ["ran", "loop"]
+    assert sum("no call so far" in r.messages[-1].content for r in model.calls) == 1
+
+    model = FakeModel([decision("everyday", count=1), decision(), "Your everyday balance."])
+    reply = Charter(spec(remind_unused=False), model=model).respond(request)
+    assert "unused" not in reply.trace["tools"].detail
+    assert "no call so far" not in model.calls[1].messages[-1].content

@@ -225,6 +225,19 @@ class ToolLimits(StrictModel):
         "now (one per item, place, value or step it names; 0 for none) and then makes exactly "
         "that many: a small model otherwise stops after the first of several calls.",
     )
+    convert_percentages: bool = Field(
+        default=True,
+        description="A percentage of the request ('8%') in a numeric argument is given in "
+        "the form the parameter takes: a fraction (0.08) when its description says decimal "
+        "or fraction, or its name is a rate, return, yield or growth; a whole percentage (8) "
+        "when it says percent.",
+    )
+    remind_unused: bool = Field(
+        default=True,
+        description="After the calls of a decision, tell the model once a turn which values "
+        "of the request (numbers, quoted text, names listed with one it used) no call has "
+        "used yet, so it can make the calls it left out.",
+    )
 
 
 class Knowledge(StrictModel):

@@ -75,6 +75,8 @@ class ToolsStage:
         record.detail["steps"] = out.steps
         if out.count is not None:
             record.detail["count"] = out.count
+        if out.unused:
+            record.detail["unused"] = out.unused
         record.detail["calls"] = len([s for s in out.steps if s.get("action") == "ran"])
         if out.reason is not None:
             record.reason = out.reason

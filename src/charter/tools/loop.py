@@ -36,6 +36,8 @@ from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage
+from charter.tools.coverage import unused
+from charter.tools.percent import convert
 from charter.tools.provenance import Sources, ground_arguments, variants
 from charter.tools.registry import InvalidArguments, ToolError
 
@@ -153,6 +155,8 @@ class LoopOutcome:
     usage: Usage = field(default_factory=Usage)
     count: int | None = None
     """How many calls the first decision said the request needs (with `count_calls`)."""
+    unused: list[str] = field(default_factory=list)
+    """The values of the request no call had used, as last pointed out to the model."""
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -190,6 +194,7 @@ class ToolLoop:
         seen: set[str] = set()
         evidence: list[str] = []
         answered: list[dict[str, Any]] = []  # calls that ran and returned something
+        request = next((m.content for m in reversed(messages) if m.role == "user"), "")
         retries = 0
         started = time.perf_counter()
         while len(out.results) < self.limits.max_calls and out.reason is None:
@@ -251,6 +256,10 @@ class ToolLoop:
                     retries += 1
                     transcript += feedback(call, f"not run, invalid arguments: {exc}")
                     continue
+                if (converted := self._percentages(tool, arguments, request, step)) is not None:
+                    arguments = converted
+                    step["decision"] = decision = {**decision, "arguments": arguments}
+                    call = f"{name}({json.dumps(arguments, sort_keys=True)})"
                 if self.limits.grounded_arguments:
                     grounded = ground_arguments(arguments, tool.spec.parameters, sources)
                     if grounded.refused:
@@ -291,6 +300,8 @@ class ToolLoop:
                 transcript += feedback(call, outcome)
             if out.reason is not None:
                 break
+            if progressed:
+                transcript += self._remind(request, out)
             if retries > self.limits.max_retries:
                 out.reason = "stopped: too many invalid or failed calls"
             elif not progressed and any(s.get("action") == "loop" for s in out.steps):
@@ -338,6 +349,7 @@ class ToolLoop:
             out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
             return [], out
         sources = Sources("\n".join([system_prompt, *(m.content for m in messages)]))
+        request = next((m.content for m in reversed(messages) if m.role == "user"), "")
         fanned = self._variants(decided, sources.text, messages)
         calls: list[dict[str, Any]] = []
         for index, decision in enumerate(decided):
@@ -355,6 +367,7 @@ class ToolLoop:
             except InvalidArguments as exc:
                 step.update(action="invalid", error=str(exc))
                 continue
+            arguments = self._percentages(tool, arguments, request, step) or arguments
             if self.limits.grounded_arguments:
                 grounded = ground_arguments(arguments, tool.spec.parameters, sources)
                 if grounded.refused:
@@ -382,6 +395,38 @@ class ToolLoop:
         schemas = {name: tool.spec.parameters for name, tool in self.tools.items()}
         request = "\n".join(m.content for m in messages if m.role == "user")
         return variants(calls, schemas, sources, request=request, earlier=earlier or [])
+
+    def _percentages(
+        self, tool: LoadedTool, arguments: dict[str, Any], request: str, step: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """With `convert_percentages`: the arguments with the request's percentages in the
+        form each parameter takes (`percent.convert`: 8 → 0.08 for a rate), the rewrite
+        recorded in the step; None when nothing changes."""
+        if not self.limits.convert_percentages:
+            return None
+        converted, notes = convert(arguments, tool.spec.parameters, request)
+        if not notes:
+            return None
+        try:
+            converted = tool.validate(converted)
+        except InvalidArguments:  # the schema's bounds disagree: the model's values stand
+            return None
+        step["converted"] = notes
+        return converted
+
+    def _remind(self, request: str, out: LoopOutcome) -> list[Message]:
+        """With `remind_unused`: the values of the request that no call has used yet
+        (`coverage.unused`), for the model to make the calls it left out. Said again after
+        a decision only while the list shrinks (the model is working through it)."""
+        if not self.limits.remind_unused:
+            return []
+        left = unused(request, out.calls, self.tools)
+        if not left or (out.unused and not set(left) < set(out.unused)):
+            return []
+        out.unused = left
+        named = ", ".join(left)
+        note = f"(Note: no call so far used {named} from the request. Make the calls for them now.)"
+        return [Message(role="user", content=note)]
 
     def _over_budget(self, out: LoopOutcome) -> str | None:
         """Why the turn's tool budget is spent (tokens, or cost at the model's price)."""

@@ -46,11 +46,16 @@ def numbers_in(text: str) -> set[float]:
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(0)
+        # "5x^2 - 7x + 3": a minus sign apart from its number still makes it negative
+        signed = re.search(r"[-\u2212]\s+$", text[max(0, match.start() - 3) : match.start()])
         for candidate in (raw.replace(",", ""), raw.replace(",", ".")):
             try:
-                found.add(float(candidate))
+                number = float(candidate)
             except ValueError:
                 continue
+            found.add(number)
+            if signed:
+                found.add(-number)
     for word in re.findall(r"[a-z]+", text.lower()):
         if word in _WORDS:
             found.add(_WORDS[word])
@@ -77,7 +82,7 @@ def _supported(text: str, vocabulary: Vocabulary, foreign: bool) -> bool:
     return 2 <= len(words) <= 5 and "".join(w[0] for w in words) in vocabulary.words
 
 
-def _given(value: float, known: set[float]) -> bool:
+def given(value: float, known: set[float]) -> bool:
     """`value` is one of the numbers given, or one of them as a percentage either way."""
     return any(
         abs(value - k) < 1e-9 or abs(value * 100 - k) < 1e-6 or abs(value - k * 100) < 1e-6
@@ -127,7 +132,7 @@ def unsupported_values(
         if isinstance(value, bool) or value is None or allowed(value, prop):
             return
         if isinstance(value, (int, float)):
-            if not _given(float(value), known):
+            if not given(float(value), known):
                 problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, str):
             missing = [r for r in _digit_runs(value) if r not in runs]
