@@ -48,3 +48,11 @@ def test_quoted_text_and_what_is_not_a_value() -> None:
     assert unused(use, [{"arguments": {"name": "Ann"}}], tools={"update_user"}) == ["name"]
     values = request_values("What's the 3x^2 term in 'f' (v2)? Calculate 7 items.")
     assert [(v.kind, v.text) for v in values] == [("number", "7")]
+
+
+def test_a_list_written_without_spaces_is_several_numbers() -> None:
+    call = {"arguments": {"pv": 1000, "rate": 0.05, "years": 15}}
+    request = "Future value of $1,000 at 5% for 1,5 and 10 years."
+    assert unused(request, [call]) == ["1", "5", "10"]
+    years = [{"arguments": {"pv": 1000, "rate": 0.05, "years": n}} for n in (1, 5, 10)]
+    assert unused(request, years) == []

@@ -303,3 +303,9 @@ def test_a_value_the_system_prompt_gives_goes_through() -> None:
     reply = Charter(charter, model=model).respond("Please freeze my card")
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["awaiting_approval"]
+
+
+def test_commas_are_thousands_only_in_groups_of_three() -> None:
+    assert {1250.5} <= numbers_in("1,250.50 EUR") and 250.5 not in numbers_in("1,250.50")
+    assert {1.0, 5.0, 1.5, 10.0} <= numbers_in("for 1,5 and 10 years")
+    assert 15.0 not in numbers_in("for 1,5 and 10 years")  # not fifteen

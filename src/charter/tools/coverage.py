@@ -58,7 +58,17 @@ class Value:
 def request_values(text: str) -> list[Value]:
     """The numbers, quoted texts and capitalised names of `text`, in order. A sentence's
     first word is not a name ("Calculate", "What"), nor a month or day name."""
-    found = [Value("number", m.group(0), m.start(), m.end()) for m in _NUMBER.finditer(text)]
+    found: list[Value] = []
+    for m in _NUMBER.finditer(text):
+        groups = m.group(0).split(",")
+        if len(groups) > 1 and not all(len(g.rstrip("%")) == 3 for g in groups[1:]):
+            # "1,5 and 10 years": a list written without spaces, not one thousand-number
+            at = m.start()
+            for group in groups:
+                found.append(Value("number", group, at, at + len(group)))
+                at += len(group) + 1
+        else:
+            found.append(Value("number", m.group(0), m.start(), m.end()))
     for m in _QUOTED.finditer(text):
         group = 1 if m.group(1) is not None else 2
         found.append(Value("quoted", m.group(group), m.start(group), m.end(group)))

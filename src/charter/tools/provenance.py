@@ -48,7 +48,12 @@ def numbers_in(text: str) -> set[float]:
         raw = match.group(0)
         # "5x^2 - 7x + 3": a minus sign apart from its number still makes it negative
         signed = re.search(r"[-\u2212]\s+$", text[max(0, match.start() - 3) : match.start()])
-        for candidate in (raw.replace(",", ""), raw.replace(",", ".")):
+        groups = raw.split(",")
+        if all(len(group.split(".")[0]) == 3 for group in groups[1:]):  # 1,250.50
+            candidates = [raw.replace(",", "")]
+        else:  # "2,5" (a decimal comma) or "1,5" in "1,5 and 10 years" (a list)
+            candidates = [raw.replace(",", "."), *groups]
+        for candidate in candidates:
             try:
                 number = float(candidate)
             except ValueError:
