@@ -60,13 +60,13 @@ def request_values(text: str) -> list[Value]:
     first word is not a name ("Calculate", "What"), nor a month or day name."""
     found: list[Value] = []
     for m in _NUMBER.finditer(text):
-        groups = m.group(0).split(",")
-        if len(groups) > 1 and not all(len(g.rstrip("%")) == 3 for g in groups[1:]):
+        parts = m.group(0).split(",")
+        if len(parts) > 1 and not all(len(p.split(".")[0]) == 3 for p in parts[1:]):
             # "1,5 and 10 years": a list written without spaces, not one thousand-number
             at = m.start()
-            for group in groups:
-                found.append(Value("number", group, at, at + len(group)))
-                at += len(group) + 1
+            for part in parts:
+                found.append(Value("number", part, at, at + len(part)))
+                at += len(part) + 1
         else:
             found.append(Value("number", m.group(0), m.start(), m.end()))
     for m in _QUOTED.finditer(text):
