@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,26 @@ def test_tool_decisions_go_to_the_model_routing_tools_names(
         assert [s["action"] for s in record.detail["steps"]] == ["ran", "answer"]
         assert reply.usage_by_model[deciding].total_tokens > 0
         assert reply.text == "cheap answer"  # the answer itself follows routing.mode
+
+
+def test_decisions_on_a_callers_own_tools_follow_routing_tools() -> None:
+    from tests.tools.test_tools import TOOLS
+
+    function = {k: TOOLS[0][k] for k in ("name", "description", "parameters")}
+    decision = json.dumps(
+        {"count": 1, "calls": [{"tool": "get_balance", "arguments": {"account": "premium"}}]}
+    )
+    for choice, deciding in (("cheap", "chat"), ("strong", "strong")):
+        base = spec().model_dump()
+        base["models"]["routing"] = {"mode": "cheap", "tools": choice}
+        charter = CharterSpec.model_validate({**base, "tool_limits": {"min_relevance": -1}})
+        cheap, strong = FakeModel(default="cheap answer"), FakeModel(default="strong answer")
+        (cheap if deciding == "chat" else strong).enqueue(decision)
+        reply = asyncio.run(
+            Charter(charter, model=cheap, strong_model=strong).arespond(
+                "What is my premium balance?", client_tools=[function]
+            )
+        )
+        assert reply.tool_calls == [{"name": "get_balance", "arguments": {"account": "premium"}}]
+        assert reply.trace["generate"].detail["client_tool_model_role"] == deciding
+        assert reply.usage_by_model[deciding].total_tokens > 0

@@ -24,7 +24,7 @@ from charter.errors import CharterError
 from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
-from charter.models.routing import ModelSet
+from charter.models.routing import STRONG, ModelSet, tools_role
 from charter.persona.checks import persona_checks
 from charter.persona.signals import Signals
 from charter.pipeline import Pipeline, Stage, Trace, TurnState
@@ -269,10 +269,11 @@ class Charter:
             guards = build_input_guards(self.spec.model_copy(), judge_model=None)
             result_guard = next(g for g in guards if isinstance(g, InjectionGuard))
         models = self.spec.models
-        if models.strong is not None and models.routing.tools == "strong":
-            model, spec, role = self.strong_model, models.strong, "strong"
+        role = tools_role(models)
+        if role == STRONG and models.strong is not None:
+            model, spec = self.strong_model, models.strong
         else:
-            model, spec, role = self.model, models.chat, "chat"
+            model, spec = self.model, models.chat
         return ToolsStage(
             model,
             spec,

@@ -21,7 +21,7 @@ from charter.errors import ModelError
 if TYPE_CHECKING:
     from charter.models.base import ChatModel, ChatRequest, Completion
     from charter.pipeline import TurnState
-    from charter.spec.models import ModelSpec, Routing
+    from charter.spec.models import Models, ModelSpec, Routing
 
 CHEAP = "chat"
 STRONG = "strong"
@@ -52,6 +52,12 @@ def route_signals(message: str, *, long_words: int, tool_results: int, reanchor:
     if reanchor:
         signals.append("the persona slipped last turn")
     return signals
+
+
+def tools_role(models: Models) -> str:
+    """The role that makes tool decisions (the charter's tools and a gateway caller's):
+    `models.routing.tools`, when the charter names a strong model."""
+    return STRONG if models.strong is not None and models.routing.tools == "strong" else CHEAP
 
 
 def choose(signals: list[str], routing: Routing, *, has_strong: bool) -> str:

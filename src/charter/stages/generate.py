@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from charter.errors import ModelError
 from charter.models.base import ChatRequest, Completion, Message, TextDelta
+from charter.models.routing import tools_role
 from charter.persona.compile import persona_reminder
 from charter.pipeline import emit
 
@@ -131,7 +132,7 @@ class GenerateStage:
         return await call_next(state)
 
     async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
-        """The caller offered its own tools: ask the model (cheap route) whether to call
+        """The caller offered its own tools: ask the model (`models.routing.tools`) whether to call
         them, if the relevance gate offers any for the user's latest message (the charter's
         `tool_limits`, as for its own tools). With valid calls the turn answers with them
         and no text; otherwise the turn goes on to an ordinary reply."""
@@ -148,9 +149,11 @@ class GenerateStage:
         if not offered:
             record.detail["client_tool_steps"] = []
             return False
-        loop = ToolLoop(self.models.model("chat"), offered, limits)
+        role = tools_role(state.charter.models)
+        loop = ToolLoop(self.models.model(role), offered, limits)
         calls, out = await loop.propose(state.system_prompt, history)
-        state.add_usage(out.usage, model="chat")
+        state.add_usage(out.usage, model=role)
+        record.detail["client_tool_model_role"] = role
         record.prompt_tokens += out.usage.prompt_tokens
         record.completion_tokens += out.usage.completion_tokens
         record.detail["client_tool_steps"] = out.steps
