@@ -323,3 +323,35 @@ def test_values_the_request_names_that_no_call_used_are_pointed_out() -> None:
     reply = Charter(spec(remind_unused=False), model=model).respond(request)
     assert "unused" not in reply.trace["tools"].detail
     assert "no call so far" not in model.calls[1].messages[-1].content
+
+
+def test_proposals_to_a_callers_tools_get_the_same_reminder() -> None:
+    import asyncio
+
+    from charter.models.base import Message
+    from charter.spec.models import ToolLimits
+    from charter.tools.loop import ToolLoop
+    from charter.tools.registry import client_tools
+
+    function = {k: TOOLS[0][k] for k in ("name", "description", "parameters")}
+    tools = client_tools([function])
+
+    def decision(*accounts: str, count: int | None = None) -> str:
+        calls = [json.loads(call("get_balance", account=a)) for a in accounts]
+        return json.dumps({"calls": calls} if count is None else {"count": count, "calls": calls})
+
+    asked = [Message(role="user", content="Balances of my 'everyday' and 'premium'?")]
+    model = FakeModel([decision("everyday", count=1), decision("premium", "everyday")])
+    calls, out = asyncio.run(ToolLoop(model, tools, ToolLimits()).propose("You help.", asked))
+    assert calls == [
+        {"name": "get_balance", "arguments": {"account": "everyday"}},
+        {"name": "get_balance", "arguments": {"account": "premium"}},
+    ]
+    assert [s["action"] for s in out.steps] == ["proposed", "proposed", "loop"]
+    assert "no call so far used premium" in model.calls[1].messages[-1].content
+    assert len(model.calls) == 2  # nothing left unused: no third decision
+
+    model = FakeModel([decision("everyday", count=1)])
+    limits = ToolLimits(remind_unused=False)
+    calls, _ = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
+    assert len(calls) == 1 and len(model.calls) == 1

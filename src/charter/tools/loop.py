@@ -338,47 +338,82 @@ class ToolLoop:
     async def propose(
         self, system_prompt: str, messages: list[Message]
     ) -> tuple[list[dict[str, Any]], LoopOutcome]:
-        """One decision, checked but not run: the calls for a caller that runs its tools
-        itself (the gateway's client-side tools). Invalid calls, and calls with a required
-        value nobody gave, are left out (the trace says why); optional such values are
-        dropped."""
+        """Calls checked but not run, for a caller that runs its tools itself (the gateway's
+        client-side tools). Invalid calls, and calls with a required value nobody gave, are
+        left out (the trace says why); optional such values are dropped. When the request
+        names values no call used (`remind_unused`), the model is told and decides again,
+        while that list shrinks, within `max_calls`."""
         out = LoopOutcome()
-        try:
-            decided = await self._decide(system_prompt, messages, [], out)
-        except UnreadableDecision as exc:
-            out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
-            return [], out
         sources = Sources("\n".join([system_prompt, *(m.content for m in messages)]))
         request = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        fanned = self._variants(decided, sources.text, messages)
         calls: list[dict[str, Any]] = []
-        for index, decision in enumerate(decided):
-            step: dict[str, Any] = {"decision": decision}
-            out.steps.append(step)
-            if index in fanned:
-                step.update(action="variant", error=fanned[index])
-                continue
-            tool = self.tools.get(str(decision.get("tool")))
-            if tool is None:
-                step.update(action="invalid", error="no such tool")
-                continue
+        transcript: list[Message] = []
+        while len(calls) < self.limits.max_calls:
             try:
-                arguments = tool.validate(decision.get("arguments"))
-            except InvalidArguments as exc:
-                step.update(action="invalid", error=str(exc))
-                continue
-            arguments = self._percentages(tool, arguments, request, step) or arguments
-            if self.limits.grounded_arguments:
-                grounded = ground_arguments(arguments, tool.spec.parameters, sources)
-                if grounded.refused:
-                    step.update(action="invalid", error=f"values nobody gave: {grounded.refused}")
-                    continue
-                if grounded.dropped:
-                    step["dropped"] = grounded.dropped
-                arguments = grounded.arguments
-            step["action"] = "proposed"
-            calls.append({"name": tool.name, "arguments": arguments})
+                decided = await self._decide(system_prompt, messages, transcript, out)
+            except UnreadableDecision as exc:
+                out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
+                break
+            earlier = [{"tool": c["name"], "arguments": c["arguments"]} for c in calls]
+            fanned = self._variants(decided, sources.text, messages, earlier)
+            before = len(calls)
+            for index, decision in enumerate(decided[: self.limits.max_calls - len(calls)]):
+                step: dict[str, Any] = {"decision": decision}
+                out.steps.append(step)
+                proposed = self._proposal(decision, fanned.get(index), sources, request, step)
+                if proposed is not None and proposed in calls:
+                    step["action"] = "loop"
+                elif proposed is not None:
+                    calls.append(proposed)
+            if len(calls) == before:
+                break
+            transcript += [
+                message
+                for c in calls[before:]
+                for message in feedback(
+                    f"{c['name']}({json.dumps(c['arguments'], sort_keys=True)})",
+                    "sent to the caller to run",
+                )
+            ]
+            note = self._remind(request, out, [{"arguments": c["arguments"]} for c in calls])
+            if not note:
+                break
+            transcript += note
         return calls, out
+
+    def _proposal(
+        self,
+        decision: dict[str, Any],
+        variant: str | None,
+        sources: Sources,
+        request: str,
+        step: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """One decided call checked for `propose`: {"name", "arguments"}, or None (the step
+        says why)."""
+        if variant is not None:
+            step.update(action="variant", error=variant)
+            return None
+        tool = self.tools.get(str(decision.get("tool")))
+        if tool is None:
+            step.update(action="invalid", error="no such tool")
+            return None
+        try:
+            arguments = tool.validate(decision.get("arguments"))
+        except InvalidArguments as exc:
+            step.update(action="invalid", error=str(exc))
+            return None
+        arguments = self._percentages(tool, arguments, request, step) or arguments
+        if self.limits.grounded_arguments:
+            grounded = ground_arguments(arguments, tool.spec.parameters, sources)
+            if grounded.refused:
+                step.update(action="invalid", error=f"values nobody gave: {grounded.refused}")
+                return None
+            if grounded.dropped:
+                step["dropped"] = grounded.dropped
+            arguments = grounded.arguments
+        step["action"] = "proposed"
+        return {"name": tool.name, "arguments": arguments}
 
     def _variants(
         self,
@@ -414,13 +449,16 @@ class ToolLoop:
         step["converted"] = notes
         return converted
 
-    def _remind(self, request: str, out: LoopOutcome) -> list[Message]:
-        """With `remind_unused`: the values of the request that no call has used yet
-        (`coverage.unused`), for the model to make the calls it left out. Said again after
-        a decision only while the list shrinks (the model is working through it)."""
+    def _remind(
+        self, request: str, out: LoopOutcome, calls: list[dict[str, Any]] | None = None
+    ) -> list[Message]:
+        """With `remind_unused`: the values of the request that no call (by default the
+        turn's calls so far) has used yet (`coverage.unused`), for the model to make the
+        calls it left out. Said again after a decision only while the list shrinks (the
+        model is working through it)."""
         if not self.limits.remind_unused:
             return []
-        left = unused(request, out.calls, self.tools)
+        left = unused(request, out.calls if calls is None else calls, self.tools)
         if not left or (out.unused and not set(left) < set(out.unused)):
             return []
         out.unused = left
