@@ -261,3 +261,38 @@ def test_a_request_for_two_things_gets_two_calls_on_the_real_model(bank: Charter
     ran = [s["decision"]["arguments"] for s in detail["steps"] if s.get("action") == "ran"]
     assert sorted(a["account"] for a in ran) == ["everyday", "premium"]
     assert "1234.56" in reply.text.replace(",", "")
+
+
+def test_every_item_of_a_request_gets_its_call_on_the_real_model(qwen: LocalModel) -> None:
+    """Three games of chance in one question. The 0.5B model counts one call and stops
+    (checked by hand, 2026-11-24); told which of the request's numbers no call used
+    (`tool_limits.remind_unused`), it makes the other two, with the request's own figures."""
+    from charter.spec.models import ToolLimits
+    from charter.tools.loop import ToolLoop
+    from charter.tools.registry import client_tools
+
+    binomial = {
+        "name": "binomial_probability",
+        "description": "Probability of exactly k successes in n independent trials.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "trials": {"type": "integer", "description": "Number of trials n."},
+                "successes": {"type": "integer", "description": "Number of successes k."},
+                "p": {"type": "number", "description": "Probability of success in one trial."},
+            },
+            "required": ["trials", "successes", "p"],
+        },
+    }
+    tools = client_tools([binomial], run=lambda arguments: {"status": "done"})
+    question = (
+        "You win a round with probability 0.3. If you play 20 rounds, what is the probability "
+        "of winning exactly 5? And if you play 50 rounds, of winning exactly 15? And with 100 "
+        "rounds, of winning exactly 30?"
+    )
+    loop = ToolLoop(qwen, tools, ToolLimits())
+    out = asyncio.run(
+        loop.run("You are a helpful assistant.", [Message(role="user", content=question)])
+    )
+    made = sorted(tuple(c["arguments"][k] for k in ("trials", "successes", "p")) for c in out.calls)
+    assert made == [(20, 5, 0.3), (50, 15, 0.3), (100, 30, 0.3)]
