@@ -305,6 +305,12 @@ def test_a_value_the_system_prompt_gives_goes_through() -> None:
     assert [s["action"] for s in steps] == ["awaiting_approval"]
 
 
+def test_numbers_with_a_scale_are_also_read_whole() -> None:
+    text = "revenues of $1M in 2019 and $1.2M in 2020, a 3 billion market, 5k users, 20 m"
+    assert {1e6, 1.2e6, 3e9, 5000.0, 1.0, 1.2, 2019.0} <= numbers_in(text)
+    assert 2e7 not in numbers_in(text)  # a lower-case m is metres or minutes, not millions
+
+
 def test_commas_are_thousands_only_in_groups_of_three() -> None:
     assert {1250.5} <= numbers_in("1,250.50 EUR") and 250.5 not in numbers_in("1,250.50")
     assert {1.0, 5.0, 1.5, 10.0} <= numbers_in("for 1,5 and 10 years")

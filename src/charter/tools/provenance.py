@@ -6,7 +6,8 @@ digits (numbers, and strings such as dates, account or card numbers) and appear 
 the conversation or in earlier tool results. Values the tool's schema itself offers (an enum
 member, the default) are fine, and so are percentages written either way (7 % vs 0.07).
 Runs of one or two digits inside text are not checked (a month or an hour is often derived:
-"21 February" → "2024-02-21"). Numbers may be written as words up to twelve.
+"21 February" → "2024-02-21"). Numbers may be written as words up to twelve, or with a
+scale ("$1.2M" gives 1200000).
 
 Names are held to the same rule, loosely, because a paraphrase ("Spanish" → "es-ES") is
 legitimate: a text value with a capitalised word of four letters or more ("Manchester
@@ -42,10 +43,20 @@ _WORDS = {
 }
 
 
+_SCALE = re.compile(r"\s?(k|K|thousand|M|mn|million|B|bn|billion)\b")
+_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}
+_SCALES |= {"b": 1e9, "bn": 1e9, "billion": 1e9}
+
+
 def numbers_in(text: str) -> set[float]:
+    """The numbers `text` writes: as digits (1,250.50; a decimal comma; a list "1,5"),
+    with a scale ("$1.2M", "3 billion", "5k": also 1200000, 3e9, 5000), negative when a
+    minus stands apart before them ("- 7x"), and as words up to twelve."""
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(0)
+        scale = _SCALE.match(text, match.end())
+        factor = _SCALES[scale.group(1).lower()] if scale else 1.0
         # "5x^2 - 7x + 3": a minus sign apart from its number still makes it negative
         signed = re.search(r"[-\u2212]\s+$", text[max(0, match.start() - 3) : match.start()])
         groups = raw.split(",")
@@ -61,6 +72,8 @@ def numbers_in(text: str) -> set[float]:
             found.add(number)
             if signed:
                 found.add(-number)
+            if factor != 1.0:
+                found.add(round(number * factor, 6))
     for word in re.findall(r"[a-z]+", text.lower()):
         if word in _WORDS:
             found.add(_WORDS[word])
