@@ -5,7 +5,8 @@ Each step asks the chat model for its next calls as schema-forced JSON,
 with arguments matching that tool's schema (several when the request asks for several
 things: parallel calls), none when it is done. Then, for each call, in code:
 1. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
-   with the reason and retried, at most `max_retries` times);
+   with the reason and retried, at most `max_retries` times); a percentage of the request
+   is given in the form its parameter takes (`convert_percentages`, see `percent.py`);
 2. a call identical to an earlier one this turn is not run again; a step that only repeats
    earlier calls is a loop: the loop stops; a call with a number, date or account that
    nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) in a required
@@ -16,6 +17,8 @@ things: parallel calls), none when it is done. Then, for each call, in code:
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
 5. the result passes the result guard before the model sees it (a tool result is untrusted
    text: indirect injection); a flagged result is withheld.
+After a decision's calls, the values of the request that no call has used are pointed out
+to the model (`remind_unused`, see `coverage.py`), again only while that list shrinks.
 Steps are bounded by `max_calls`, `max_seconds`, `max_tokens` and (with a price) `max_cost`;
 a decision over budget is not acted on.
 
