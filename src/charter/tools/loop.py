@@ -240,46 +240,15 @@ class ToolLoop:
                     break
                 step: dict[str, Any] = {"decision": decision}
                 out.steps.append(step)
+                checked = self._check(decision, fanned.get(index), sources, request, step)
                 name = str(decision.get("tool"))
-                call = f"{name}({json.dumps(decision.get('arguments'), sort_keys=True)})"
-                if index in fanned:
-                    step.update(action="variant", error=fanned[index])
-                    transcript += feedback(call, f"not run: {fanned[index]}")
-                    continue
-                tool = self.tools.get(name)
-                if tool is None:
-                    step.update(action="invalid", error=f"no tool named {name}")
-                    transcript += feedback(call, f"not run: there is no tool named {name}")
-                    retries += 1
-                    continue
-                try:
-                    arguments = tool.validate(decision.get("arguments"))
-                except InvalidArguments as exc:
-                    step.update(action="invalid", error=str(exc))
-                    retries += 1
-                    transcript += feedback(call, f"not run, invalid arguments: {exc}")
-                    continue
-                if (converted := self._percentages(tool, arguments, request, step)) is not None:
-                    arguments = converted
-                    step["decision"] = decision = {**decision, "arguments": arguments}
-                    call = f"{name}({json.dumps(arguments, sort_keys=True)})"
-                if self.limits.grounded_arguments:
-                    grounded = ground_arguments(arguments, tool.spec.parameters, sources)
-                    if grounded.refused:
-                        values = grounded.refused
-                        step.update(action="invalid", error=f"values nobody gave: {values}")
+                call = f"{name}({json.dumps(step['decision'].get('arguments'), sort_keys=True)})"
+                if isinstance(checked, str):  # not run: the model is told why
+                    if step["action"] != "variant":
                         retries += 1
-                        transcript += feedback(
-                            call,
-                            f"not run: {', '.join(values)} appear nowhere in the conversation. "
-                            'Do not guess values: reply {"calls": []} and ask the user.',
-                        )
-                        continue
-                    if grounded.dropped:  # optional values nobody gave: the call runs without
-                        arguments = grounded.arguments
-                        step["dropped"] = grounded.dropped
-                        step["decision"] = decision = {**decision, "arguments": arguments}
-                        call = f"{name}({json.dumps(arguments, sort_keys=True)})"
+                    transcript += feedback(call, checked)
+                    continue
+                arguments, tool = checked, self.tools[name]
                 if call in seen:
                     step["action"] = "loop"
                     continue
@@ -363,10 +332,14 @@ class ToolLoop:
             for index, decision in enumerate(decided[: self.limits.max_calls - len(calls)]):
                 step: dict[str, Any] = {"decision": decision}
                 out.steps.append(step)
-                proposed = self._proposal(decision, fanned.get(index), sources, request, step)
-                if proposed is not None and proposed in calls:
+                checked = self._check(decision, fanned.get(index), sources, request, step)
+                if isinstance(checked, str):
+                    continue
+                proposed = {"name": str(decision.get("tool")), "arguments": checked}
+                if proposed in calls:
                     step["action"] = "loop"
-                elif proposed is not None:
+                else:
+                    step["action"] = "proposed"
                     calls.append(proposed)
             if len(calls) == before:
                 break
@@ -384,39 +357,49 @@ class ToolLoop:
             transcript += note
         return calls, out
 
-    def _proposal(
+    def _check(
         self,
         decision: dict[str, Any],
         variant: str | None,
         sources: Sources,
         request: str,
         step: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """One decided call checked for `propose`: {"name", "arguments"}, or None (the step
-        says why)."""
+    ) -> dict[str, Any] | str:
+        """One decided call, checked before it runs (or is proposed): the arguments it runs
+        with (`step["decision"]` then carries them: percentages in their parameter's form,
+        optional values nobody gave left out), or, when it must not run, what to tell the
+        model (the step says why: a variant, an unknown tool, invalid arguments, a required
+        value nobody gave)."""
+        name = str(decision.get("tool"))
         if variant is not None:
             step.update(action="variant", error=variant)
-            return None
-        tool = self.tools.get(str(decision.get("tool")))
+            return f"not run: {variant}"
+        tool = self.tools.get(name)
         if tool is None:
-            step.update(action="invalid", error="no such tool")
-            return None
+            step.update(action="invalid", error=f"no tool named {name}")
+            return f"not run: there is no tool named {name}"
         try:
             arguments = tool.validate(decision.get("arguments"))
         except InvalidArguments as exc:
             step.update(action="invalid", error=str(exc))
-            return None
-        arguments = self._percentages(tool, arguments, request, step) or arguments
+            return f"not run, invalid arguments: {exc}"
+        if (converted := self._percentages(tool, arguments, request, step)) is not None:
+            arguments = converted
+            step["decision"] = {**decision, "arguments": arguments}
         if self.limits.grounded_arguments:
             grounded = ground_arguments(arguments, tool.spec.parameters, sources)
             if grounded.refused:
-                step.update(action="invalid", error=f"values nobody gave: {grounded.refused}")
-                return None
-            if grounded.dropped:
+                values = grounded.refused
+                step.update(action="invalid", error=f"values nobody gave: {values}")
+                return (
+                    f"not run: {', '.join(values)} appear nowhere in the conversation. "
+                    'Do not guess values: reply {"calls": []} and ask the user.'
+                )
+            if grounded.dropped:  # optional values nobody gave: the call runs without
+                arguments = grounded.arguments
                 step["dropped"] = grounded.dropped
-            arguments = grounded.arguments
-        step["action"] = "proposed"
-        return {"name": tool.name, "arguments": arguments}
+                step["decision"] = {**decision, "arguments": arguments}
+        return arguments
 
     def _variants(
         self,
