@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charter.tools.provenance import given, numbers_in
+from charter.tools.provenance import given, numbers_in, thousands
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -61,7 +61,7 @@ def request_values(text: str) -> list[Value]:
     found: list[Value] = []
     for m in _NUMBER.finditer(text):
         parts = m.group(0).split(",")
-        if len(parts) > 1 and not all(len(p.split(".")[0]) == 3 for p in parts[1:]):
+        if not thousands(m.group(0)):
             # "1,5 and 10 years": a list written without spaces, not one thousand-number
             at = m.start()
             for part in parts:

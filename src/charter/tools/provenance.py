@@ -48,6 +48,12 @@ _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}
 _SCALES |= {"b": 1e9, "bn": 1e9, "billion": 1e9}
 
 
+def thousands(raw: str) -> bool:
+    """`raw` ("1,250.50", "1,5", "2,5") uses its commas as thousands separators: every group
+    after a comma has three digits."""
+    return all(len(group.split(".")[0]) == 3 for group in raw.split(",")[1:])
+
+
 def numbers_in(text: str) -> set[float]:
     """The numbers `text` writes: as digits (1,250.50; a decimal comma; a list "1,5"),
     with a scale ("$1.2M", "3 billion", "5k": also 1200000, 3e9, 5000), negative when a
@@ -59,11 +65,10 @@ def numbers_in(text: str) -> set[float]:
         factor = _SCALES[scale.group(1).lower()] if scale else 1.0
         # "5x^2 - 7x + 3": a minus sign apart from its number still makes it negative
         signed = re.search(r"[-\u2212]\s+$", text[max(0, match.start() - 3) : match.start()])
-        groups = raw.split(",")
-        if all(len(group.split(".")[0]) == 3 for group in groups[1:]):  # 1,250.50
+        if thousands(raw):  # 1,250.50
             candidates = [raw.replace(",", "")]
         else:  # "2,5" (a decimal comma) or "1,5" in "1,5 and 10 years" (a list)
-            candidates = [raw.replace(",", "."), *groups]
+            candidates = [raw.replace(",", "."), *raw.split(",")]
         for candidate in candidates:
             try:
                 number = float(candidate)
