@@ -12,6 +12,7 @@ import numpy as np
 
 from charter.guards.base import GuardVerdict, Subject, allow
 from charter.guards.embedder import Embedder
+from charter.models.base import latest_user
 from charter.spec.models import CharterSpec
 
 SIMILARITY = 0.55
@@ -29,7 +30,7 @@ class PolicyGuard:
     def check(self, subject: Subject) -> GuardVerdict:
         if not self.policies:
             return allow(self.name, 0.0)
-        question = next((m.content for m in reversed(subject.messages) if m.role == "user"), "")
+        question = latest_user(subject.messages)
         if not question:
             return allow(self.name, 0.0)
         query = self.embedder.embed([question])[0]

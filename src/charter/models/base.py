@@ -34,6 +34,11 @@ class Message(BaseModel):
         return {"role": self.role, "content": self.content}
 
 
+def latest_user(messages: Sequence[Message]) -> str:
+    """What the user said last in `messages` ("" when the user said nothing)."""
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     messages: Sequence[Message]

@@ -30,7 +30,7 @@ from charter.knowledge.grounding import (
     unsupported,
     unsupported_entities,
 )
-from charter.models.base import ChatModel, ChatRequest, Message
+from charter.models.base import ChatModel, ChatRequest, Message, latest_user
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
 from charter.pipeline import emit
@@ -99,7 +99,7 @@ class CritiqueStage:
         draft = state.reply
         checks = list(self.checks)
         if self.user_requests:
-            latest = next((m.content for m in reversed(state.messages) if m.role == "user"), "")
+            latest = latest_user(state.messages)
             asked = requested_checks(latest)
             checks += asked
             if asked:

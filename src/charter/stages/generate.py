@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from charter.errors import ModelError
-from charter.models.base import ChatRequest, Completion, Message, TextDelta
+from charter.models.base import ChatRequest, Completion, Message, TextDelta, latest_user
 from charter.models.routing import tools_role
 from charter.persona.compile import persona_reminder
 from charter.pipeline import emit
@@ -143,7 +143,7 @@ class GenerateStage:
         record = state.trace[self.name]
         limits = state.charter.tool_limits
         tools = client_tools(state.client_tools)
-        asked = next((m.content for m in reversed(history) if m.role == "user"), "")
+        asked = latest_user(history)
         scores, offered = await asyncio.to_thread(gate, asked, tools, limits.min_relevance)
         record.detail["client_tool_relevance"] = {k: round(v, 3) for k, v in scores.items()}
         if not offered:

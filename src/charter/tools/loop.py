@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
-from charter.models.base import ChatRequest, Message, Usage
+from charter.models.base import ChatRequest, Message, Usage, latest_user
 from charter.tools.coverage import unused
 from charter.tools.percent import convert
 from charter.tools.provenance import Sources, ground_arguments, variants
@@ -197,7 +197,7 @@ class ToolLoop:
         seen: set[str] = set()
         evidence: list[str] = []
         answered: list[dict[str, Any]] = []  # calls that ran and returned something
-        request = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        request = latest_user(messages)
         retries = 0
         started = time.perf_counter()
         while len(out.results) < self.limits.max_calls and out.reason is None:
@@ -317,7 +317,7 @@ class ToolLoop:
         while that list shrinks, within `max_calls`."""
         out = LoopOutcome()
         sources = Sources("\n".join([system_prompt, *(m.content for m in messages)]))
-        request = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        request = latest_user(messages)
         calls: list[dict[str, Any]] = []
         transcript: list[Message] = []
         while len(calls) < self.limits.max_calls:
