@@ -7,7 +7,12 @@ from pathlib import Path
 
 from charter import Charter, FakeModel
 from charter.spec import CharterSpec
-from charter.tools.provenance import numbers_in, unsupported_values, variants
+from charter.tools.provenance import (
+    ground_arguments,
+    numbers_in,
+    unsupported_values,
+    variants,
+)
 from tests.tools.test_tools import spec
 
 SCHEMA = {
@@ -315,3 +320,84 @@ def test_commas_are_thousands_only_in_groups_of_three() -> None:
     assert {1250.5} <= numbers_in("1,250.50 EUR") and 250.5 not in numbers_in("1,250.50")
     assert {1.0, 5.0, 1.5, 10.0} <= numbers_in("for 1,5 and 10 years")
     assert 15.0 not in numbers_in("for 1,5 and 10 years")  # not fifteen
+
+
+def test_a_single_unit_of_time_gives_one() -> None:
+    assert 1.0 in numbers_in("Predict the house prices for the next month in New York.")
+    assert 1.0 in numbers_in("Set it to cool at 20 degrees. Power off after an hour")
+    assert 1.0 not in numbers_in("A deck of cards, a king: the odds?")  # no unit of time
+
+
+FREE_TEXT = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string"},
+        "soil": {"type": "string"},
+        "currency": {"type": "string"},
+        "kind": {"type": "string", "enum": ["sandy", "clay"]},
+        "note": {"type": "string"},
+        "data": {"type": "array", "items": {"type": "number"}},
+    },
+    "required": ["command", "soil", "currency", "kind", "data"],
+}
+
+
+def test_required_free_text_must_share_a_word_with_the_conversation() -> None:
+    text = "Close firefox using the taskkill command, then tell me about my garden's soil."
+    arguments = {
+        "command": "taskkill /F /IM firefox.exe",  # shares "taskkill" and "firefox"
+        "soil": "sandy",  # nobody said it, and the argument is required free text
+        "currency": "USD",  # a code is not judged
+        "kind": "clay",  # an enum member is the schema's own value
+        "note": "string",  # optional: lower-case text there is not judged
+        "data": [1.0],
+    }
+    assert unsupported_values(arguments, FREE_TEXT, text) == [
+        ("soil", "soil='sandy'"),
+        ("data", "data[0]=1.0"),
+    ]
+    given = {**arguments, "soil": "garden soil", "data": []}
+    assert unsupported_values(given, FREE_TEXT, text) == [("data", "data=[] (empty)")]
+    # mostly another script: the value may be a translation
+    assert unsupported_values({"soil": "sandy"}, FREE_TEXT, "我的花园土壤是什么类型") == []
+
+
+OPTIONS = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "preferences": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["Pet-friendly", "Disabled Access", "Cafe Inside"]},
+        },
+        "features": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["SqFt", "Bedrooms", "Location"]},
+        },
+    },
+    "required": ["city"],
+}
+
+
+def test_lists_of_options_keep_only_the_options_the_request_names() -> None:
+    padded = {
+        "city": "New York",
+        "preferences": ["Pet-friendly", "Disabled Access", "Cafe Inside"],
+        "features": ["SqFt", "Bedrooms", "Location"],
+    }
+    request = "Find me a pet-friendly library with facilities for disabled people in New York"
+    grounded = ground_arguments(padded, OPTIONS, request, request)
+    # "disabled" names "Disabled Access"; no feature is named, so the optional list goes
+    assert grounded.arguments == {
+        "city": "New York",
+        "preferences": ["Pet-friendly", "Disabled Access"],
+    }
+    assert grounded.dropped[0] == "preferences[2]='Cafe Inside'" and not grounded.refused
+    every = "A library in New York with all the facilities, please"
+    assert ground_arguments(padded, OPTIONS, every, every).arguments == padded
+    required = {**OPTIONS, "required": ["city", "features"]}
+    assert ground_arguments(padded, required, request, request).arguments["features"] == [
+        "SqFt",
+        "Bedrooms",
+        "Location",
+    ]

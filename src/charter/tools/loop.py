@@ -387,7 +387,7 @@ class ToolLoop:
             arguments = converted
             step["decision"] = {**decision, "arguments": arguments}
         if self.limits.grounded_arguments:
-            grounded = ground_arguments(arguments, tool.spec.parameters, sources)
+            grounded = ground_arguments(arguments, tool.spec.parameters, sources, request)
             if grounded.refused:
                 values = grounded.refused
                 step.update(action="invalid", error=f"values nobody gave: {values}")

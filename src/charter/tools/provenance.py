@@ -7,7 +7,7 @@ the conversation or in earlier tool results. Values the tool's schema itself off
 member, the default) are fine, and so are percentages written either way (7 % vs 0.07).
 Runs of one or two digits inside text are not checked (a month or an hour is often derived:
 "21 February" → "2024-02-21"). Numbers may be written as words up to twelve, or with a
-scale ("$1.2M" gives 1200000).
+scale ("$1.2M" gives 1200000); "next month" or "an hour" gives 1.
 
 Names are held to the same rule, loosely, because a paraphrase ("Spanish" → "es-ES") is
 legitimate: a text value with a capitalised word of four letters or more ("Manchester
@@ -43,6 +43,10 @@ _WORDS = {
 }
 
 
+# "next month", "in an hour", "a week from now": one of the unit
+_ONE_UNIT = re.compile(
+    r"\b(?:a|an|next|last)\s+(?:second|minute|hour|day|night|week|month|quarter|year|decade)\b"
+)
 _SCALE = re.compile(r"\s?(k|K|thousand|M|mn|million|B|bn|billion)\b")
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}
 _SCALES |= {"b": 1e9, "bn": 1e9, "billion": 1e9}
@@ -57,7 +61,8 @@ def thousands(raw: str) -> bool:
 def numbers_in(text: str) -> set[float]:
     """The numbers `text` writes: as digits (1,250.50; a decimal comma; a list "1,5"),
     with a scale ("$1.2M", "3 billion", "5k": also 1200000, 3e9, 5000), negative when a
-    minus stands apart before them ("- 7x"), and as words up to twelve."""
+    minus stands apart before them ("- 7x"), as words up to twelve, and a single unit of
+    time ("next month", "an hour": 1)."""
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(0)
@@ -82,6 +87,8 @@ def numbers_in(text: str) -> set[float]:
     for word in re.findall(r"[a-z]+", text.lower()):
         if word in _WORDS:
             found.add(_WORDS[word])
+    if _ONE_UNIT.search(text.lower()):
+        found.add(1.0)
     return found
 
 
@@ -103,6 +110,33 @@ def _supported(text: str, vocabulary: Vocabulary, foreign: bool) -> bool:
         return True
     words = re.findall(r"[a-z]+", text.lower())
     return 2 <= len(words) <= 5 and "".join(w[0] for w in words) in vocabulary.words
+
+
+def _free_text(prop: dict[str, Any]) -> bool:
+    """A string parameter that takes any text: no enum, no format, no pattern."""
+    return prop.get("type") == "string" and not {"enum", "format", "pattern"} & set(prop)
+
+
+_COMMON = frozenset(
+    "the and for are but not you all any can was one our out has his her how its may new now "
+    "see two way who did get let put say she too use".split()
+)
+
+
+def _mentioned(text: str, sources: Sources) -> bool:
+    """A required free-text value (no enum, no format) is held to more than a name: it must
+    share a word with the sources (three letters or more, less the commonest), appear in them
+    whole, or pass `_supported`. Codes and text without a lower-case word of three letters
+    ("USD", "es-ES", "x**3") are not judged, nor is anything when the sources are mostly in
+    another script."""
+    if sources.foreign or not re.search(r"[a-z]{3,}", text):
+        return True
+    if text.lower() in sources.text.lower():
+        return True
+    words = set(re.findall(r"[a-z]{3,}", text.lower())) - _COMMON
+    if words & sources.tokens or sources.vocabulary.shared(content_words(text)):
+        return True
+    return _NAME.search(text) is not None and _supported(text, sources.vocabulary, False)
 
 
 def given(value: float, known: set[float]) -> bool:
@@ -133,6 +167,10 @@ class Sources:
         return Vocabulary(self.text)
 
     @cached_property
+    def tokens(self) -> set[str]:
+        return set(re.findall(r"[a-z]+", self.text.lower()))
+
+    @cached_property
     def foreign(self) -> bool:
         return non_latin(self.text)
 
@@ -146,6 +184,7 @@ def unsupported_values(
     known, runs = held.numbers, held.runs
     vocabulary, foreign = held.vocabulary, held.foreign
     problems: list[tuple[str, str]] = []
+    required = set(schema.get("required", []))
     top = ""
 
     def allowed(value: Any, prop: dict[str, Any]) -> bool:
@@ -159,8 +198,10 @@ def unsupported_values(
                 problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, str):
             missing = [r for r in _digit_runs(value) if r not in runs]
-            # objects' fields are not judged
-            named = "." in path or _supported(value, vocabulary, foreign)
+            if path == top and top in required and _free_text(prop):
+                named = _mentioned(value, held)
+            else:  # objects' fields are not judged
+                named = "." in path or _supported(value, vocabulary, foreign)
             if missing or not named:
                 problems.append((top, f"{path}={value!r}"))
         elif isinstance(value, list):
@@ -175,7 +216,11 @@ def unsupported_values(
     properties = schema.get("properties", {})
     for name, value in arguments.items():
         top = name
-        visit(name, value, properties.get(name, {}) if isinstance(properties, dict) else {})
+        prop = properties.get(name, {}) if isinstance(properties, dict) else {}
+        if name in required and value in ("", [], {}) and not allowed(value, prop):
+            problems.append((name, f"{name}={value!r} (empty)"))  # a required value left out
+            continue
+        visit(name, value, prop)
     return problems
 
 
@@ -190,16 +235,67 @@ class Grounded:
 
 
 def ground_arguments(
-    arguments: dict[str, Any], schema: dict[str, Any], sources: Sources | str
+    arguments: dict[str, Any],
+    schema: dict[str, Any],
+    sources: Sources | str,
+    request: str | None = None,
 ) -> Grounded:
-    """What to do with a call whose values `sources` may not hold (see the module doc)."""
-    guessed = unsupported_values(arguments, schema, sources)
+    """What to do with a call whose values `sources` may not hold (see the module doc), and
+    its lists of options pruned to those named (`unnamed_options`; "all", "every", … in
+    `request`, by default the sources, keep them whole)."""
+    held = sources if isinstance(sources, Sources) else Sources(sources)
+    guessed = unsupported_values(arguments, schema, held)
     required = set(schema.get("required", []))
     if any(arg in required for arg, _ in guessed):
         return Grounded(arguments, [value for _, value in guessed], [])
     dropped = {arg for arg, _ in guessed}
     kept = {k: v for k, v in arguments.items() if k not in dropped}
-    return Grounded(kept, [], [value for _, value in guessed])
+    pruned: list[str] = []
+    if not _EVERY.search((held.text if request is None else request).lower()):
+        kept, pruned = unnamed_options(kept, schema, held)
+    return Grounded(kept, [], [value for _, value in guessed] + pruned)
+
+
+def unnamed_options(
+    arguments: dict[str, Any], schema: dict[str, Any], sources: Sources
+) -> tuple[dict[str, Any], list[str]]:
+    """The arguments less the members of a list of options (an array of enum strings) that
+    the sources never name: the small model pads such a list with every option the schema
+    offers ("a pet-friendly library with disabled access" → `preferences=["Pet-friendly",
+    "Disabled Access", "24 hours", "Cafe Inside"]`). A member is named when the sources hold
+    it (`_` and `-` read as spaces) or share a word with it; codes ("USD") are not judged. An
+    optional list left empty is left out; a required one, or the schema's default, stays
+    whole. Also `path=value` for each member taken out."""
+    properties = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    text = sources.text.lower()
+    kept = dict(arguments)
+    pruned: list[str] = []
+    for name, value in arguments.items():
+        prop = properties.get(name, {}) if isinstance(properties, dict) else {}
+        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        options = items.get("enum") if items else None
+        if not isinstance(value, list) or not options or value == prop.get("default"):
+            continue
+        unnamed = [
+            i
+            for i, member in enumerate(value)
+            if isinstance(member, str)
+            and member in options
+            and _judged(member)
+            and member.lower() not in text
+            and re.sub(r"[_-]+", " ", member.lower()) not in text
+            and not sources.vocabulary.shared(content_words(member))
+        ]
+        left = [member for i, member in enumerate(value) if i not in unnamed]
+        if not unnamed or (not left and name in required):
+            continue
+        pruned += [f"{name}[{i}]={value[i]!r}" for i in unnamed]
+        if left:
+            kept[name] = left
+        else:
+            del kept[name]
+    return kept, pruned
 
 
 _ABSENT = object()

@@ -98,7 +98,7 @@ def packaged_gate() -> Gate:
     if data["meta"]["embedding"] != EMBEDDING_ID or tuple(data["features"]) != FEATURES:
         raise ValueError(
             f"{GATE_FILE} was fitted on other features or embeddings than this Charter makes; "
-            "refit it with scripts/fit_relevance_gate.py"
+            "refit it with python -m charter.eval.relevance_gate"
         )
     return Gate(tuple(data["coefficients"]), data["intercept"], data["threshold"])
 
