@@ -15,11 +15,16 @@ United", "Jupiter", "Paris") must share a word with the sources (`charter.tools.
 "Tolls" matches "toll"), or be spelled out from initials they hold ("New York City" for
 "NYC"). On BFCL's irrelevance questions the small model fills required names with
 inventions ("Who won the last world cup?" → `team_name="Manchester United"`). Lower-case
-text ("medium", "worldwide") is not judged: requests name such values in other words
-("woman tennis" → "women", "liquid to gas" → "vaporization"), and holding them back lost
-correct calls on BFCL's calling questions. Nor are codes (`AAPL`, `es-ES`), the fields of
-objects, or any text when the sources are mostly in a script other than Latin (the value
-may be a translation).
+text ("medium", "worldwide") is judged only in a required free-text argument (a string with
+no enum, format or pattern), which must share a word of three letters or more with the
+sources (`_mentioned`: "what fertiliser for tomatoes?" → `soil_type="sandy"` is held back);
+elsewhere requests name such values in other words ("woman tennis" → "women", "liquid to
+gas" → "vaporization"). A required value left empty counts as missing. Codes (`AAPL`,
+`es-ES`), the fields of objects, and any text when the sources are mostly in a script other
+than Latin (the value may be a translation) are not judged.
+
+`ground_arguments` also prunes lists of options (arrays of enum members) to the members the
+sources name (`unnamed_options`). The figures behind each rule are in docs/tools.md.
 """
 
 from __future__ import annotations
