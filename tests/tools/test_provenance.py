@@ -10,6 +10,7 @@ from charter.spec import CharterSpec
 from charter.tools.provenance import (
     ground_arguments,
     numbers_in,
+    redundant,
     unsupported_values,
     variants,
 )
@@ -401,3 +402,54 @@ def test_lists_of_options_keep_only_the_options_the_request_names() -> None:
         "Bedrooms",
         "Location",
     ]
+
+
+def test_an_optional_option_nobody_named_is_left_out_for_the_default() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "command": {"type": "string"},
+            "unit": {"type": "string", "enum": ["seconds", "milliseconds"], "default": "N/A"},
+            "language": {"type": "string", "enum": ["en-US", "es-ES"]},
+        },
+        "required": ["command"],
+    }
+    request = "close firefox using taskkill, and answer me in Spanish"
+    guessed = {"command": "taskkill /IM firefox.exe", "unit": "seconds", "language": "es-ES"}
+    grounded = ground_arguments(guessed, schema, request, request)
+    # "es-ES" is a code, judged by nobody; "seconds" was never asked for
+    assert grounded.arguments == {"command": "taskkill /IM firefox.exe", "language": "es-ES"}
+    assert grounded.dropped == ["unit='seconds'"]
+    timed = "close firefox with taskkill and tell me how many seconds it took"
+    assert ground_arguments(guessed, schema, timed, timed).arguments == guessed
+
+
+def test_a_call_that_asks_nothing_new_is_redundant() -> None:
+    schemas = {
+        "update_user": {
+            "type": "object",
+            "properties": {
+                "user_id": {"type": "integer"},
+                "update_info": {"type": "object"},
+                "database": {"type": "string", "default": "CustomerInfo"},
+            },
+        }
+    }
+    full = {"user_id": 43523, "update_info": {"name": "John Doe", "email": "j@d.com"}}
+    calls = [
+        {"tool": "update_user", "arguments": full},
+        # only the e-mail again, with the default database: nothing new
+        {
+            "tool": "update_user",
+            "arguments": {
+                "user_id": 43523,
+                "update_info": {"email": "j@d.com"},
+                "database": "CustomerInfo",
+            },
+        },
+        {"tool": "update_user", "arguments": {"user_id": 7, "update_info": {"email": "j@d.com"}}},
+        {"tool": "update_user", "arguments": full},  # the same call again is a loop, not this
+    ]
+    assert list(redundant(calls, schemas)) == [1]
+    # against a call of an earlier decision, too
+    assert list(redundant(calls[1:2], schemas, earlier=calls[:1])) == [0]

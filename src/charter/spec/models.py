@@ -232,6 +232,11 @@ class ToolLimits(StrictModel):
         "or fraction, or its name is a rate, return, yield or growth; a whole percentage (8) "
         "when it says percent.",
     )
+    convert_dates: bool = Field(
+        default=True,
+        description="An ISO date (2023-06-01) in a string argument whose description names "
+        "another layout ('MM-DD-YYYY', 'dd/mm/yyyy') is given in that layout.",
+    )
     remind_unused: bool = Field(
         default=True,
         description="After the calls of a decision, tell the model once a turn which values "

@@ -6,7 +6,8 @@ with arguments matching that tool's schema (several when the request asks for se
 things: parallel calls), none when it is done. Then, for each call, in code:
 1. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
    with the reason and retried, at most `max_retries` times); a percentage of the request
-   is given in the form its parameter takes (`convert_percentages`, see `percent.py`);
+   is given in the form its parameter takes (`convert_percentages`, see `percent.py`), and
+   so is an ISO date where the parameter states another layout (`convert_dates`, `dates.py`);
 2. a call identical to an earlier one this turn is not run again; a step that only repeats
    earlier calls is a loop: the loop stops; a call with a number, date or account that
    nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) in a required
@@ -39,9 +40,10 @@ from charter.errors import ModelError
 from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage, latest_user
+from charter.tools import dates
 from charter.tools.coverage import unused
 from charter.tools.percent import convert
-from charter.tools.provenance import Sources, ground_arguments, variants
+from charter.tools.provenance import Sources, ground_arguments, redundant, variants
 from charter.tools.registry import InvalidArguments, ToolError
 
 if TYPE_CHECKING:
@@ -383,7 +385,7 @@ class ToolLoop:
         except InvalidArguments as exc:
             step.update(action="invalid", error=str(exc))
             return f"not run, invalid arguments: {exc}"
-        if (converted := self._percentages(tool, arguments, request, step)) is not None:
+        if (converted := self._forms(tool, arguments, request, step)) is not None:
             arguments = converted
             step["decision"] = {**decision, "arguments": arguments}
         if self.limits.grounded_arguments:
@@ -408,24 +410,31 @@ class ToolLoop:
         messages: list[Message],
         earlier: list[dict[str, Any]] | None = None,
     ) -> dict[int, str]:
-        """Calls that only fan out over options nobody asked for (`provenance.variants`),
-        checked with `grounded_arguments`; "both", "all", … count only in what the user
-        wrote, not in tool results."""
+        """Calls that only fan out over options nobody asked for (`provenance.variants`;
+        "both", "all", … count only in what the user wrote, not in tool results) or ask
+        nothing an earlier call did not (`provenance.redundant`), checked with
+        `grounded_arguments`."""
         if not self.limits.grounded_arguments:
             return {}
         schemas = {name: tool.spec.parameters for name, tool in self.tools.items()}
         request = "\n".join(m.content for m in messages if m.role == "user")
-        return variants(calls, schemas, sources, request=request, earlier=earlier or [])
+        found = redundant(calls, schemas, earlier or [])
+        fanned = variants(calls, schemas, sources, request=request, earlier=earlier or [])
+        return fanned | found
 
-    def _percentages(
+    def _forms(
         self, tool: LoadedTool, arguments: dict[str, Any], request: str, step: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """With `convert_percentages`: the arguments with the request's percentages in the
-        form each parameter takes (`percent.convert`: 8 → 0.08 for a rate), the rewrite
-        recorded in the step; None when nothing changes."""
-        if not self.limits.convert_percentages:
-            return None
-        converted, notes = convert(arguments, tool.spec.parameters, request)
+        """The arguments with values in the form each parameter takes: the request's
+        percentages (`convert_percentages`, `percent.convert`: 8 → 0.08 for a rate) and ISO
+        dates in a stated layout (`convert_dates`, `dates.convert`), the rewrites recorded
+        in the step; None when nothing changes."""
+        converted, notes = arguments, list[str]()
+        if self.limits.convert_percentages:
+            converted, notes = convert(converted, tool.spec.parameters, request)
+        if self.limits.convert_dates:
+            converted, dated = dates.convert(converted, tool.spec.parameters)
+            notes += dated
         if not notes:
             return None
         try:

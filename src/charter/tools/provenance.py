@@ -264,43 +264,67 @@ def ground_arguments(
 def unnamed_options(
     arguments: dict[str, Any], schema: dict[str, Any], sources: Sources
 ) -> tuple[dict[str, Any], list[str]]:
-    """The arguments less the members of a list of options (an array of enum strings) that
-    the sources never name: the small model pads such a list with every option the schema
-    offers ("a pet-friendly library with disabled access" → `preferences=["Pet-friendly",
-    "Disabled Access", "24 hours", "Cafe Inside"]`). A member is named when the sources hold
-    it (`_` and `-` read as spaces) or share a word with it; codes ("USD") are not judged. An
-    optional list left empty is left out; a required one, or the schema's default, stays
-    whole. Also `path=value` for each member taken out."""
+    """The arguments less the options (enum members) that the sources never name, where a
+    guess costs nothing to undo:
+    - members of a list of options (an array of enum strings): the small model pads such a
+      list with every option the schema offers ("a pet-friendly library with disabled
+      access" → `preferences=["Pet-friendly", "Disabled Access", "24 hours", "Cafe
+      Inside"]`); an optional list left empty is left out, a required one stays whole;
+    - an optional argument's option ("close firefox with taskkill" → `unit="seconds"`): it
+      is left out, so the tool's default applies.
+    A member is named when the sources hold it (`_` and `-` read as spaces) or share a word
+    with it; codes ("es-ES", "USD", "mph") and the schema's default are not judged. Also
+    `path=value` for each member taken out."""
     properties = schema.get("properties", {})
     required = set(schema.get("required", []))
-    text = sources.text.lower()
     kept = dict(arguments)
     pruned: list[str] = []
-    for name, value in arguments.items():
-        prop = properties.get(name, {}) if isinstance(properties, dict) else {}
-        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
-        options = items.get("enum") if items else None
-        if not isinstance(value, list) or not options or value == prop.get("default"):
-            continue
-        unnamed = [
-            i
-            for i, member in enumerate(value)
-            if isinstance(member, str)
+
+    def unnamed(member: Any, options: list[Any]) -> bool:
+        return (
+            isinstance(member, str)
             and member in options
             and _judged(member)
-            and member.lower() not in text
-            and re.sub(r"[_-]+", " ", member.lower()) not in text
-            and not sources.vocabulary.shared(content_words(member))
-        ]
-        left = [member for i, member in enumerate(value) if i not in unnamed]
-        if not unnamed or (not left and name in required):
+            and not _CODE.fullmatch(member)
+            and not _option_named(member, sources)
+        )
+
+    for name, value in arguments.items():
+        prop = properties.get(name, {}) if isinstance(properties, dict) else {}
+        if value == prop.get("default"):
             continue
-        pruned += [f"{name}[{i}]={value[i]!r}" for i in unnamed]
+        if name not in required and unnamed(value, prop.get("enum") or []):
+            pruned.append(f"{name}={value!r}")
+            del kept[name]
+            continue
+        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        options = (items or {}).get("enum") or []
+        if not isinstance(value, list) or not options:
+            continue
+        out = [i for i, member in enumerate(value) if unnamed(member, options)]
+        left = [member for i, member in enumerate(value) if i not in out]
+        if not out or (not left and name in required):
+            continue
+        pruned += [f"{name}[{i}]={value[i]!r}" for i in out]
         if left:
             kept[name] = left
         else:
             del kept[name]
     return kept, pruned
+
+
+_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?")
+
+
+def _option_named(member: str, sources: Sources) -> bool:
+    """The sources name an option: as written, with `_`/`-` read as spaces, or by a word."""
+    spelled = member.lower()
+    text = sources.text.lower()
+    return (
+        spelled in text
+        or re.sub(r"[_-]+", " ", spelled) in text
+        or bool(sources.vocabulary.shared(content_words(member)))
+    )
 
 
 _ABSENT = object()
@@ -368,5 +392,49 @@ def variants(
             if differ and unnamed == differ:
                 shown = ", ".join(f"{k}={arguments.get(k, '(left out)')!r}" for k in differ)
                 found[i] = f"only {shown} differs from an earlier call, and nobody asked for it"
+                break
+    return found
+
+
+def _within(value: Any, other: Any) -> bool:
+    """`value` asks nothing `other` does not: equal, or an object or a list whose every
+    field or item is within `other`'s."""
+    if isinstance(value, dict) and isinstance(other, dict):
+        return all(k in other and _within(v, other[k]) for k, v in value.items())
+    if isinstance(value, list) and isinstance(other, list):
+        return all(any(_within(v, o) for o in other) for v in value)
+    return bool(value == other)
+
+
+def redundant(
+    calls: list[dict[str, Any]],
+    schemas: dict[str, dict[str, Any]],
+    earlier: Sequence[dict[str, Any]] = (),
+) -> dict[int, str]:
+    """Calls that ask nothing an earlier call of the same tool (one before it in `calls`, or
+    one of `earlier`) did not already ask: every argument, less those at the schema's
+    default, is held by the earlier call (the very same call is a loop, not this). The
+    small model splits one request into such pieces ("update user 43523's name and email"
+    → the update, then the e-mail update again). Index in `calls` → why."""
+    found: dict[int, str] = {}
+    for i, call in enumerate(calls):
+        arguments = call.get("arguments")
+        if not isinstance(arguments, dict):
+            continue
+        properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
+        asked = {
+            k: v
+            for k, v in arguments.items()
+            if not (isinstance(properties.get(k), dict) and v == properties[k].get("default"))
+        }
+        for before in [*earlier, *calls[:i]]:
+            held = before.get("arguments")
+            # the same call again is a loop, which the loop itself stops
+            if (
+                before.get("tool") == call.get("tool")
+                and held != arguments
+                and _within(asked, held)
+            ):
+                found[i] = "it asks nothing an earlier call did not already ask"
                 break
     return found
