@@ -89,10 +89,11 @@ def numbers_in(text: str) -> set[float]:
                 found.add(-number)
             if factor != 1.0:
                 found.add(round(number * factor, 6))
-    for word in re.findall(r"[a-z]+", text.lower()):
+    lowered = text.lower()
+    for word in re.findall(r"[a-z]+", lowered):
         if word in _WORDS:
             found.add(_WORDS[word])
-    if _ONE_UNIT.search(text.lower()):
+    if _ONE_UNIT.search(lowered):
         found.add(1.0)
     return found
 
@@ -136,7 +137,7 @@ def _mentioned(text: str, sources: Sources) -> bool:
     another script."""
     if sources.foreign or not re.search(r"[a-z]{3,}", text):
         return True
-    if text.lower() in sources.text.lower():
+    if text.lower() in sources.lowered:
         return True
     words = set(re.findall(r"[a-z]{3,}", text.lower())) - _COMMON
     if words & sources.tokens or sources.vocabulary.shared(content_words(text)):
@@ -172,8 +173,12 @@ class Sources:
         return Vocabulary(self.text)
 
     @cached_property
+    def lowered(self) -> str:
+        return self.text.lower()
+
+    @cached_property
     def tokens(self) -> set[str]:
-        return set(re.findall(r"[a-z]+", self.text.lower()))
+        return set(re.findall(r"[a-z]+", self.lowered))
 
     @cached_property
     def foreign(self) -> bool:
@@ -317,14 +322,16 @@ _CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?")
 
 
 def _option_named(member: str, sources: Sources) -> bool:
-    """The sources name an option: as written, with `_`/`-` read as spaces, or by a word."""
-    spelled = member.lower()
-    text = sources.text.lower()
-    return (
-        spelled in text
-        or re.sub(r"[_-]+", " ", spelled) in text
-        or bool(sources.vocabulary.shared(content_words(member)))
+    """The sources name an option: spelled out (`_spelled`) or by a word of it."""
+    return _spelled(member, sources.lowered) or bool(
+        sources.vocabulary.shared(content_words(member))
     )
+
+
+def _spelled(member: str, text: str) -> bool:
+    """Lower-cased `text` holds `member` as written, or with `_`/`-` read as spaces."""
+    spelled = member.lower()
+    return spelled in text or re.sub(r"[_-]+", " ", spelled) in text
 
 
 _ABSENT = object()
@@ -347,8 +354,7 @@ def _named(value: Any, prop: dict[str, Any], text: str) -> bool:
     if value is _ABSENT or isinstance(value, bool) or value is None:
         return False
     if isinstance(value, str) and value in prop.get("enum", []) and _judged(value):
-        spelled = value.lower()
-        return spelled in text or re.sub(r"[_-]+", " ", spelled) in text
+        return _spelled(value, text)
     return True
 
 
