@@ -159,10 +159,30 @@ def test_nested_dict_values_are_checked_key_by_key() -> None:
     assert bfcl.check(fetch, [call("db.fetch", where={"dept": "Science", "x": 1})]) is not None
 
 
+def test_lists_of_objects_are_checked_item_by_item() -> None:
+    query = case(
+        [{"name": "db.query", "parameters": {"type": "dict", "properties": {}}}],
+        [
+            {
+                "db.query": {
+                    "conditions": [[{"field": ["age"], "value": ["25", 25]}, {"field": ["job"]}]]
+                }
+            }
+        ],
+    )
+    right = [{"field": "age", "value": 25}, {"field": "job"}]
+    assert bfcl.check(query, [call("db.query", conditions=right)]) is None
+    assert bfcl.check(query, [call("db.query", conditions=right[:1])]) is not None
+    swapped = [{"field": "job"}, {"field": "age", "value": 25}]
+    assert bfcl.check(query, [call("db.query", conditions=swapped)]) is not None
+
+
 def _first_accepted(accepted: list[Any]) -> Any:
     value = next(v for v in accepted if v != "")
     if isinstance(value, dict):
         return {k: _first_accepted(v) for k, v in value.items() if any(x != "" for x in v)}
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return [_first_accepted([v]) for v in value]
     return value
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from charter import Charter, FakeModel
 from charter.spec import CharterSpec
 from charter.tools.provenance import (
+    given,
     ground_arguments,
     numbers_in,
     redundant,
@@ -101,8 +102,21 @@ def test_a_guessed_card_number_is_not_run_and_the_model_is_told_to_ask() -> None
     steps = reply.trace["tools"].detail["steps"]
     assert [s["action"] for s in steps] == ["invalid", "answer"]
     assert "values nobody gave" in steps[0]["error"]
-    assert "Do not guess values" in model.calls[1].messages[-1].content
+    told = model.calls[1].messages[-1].content
+    assert "last4='4821' appear nowhere" in told and "ask the user" in told
     assert not reply.escalations  # no approval was asked for a card nobody named
+
+
+def test_a_held_back_call_can_be_made_again_with_the_requests_words() -> None:
+    """The model is told which value nobody gave: a second call with the request's own
+    words for it is checked like any other, and runs."""
+    guess = json.dumps({"tool": "freeze_card", "arguments": {"last4": "4821"}})
+    fixed = json.dumps({"tool": "freeze_card", "arguments": {"last4": "7310"}})
+    model = FakeModel([guess, fixed, "It awaits approval."])
+    reply = Charter(spec(), model=model).respond("Please freeze my card ending 7310")
+    steps = reply.trace["tools"].detail["steps"]
+    assert [s["action"] for s in steps] == ["invalid", "awaiting_approval"]
+    assert steps[1]["decision"]["arguments"] == {"last4": "7310"}
 
 
 def test_a_number_the_user_gave_goes_through() -> None:
@@ -321,6 +335,12 @@ def test_commas_are_thousands_only_in_groups_of_three() -> None:
     assert {1250.5} <= numbers_in("1,250.50 EUR") and 250.5 not in numbers_in("1,250.50")
     assert {1.0, 5.0, 1.5, 10.0} <= numbers_in("for 1,5 and 10 years")
     assert 15.0 not in numbers_in("for 1,5 and 10 years")  # not fifteen
+
+
+def test_percentages_read_either_way_but_only_between_fraction_and_percent() -> None:
+    assert given(0.08, {8.0}) and given(5.0, {0.05}) and given(100.0, {1.0})
+    # "5,10" also reads as 5.1 (a decimal comma): 510 is no percentage of it
+    assert not given(510.0, numbers_in("Find the factorial of 5,10 and 15."))
 
 
 def test_a_single_unit_of_time_gives_one() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from charter import Charter, FakeModel
 from charter.models.base import ChatRequest
 from charter.spec import CharterSpec
+from charter.tools.bounds import MAX_CHARS, MAX_ITEMS
 from charter.tools.registry import InvalidArguments, ToolError, load_tool
 
 BANK = Path(__file__).resolve().parents[2] / "examples" / "acme-bank" / "bank_tools.py"
@@ -296,6 +298,52 @@ def test_a_cut_off_decision_is_fed_back_and_retried() -> None:
     assert "cut off" in model.calls[1].messages[-1].content
 
 
+def test_the_retry_after_a_cut_off_decision_bounds_each_value() -> None:
+    """A cut-off decision is nearly always a runaway value: the retry's grammar bounds the
+    strings and lists of the arguments so the value has to close (`bounds.py`)."""
+    note = {
+        "name": "add_note",
+        "description": "Attach a note to the customer's file",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["text"],
+        },
+        "implementation": f"{BANK}:list_cards",
+    }
+    charter_spec = spec()
+    charter_spec = CharterSpec.model_validate(
+        {**charter_spec.model_dump(mode="json", exclude_none=True), "tools": [*TOOLS, note]}
+    )
+    model = CutOffFake([NONE, "ok"])
+    Charter(charter_spec, model=model).respond("note that I called")
+
+    def argument(request: ChatRequest, name: str) -> dict[str, object]:
+        schema = json.dumps(request.json_schema)
+        assert name in schema
+        found = [
+            option["properties"]["arguments"]["properties"][name]
+            for option in _call_options(request.json_schema)
+            if option["properties"]["tool"] == {"const": "add_note"}
+        ]
+        return found[0]
+
+    assert "maxLength" not in argument(model.calls[0], "text")
+    assert argument(model.calls[1], "text")["maxLength"] == MAX_CHARS
+    assert argument(model.calls[1], "tags")["maxItems"] == MAX_ITEMS
+
+
+def _call_options(schema: object) -> list[dict[str, Any]]:
+    """The per-tool call options of a decision schema, counted or not."""
+    assert isinstance(schema, dict)
+    if "$defs" in schema:
+        return list(schema["$defs"]["call"]["anyOf"])
+    return list(schema["properties"]["calls"]["items"]["anyOf"])
+
+
 def test_values_the_request_names_that_no_call_used_are_pointed_out() -> None:
     def decision(*accounts: str, count: int | None = None) -> str:
         calls = [json.loads(call("get_balance", account=a)) for a in accounts]
@@ -355,3 +403,41 @@ def test_proposals_to_a_callers_tools_get_the_same_reminder() -> None:
     limits = ToolLimits(remind_unused=False)
     calls, _ = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
     assert len(calls) == 1 and len(model.calls) == 1
+
+
+def test_a_proposal_cut_off_is_asked_once_more_with_bounded_values() -> None:
+    import asyncio
+
+    from charter.models.base import Message
+    from charter.spec.models import ToolLimits
+    from charter.tools.loop import ToolLoop
+    from charter.tools.registry import client_tools
+
+    note = {
+        "name": "add_note",
+        "description": "Attach a note to the customer's file",
+        "parameters": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+        },
+    }
+    tools = client_tools([note])
+    asked = [Message(role="user", content="Note that I called about my card")]
+    limits = ToolLimits(remind_unused=False)
+    model = CutOffFake([call("add_note", text="called about the card")])
+    calls, out = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
+    assert calls == [{"name": "add_note", "arguments": {"text": "called about the card"}}]
+    assert [s["action"] for s in out.steps] == ["invalid", "proposed"]
+    assert "maxLength" not in json.dumps(model.calls[0].json_schema)
+    assert f'"maxLength": {MAX_CHARS}' in json.dumps(model.calls[1].json_schema)
+
+    class AlwaysCutOff(FakeModel):
+        def _next(self, request: ChatRequest) -> str:
+            self.calls.append(request)
+            return '{"calls": [{"tool": "add_note", "arguments": {"text": "called, called'
+
+    model = AlwaysCutOff()
+    calls, out = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
+    assert calls == [] and [s["action"] for s in out.steps] == ["invalid", "invalid"]
+    assert len(model.calls) == 2  # one bounded retry, no more

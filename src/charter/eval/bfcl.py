@@ -291,9 +291,19 @@ def _accepted(value: Any, accepted: list[Any]) -> bool:
         if isinstance(option, dict) and isinstance(value, dict):
             if _dict_accepted(value, option):
                 return True
+        elif _dict_list(option) and isinstance(value, list):
+            # a list of objects whose fields list their accepted values, item by item
+            if len(value) == len(option) and all(
+                _accepted(v, [o]) for v, o in zip(value, option, strict=True)
+            ):
+                return True
         elif _norm(value) == _norm(option):
             return True
     return False
+
+
+def _dict_list(option: Any) -> bool:
+    return isinstance(option, list) and any(isinstance(o, dict) for o in option)
 
 
 def _dict_accepted(value: dict[str, Any], option: dict[str, Any]) -> bool:

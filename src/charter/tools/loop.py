@@ -41,6 +41,7 @@ from charter.guards.base import Subject
 from charter.guards.normalize import views
 from charter.models.base import ChatRequest, Message, Usage, latest_user
 from charter.tools import dates
+from charter.tools.bounds import bounded
 from charter.tools.coverage import unused
 from charter.tools.percent import convert
 from charter.tools.provenance import Sources, ground_arguments, redundant, variants
@@ -201,17 +202,20 @@ class ToolLoop:
         answered: list[dict[str, Any]] = []  # calls that ran and returned something
         request = latest_user(messages)
         retries = 0
+        cut_off = False
         started = time.perf_counter()
         while len(out.results) < self.limits.max_calls and out.reason is None:
             if time.perf_counter() - started > self.limits.max_seconds:
                 out.reason = f"stopped: the {self.limits.max_seconds:g} s tool budget is spent"
                 break
             try:
-                calls = await self._decide(system_prompt, messages, transcript, out)
+                calls = await self._decide(system_prompt, messages, transcript, out, bound=cut_off)
             except UnreadableDecision as exc:
                 # Grammar-forced JSON breaks only when cut off by max_tokens (too many calls
-                # at once): say so and let the model try again, within the retry budget.
+                # at once, or a runaway value): say so and let the model try again, within
+                # the retry budget, with each string and list bounded (`bounds.py`).
                 out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
+                cut_off = True
                 retries += 1
                 if retries > self.limits.max_retries:
                     out.reason = "stopped: the tool decisions could not be read"
@@ -316,18 +320,25 @@ class ToolLoop:
         client-side tools). Invalid calls, and calls with a required value nobody gave, are
         left out (the trace says why); optional such values are dropped. When the request
         names values no call used (`remind_unused`), the model is told and decides again,
-        while that list shrinks, within `max_calls`."""
+        while that list shrinks, within `max_calls`. A decision cut off by `max_tokens` is
+        asked once more with each value bounded (`bounds.py`)."""
         out = LoopOutcome()
         sources = Sources("\n".join([system_prompt, *(m.content for m in messages)]))
         request = latest_user(messages)
         calls: list[dict[str, Any]] = []
         transcript: list[Message] = []
+        cut_off = False
         while len(calls) < self.limits.max_calls:
             try:
-                decided = await self._decide(system_prompt, messages, transcript, out)
+                decided = await self._decide(
+                    system_prompt, messages, transcript, out, bound=cut_off
+                )
             except UnreadableDecision as exc:
                 out.steps.append({"decision": None, "action": "invalid", "error": str(exc)})
-                break
+                if cut_off:
+                    break
+                cut_off = True  # once more, with each value bounded (see `run`)
+                continue
             earlier = [{"tool": c["name"], "arguments": c["arguments"]} for c in calls]
             fanned = self._variants(decided, sources.text, messages, earlier)
             before = len(calls)
@@ -395,7 +406,8 @@ class ToolLoop:
                 step.update(action="invalid", error=f"values nobody gave: {values}")
                 return (
                     f"not run: {', '.join(values)} appear nowhere in the conversation. "
-                    'Do not guess values: reply {"calls": []} and ask the user.'
+                    "If the request gives these values in other words, call again with "
+                    'its words; if it does not, reply {"calls": []} and ask the user.'
                 )
             if grounded.dropped:  # optional values nobody gave: the call runs without
                 arguments = grounded.arguments
@@ -489,7 +501,11 @@ class ToolLoop:
         messages: list[Message],
         transcript: list[Message],
         out: LoopOutcome,
+        *,
+        bound: bool = False,
     ) -> list[dict[str, Any]]:
+        """The model's next calls. `bound`: after a decision was cut off, the grammar holds
+        each string and list of the arguments to `bounds.MAX_CHARS` / `bounds.MAX_ITEMS`."""
         if self.model.native_tools:
             return await self._decide_native(system_prompt, messages, transcript, out)
         # The turn's first decision counts its calls before making them (`count_calls`);
@@ -498,6 +514,8 @@ class ToolLoop:
         schema = (counted_decision_schema if counted else decision_schema)(
             self.tools, self.limits.max_calls
         )
+        if bound:
+            schema = bounded(schema)
         system = f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n" + (
             FIRST_DECISION if counted else NEXT_DECISION
         )

@@ -146,9 +146,14 @@ def _mentioned(text: str, sources: Sources) -> bool:
 
 
 def given(value: float, known: set[float]) -> bool:
-    """`value` is one of the numbers given, or one of them as a percentage either way."""
+    """`value` is one of the numbers given, or one of them as a percentage either way: 8 as
+    0.08, or a fraction (at most 1 either side of 0) as its percentage, 0.05 as 5. A larger
+    number times 100 is no percentage: "the factorial of 5,10" holds 5.1 (a decimal comma)
+    but does not give 510."""
     return any(
-        abs(value - k) < 1e-9 or abs(value * 100 - k) < 1e-6 or abs(value - k * 100) < 1e-6
+        abs(value - k) < 1e-9
+        or abs(value * 100 - k) < 1e-6
+        or (abs(k) <= 1 and abs(value - k * 100) < 1e-6)
         for k in known
     )
 
