@@ -441,3 +441,15 @@ def test_a_proposal_cut_off_is_asked_once_more_with_bounded_values() -> None:
     calls, out = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
     assert calls == [] and [s["action"] for s in out.steps] == ["invalid", "invalid"]
     assert len(model.calls) == 2  # one bounded retry, no more
+
+
+def test_a_schema_that_is_not_json_schema_is_named_where_it_came_from() -> None:
+    from charter.spec.models import Tool
+    from charter.tools.registry import client_tools
+
+    broken = {**TOOLS[0], "parameters": {"type": "object", "properties": {"a": {"type": 5}}}}
+    with pytest.raises(ToolError, match=r"tools\.get_balance\.parameters is not a valid JSON"):
+        load_tool(Tool.model_validate(broken))
+    function = {k: broken[k] for k in ("name", "description", "parameters")}
+    with pytest.raises(ToolError, match=r"tool get_balance: parameters is not a valid JSON"):
+        client_tools([function])

@@ -105,14 +105,19 @@ def _http(url: str, timeout_s: float) -> Callable[[dict[str, Any]], Any]:
     return call
 
 
-def load_tool(tool: Tool) -> LoadedTool:
+def _validator(parameters: dict[str, Any], where: str) -> jsonschema.protocols.Validator:
+    """The validator for a tool's `parameters`; a schema that is not valid JSON Schema is a
+    ToolError naming `where` it came from."""
     try:
-        validator_class = jsonschema.validators.validator_for(tool.parameters)
-        validator_class.check_schema(tool.parameters)
+        validator_class = jsonschema.validators.validator_for(parameters)
+        validator_class.check_schema(parameters)
     except jsonschema.SchemaError as exc:
-        raise ToolError(
-            f"tools.{tool.name}.parameters is not a valid JSON Schema: {exc.message}"
-        ) from None
+        raise ToolError(f"{where} is not a valid JSON Schema: {exc.message}") from None
+    return validator_class(parameters)
+
+
+def load_tool(tool: Tool) -> LoadedTool:
+    validator = _validator(tool.parameters, f"tools.{tool.name}.parameters")
     if tool.implementation.startswith(("http://", "https://")):
         function = _http(tool.implementation, tool.timeout_s)
     else:
@@ -121,7 +126,7 @@ def load_tool(tool: Tool) -> LoadedTool:
         def function(arguments: dict[str, Any]) -> Any:
             return python(**arguments)
 
-    return LoadedTool(tool, function, validator_class(tool.parameters))
+    return LoadedTool(tool, function, validator)
 
 
 def _not_here(arguments: dict[str, Any]) -> Any:
@@ -144,12 +149,8 @@ def client_tools(
             parameters=function.get("parameters") or {"type": "object"},
             implementation="client:",
         )
-        try:
-            validator_class = jsonschema.validators.validator_for(spec.parameters)
-            validator_class.check_schema(spec.parameters)
-        except jsonschema.SchemaError as exc:
-            raise ToolError(f"tool {spec.name}: parameters: {exc.message}") from None
-        tools[spec.name] = LoadedTool(spec, run, validator_class(spec.parameters))
+        validator = _validator(spec.parameters, f"tool {spec.name}: parameters")
+        tools[spec.name] = LoadedTool(spec, run, validator)
     return tools
 
 
