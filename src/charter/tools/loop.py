@@ -11,8 +11,9 @@ things: parallel calls), none when it is done. Then, for each call, in code:
 2. a call identical to an earlier one this turn is not run again; a step that only repeats
    earlier calls is a loop: the loop stops; a call with a number, date or account that
    nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) in a required
-   argument is not run, and the model is told to ask instead of guessing; such a value in an
-   optional argument is left out and the call runs without it;
+   argument is not run, and the model is told which values and to use the request's own
+   words or ask instead of guessing; such a value in an optional argument is left out and
+   the call runs without it;
 3. a `dangerous` tool does not run: `approve` files a request for a human's approval and
    the model is told the action awaits it;
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
