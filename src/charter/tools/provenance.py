@@ -112,8 +112,11 @@ def _supported(text: str, vocabulary: Vocabulary, foreign: bool) -> bool:
     code ("AAPL", "es-ES"), any text when the sources are mostly not in Latin script."""
     if foreign or not _NAME.search(text):
         return True
-    if vocabulary.shared(content_words(text)):
-        return True
+    return bool(vocabulary.shared(content_words(text))) or _initials(text, vocabulary)
+
+
+def _initials(text: str, vocabulary: Vocabulary) -> bool:
+    """`text` is spelled out from initials the vocabulary holds ("New York City": "nyc")."""
     words = re.findall(r"[a-z]+", text.lower())
     return 2 <= len(words) <= 5 and "".join(w[0] for w in words) in vocabulary.words
 
@@ -132,9 +135,9 @@ _COMMON = frozenset(
 def _mentioned(text: str, sources: Sources) -> bool:
     """A required free-text value (no enum, no format) is held to more than a name: it must
     share a word with the sources (three letters or more, less the commonest), appear in them
-    whole, or pass `_supported`. Codes and text without a lower-case word of three letters
-    ("USD", "es-ES", "x**3") are not judged, nor is anything when the sources are mostly in
-    another script."""
+    whole, or, as a name, be spelled out from initials they hold (`_initials`). Codes and
+    text without a lower-case word of three letters ("USD", "es-ES", "x**3") are not judged,
+    nor is anything when the sources are mostly in another script."""
     if sources.foreign or not re.search(r"[a-z]{3,}", text):
         return True
     if text.lower() in sources.lowered:
@@ -142,7 +145,7 @@ def _mentioned(text: str, sources: Sources) -> bool:
     words = set(re.findall(r"[a-z]{3,}", text.lower())) - _COMMON
     if words & sources.tokens or sources.vocabulary.shared(content_words(text)):
         return True
-    return _NAME.search(text) is not None and _supported(text, sources.vocabulary, False)
+    return _NAME.search(text) is not None and _initials(text, sources.vocabulary)
 
 
 def given(value: float, known: set[float]) -> bool:
