@@ -45,7 +45,13 @@ from charter.tools import dates
 from charter.tools.bounds import bounded
 from charter.tools.coverage import unused
 from charter.tools.percent import convert
-from charter.tools.provenance import Sources, ground_arguments, redundant, variants
+from charter.tools.provenance import (
+    Sources,
+    ground_arguments,
+    nothing_new,
+    redundant,
+    variants,
+)
 from charter.tools.registry import InvalidArguments, ToolError
 
 if TYPE_CHECKING:
@@ -240,7 +246,9 @@ class ToolLoop:
             # What the user and the system prompt said, and what tools returned: not the
             # model's own earlier calls, which would vouch for their own guesses.
             sources = Sources("\n".join([system_prompt, *(m.content for m in messages), *evidence]))
-            fanned = self._variants(calls, sources.text, messages, answered)
+            fanned = self._variants(
+                calls, sources, messages, answered, made=out.calls, count=out.count
+            )
             for index, decision in enumerate(calls):
                 if len(out.results) >= self.limits.max_calls:
                     out.reason = f"stopped: {self.limits.max_calls} calls is this turn's limit"
@@ -341,7 +349,9 @@ class ToolLoop:
                 cut_off = True  # once more, with each value bounded (see `run`)
                 continue
             earlier = [{"tool": c["name"], "arguments": c["arguments"]} for c in calls]
-            fanned = self._variants(decided, sources.text, messages, earlier)
+            fanned = self._variants(
+                decided, sources, messages, earlier, made=earlier, count=out.count
+            )
             before = len(calls)
             for index, decision in enumerate(decided[: self.limits.max_calls - len(calls)]):
                 step: dict[str, Any] = {"decision": decision}
@@ -419,21 +429,27 @@ class ToolLoop:
     def _variants(
         self,
         calls: list[dict[str, Any]],
-        sources: str,
+        sources: Sources,
         messages: list[Message],
-        earlier: list[dict[str, Any]] | None = None,
+        earlier: list[dict[str, Any]],
+        *,
+        made: list[dict[str, Any]],
+        count: int | None,
     ) -> dict[int, str]:
         """Calls that only fan out over options nobody asked for (`provenance.variants`;
-        "both", "all", … count only in what the user wrote, not in tool results) or ask
-        nothing an earlier call did not (`provenance.redundant`), checked with
-        `grounded_arguments`."""
+        "both", "all", … count only in what the user wrote, not in tool results), ask
+        nothing an earlier call did not (`provenance.redundant`), or, once the turn has
+        `made` the `count` of calls its first decision said the request needs, bring no
+        value of the sources the earlier calls lacked (`provenance.nothing_new`), checked
+        with `grounded_arguments`."""
         if not self.limits.grounded_arguments:
             return {}
         schemas = {name: tool.spec.parameters for name, tool in self.tools.items()}
         request = "\n".join(m.content for m in messages if m.role == "user")
-        found = redundant(calls, schemas, earlier or [])
-        fanned = variants(calls, schemas, sources, request=request, earlier=earlier or [])
-        return fanned | found
+        found = redundant(calls, schemas, earlier)
+        fanned = variants(calls, schemas, sources.text, request=request, earlier=earlier)
+        done = nothing_new(calls, schemas, sources, made) if count and len(made) >= count else {}
+        return done | fanned | found
 
     def _forms(
         self, tool: LoadedTool, arguments: dict[str, Any], request: str, step: dict[str, Any]

@@ -6,8 +6,9 @@ digits (numbers, and strings such as dates, account or card numbers) and appear 
 the conversation or in earlier tool results. Values the tool's schema itself offers (an enum
 member, the default) are fine, and so are percentages written either way (7 % vs 0.07).
 Runs of one or two digits inside text are not checked (a month or an hour is often derived:
-"21 February" → "2024-02-21"). Numbers may be written as words up to twelve, or with a
-scale ("$1.2M" gives 1200000); "next month" or "an hour" gives 1.
+"21 February" → "2024-02-21"). Numbers may be written as words up to twelve (and "once",
+"twice", "thrice", "dozen", "fortnight", "decade", "century"), or with a scale ("$1.2M"
+gives 1200000); "next month" or "an hour" gives 1.
 
 Names are held to the same rule, loosely, because a paraphrase ("Spanish" → "es-ES") is
 legitimate: a text value with a capitalised word of four letters or more ("Manchester
@@ -46,6 +47,9 @@ _WORDS = {
         "zero one two three four five six seven eight nine ten eleven twelve".split()
     )
 }
+# "twice in a row" gives 2, "over the past decade" 10 (years), "a fortnight" 14 (days)
+_WORDS |= {"once": 1.0, "twice": 2.0, "thrice": 3.0, "dozen": 12.0, "fortnight": 14.0}
+_WORDS |= {"decade": 10.0, "decades": 10.0, "century": 100.0, "centuries": 100.0}
 
 
 # "next month", "in an hour", "a week from now": one of the unit
@@ -66,8 +70,8 @@ def thousands(raw: str) -> bool:
 def numbers_in(text: str) -> set[float]:
     """The numbers `text` writes: as digits (1,250.50; a decimal comma; a list "1,5"),
     with a scale ("$1.2M", "3 billion", "5k": also 1200000, 3e9, 5000), negative when a
-    minus stands apart before them ("- 7x"), as words up to twelve, and a single unit of
-    time ("next month", "an hour": 1)."""
+    minus stands apart before them ("- 7x"), as words up to twelve (and `_WORDS`' others:
+    "twice", "decade"), and a single unit of time ("next month", "an hour": 1)."""
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(0)
@@ -283,6 +287,9 @@ def unnamed_options(
       list with every option the schema offers ("a pet-friendly library with disabled
       access" → `preferences=["Pet-friendly", "Disabled Access", "24 hours", "Cafe
       Inside"]`); an optional list left empty is left out, a required one stays whole;
+    - items of a list of free text that the parameter's description gives as examples
+      ("Special dietary requirements, e.g. vegan, gluten-free"): "Thai food and a vegan
+      menu" → `["vegan", "gluten-free"]`, the second copied from the description;
     - an optional argument's option ("close firefox with taskkill" → `unit="seconds"`): it
       is left out, so the tool's default applies.
     A member is named when the sources hold it (`_` and `-` read as spaces) or share a word
@@ -311,8 +318,10 @@ def unnamed_options(
             del kept[name]
             continue
         items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
-        options = (items or {}).get("enum") or []
-        if not isinstance(value, list) or not options:
+        if not isinstance(value, list):
+            continue
+        options = (items or {}).get("enum") or _examples(value, prop)
+        if not options:
             continue
         out = [i for i, member in enumerate(value) if unnamed(member, options)]
         left = [member for i, member in enumerate(value) if i not in out]
@@ -326,7 +335,17 @@ def unnamed_options(
     return kept, pruned
 
 
-_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?")
+def _examples(value: list[Any], prop: dict[str, Any]) -> list[Any]:
+    """The items of a list of free text that the parameter's description (or its items')
+    spells out: examples the model may have copied rather than values it was given."""
+    items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+    described = f"{prop.get('description', '')} {(items or {}).get('description', '')}".lower()
+    return [m for m in value if isinstance(m, str) and m and _spelled(m, described)]
+
+
+# A code's parts are each in one case ("es-ES", "en_US", "USD", "mph"), or a script subtag
+# ("zh-Hant"); "Wi-Fi" is a word
+_CODE = re.compile(r"(?:[a-z]{2,3}|[A-Z]{2,3})(?:[-_](?:[a-z]{2,4}|[A-Z]{2,4}|[A-Z][a-z]{3}))?")
 
 
 def _option_named(member: str, sources: Sources) -> bool:
@@ -451,4 +470,78 @@ def redundant(
             ):
                 found[i] = "it asks nothing an earlier call did not already ask"
                 break
+    return found
+
+
+def _leaves(value: Any) -> list[Any]:
+    """The values a call's argument holds: itself, or the items and fields within it."""
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().lower() == b.strip().lower()
+    return type(a) is type(b) and bool(a == b)
+
+
+def _sourced(leaf: Any, sources: Sources) -> bool:
+    """The sources hold `leaf`: a number given (`given`), or text they spell out ("scenic",
+    "Los Angeles") or whose runs of digits they hold (a date rewritten: "2023-07-10")."""
+    if isinstance(leaf, bool) or leaf is None:
+        return False
+    if isinstance(leaf, (int, float)):
+        return given(float(leaf), sources.numbers)
+    if isinstance(leaf, str) and leaf.strip():
+        runs = _digit_runs(leaf)
+        return _spelled(leaf.strip(), sources.lowered) or (
+            bool(runs) and all(r in sources.runs for r in runs)
+        )
+    return False
+
+
+def nothing_new(
+    calls: list[dict[str, Any]],
+    schemas: dict[str, dict[str, Any]],
+    sources: Sources,
+    earlier: Sequence[dict[str, Any]],
+) -> dict[int, str]:
+    """Calls, asked after the turn has made as many calls as its first decision said the
+    request needs, that bring no value of the sources (the request, tool results) that the
+    earlier calls of the same tool did not already hold. The small model goes on after its
+    work is done: the same values swapped between arguments ("50 people, 15 extroverts and
+    35 introverts", then 35 and 15), an invented extra (`command="echo done"` after
+    `command="date"`). A call that uses a value left out so far, or one a tool returned,
+    brings something new; so does any call of a tool not called yet this turn. Index in
+    `calls` → why."""
+    found: dict[int, str] = {}
+    for i, call in enumerate(calls):
+        arguments = call.get("arguments")
+        before = [
+            c.get("arguments")
+            for c in [*earlier, *calls[:i]]
+            if c.get("tool") == call.get("tool") and isinstance(c.get("arguments"), dict)
+        ]
+        # none before is a new tool; the very same call again is a loop, not this
+        if not isinstance(arguments, dict) or not before or arguments in before:
+            continue
+        properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
+        held = [leaf for b in before for leaf in _leaves(b)]
+        new = [
+            leaf
+            for key, value in arguments.items()
+            if not (
+                isinstance(properties.get(key), dict) and value == properties[key].get("default")
+            )
+            for leaf in _leaves(value)
+            if not any(_same(leaf, h) for h in held) and _sourced(leaf, sources)
+        ]
+        if not new:
+            found[i] = (
+                "the request's calls are made, and this one brings no value from the "
+                "request or a tool result that an earlier call did not already use"
+            )
     return found
