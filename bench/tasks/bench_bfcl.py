@@ -2,12 +2,15 @@
 
     .venv/bin/python bench/tasks/bench_bfcl.py [--limit 30] [--categories simple_python,...]
         [--min-relevance P] [--threads 2] [--dev] [--model qwen2.5-coder-0.5b]
-        [--ways raw,charter] [--ids ID,...]
+        [--ways raw,charter] [--ids ID,...] [--unseen RESULTS.json ...]
 
 Cases: the test half (odd rows) of each category (`charter.eval.bfcl.split`); `--dev` runs
 the development half instead (what the tool layer was tried on while it was built: never
 report it). `--limit` takes a seeded sample per category; `--ids` keeps only the named cases
-of it (to replay a few cases after a change; the output file is then `...-ids.json`). One
+of it (to replay a few cases after a change; the output file is then `...-ids.json`);
+`--unseen` takes the sample from the cases that none of the given results files holds (a
+fresh draw from the test half, once the first sample's misses have been read; the output
+file is then `...-unseen.json`). One
 loaded model (Qwen2.5-Coder-0.5B Q4_K_M by default, `--model` for another in the catalog;
 greedy),
 the same cases both ways (`--ways` for one of them), one run:
@@ -56,6 +59,12 @@ def main() -> None:
     parser.add_argument("--model", default=weights.DEFAULT_MODEL, help="a catalog model name")
     parser.add_argument("--ways", default="raw,charter", help="raw, charter or both")
     parser.add_argument(
+        "--unseen",
+        nargs="*",
+        default=[],
+        help="results files whose cases are left out of the pool before sampling",
+    )
+    parser.add_argument(
         "--ids", default="", help="only these case ids of the sample (comma-separated): a replay"
     )
     args = parser.parse_args()
@@ -67,7 +76,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for category in args.categories.split(","):
         dev, test = bfcl.split(bfcl.load(category))
-        pool = dev if args.dev else test
+        seen = {row["id"] for f in args.unseen for row in json.loads(Path(f).read_text())["rows"]}
+        pool = [c for c in (dev if args.dev else test) if c.id not in seen]
         cases = random.Random(f"{args.seed}:{category}").sample(pool, min(args.limit, len(pool)))
         if args.ids:
             cases = [c for c in cases if c.id in args.ids.split(",")]
@@ -115,6 +125,8 @@ def main() -> None:
         stem += f"-{args.model}"
     if args.ids:
         stem += "-ids"
+    if args.unseen:
+        stem += "-unseen"
     out = ROOT / "bench" / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charter.tools.provenance import given, numbers_in, thousands
+from charter.tools.provenance import given, leaves, numbers_in, thousands
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -83,19 +83,11 @@ def request_values(text: str) -> list[Value]:
     return sorted(found, key=lambda v: v.start)
 
 
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
-    if isinstance(value, list):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return [value]
-
-
-def _used(value: Value, leaves: list[Any]) -> bool:
+def _used(value: Value, held: list[Any]) -> bool:
     if value.kind == "number":
         raw = value.text.rstrip("%")
         known = numbers_in(raw)
-        for leaf in leaves:
+        for leaf in held:
             if isinstance(leaf, bool):
                 continue
             if isinstance(leaf, (int, float)) and (
@@ -106,10 +98,10 @@ def _used(value: Value, leaves: list[Any]) -> bool:
                 return True
         return False
     wanted = value.text.lower()
-    for leaf in leaves:
+    for leaf in held:
         if isinstance(leaf, str) and len(leaf) >= 2:
-            held = leaf.lower()
-            if wanted in held or (len(held) >= 3 and held in wanted):
+            text = leaf.lower()
+            if wanted in text or (len(text) >= 3 and text in wanted):
                 return True
     return False
 
@@ -137,9 +129,9 @@ def unused(request: str, calls: list[dict[str, Any]], tools: Collection[str] = (
     """The values of `request` that no call in `calls` ({"tool"/"name", "arguments"}) holds,
     of a kind the calls used (see the module doc), each once, in the request's order. The
     names of `tools` are not values ("use the 'update_user' function")."""
-    leaves = [leaf for call in calls for leaf in _leaves(call.get("arguments"))]
+    held = [leaf for call in calls for leaf in leaves(call.get("arguments"))]
     values = [v for v in request_values(request) if v.text not in tools]
-    used = {v for v in values if _used(v, leaves)}
+    used = {v for v in values if _used(v, held)}
     kinds = {v.kind for v in used}
     left: list[Value] = [v for v in values if v.kind in kinds - {"name"} and v not in used]
     for group in _lists(request, [v for v in values if v.kind == "name"]):

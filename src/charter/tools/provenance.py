@@ -473,12 +473,12 @@ def redundant(
     return found
 
 
-def _leaves(value: Any) -> list[Any]:
+def leaves(value: Any) -> list[Any]:
     """The values a call's argument holds: itself, or the items and fields within it."""
     if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
+        return [leaf for item in value.values() for leaf in leaves(item)]
     if isinstance(value, list):
-        return [leaf for item in value for leaf in _leaves(item)]
+        return [leaf for item in value for leaf in leaves(item)]
     return [value]
 
 
@@ -529,14 +529,14 @@ def nothing_new(
         if not isinstance(arguments, dict) or not before or arguments in before:
             continue
         properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
-        held = [leaf for b in before for leaf in _leaves(b)]
+        held = [leaf for b in before for leaf in leaves(b)]
         new = [
             leaf
             for key, value in arguments.items()
             if not (
                 isinstance(properties.get(key), dict) and value == properties[key].get("default")
             )
-            for leaf in _leaves(value)
+            for leaf in leaves(value)
             if not any(_same(leaf, h) for h in held) and _sourced(leaf, sources)
         ]
         if not new:
