@@ -13,7 +13,9 @@ things: parallel calls), none when it is done. Then, for each call, in code:
    nobody gave (`tool_limits.grounded_arguments`, see `provenance.py`) in a required
    argument is not run, and the model is told which values and to use the request's own
    words or ask instead of guessing; such a value in an optional argument is left out and
-   the call runs without it;
+   the call runs without it; once the turn has made as many calls as its first decision
+   said, a further call of a tool already called runs only if it brings a value of the
+   request or a tool result that no earlier call used (`provenance.nothing_new`);
 3. a `dangerous` tool does not run: `approve` files a request for a human's approval and
    the model is told the action awaits it;
 4. the tool runs on a worker thread with its timeout; an error is fed back and retried;
