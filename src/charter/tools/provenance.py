@@ -320,7 +320,7 @@ def unnamed_options(
         items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
         if not isinstance(value, list):
             continue
-        options = (items or {}).get("enum") or _examples(value, prop)
+        options = (items or {}).get("enum") or _examples(value, prop, items or {})
         if not options:
             continue
         out = [i for i, member in enumerate(value) if unnamed(member, options)]
@@ -335,11 +335,10 @@ def unnamed_options(
     return kept, pruned
 
 
-def _examples(value: list[Any], prop: dict[str, Any]) -> list[Any]:
-    """The items of a list of free text that the parameter's description (or its items')
+def _examples(value: list[Any], prop: dict[str, Any], items: dict[str, Any]) -> list[Any]:
+    """The items of a list of free text that the parameter's description (or its `items`')
     spells out: examples the model may have copied rather than values it was given."""
-    items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
-    described = f"{prop.get('description', '')} {(items or {}).get('description', '')}".lower()
+    described = f"{prop.get('description', '')} {items.get('description', '')}".lower()
     return [m for m in value if isinstance(m, str) and m and _spelled(m, described)]
 
 
@@ -429,6 +428,15 @@ def variants(
     return found
 
 
+def _asked(arguments: dict[str, Any], properties: Any) -> dict[str, Any]:
+    """The arguments less those at their parameter's default: what a call asks for."""
+    return {
+        k: v
+        for k, v in arguments.items()
+        if not (isinstance(properties.get(k), dict) and v == properties[k].get("default"))
+    }
+
+
 def _within(value: Any, other: Any) -> bool:
     """`value` asks nothing `other` does not: equal, or an object or a list whose every
     field or item is within `other`'s."""
@@ -455,11 +463,7 @@ def redundant(
         if not isinstance(arguments, dict):
             continue
         properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
-        asked = {
-            k: v
-            for k, v in arguments.items()
-            if not (isinstance(properties.get(k), dict) and v == properties[k].get("default"))
-        }
+        asked = _asked(arguments, properties)
         for before in [*earlier, *calls[:i]]:
             held = before.get("arguments")
             # the same call again is a loop, which the loop itself stops
@@ -532,11 +536,7 @@ def nothing_new(
         held = [leaf for b in before for leaf in leaves(b)]
         new = [
             leaf
-            for key, value in arguments.items()
-            if not (
-                isinstance(properties.get(key), dict) and value == properties[key].get("default")
-            )
-            for leaf in leaves(value)
+            for leaf in leaves(_asked(arguments, properties))
             if not any(_same(leaf, h) for h in held) and _sourced(leaf, sources)
         ]
         if not new:
