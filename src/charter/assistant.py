@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter.errors import CharterError
+from charter.guards.allowlist import AllowList
+from charter.guards.answered import AnsweredTurns
 from charter.guards.ratelimit import RateLimiter
 from charter.models.base import ChatModel, Message, Usage
 from charter.models.factory import build_model
@@ -133,6 +135,9 @@ class Charter:
         self._rate_limiter: Limiter | None = None
         self._knowledge: KnowledgeIndex | None = None
         self._sharing = False
+        self.answered = AnsweredTurns(spec.id)
+        """Exchanges this Charter answered or refused: a history sent back is not judged
+        again (guards/answered.py)."""
 
     @classmethod
     def from_file(cls, path: str | Path, *, model: ChatModel | None = None) -> Charter:
@@ -221,7 +226,14 @@ class Charter:
             from charter.guards.registry import build_input_guards
 
             built = build_input_guards(self.spec, judge_model=lambda: self.judge_model)
-            stages.append(InputGuardStage(built, timeout_s=timeout_s))
+            stages.append(
+                InputGuardStage(
+                    built,
+                    timeout_s=timeout_s,
+                    answered=self.answered,
+                    allow=AllowList(list(guards.allow)),
+                )
+            )
         if guards.output:
             from charter.guards.registry import build_output_guards
 
@@ -373,6 +385,8 @@ class Charter:
             json_schema=json_schema,
         )
         state = await pipeline.run(state)
+        if state.reply:
+            self.answered.record(state.messages[-1].content, state.reply, refused=state.blocked)
         return Reply(
             text=state.reply or "",
             blocked=state.blocked,

@@ -133,13 +133,11 @@ def train(
 
     with friendly_errors():
         rows = read_extra(extra) if extra else None
-        weights, report = run_training(
+        weights, report, used = run_training(
             target_fpr=target_fpr, extra=rows, log=lambda m: err.print(m, markup=False)
         )
-    target = output or Path(__file__).resolve().parents[1] / "guards" / "data" / WEIGHTS_FILE
-    target.write_text(weights.to_json() + "\n", encoding="utf-8")
+    _write(weights.to_json(), used, output, WEIGHTS_FILE, "injection classifier")
     out.print(json.dumps(report, indent=2), markup=False)
-    out.print(f"wrote {target}", markup=False)
 
 
 @app.command("train-hate")
@@ -157,10 +155,41 @@ def train_hate(
     from charter.guards.hate import train_hate as run_training
 
     with friendly_errors():
-        weights, report = run_training(
+        weights, report, used = run_training(
             target_fpr=target_fpr, log=lambda m: err.print(m, markup=False)
         )
-    target = output or Path(__file__).resolve().parents[1] / "guards" / "data" / WEIGHTS_FILE
-    target.write_text(weights.to_json() + "\n", encoding="utf-8")
+    _write(weights.to_json(), used, output, WEIGHTS_FILE, "hate classifier")
     out.print(json.dumps(report, indent=2), markup=False)
-    out.print(f"wrote {target}", markup=False)
+
+
+@app.command("train-harm")
+def train_harm(
+    output: Path = typer.Option(
+        None, "--out", "-o", help="Where to write the weights (default: the packaged file)."
+    ),
+) -> None:
+    """Retrain the harm guard (requests and replies) on the public harmful-request sets,
+    ShareGPT traffic and the contrast set, with thresholds set on out-of-source scores.
+    Needs the local model's replies (bench/guards/make_replies.py) and $CHARTER_DATA_DIR."""
+    from charter.guards.harm import WEIGHTS_FILE
+    from charter.guards.harm_train import train_harm as run_training
+
+    with friendly_errors():
+        weights, used = run_training(log=lambda m: err.print(m, markup=False))
+    _write(weights.to_json(), used, output, WEIGHTS_FILE, "harm classifier")
+    out.print(json.dumps(weights.meta["input_out_of_source"], indent=2), markup=False)
+
+
+def _write(weights: str, used: list[str], output: Path | None, file: str, what: str) -> None:
+    """Write the weights and, next to them, the manifest of what they were trained on."""
+    from charter.datasets.manifest import MANIFEST_SUFFIX, packaged_manifest, write_manifest
+
+    if output is None:
+        target = Path(__file__).resolve().parents[1] / "guards" / "data" / file
+        manifest = packaged_manifest(file.removesuffix(".json"))
+    else:
+        target = output
+        manifest = output.with_name(output.stem + MANIFEST_SUFFIX)
+    target.write_text(weights + "\n", encoding="utf-8")
+    count = write_manifest(manifest, used, about=f"texts the {what} {target.name} learnt from")
+    out.print(f"wrote {target} and {manifest} ({count} texts)", markup=False)

@@ -16,7 +16,6 @@ users really paste.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import random
@@ -105,20 +104,14 @@ def _hide(document: str, attack: str, rng: random.Random) -> str:
 
 
 def _benign() -> Iterator[tuple[str, str]]:
-    with dataset_path("xstest", "xstest_prompts.csv").open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["label"] == "safe":
-                yield "xstest_safe", row["prompt"]
-    for row in _jsonl("ifeval", "input_data.jsonl"):
-        yield "ifeval", str(row["prompt"])
-    for name in ("simple_python", "multiple", "parallel", "irrelevance", "live_simple"):
+    # Not XSTest, IFEval or BFCL questions: the eval suites read them (over-refusal,
+    # instruction following, tool calls), and no suite may hold a text a guard learnt from.
+    for text in _sharegpt_turns():
+        yield "sharegpt", text
+    for name in ("multiple", "live_simple"):
         for row in _jsonl("bfcl", f"BFCL_v4_{name}.json"):
-            for turn in row["question"]:
-                for message in turn:
-                    if message["role"] == "user":
-                        yield "bfcl_question", str(message["content"])
             functions = row.get("function")
-            if functions and name in ("multiple", "live_simple"):
+            if functions:
                 spec = json.dumps(functions, indent=2)
                 yield "long_api_spec", f"Can you review this API definition for me?\n\n{spec}"
     for file in ("G1_query.json", "G2_query.json", "G3_query.json"):
@@ -140,6 +133,16 @@ def _benign() -> Iterator[tuple[str, str]]:
         if line.strip():
             row = json.loads(line)
             yield str(row["family"]), str(row["text"])
+
+
+def _sharegpt_turns() -> Iterator[str]:
+    """Real user turns: ShareGPT conversations under 20 user turns, one in ten by a hash of
+    the conversation id (the same conversations the harm guard learns from)."""
+    from charter.datasets.guard_sources import sharegpt_conversations
+
+    for cid, turns in sharegpt_conversations():
+        if int(hashlib.sha256(cid.encode()).hexdigest(), 16) % 10 == 0:
+            yield from turns
 
 
 def _bastion() -> Iterator[Example]:
@@ -166,13 +169,17 @@ def read_extra(path: str | Path) -> list[tuple[str, int, str]]:
 
 def build_corpus(seed: int = 13, extra: list[tuple[str, int, str]] | None = None) -> list[Example]:
     """Every labelled example with its family and split (deterministic for a seed)."""
+    from charter.datasets.guard_sources import final_fingerprints
+    from charter.datasets.manifest import fingerprint
+
     rng = random.Random(seed)
+    final = final_fingerprints()  # never learn from the final held-out group
     labelled: dict[str, tuple[str, int, str]] = {}
     conflicts: set[str] = set()
     sources: list[tuple[int, Iterator[tuple[str, str]]]] = [(1, _attacks()), (0, _benign())]
     for label, source in sources:
         for family, text in source:
-            if not text.strip():
+            if not text.strip() or fingerprint(text) in final:
                 continue
             key = _norm(text)
             if key in labelled and labelled[key][1] != label:

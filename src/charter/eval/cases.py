@@ -36,6 +36,15 @@ class Case:
         return f"{self.suite}/{self.id}"
 
 
+def uncontaminated(cases: list[Case]) -> list[Case]:
+    """`cases` less any whose message a shipped guard model was trained or calibrated on
+    (datasets/manifest.py)."""
+    from charter.datasets.manifest import fingerprint, shipped_fingerprints
+
+    trained = shipped_fingerprints()
+    return [case for case in cases if fingerprint(case.message) not in trained]
+
+
 def _csv(*parts: str) -> list[dict[str, str]]:
     with dataset_path(*parts).open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))

@@ -70,7 +70,7 @@ def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Ca
             conversations = CONVERSATIONS.get(settings.profile, 1)
             picked += stability.conversation_cases(conversations, settings.turns)
             continue
-        all_cases = case_sets.LOADERS[suite](spec)
+        all_cases = case_sets.uncontaminated(case_sets.LOADERS[suite](spec))
         picked += case_sets.sample(all_cases, settings.limit, settings.seed)
     return picked
 

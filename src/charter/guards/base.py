@@ -51,6 +51,9 @@ class Subject:
     """The whole conversation, latest message last (no system message)."""
     system_prompt: str = ""
     canary: str = ""
+    vetted: frozenset[int] = frozenset()
+    """Indices into `messages` of earlier user messages this deployment already judged (it
+    answered or refused them: guards/answered.py); history checks skip them."""
 
     @property
     def all_views(self) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 - Many-shot jailbreaks: dozens of fake dialogue turns ("User: … Assistant: …") inside one
   message, priming the model to continue the pattern.
 - Identity overrides earlier in the history ("you are DAN now"): a client can send a forged
-  history, so every user message in the request is checked, not only the last one.
+  history, so every earlier user message that this deployment did not itself answer or
+  refuse is checked (`Subject.vetted`; guards/answered.py), not only the last one.
 - Split and escalating attacks: the last few user messages are also scored as one text, so a
   payload cut into pieces across turns is seen whole.
 """
@@ -37,24 +38,31 @@ class ConversationGuard:
                 turns=turns,
             )
         earlier = [clean(m.content) for m in subject.messages[:-1] if m.role == "user"]
-        for index, text in enumerate(earlier):
+        unvetted = [
+            (number, clean(m.content))
+            for number, (index, m) in enumerate(
+                ((i, m) for i, m in enumerate(subject.messages[:-1]) if m.role == "user"), 1
+            )
+            if index not in subject.vetted
+        ]
+        for number, text in unvetted:
             strong = [m for m in match_rules(text) if m.weight >= 0.9]
             if strong:
                 return block(
                     self.name,
                     strong[0].weight,
-                    f"earlier message {index + 1} holds {strong[0].rule}: {strong[0].excerpt!r}",
+                    f"earlier message {number} holds {strong[0].rule}: {strong[0].excerpt!r}",
                     check="history_rules",
                 )
         threshold = self.classifier.weights.threshold
-        if earlier:
-            scores = [self.classifier.highest([text], stop_at=threshold) for text in earlier]
+        if unvetted:
+            scores = [self.classifier.highest([text], stop_at=threshold) for _, text in unvetted]
             worst = max(range(len(scores)), key=scores.__getitem__)
             if scores[worst] >= threshold:
                 return block(
                     self.name,
                     scores[worst],
-                    f"earlier message {worst + 1} scores as an attack",
+                    f"earlier message {unvetted[worst][0]} scores as an attack",
                     check="history_classifier",
                 )
         recent = [*earlier[-(RECENT_TURNS - 1) :], clean(subject.text)] if earlier else []
@@ -67,5 +75,7 @@ class ConversationGuard:
                     f"the last {len(recent)} user messages read together as an attack",
                     check="split_payload",
                 )
-            return allow(self.name, joined, check="split_payload", turns=turns)
-        return allow(self.name, 0.0, turns=turns)
+            return allow(
+                self.name, joined, check="split_payload", turns=turns, vetted=len(subject.vetted)
+            )
+        return allow(self.name, 0.0, turns=turns, vetted=len(subject.vetted))

@@ -27,7 +27,7 @@ from charter.guards.base import GuardVerdict, Subject, allow, block
 from charter.guards.embedder import EMBEDDING_ID, Embedder, read_weights, windows
 
 WEIGHTS_FILE = "hate_classifier.json"
-BENIGN_FAMILIES = ("support_text", "support_complaint", "xstest_safe", "bfcl_question", "ifeval")
+BENIGN_FAMILIES = ("support_text", "support_complaint", "sharegpt", "toolbench_query")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ def train_hate(
     c: float = 2.0,
     target_fpr: float = 0.02,
     log: Callable[[str], None] = print,
-) -> tuple[HateClassifier, dict[str, Any]]:
+) -> tuple[HateClassifier, dict[str, Any], list[str]]:
+    """The weights, the validation report, and every text trained or calibrated on."""
     from sklearn.linear_model import LogisticRegression
 
     from charter.datasets.guard_corpus import build_corpus
@@ -148,4 +149,5 @@ def train_hate(
         "calibration": f"val neutral statements flagged <= {target_fpr}",
         "val": report,
     }
-    return HateClassifier(coef, intercept, threshold, meta), report
+    used = [t for t, _ in train] + [t for t, _ in val]
+    return HateClassifier(coef, intercept, threshold, meta), report, used

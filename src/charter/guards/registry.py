@@ -11,11 +11,13 @@ from charter.guards.classifier import ClassifierWeights, InjectionClassifier
 from charter.guards.conversation import ConversationGuard
 from charter.guards.embedder import shared_embedder
 from charter.guards.extraction import ExtractionGuard
+from charter.guards.harm import HarmClassifier, HarmGuard, HarmWeights
 from charter.guards.hate import HateClassifier, HateGuard
 from charter.guards.injection import InjectionGuard
 from charter.guards.judge import LLMJudge
 from charter.guards.leak import LeakGuard
 from charter.guards.pii import DEFAULT_ENTITIES, PIIGuard
+from charter.guards.safety_model import build_safety_model_guard
 from charter.guards.topics import PolicyGuard
 from charter.guards.toxicity import ToxicityGuard
 from charter.models.base import ChatModel
@@ -38,6 +40,12 @@ def shared_hate() -> HateClassifier:
     return HateClassifier.load()
 
 
+@functools.cache
+def shared_harm() -> HarmClassifier:
+    """The packaged harm classifier, loaded once per process."""
+    return HarmClassifier(shared_embedder(), HarmWeights.load())
+
+
 def build_input_guards(
     charter: CharterSpec, *, judge_model: Callable[[], ChatModel] | None = None
 ) -> list[Guard]:
@@ -51,6 +59,10 @@ def build_input_guards(
             guards.append(InjectionGuard(shared_classifier(weights), judge))
         elif name == "conversation":
             guards.append(ConversationGuard(shared_classifier(weights)))
+        elif name == "harm":
+            guards.append(HarmGuard(shared_harm(), charter.guards.harm, direction="input"))
+        elif name == "safety_model":
+            guards.append(build_safety_model_guard(charter, "input"))
     return sorted(guards, key=lambda g: g.cost)
 
 
@@ -68,4 +80,8 @@ def build_output_guards(charter: CharterSpec) -> list[Guard]:
             guards.append(PIIGuard(charter, entities))
         elif name == "policy":
             guards.append(PolicyGuard(charter, shared_embedder()))
+        elif name == "harm":
+            guards.append(HarmGuard(shared_harm(), charter.guards.harm, direction="output"))
+        elif name == "safety_model":
+            guards.append(build_safety_model_guard(charter, "output"))
     return sorted(guards, key=lambda g: g.cost)

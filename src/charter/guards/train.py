@@ -54,7 +54,9 @@ def train(
     seed: int = 13,
     extra: list[tuple[str, int, str]] | None = None,
     log: Callable[[str], None] = print,
-) -> tuple[ClassifierWeights, dict[str, Any]]:
+) -> tuple[ClassifierWeights, dict[str, Any], list[str]]:
+    """The weights, the validation report, and every text trained or calibrated on (for
+    the training manifest; BIPIA's hidden attacks as the attack and the email apart)."""
     from sklearn.linear_model import LogisticRegression
 
     corpus = build_corpus(seed, extra)
@@ -108,7 +110,9 @@ def train(
         "val": report,
     }
     weights = ClassifierWeights(coef, intercept, threshold, uncertain_below, meta, triage)
-    return weights, report
+    used = [e.text for e in (*train_rows, *val_rows)]
+    used += [e.marker for e in (*train_rows, *val_rows) if e.marker is not None]
+    return weights, report, used
 
 
 def threshold_at_fpr(benign_scores: Sequence[float], target_fpr: float) -> float:

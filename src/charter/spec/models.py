@@ -261,12 +261,104 @@ class Knowledge(StrictModel):
     )
 
 
-InputGuardName = Literal["extraction", "injection", "conversation"]
-OutputGuardName = Literal["leak", "toxicity", "hate", "pii", "policy"]
+InputGuardName = Literal["extraction", "injection", "conversation", "harm", "safety_model"]
+OutputGuardName = Literal["leak", "toxicity", "hate", "pii", "policy", "harm", "safety_model"]
 
 
-DEFAULT_INPUT_GUARDS: tuple[InputGuardName, ...] = ("extraction", "injection", "conversation")
-DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii", "policy")
+DEFAULT_INPUT_GUARDS: tuple[InputGuardName, ...] = (
+    "extraction",
+    "injection",
+    "conversation",
+    "harm",
+)
+DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii", "policy", "harm")
+
+Hazard = Literal[
+    "violent_crime",
+    "nonviolent_crime",
+    "cyber",
+    "sex_crime",
+    "child_abuse",
+    "defamation",
+    "specialized_advice",
+    "privacy",
+    "ip",
+    "weapons",
+    "hate",
+    "self_harm",
+    "sexual_content",
+    "elections",
+    "misinformation",
+    "other",
+]
+
+
+class Harm(StrictModel):
+    """The `harm` guard: does a request ask for seriously harmful help, does a reply give it."""
+
+    sensitivity: Literal["strict", "balanced", "permissive"] = Field(
+        default="balanced",
+        description="Which calibrated threshold blocks (measured TPR and FPR of each in "
+        "docs/guards.md).",
+    )
+    allow_categories: list[Hazard] = Field(
+        default_factory=list,
+        description="Hazard categories this product may discuss (a security team: cyber; a "
+        "clinic: self_harm, specialized_advice). A message whose top category is listed here "
+        "is allowed.",
+    )
+
+
+class SafetyModel(StrictModel):
+    """A served or local safety model (Llama Guard, Qwen3Guard, Granite Guardian,
+    ShieldGemma), asked by the `safety_model` guard."""
+
+    format: Literal["llama_guard", "qwen3guard", "granite_guardian", "shieldgemma"]
+    model: str = Field(
+        min_length=1,
+        description="The model name on the server (e.g. 'llama-guard3:1b'), or with no "
+        "base_url a path to a .gguf file run in-process.",
+    )
+    base_url: str | None = Field(
+        default=None, description="An OpenAI-compatible server: Ollama, vLLM, llama.cpp server."
+    )
+    api_key_env: str | None = Field(default=None, description="Environment variable of the key.")
+    when: Literal["always", "uncertain"] = Field(
+        default="always",
+        description="Ask on every message, or only when the cheap guards are unsure "
+        "(a score in the injection or harm guard's uncertain band).",
+    )
+    threshold: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="For formats that give a probability (ShieldGemma): block at or above it.",
+    )
+    timeout_s: float = Field(
+        default=4.0,
+        gt=0.0,
+        description="Keep it under guards.timeout_ms, which bounds every guard.",
+    )
+
+
+class AllowRule(StrictModel):
+    """A phrase or pattern this product's users legitimately send; the input guards read
+    the message without it (and the trace says so)."""
+
+    phrase: str | None = Field(default=None, min_length=1, description="Case-insensitive text.")
+    regex: str | None = Field(default=None, min_length=1, description="A Python regex.")
+    reason: str = Field(default="", description="Why it is allowed, shown in the trace.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AllowRule:
+        if (self.phrase is None) == (self.regex is None):
+            raise ValueError("give exactly one of `phrase` or `regex`")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regex: {exc}") from None
+        return self
 
 
 class RateLimit(StrictModel):
@@ -299,6 +391,21 @@ class Guards(StrictModel):
     pii_entities: list[str] | None = Field(
         default=None, description="Presidio entity types to redact (default: identifiers)."
     )
+    harm: Harm = Field(default_factory=Harm)
+    safety_model: SafetyModel | None = Field(
+        default=None, description="Required when `safety_model` is in the input or output list."
+    )
+    allow: list[AllowRule] = Field(
+        default_factory=list,
+        description="Phrases or patterns the input guards do not count against a message.",
+    )
+
+    @model_validator(mode="after")
+    def _safety_model_configured(self) -> Guards:
+        named = "safety_model" in self.input or "safety_model" in self.output
+        if named and self.safety_model is None:
+            raise ValueError("the `safety_model` guard needs a `safety_model:` section")
+        return self
 
 
 class Critique(StrictModel):

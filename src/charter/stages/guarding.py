@@ -1,5 +1,7 @@
 """Running a list of guards for a stage: cheapest first, each on a worker thread with a
-timeout, every verdict in the trace, failures handled by the charter's policy.
+timeout, every verdict in the trace, failures handled by the charter's policy. A guard with
+`when = "uncertain"` (a safety model asked only on the uncertain band) runs only if an
+earlier guard's verdict says it was unsure.
 
 A guard that raises or times out is a failure, never a pass: with the default policy
 (closed) it blocks the turn; with `on_failure.stages.<guard name>: open` it is recorded and
@@ -43,6 +45,13 @@ async def run_guards(
     see (output side: redactions compose)."""
     run = GuardRun(text=subject.text)
     for guard in guards:
+        if getattr(guard, "when", "always") == "uncertain" and not any(
+            v.detail.get("uncertain") for v in run.verdicts
+        ):
+            run.verdicts.append(
+                GuardVerdict(guard.name, "allow", reason="not asked: no earlier guard was unsure")
+            )
+            continue
         current = subject if not rewrite else _with_text(subject, run.text)
         started = time.perf_counter()
         try:
