@@ -6,9 +6,10 @@ group, real multi-turn conversations with and without the history, and latency.
 
 Protocol (docs/design/008-source-held-out.md):
 - Injection classifier: each source (family) of the guard corpus is scored by a model fitted
-  on the train and validation rows of every *other* source, its threshold set at 1% FPR on
-  the other sources' validation benign rows. A text's score is the max of the rules and its
-  window scores (all windows up to four; the shipped guard's triage embeds fewer).
+  on the train rows of every *other* source (on the anchor features the shipped model
+  uses), its threshold set at 1% FPR on the other sources' validation benign rows. A text's
+  score is the max of the rules and its window scores (all windows up to four; the shipped
+  guard's triage embeds fewer).
 - Harm guard, input side: each training source scored by a model fitted without it, at the
   shipped thresholds of each sensitivity.
 - Final group (`--final`): the shipped weights on HarmBench, StrongREJECT, XSTest, pasted
@@ -50,7 +51,7 @@ from charter.guards.harm import HarmClassifier, HarmGuard, HarmWeights, Linear
 from charter.guards.harm_train import CALIBRATION, SHAREGPT_SHARE, request_model, training_sources
 from charter.guards.injection import InjectionGuard
 from charter.guards.registry import shared_classifier
-from charter.guards.train import rule_score, threshold_at_fpr
+from charter.guards.train import attack_anchors, rule_score, threshold_at_fpr
 from charter.home import charter_home
 from charter.models.base import Message
 from charter.pipeline import Pipeline, TurnState
@@ -85,7 +86,7 @@ def injection_loso(embedder: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
             pieces.append(window)
             owner.append(index)
     print(f"injection: {len(corpus)} texts, {len(pieces)} windows to embed", flush=True)
-    vectors = embedder.embed(pieces)
+    vectors = attack_anchors(embedder).features(embedder.embed(pieces))
     rules = [rule_score(e.text) for e in corpus]
     families = sorted({e.family for e in corpus})
     by_family: dict[str, Any] = {}
@@ -156,8 +157,7 @@ def pool(table: dict[str, Any], names: list[str], key: str) -> str:
 
 def harm_loso(embedder: Embedder, weights: HarmWeights) -> tuple[dict[str, Any], Linear]:
     sources = training_sources(embedder)
-    anchor_vectors = np.asarray([v for _, v in weights.anchors], dtype=np.float32)
-    _, held_out = request_model(sources, embedder, anchor_vectors)
+    _, held_out = request_model(sources, embedder, weights.anchors)
     table: dict[str, Any] = {}
     for name, scores in held_out.items():
         table[name] = {
@@ -166,7 +166,7 @@ def harm_loso(embedder: Embedder, weights: HarmWeights) -> tuple[dict[str, Any],
         }
         print(f"  harm {name:20s} {table[name]}", flush=True)
     without_sharegpt, _ = request_model(
-        {k: v for k, v in sources.items() if k != "sharegpt"}, embedder, anchor_vectors
+        {k: v for k, v in sources.items() if k != "sharegpt"}, embedder, weights.anchors
     )
     return table, without_sharegpt
 
@@ -350,8 +350,11 @@ async def latency(injection: InjectionClassifier, harm: HarmClassifier) -> dict[
         ],
     }
     timings: dict[str, list[float]] = {name: [] for name in cascades}
-    for text in texts:
-        for name, guards in cascades.items():
+    embedder = injection.embedder
+    for n, text in enumerate(texts):
+        order = list(cascades.items())
+        for name, guards in order if n % 2 else order[::-1]:
+            embedder._cache.clear()  # each cascade pays for its own embeddings
             started = time.perf_counter()
             readings, _ = views(text)
             subject = Subject("input", text, tuple(readings), (Message(role="user", content=text),))
@@ -405,6 +408,7 @@ def main() -> None:
                     min(base.uncertain_below, threshold),
                     {},
                     triage=base.triage,
+                    anchors=base.anchors,
                 ),
             )
             harm_ho = HarmClassifier(

@@ -183,3 +183,42 @@ def test_messages_type_is_checked(acme: CharterSpec) -> None:
     charter, _ = penny(acme)
     reply = charter.respond([Message(role="user", content="hello")])
     assert not reply.blocked
+
+
+class Unsure:
+    name = "unsure"
+    cost = 0
+
+    def __init__(self, uncertain: bool) -> None:
+        self.uncertain = uncertain
+
+    def check(self, subject: Subject) -> GuardVerdict:
+        return allow(self.name, 0.5, uncertain=True) if self.uncertain else allow(self.name)
+
+
+class AskedOnlyWhenUnsure:
+    name = "second_opinion"
+    cost = 100
+    when = "uncertain"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def check(self, subject: Subject) -> GuardVerdict:
+        self.asked += 1
+        return GuardVerdict(self.name, "block", 1.0, "unsafe")
+
+
+@pytest.mark.parametrize("uncertain", [True, False])
+def test_a_when_uncertain_guard_runs_only_after_an_unsure_verdict(uncertain: bool) -> None:
+    import asyncio
+
+    second = AskedOnlyWhenUnsure()
+    subject = Subject("input", "hello", ("hello",))
+    run = asyncio.run(
+        run_guards([Unsure(uncertain), second], subject, timeout_s=1, failure=FailurePolicy())
+    )
+    assert second.asked == int(uncertain)
+    assert (run.blocked_by is not None) == uncertain
+    if not uncertain:
+        assert run.verdicts[-1].reason == "not asked: no earlier guard was unsure"

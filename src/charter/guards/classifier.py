@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from charter.errors import CharterError
+from charter.guards.anchors import Anchors
 from charter.guards.embedder import MAX_WINDOWS, Embedder, read_weights, windows
 from charter.guards.triage import WindowTriage
 
@@ -33,6 +34,12 @@ class ClassifierWeights:
     meta: dict[str, Any]
     triage: WindowTriage | None = None
     """Chooses the windows past the first to embed; without it, all of them (up to four)."""
+    anchors: Anchors | None = None
+    """With anchors, the regression reads a window's similarities to them (anchors.py);
+    without, the embedding itself (weights trained before anchors)."""
+
+    def features(self, vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return vectors if self.anchors is None else self.anchors.features(vectors)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ClassifierWeights:
@@ -45,6 +52,9 @@ class ClassifierWeights:
                 uncertain_below=float(data["uncertain_below"]),
                 meta=dict(data.get("meta", {})),
                 triage=WindowTriage.from_dict(data["triage"]) if "triage" in data else None,
+                anchors=(
+                    Anchors.from_list(data["anchors"], per_kind=True) if "anchors" in data else None
+                ),
             )
         except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
             raise CharterError(
@@ -62,6 +72,8 @@ class ClassifierWeights:
         }
         if self.triage is not None:
             data["triage"] = self.triage.to_dict()
+        if self.anchors is not None:
+            data["anchors"] = self.anchors.to_list()
         return json.dumps(data, indent=1)
 
 
@@ -71,8 +83,8 @@ class InjectionClassifier:
         self.weights = weights or ClassifierWeights.load()
 
     def window_scores(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        vectors = self.embedder.embed(texts)
-        logits = vectors @ self.weights.coef + self.weights.intercept
+        features = self.weights.features(self.embedder.embed(texts))
+        logits = features @ self.weights.coef + self.weights.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
     def score(self, text: str) -> float:

@@ -31,6 +31,7 @@ import numpy as np
 
 from charter.errors import CharterError
 from charter.eval.refusal import detect_refusal, opening
+from charter.guards.anchors import Anchors
 from charter.guards.base import GuardVerdict, Subject, allow, block
 from charter.guards.embedder import Embedder, read_weights, windows
 from charter.spec.models import Harm, Hazard
@@ -61,8 +62,8 @@ class HarmWeights:
     reply: Linear
     thresholds: dict[str, dict[str, float]]
     """{"input" | "output": {"strict" | "balanced" | "permissive": threshold}}."""
-    anchors: list[tuple[str, list[float]]]
-    """(category, unit embedding) of every hazard anchor."""
+    anchors: Anchors
+    """The hazard anchors (kind = category), embedded."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -73,7 +74,7 @@ class HarmWeights:
                 Linear.from_dict(data["request"]),
                 Linear.from_dict(data["reply"]),
                 {k: {s: float(t) for s, t in v.items()} for k, v in data["thresholds"].items()},
-                [(str(c), list(map(float, v))) for c, v in data["anchors"]],
+                Anchors.from_list(data["anchors"]),
                 dict(data.get("meta", {})),
             )
         except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -88,14 +89,14 @@ class HarmWeights:
                 "request": self.request.to_dict(),
                 "reply": self.reply.to_dict(),
                 "thresholds": self.thresholds,
-                "anchors": [[c, [round(x, 4) for x in v]] for c, v in self.anchors],
+                "anchors": self.anchors.to_list(),
                 "meta": self.meta,
             },
             indent=1,
         )
 
 
-TOP_SIMILARITIES = 5
+_HAZARDS = frozenset(get_args(Hazard))
 REFUSALS = (
     "I'm sorry, but I can't help with that.",
     "I can't assist with that request.",
@@ -109,26 +110,15 @@ refusal of a harmful request is not harmful help (each is paired with every harm
 training request)."""
 
 
-def anchor_features(
-    vectors: np.ndarray[Any, Any], anchors: np.ndarray[Any, Any]
-) -> np.ndarray[Any, Any]:
-    """The five highest cosine similarities of each vector to the anchors, ascending."""
-    return np.sort(vectors @ anchors.T, axis=1)[:, -TOP_SIMILARITIES:]
-
-
 class HarmClassifier:
     def __init__(self, embedder: Embedder, weights: HarmWeights) -> None:
         self.embedder = embedder
         self.weights = weights
-        known = set(get_args(Hazard))
-        self._categories: list[Hazard] = [
-            cast(Hazard, c) if c in known else "other" for c, _ in weights.anchors
-        ]
-        self._anchors = np.asarray([v for _, v in weights.anchors], dtype=np.float32)
+        self.anchors = weights.anchors
 
     def request_scores(self, vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Scores of already embedded windows."""
-        return self.weights.request.scores(anchor_features(vectors, self._anchors))
+        return self.weights.request.scores(self.anchors.features(vectors))
 
     def request_score(self, text: str) -> float:
         """The highest window score of `text`."""
@@ -140,11 +130,11 @@ class HarmClassifier:
         """Per reply window: the request's and the window's five highest anchor similarities,
         and the window's similarity to plain refusals."""
         refusals = self.embedder.embed(list(REFUSALS))
-        request = anchor_features(asked[None, :], self._anchors)
+        request = self.anchors.features(asked[None, :])
         return np.hstack(
             [
                 np.repeat(request, len(given), axis=0),
-                anchor_features(given, self._anchors),
+                self.anchors.features(given),
                 (given @ refusals.T).max(axis=1, keepdims=True),
             ]
         )
@@ -157,11 +147,8 @@ class HarmClassifier:
 
     def category(self, text: str) -> tuple[Hazard, float]:
         """The category of the nearest anchor, and its cosine similarity."""
-        if not self._categories:
-            return "other", 0.0
-        sims = self.embedder.embed(windows(text)) @ self._anchors.T
-        window, best = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        return self._categories[int(best)], float(sims[window, best])
+        kind, similarity = self.anchors.nearest(self.embedder.embed(windows(text)))
+        return (cast(Hazard, kind) if kind in _HAZARDS else "other"), similarity
 
 
 class HarmGuard:

@@ -35,8 +35,9 @@ import numpy as np
 from charter.datasets.guard_corpus import build_corpus
 from charter.datasets.guard_sources import SOURCES, Text, final_fingerprints
 from charter.datasets.manifest import fingerprint
+from charter.guards.anchors import Anchors, read_anchor_texts
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
-from charter.guards.harm import REFUSALS, HarmClassifier, HarmWeights, Linear, anchor_features
+from charter.guards.harm import REFUSALS, HarmClassifier, HarmWeights, Linear
 from charter.guards.train import threshold_at_fpr
 from charter.home import charter_home
 
@@ -131,7 +132,7 @@ def _max_by_owner(scores: np.ndarray[Any, Any], owners: list[int], n: int) -> li
 def request_model(
     sources: dict[str, list[Text]],
     embedder: Embedder,
-    anchor_vectors: np.ndarray[Any, Any],
+    anchors: Anchors,
     c: float = 1.0,
 ) -> tuple[Linear, dict[str, list[float]]]:
     """The request model on every source, and each source's out-of-source scores."""
@@ -139,7 +140,7 @@ def request_model(
     owners: dict[str, list[int]] = {}
     for name, texts in sources.items():
         pieces, owned = _windowed(texts)
-        vectors[name] = anchor_features(embedder.embed(pieces), anchor_vectors)
+        vectors[name] = anchors.features(embedder.embed(pieces))
         owners[name] = owned
 
     def fit_without(left_out: str | None) -> Linear:
@@ -215,17 +216,10 @@ def reply_features(
     )
 
 
-def anchors(embedder: Embedder) -> list[tuple[str, list[float]]]:
-    """(category, embedding) of every hazard anchor (datasets/own/hazard_anchors.jsonl)."""
-    from importlib import resources
-
-    own = resources.files("charter.datasets.own").joinpath("hazard_anchors.jsonl")
-    rows = [json.loads(line) for line in own.read_text(encoding="utf-8").splitlines() if line]
-    vectors = embedder.embed([str(row["text"]) for row in rows])
-    return [
-        (str(row["category"]), [float(x) for x in vector])
-        for row, vector in zip(rows, vectors, strict=True)
-    ]
+def hazard_anchors(embedder: Embedder) -> Anchors:
+    """The 120 descriptions of harmful requests (datasets/own/hazard_anchors.jsonl), embedded."""
+    rows = read_anchor_texts("hazard_anchors.jsonl", "category")
+    return Anchors(tuple(kind for kind, _ in rows), embedder.embed([text for _, text in rows]))
 
 
 def train_harm(
@@ -235,9 +229,8 @@ def train_harm(
     embedder = embedder or Embedder()
     sources = training_sources(embedder)
     log("sources: " + ", ".join(f"{k} {len(v)}" for k, v in sources.items()))
-    anchored = anchors(embedder)
-    anchor_vectors = np.asarray([v for _, v in anchored], dtype=np.float32)
-    request, held_out = request_model(sources, embedder, anchor_vectors)
+    anchored = hazard_anchors(embedder)
+    request, held_out = request_model(sources, embedder, anchored)
     ordinary = [s for n, v in held_out.items() if label_of(n) == 0 and not _contrast(n) for s in v]
     contrast = [s for n, v in held_out.items() if _contrast(n) for s in v]
     harmful = [s for n in HARMFUL for s in held_out[n]]

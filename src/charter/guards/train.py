@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from charter.datasets.guard_corpus import Example, build_corpus
+from charter.guards.anchors import Anchors, read_anchor_texts
 from charter.guards.classifier import ClassifierWeights
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
 from charter.guards.normalize import views
@@ -35,6 +36,13 @@ def contains_marker(window: str, marker: str) -> bool:
     if len(words) <= 5:
         return marker.strip() in window
     return any(" ".join(words[i : i + 5]) in window for i in range(len(words) - 4))
+
+
+def attack_anchors(embedder: Embedder) -> Anchors:
+    """The 120 descriptions of prompt attacks (datasets/own/attack_anchors.jsonl), embedded."""
+    rows = read_anchor_texts("attack_anchors.jsonl", "kind")
+    vectors = embedder.embed([text for _, text in rows])
+    return Anchors(tuple(kind for kind, _ in rows), vectors, per_kind=True)
 
 
 def rule_score(text: str) -> float:
@@ -75,7 +83,8 @@ def train(
             else:
                 labels.append(int(contains_marker(window, example.marker)))
     log(f"embedding {len(pieces)} training windows…")
-    features = embedder.embed(pieces)
+    anchors = attack_anchors(embedder)
+    features = anchors.features(embedder.embed(pieces))
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
     model.fit(features, np.asarray(labels))
     coef = model.coef_[0].astype(np.float32)
@@ -85,7 +94,7 @@ def train(
     triage = fit_triage(pieces, labels)
     triage = calibrate_floor(triage, _later_attack_windows(val_rows))
     provisional = ClassifierWeights(
-        coef, intercept, 0.5, 0.5, {"embedding": EMBEDDING_ID}, triage=triage
+        coef, intercept, 0.5, 0.5, {"embedding": EMBEDDING_ID}, triage=triage, anchors=anchors
     )
     log(f"scoring {len(val_rows)} validation examples…")
     val_scores = _cascade_scores(val_rows, provisional, embedder)
@@ -100,6 +109,8 @@ def train(
         "trained": datetime.date.today().isoformat(),
         "seed": seed,
         "C": c,
+        "features": "similarities to the attack anchors: the 5 highest, and the highest "
+        "of each of the 12 kinds (sorted)",
         "split": "sha256(normalised text) mod 100: 0-59 train, 60-79 val, 80-99 test; "
         "BIPIA attacks and emails split separately; bastioncorpus test only",
         "extra_rows": len(extra or []),
@@ -109,7 +120,9 @@ def train(
         "calibration": f"val benign FPR <= {target_fpr}; band lower edge at val TPR {band_tpr}",
         "val": report,
     }
-    weights = ClassifierWeights(coef, intercept, threshold, uncertain_below, meta, triage)
+    weights = ClassifierWeights(
+        coef, intercept, threshold, uncertain_below, meta, triage, anchors=anchors
+    )
     used = [e.text for e in (*train_rows, *val_rows)]
     used += [e.marker for e in (*train_rows, *val_rows) if e.marker is not None]
     return weights, report, used
