@@ -43,7 +43,7 @@ from charter.datasets.guard_corpus import Example, build_corpus
 from charter.datasets.guard_sources import SOURCES, sharegpt_conversations, sharegpt_exchanges
 from charter.eval.refusal import detect_refusal
 from charter.guards.answered import AnsweredTurns
-from charter.guards.classifier import ClassifierWeights, InjectionClassifier, KnownAttacks
+from charter.guards.classifier import ClassifierWeights, InjectionClassifier
 from charter.guards.conversation import ConversationGuard
 from charter.guards.embedder import Embedder, shared_embedder, windows
 from charter.guards.extraction import ExtractionGuard
@@ -74,12 +74,11 @@ def rate(flags: list[bool]) -> str:
 
 
 def injection_loso(embedder: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Each source scored by the anchor regression and the known-attacks regression, both
-    fitted without it. The known-attacks threshold of a fold is the 1% level of the other
-    benign sources' out-of-source scores (each from a fit without that source)."""
     from sklearn.linear_model import LogisticRegression
 
-    corpus = [e for e in build_corpus() if not e.family.startswith("bastion")]
+    corpus = [
+        e for e in build_corpus() if e.family not in ("bastion_attack", "bastion_benign_trap")
+    ]
     pieces: list[str] = []
     owner: list[int] = []
     for index, example in enumerate(corpus):
@@ -87,43 +86,32 @@ def injection_loso(embedder: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
             pieces.append(window)
             owner.append(index)
     print(f"injection: {len(corpus)} texts, {len(pieces)} windows to embed", flush=True)
-    embedded = embedder.embed(pieces)
-    anchored = attack_anchors(embedder).features(embedded)
-    rules = np.asarray([rule_score(e.text) for e in corpus])
+    vectors = attack_anchors(embedder).features(embedder.embed(pieces))
+    rules = [rule_score(e.text) for e in corpus]
     families = sorted({e.family for e in corpus})
+    by_family: dict[str, Any] = {}
+    fitted_without: dict[str, tuple[Any, float]] = {}
     owner_arr = np.asarray(owner)
-    labels = np.asarray([label_window(corpus[o], w) for o, w in zip(owner, pieces, strict=True)])
-
-    def fitted(features: Any, family: str) -> tuple[Any, np.ndarray[Any, Any]]:
-        mask = np.asarray(
-            [corpus[o].family != family and corpus[o].split == "train" for o in owner]
+    for family in families:
+        inside = np.asarray(
+            [corpus[o].family != family and corpus[o].split != "test" for o in owner]
+        )
+        train_mask = inside & np.asarray([corpus[o].split == "train" for o in owner])
+        labels = np.asarray(
+            [label_window(corpus[o], w) for o, w in zip(owner, pieces, strict=True)]
         )
         model = LogisticRegression(C=4.0, max_iter=5000, class_weight="balanced")
-        model.fit(features[mask], labels[mask])
+        model.fit(vectors[train_mask], labels[train_mask])
+        window_scores = model.predict_proba(vectors)[:, 1]
         text_scores = np.zeros(len(corpus))
-        np.maximum.at(text_scores, owner_arr, model.predict_proba(features)[:, 1])
-        return model, text_scores
-
-    folds = {f: (fitted(anchored, f), fitted(embedded, f)) for f in families}
-    benign_oos = {
-        f: [folds[f][1][1][i] for i, e in enumerate(corpus) if e.family == f]
-        for f in families
-        if all(e.label == 0 for e in corpus if e.family == f)
-    }
-    by_family: dict[str, Any] = {}
-    fitted_without: dict[str, Any] = {}
-    for family in families:
-        (anchor_model, anchor_scores), (known_model, known_scores) = folds[family]
-        scores = np.maximum(anchor_scores, rules)
+        np.maximum.at(text_scores, owner_arr, window_scores)
+        scores = np.maximum(text_scores, rules)
         val_benign = [
             scores[i]
             for i, e in enumerate(corpus)
             if e.family != family and e.split == "val" and e.label == 0
         ]
         threshold = threshold_at_fpr(val_benign, 0.01)
-        others = [s for f, v in benign_oos.items() if f != family for s in v]
-        known_threshold = threshold_at_fpr(others, 0.01)
-        scores = np.maximum(scores, np.minimum(1.0, known_scores * threshold / known_threshold))
         mine = [i for i, e in enumerate(corpus) if e.family == family]
         label = corpus[mine[0]].label
         flags = [bool(scores[i] >= threshold) for i in mine]
@@ -133,9 +121,8 @@ def injection_loso(embedder: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
             "flagged": rate(flags),
             "flagged_long": rate(long_flags) if long_flags else None,
             "threshold": round(threshold, 4),
-            "known_threshold": round(known_threshold, 4),
         }
-        fitted_without[family] = (anchor_model, threshold, known_model, known_threshold)
+        fitted_without[family] = (model, threshold)
         print(f"  {family:24s} {'TPR' if label else 'FPR'} {rate(flags)}", flush=True)
     attack = [f for f, v in by_family.items() if v["kind"] == "attack"]
     benign = [f for f, v in by_family.items() if v["kind"] == "benign"]
@@ -396,7 +383,7 @@ def main() -> None:
     weights = HarmWeights.load()
     harm = HarmClassifier(embedder, weights)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "threads": 2}
-    fitted: dict[str, Any] = {}
+    fitted: dict[str, tuple[Any, float]] = {}
     harm_without: Linear | None = None
     if "injection" in args.only:
         results["injection_loso"], fitted = injection_loso(embedder)
@@ -410,7 +397,7 @@ def main() -> None:
         results["conversations_shipped"] = shipped
         print(f"conversations, shipped weights: {shipped}", flush=True)
         if "sharegpt" in fitted and harm_without is not None:
-            model, threshold, known_model, known_threshold = fitted["sharegpt"]
+            model, threshold = fitted["sharegpt"]
             base = shared_classifier().weights
             inj = InjectionClassifier(
                 embedder,
@@ -422,11 +409,6 @@ def main() -> None:
                     {},
                     triage=base.triage,
                     anchors=base.anchors,
-                    known=KnownAttacks(
-                        known_model.coef_[0].astype(np.float32),
-                        float(known_model.intercept_[0]),
-                        known_threshold,
-                    ),
                 ),
             )
             harm_ho = HarmClassifier(

@@ -24,29 +24,6 @@ WEIGHTS_FILE = "injection_classifier.json"
 
 
 @dataclass(frozen=True)
-class KnownAttacks:
-    """A regression on the raw embedding: it knows the attack sources it was fitted on well
-    and misfires on benign sources it never saw, so it only counts at or above `threshold`,
-    a level its out-of-source scores on benign sources reach at most 1% of the time."""
-
-    coef: np.ndarray[Any, np.dtype[np.float32]]
-    intercept: float
-    threshold: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "coef": [round(float(x), 6) for x in self.coef],
-            "intercept": round(self.intercept, 6),
-            "threshold": round(self.threshold, 6),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KnownAttacks:
-        coef = np.asarray(data["coef"], dtype=np.float32)
-        return cls(coef, float(data["intercept"]), float(data["threshold"]))
-
-
-@dataclass(frozen=True)
 class ClassifierWeights:
     coef: np.ndarray[Any, np.dtype[np.float32]]
     intercept: float
@@ -60,9 +37,6 @@ class ClassifierWeights:
     anchors: Anchors | None = None
     """With anchors, the regression reads a window's similarities to them (anchors.py);
     without, the embedding itself (weights trained before anchors)."""
-    known: KnownAttacks | None = None
-    """With anchors: a window also counts when the embedding regression is sure (scaled so
-    that its own threshold meets this one)."""
 
     def features(self, vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return vectors if self.anchors is None else self.anchors.features(vectors)
@@ -100,8 +74,6 @@ class ClassifierWeights:
             data["triage"] = self.triage.to_dict()
         if self.anchors is not None:
             data["anchors"] = self.anchors.to_list()
-        if self.known is not None:
-            data["known"] = self.known.to_dict()
         return json.dumps(data, indent=1)
 
 
@@ -111,16 +83,9 @@ class InjectionClassifier:
         self.weights = weights or ClassifierWeights.load()
 
     def window_scores(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        vectors = self.embedder.embed(texts)
-        weights = self.weights
-        logits = weights.features(vectors) @ weights.coef + weights.intercept
-        scores = np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
-        known = weights.known
-        if known is not None:
-            sure = 1.0 / (1.0 + np.exp(-(vectors @ known.coef + known.intercept)))
-            scaled = np.minimum(1.0, sure * weights.threshold / known.threshold)
-            scores = np.maximum(scores, scaled)
-        return scores
+        features = self.weights.features(self.embedder.embed(texts))
+        logits = features @ self.weights.coef + self.weights.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
     def score(self, text: str) -> float:
         return self.score_many([text])[0]

@@ -24,7 +24,7 @@ import numpy as np
 
 from charter.datasets.guard_corpus import Example, build_corpus
 from charter.guards.anchors import Anchors, read_anchor_texts
-from charter.guards.classifier import ClassifierWeights, KnownAttacks
+from charter.guards.classifier import ClassifierWeights
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
 from charter.guards.normalize import views
 from charter.guards.rules import match_rules
@@ -36,42 +36,6 @@ def contains_marker(window: str, marker: str) -> bool:
     if len(words) <= 5:
         return marker.strip() in window
     return any(" ".join(words[i : i + 5]) in window for i in range(len(words) - 4))
-
-
-def known_attacks(
-    vectors: np.ndarray[Any, Any],
-    labels: list[int],
-    families: list[str],
-    owners: list[int],
-    *,
-    c: float,
-    target_fpr: float,
-) -> KnownAttacks:
-    """The embedding regression on every training window, with the threshold that flags
-    `target_fpr` of benign texts scored by a fit that left their whole source out."""
-    from sklearn.linear_model import LogisticRegression
-
-    y = np.asarray(labels)
-    fam = np.asarray(families)
-    owner = np.asarray(owners)
-    benign_scores: list[float] = []
-    for family in sorted({f for f, label in zip(families, labels, strict=True) if label == 0}):
-        if set(y[fam == family]) != {0}:
-            continue  # a source with attacks in it (hidden BIPIA payloads) is not benign
-        model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
-        model.fit(vectors[fam != family], y[fam != family])
-        window_scores = model.predict_proba(vectors[fam == family])[:, 1]
-        best: dict[int, float] = {}
-        for text, score in zip(owner[fam == family], window_scores, strict=True):
-            best[int(text)] = max(best.get(int(text), 0.0), float(score))
-        benign_scores.extend(best.values())
-    model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
-    model.fit(vectors, y)
-    return KnownAttacks(
-        model.coef_[0].astype(np.float32),
-        float(model.intercept_[0]),
-        threshold_at_fpr(benign_scores, target_fpr),
-    )
 
 
 def attack_anchors(embedder: Embedder) -> Anchors:
@@ -120,15 +84,11 @@ def train(
                 labels.append(int(contains_marker(window, example.marker)))
     log(f"embedding {len(pieces)} training windows…")
     anchors = attack_anchors(embedder)
-    vectors = embedder.embed(pieces)
+    features = anchors.features(embedder.embed(pieces))
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
-    model.fit(anchors.features(vectors), np.asarray(labels))
+    model.fit(features, np.asarray(labels))
     coef = model.coef_[0].astype(np.float32)
     intercept = float(model.intercept_[0])
-    log("fitting the known-attacks regression and its out-of-source threshold…")
-    families = [e.family for e in train_rows for _ in windows(e.text)]
-    owners = [i for i, e in enumerate(train_rows) for _ in windows(e.text)]
-    known = known_attacks(vectors, labels, families, owners, c=c, target_fpr=target_fpr)
 
     log("fitting the window triage…")
     triage = fit_triage(pieces, labels)
@@ -150,8 +110,7 @@ def train(
         "seed": seed,
         "C": c,
         "features": "similarities to the attack anchors: the 5 highest, and the highest "
-        "of each of the 12 kinds (sorted); plus the embedding regression above its "
-        "out-of-source threshold (benign sources left out one at a time)",
+        "of each of the 12 kinds (sorted)",
         "split": "sha256(normalised text) mod 100: 0-59 train, 60-79 val, 80-99 test; "
         "BIPIA attacks and emails split separately; bastioncorpus test only",
         "extra_rows": len(extra or []),
@@ -162,11 +121,8 @@ def train(
         "val": report,
     }
     weights = ClassifierWeights(
-        coef, intercept, threshold, uncertain_below, meta, triage, anchors=anchors, known=known
+        coef, intercept, threshold, uncertain_below, meta, triage, anchors=anchors
     )
-    final_scores = _cascade_scores(val_rows, weights, embedder)
-    meta["val"] = report = _report(val_rows, final_scores, threshold)
-    meta["known_threshold"] = round(known.threshold, 6)
     used = [e.text for e in (*train_rows, *val_rows)]
     used += [e.marker for e in (*train_rows, *val_rows) if e.marker is not None]
     return weights, report, used
