@@ -354,7 +354,7 @@ async def latency(injection: InjectionClassifier, harm: HarmClassifier) -> dict[
     for n, text in enumerate(texts):
         order = list(cascades.items())
         for name, guards in order if n % 2 else order[::-1]:
-            embedder._cache.clear()  # each cascade pays for its own embeddings
+            embedder.clear_cache()  # each cascade pays for its own embeddings
             started = time.perf_counter()
             readings, _ = views(text)
             subject = Subject("input", text, tuple(readings), (Message(role="user", content=text),))

@@ -199,6 +199,11 @@ class Embedder:
             vectors.append(self._session.run(["embedding"], feed)[0].astype(np.float32))
         return np.concatenate(vectors)
 
+    def clear_cache(self) -> None:
+        """Forget every cached embedding (benchmarks that time a cold text)."""
+        with self._lock:
+            self._cache.clear()
+
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Unit-length embeddings, one row per text."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]

@@ -32,7 +32,7 @@ import numpy as np
 from charter.errors import CharterError
 from charter.eval.refusal import detect_refusal, opening
 from charter.guards.anchors import Anchors
-from charter.guards.base import GuardVerdict, Subject, allow, block
+from charter.guards.base import Direction, GuardVerdict, Subject, allow, block
 from charter.guards.embedder import Embedder, read_weights, windows
 from charter.spec.models import Harm, Hazard
 
@@ -155,7 +155,7 @@ class HarmGuard:
     name = "harm"
     cost = 11
 
-    def __init__(self, classifier: HarmClassifier, settings: Harm, *, direction: str) -> None:
+    def __init__(self, classifier: HarmClassifier, settings: Harm, *, direction: Direction) -> None:
         self.classifier = classifier
         self.settings = settings
         self.direction = direction
