@@ -18,14 +18,13 @@ import argparse
 import asyncio
 import base64
 import codecs
-import hashlib
 import json
 import random
 from collections.abc import Callable
 from pathlib import Path
 
 from charter.datasets.guard_corpus import build_corpus
-from charter.datasets.guard_sources import sharegpt_conversations
+from charter.datasets.guard_sources import sharegpt_conversations, sharegpt_trained
 from charter.guards.base import Guard, Subject
 from charter.guards.classifier import ClassifierWeights, InjectionClassifier
 from charter.guards.conversation import ConversationGuard
@@ -88,7 +87,7 @@ def main() -> None:
     benign = [
         turn[:400]
         for cid, turns in sharegpt_conversations()
-        if int(hashlib.sha256(cid.encode()).hexdigest(), 16) % 10 != 0
+        if not sharegpt_trained(cid)
         for turn in turns
         if len(turn) > 40
     ]

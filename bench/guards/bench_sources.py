@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import random
 import time
@@ -39,8 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from charter.datasets.guard_corpus import Example, build_corpus
-from charter.datasets.guard_sources import SOURCES, sharegpt_conversations, sharegpt_exchanges
+from charter.datasets.guard_corpus import build_corpus
+from charter.datasets.guard_sources import (
+    SOURCES,
+    sharegpt_conversations,
+    sharegpt_exchanges,
+    sharegpt_trained,
+)
 from charter.eval.refusal import detect_refusal
 from charter.guards.answered import AnsweredTurns
 from charter.guards.classifier import ClassifierWeights, InjectionClassifier
@@ -48,10 +52,10 @@ from charter.guards.conversation import ConversationGuard
 from charter.guards.embedder import Embedder, shared_embedder, windows
 from charter.guards.extraction import ExtractionGuard
 from charter.guards.harm import HarmClassifier, HarmGuard, HarmWeights, Linear
-from charter.guards.harm_train import CALIBRATION, SHAREGPT_SHARE, request_model, training_sources
+from charter.guards.harm_train import CALIBRATION, request_model, training_sources
 from charter.guards.injection import InjectionGuard
 from charter.guards.registry import shared_classifier
-from charter.guards.train import attack_anchors, rule_score, threshold_at_fpr
+from charter.guards.train import attack_anchors, rule_score, threshold_at_fpr, window_label
 from charter.home import charter_home
 from charter.models.base import Message
 from charter.pipeline import Pipeline, TurnState
@@ -98,7 +102,7 @@ def injection_loso(embedder: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
         )
         train_mask = inside & np.asarray([corpus[o].split == "train" for o in owner])
         labels = np.asarray(
-            [label_window(corpus[o], w) for o, w in zip(owner, pieces, strict=True)]
+            [window_label(corpus[o], w) for o, w in zip(owner, pieces, strict=True)]
         )
         model = LogisticRegression(C=4.0, max_iter=5000, class_weight="balanced")
         model.fit(vectors[train_mask], labels[train_mask])
@@ -132,14 +136,6 @@ def injection_loso(embedder: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
         "fpr_long": pool(by_family, benign, "flagged_long"),
     }
     return {"by_source": by_family, "pooled": pooled}, fitted_without
-
-
-def label_window(example: Example, window: str) -> int:
-    from charter.guards.train import contains_marker
-
-    if example.marker is None:
-        return example.label
-    return int(contains_marker(window, example.marker))
 
 
 def pool(table: dict[str, Any], names: list[str], key: str) -> str:
@@ -238,7 +234,7 @@ def output_side(harm: HarmClassifier, weights: HarmWeights) -> dict[str, Any]:
     ordinary = [
         (asked, answered)
         for cid, asked, answered in sharegpt_exchanges()
-        if int(hashlib.sha256(cid.encode()).hexdigest(), 16) % SHAREGPT_SHARE != 0
+        if not sharegpt_trained(cid)
     ]
     ordinary = random.Random(5).sample(ordinary, 600)
     for name, pairs in (
@@ -261,8 +257,7 @@ def held_out_conversations(count: int, seed: int = 3) -> list[tuple[str, list[st
     pool_ = [
         (cid, turns)
         for cid, turns in sharegpt_conversations()
-        if 4 <= len(turns) < 20
-        and int(hashlib.sha256(cid.encode()).hexdigest(), 16) % SHAREGPT_SHARE != 0
+        if 4 <= len(turns) < 20 and not sharegpt_trained(cid)
     ]
     return random.Random(seed).sample(pool_, count)
 

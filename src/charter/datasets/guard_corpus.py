@@ -138,10 +138,10 @@ def _benign() -> Iterator[tuple[str, str]]:
 def _sharegpt_turns() -> Iterator[str]:
     """Real user turns: ShareGPT conversations under 20 user turns, one in ten by a hash of
     the conversation id (the same conversations the harm guard learns from)."""
-    from charter.datasets.guard_sources import sharegpt_conversations
+    from charter.datasets.guard_sources import sharegpt_conversations, sharegpt_trained
 
     for cid, turns in sharegpt_conversations():
-        if int(hashlib.sha256(cid.encode()).hexdigest(), 16) % 10 == 0:
+        if sharegpt_trained(cid):
             yield from turns
 
 

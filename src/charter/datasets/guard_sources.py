@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import itertools
 import json
 import re
@@ -133,6 +134,14 @@ def _own(file: str, source: str) -> list[Text]:
 SHAREGPT_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 MAX_SHAREGPT_TURNS = 20
 """Conversations with this many user turns or more are reserved for outside checks."""
+SHAREGPT_SHARE = 10
+"""One ShareGPT conversation in this many is guard training data."""
+
+
+def sharegpt_trained(conversation_id: str) -> bool:
+    """Whether the guards learn from this ShareGPT conversation (sha256 of its id); the
+    others are held out for the benchmarks."""
+    return int(hashlib.sha256(conversation_id.encode()).hexdigest(), 16) % SHAREGPT_SHARE == 0
 
 
 def sharegpt_path() -> Path:

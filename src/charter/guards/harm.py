@@ -115,6 +115,7 @@ class HarmClassifier:
         self.embedder = embedder
         self.weights = weights
         self.anchors = weights.anchors
+        self._refusals: np.ndarray[Any, Any] | None = None
 
     def request_scores(self, vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Scores of already embedded windows."""
@@ -129,7 +130,9 @@ class HarmClassifier:
     ) -> np.ndarray[Any, Any]:
         """Per reply window: the request's and the window's five highest anchor similarities,
         and the window's similarity to plain refusals."""
-        refusals = self.embedder.embed(list(REFUSALS))
+        if self._refusals is None:
+            self._refusals = self.embedder.embed(list(REFUSALS))
+        refusals = self._refusals
         request = self.anchors.features(asked[None, :])
         return np.hstack(
             [

@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 
 from charter.datasets.guard_corpus import build_corpus
-from charter.datasets.guard_sources import SOURCES, Text, final_fingerprints
+from charter.datasets.guard_sources import (
+    SHAREGPT_SHARE,
+    SOURCES,
+    Text,
+    final_fingerprints,
+    sharegpt_trained,
+)
 from charter.datasets.manifest import fingerprint
 from charter.guards.anchors import Anchors, read_anchor_texts
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
@@ -44,17 +50,11 @@ from charter.home import charter_home
 HARMFUL = ("advbench", "dna_malicious")
 CONTRAST = ("own_contrast",)
 CORPUS_BENIGN = ("support_text", "support_complaint", "toolbench_query", "neutral_statement")
-SHAREGPT_SHARE = 10
-"""One ShareGPT conversation in this many (by sha256 of its id) is training data."""
 CALIBRATION = {
     "permissive": (0.005, 0.05),
     "balanced": (0.01, 0.10),
     "strict": (0.02, 0.20),
 }
-
-
-def _bucket(key: str, share: int) -> bool:
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % share == 0
 
 
 NEAR_DUPLICATE = 0.95
@@ -88,7 +88,7 @@ def _training_sources() -> dict[str, list[Text]]:
         for item in SOURCES[name].load():
             out.setdefault(item.source, []).append(item)
     out["sharegpt"] = [
-        t for t in SOURCES["sharegpt"].load() if _bucket(t.conversation or t.text, SHAREGPT_SHARE)
+        t for t in SOURCES["sharegpt"].load() if sharegpt_trained(t.conversation or t.text)
     ]
     corpus = [e for e in build_corpus() if e.split != "test" and e.family in CORPUS_BENIGN]
     for example in corpus:
@@ -178,7 +178,7 @@ def reply_pairs(rows: list[dict[str, str]]) -> list[tuple[str, str, int, str]]:
     exchanges = [
         (asked, answered)
         for cid, asked, answered in sharegpt_exchanges()
-        if _bucket(cid, SHAREGPT_SHARE) and asked.strip() and answered.strip()
+        if sharegpt_trained(cid) and asked.strip() and answered.strip()
     ]
     step = max(1, len(exchanges) // SHAREGPT_REPLIES)
     pairs: list[tuple[str, str, int, str]] = [

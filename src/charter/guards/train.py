@@ -45,6 +45,14 @@ def attack_anchors(embedder: Embedder) -> Anchors:
     return Anchors(tuple(kind for kind, _ in rows), vectors, per_kind=True)
 
 
+def window_label(example: Example, window: str) -> int:
+    """A training window's label: the example's, or for an attack hidden in a document,
+    whether this window holds the attack."""
+    if example.marker is None:
+        return example.label
+    return int(contains_marker(window, example.marker))
+
+
 def rule_score(text: str) -> float:
     best = 0.0
     for view in views(text)[0]:
@@ -78,10 +86,7 @@ def train(
     for example in train_rows:
         for window in windows(example.text):
             pieces.append(window)
-            if example.marker is None:
-                labels.append(example.label)
-            else:
-                labels.append(int(contains_marker(window, example.marker)))
+            labels.append(window_label(example, window))
     log(f"embedding {len(pieces)} training windows…")
     anchors = attack_anchors(embedder)
     features = anchors.features(embedder.embed(pieces))
@@ -142,7 +147,7 @@ def _later_attack_windows(rows: list[Example]) -> list[str]:
         if example.label != 1:
             continue
         for window in windows(example.text, None)[1:]:
-            if example.marker is None or contains_marker(window, example.marker):
+            if window_label(example, window):
                 out.append(window)
     return out
 
