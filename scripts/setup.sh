@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up Charter in .venv/ at the repository root: the package, its runtime, and the default
-# local model (fetched and SHA-256-verified by `charter models pull`).
+# Set up Charter in .venv/ at the repository root: the package, its runtime, the default
+# local model (fetched and SHA-256-verified by `charter models pull`) and, for users, the
+# public datasets the default eval suites read (`charter data pull`; where the datasets'
+# origins cannot be reached, set CHARTER_DATA_MIRROR to a folder holding a copy).
 #   bash scripts/setup.sh          # to use Charter
 #   bash scripts/setup.sh --dev    # also the test and lint tools
 set -euo pipefail
@@ -15,8 +17,18 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+# The eval's constrained_writing suite needs the `constrained` extra (the dev extra has it).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:-[constrained]}"
+# ...and COLLIE, which declares fschat, a chat server it never needs here: it goes in
+# without its dependencies.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+  collie-bench==0.1.0
 .venv/bin/charter models pull qwen2.5-coder-0.5b
+if [[ -z "${extras}" ]]; then
+  .venv/bin/charter data pull \
+    || echo "note: some datasets could not be fetched; \`charter eval\` skips the suites that" \
+      "need them and says which (see \`charter data list\`)" >&2
+fi
 
 # The test suite opens the eval report in a real headless browser (Debian's chromium) and
 # runs gateway replicas against a real Redis and PostgreSQL (Debian's redis-server, postgresql).

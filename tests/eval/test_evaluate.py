@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from charter import FakeModel
 from charter.cli import app
+from charter.errors import CharterError
 from charter.eval.evaluate import EvalSettings, evaluate, load_report, report_schema
 from charter.eval.runner import Result
 from charter.models.base import ChatRequest
@@ -229,3 +230,33 @@ def test_persona_stability_needs_persona_checks(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(plain), "--suites", "persona_stability"])
     assert result.exit_code != 0
     assert "programmatic persona checks" in result.output
+
+
+def test_a_suite_whose_dataset_is_missing_is_skipped_and_said_and_the_rest_run(
+    charter_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "no-datasets"
+    empty.mkdir()
+    monkeypatch.setenv("CHARTER_DATA_DIR", str(empty))
+    told: list[dict[str, str]] = []
+    report = evaluate(settings(charter_file, tmp_path / "out"), model=fake(), on_skip=told.append)
+    assert list(report.suites) == ["policy"]
+    assert list(told[0]) == ["over_refusal"]
+    assert "xstest/xstest_prompts.csv is missing" in told[0]["over_refusal"]
+    assert "charter data pull xstest" in told[0]["over_refusal"]
+    skipped = report.settings["skipped"]
+    assert isinstance(skipped, list)
+    assert skipped[0].startswith("over_refusal: xstest/")
+
+
+def test_no_runnable_suite_is_an_error_that_names_each(
+    charter_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "no-datasets"
+    empty.mkdir()
+    monkeypatch.setenv("CHARTER_DATA_DIR", str(empty))
+    only = settings(charter_file, tmp_path / "out", suites=("over_refusal", "pii"))
+    with pytest.raises(CharterError, match=r"no suite can run") as caught:
+        evaluate(only, model=fake())
+    assert "over_refusal: xstest/" in str(caught.value)
+    assert "pii: presidio/" in str(caught.value)

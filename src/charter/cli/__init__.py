@@ -6,6 +6,7 @@ import typer
 
 from charter.cli import (
     chat,
+    data,
     escalations,
     evaluate,
     guard,
@@ -32,6 +33,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
 app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(keys.app, name="keys")
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +19,7 @@ from rich.progress import (
 from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
 from charter.eval.evaluate import (
     ALL_SUITES,
+    OWN,
     PROFILES,
     SUITES,
     EvalSettings,
@@ -42,7 +44,16 @@ def eval_command(
         str | None,
         typer.Option(
             help=f"Comma-separated; default: {','.join(SUITES)}. Opt-in: persona_stability "
-            "(50-turn conversations)."
+            "(50-turn conversations). Your own cases (the charter's `tests`, --cases) always "
+            "run; 'cases' alone runs only them."
+        ),
+    ] = None,
+    cases: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cases",
+            help="A file of your own cases (YAML or JSONL), besides the charter's `tests`; "
+            "repeatable. Every case runs, whatever the profile or --limit.",
         ),
     ] = None,
     turns: Annotated[
@@ -58,6 +69,16 @@ def eval_command(
         str | None, typer.Option(help="Chat model: a catalog name or a .gguf path.")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Cases in flight at once.")] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Fan cases out over a Ray cluster, --workers actors: auto, HOST:PORT, "
+            "ray://HOST:PORT, or local (a Ray instance started for this run). Needs the "
+            "`ray` extra.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the case sample.")] = 0,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("eval-out"),
     fail_under: Annotated[
@@ -102,11 +123,11 @@ def eval_command(
             err.print(f"[red]error:[/red] --profile must be one of {', '.join(PROFILES)}")
             raise typer.Exit(EXIT_INVALID)
         chosen = tuple(s.strip() for s in suites.split(",") if s.strip()) if suites else SUITES
-        unknown = [s for s in chosen if s not in ALL_SUITES]
+        unknown = [s for s in chosen if s not in (*ALL_SUITES, OWN)]
         if unknown:
             err.print(
                 f"[red]error:[/red] unknown suite(s) {', '.join(unknown)}; "
-                f"known: {', '.join(ALL_SUITES)}"
+                f"known: {', '.join((*ALL_SUITES, OWN))}"
             )
             raise typer.Exit(EXIT_INVALID)
         settings = EvalSettings(
@@ -116,9 +137,11 @@ def eval_command(
             limit=limit if limit is not None else PROFILES[profile],
             seed=seed,
             workers=workers,
+            ray=ray,
             model=model,
             profile=profile if limit is None else "custom",
             turns=turns,
+            cases=tuple(cases or ()),
         )
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -135,13 +158,19 @@ def eval_command(
             def started(total: int) -> None:
                 progress.update(task, total=total, description="loading the model")
 
+            def skipping(reasons: dict[str, str]) -> None:
+                for suite, why in reasons.items():
+                    progress.console.print(
+                        f"[yellow]skipped[/yellow] {suite}: {escape(why)}", highlight=False
+                    )
+
             def advance(result: Result) -> None:
                 cached = " (cached)" if result.cached else ""
                 progress.update(
                     task, advance=1, description=f"{result.case.suite} {result.condition}{cached}"
                 )
 
-            report = evaluate(settings, on_start=started, on_result=advance)
+            report = evaluate(settings, on_start=started, on_result=advance, on_skip=skipping)
         summary(report, out)
         out.print(f"wrote {out_dir / 'report.json'}, {out_dir / 'report.html'}")
         if fail_under is not None and report.readiness.on < fail_under:

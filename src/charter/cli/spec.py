@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
+from charter.eval.own_cases import load_cases
 from charter.persona.compile import compile_system_prompt
 from charter.spec.loader import CharterFileError, load_charter
 from charter.spec.schema import charter_json_schema_text
@@ -23,18 +24,21 @@ def register(app: typer.Typer) -> None:
 def validate(
     files: list[Path] = typer.Argument(..., help="Charter files to check."),
 ) -> None:
-    """Check charter files; every problem is reported with its field and line."""
+    """Check charter files, and the cases files they name; every problem is reported with
+    its field and line."""
     failed = False
     for file in files:
         try:
             spec = load_charter(file)
+            cases = sum(len(load_cases(path).cases) for path in spec.tests)
         except CharterFileError as exc:
             err.print(str(exc), markup=False)
             failed = True
             continue
+        own = f", {cases} own eval cases" if spec.tests else ""
         out.print(
             f"ok: {file} (id {spec.id}, {len(spec.constitution)} principles, "
-            f"{len(spec.policies)} policies, model {spec.models.chat.backend})",
+            f"{len(spec.policies)} policies{own}, model {spec.models.chat.backend})",
             markup=False,
         )
     if failed:
@@ -57,16 +61,26 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Folder for the new charter."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing charter.yaml."),
 ) -> None:
-    """Scaffold a charter.yaml (and its JSON Schema, for editors) in DIRECTORY."""
+    """Scaffold a charter.yaml (and its JSON Schema, for editors) in DIRECTORY, with an
+    example cases.yaml of your own eval cases (an existing one is kept)."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "charter.yaml"
     if target.exists() and not force:
         err.print(f"{target} exists; use --force to overwrite", markup=False)
         raise typer.Exit(EXIT_INVALID)
-    template = resources.files("charter.cli").joinpath("template.yaml").read_text("utf-8")
-    target.write_text(template, encoding="utf-8")
+    templates = resources.files("charter.cli")
+    target.write_text(templates.joinpath("template.yaml").read_text("utf-8"), encoding="utf-8")
     (directory / "charter.schema.json").write_text(charter_json_schema_text(), encoding="utf-8")
-    out.print(f"created {target}\nnext: charter chat {target}", markup=False)
+    created = [target]
+    cases = directory / "cases.yaml"
+    if not cases.exists():
+        example = templates.joinpath("template_cases.yaml").read_text("utf-8")
+        cases.write_text(example, encoding="utf-8")
+        created.append(cases)
+    out.print(
+        f"created {', '.join(str(p) for p in created)}\nnext: charter chat {target}",
+        markup=False,
+    )
 
 
 def prompt(file: Path = typer.Argument(..., help="Charter file.")) -> None:

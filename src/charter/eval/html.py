@@ -1,16 +1,18 @@
 """The report as one self-contained HTML page: inline CSS and SVG, no script, no network.
 
 Plots: each suite's failure rate off vs on with its 95% interval; the latency distribution of
-both conditions; the readiness breakdown. (Persona pass rate by turn joins when the
-persona_stability suite runs in `charter eval`; today it is measured by bench/persona.)
+both conditions; the readiness breakdown; the persona pass rate by turn when the
+persona_stability suite ran. A team's own suites (`cases:<name>`) get a table of every case:
+its verdict off and on, why, and the replies.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from html import escape
 
-from charter.eval.report import Report
+from charter.eval.report import Report, VerdictOut
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#1b1f24}
@@ -18,6 +20,8 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #ddd;
 text-align:left}th{background:#f4f6f8}.num{text-align:right;font-variant-numeric:tabular-nums}
 .off{fill:#9aa5b1}.on{fill:#2563eb}.ci{stroke:#111;stroke-width:1.2}.muted{color:#6b7280}
+.fail{color:#b91c1c;font-weight:600}.pass{color:#15803d}details{margin-top:2px}
+pre{white-space:pre-wrap;margin:2px 0;font-size:12px}td{vertical-align:top}
 .score{font-size:2rem;font-weight:600}.legend span{display:inline-block;width:12px;height:12px;
 margin:0 4px 0 12px;vertical-align:middle}
 """
@@ -182,6 +186,36 @@ def _readiness_table(report: Report) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _verdict(verdict: VerdictOut) -> str:
+    mark = '<span class="fail">fail</span>' if verdict.failed else '<span class="pass">pass</span>'
+    label = "reply (blocked)" if verdict.blocked else "reply"
+    shown = escape(verdict.reply) or "(no text)"
+    if verdict.calls is not None:
+        shown += "\ncalls: " + escape(json.dumps(verdict.calls, ensure_ascii=False))
+    return (
+        f"<td>{mark} {escape(verdict.why)}<details><summary>{label}</summary>"
+        f"<pre>{shown}</pre></details></td>"
+    )
+
+
+def _own_cases(report: Report) -> str:
+    parts: list[str] = []
+    for name, suite in report.suites.items():
+        if suite.results is None:
+            continue
+        rows = [
+            f'<tr><td>{escape(c.id)}<br><span class="muted">{escape(c.where)}</span></td>'
+            f"<td>{escape(c.message)}</td>"
+            f"{_verdict(c.off)}{_verdict(c.on)}</tr>"
+            for c in suite.results
+        ]
+        head = "<tr><th>case</th><th>message</th><th>off (raw)</th><th>on (Charter)</th></tr>"
+        parts.append(f"<h3>{escape(name)}</h3><table>{head}{''.join(rows)}</table>")
+    if not parts:
+        return ""
+    return "<h2>Your own cases</h2>" + "".join(parts)
+
+
 def render(report: Report) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
     return f"""<!doctype html>
@@ -205,5 +239,6 @@ def render(report: Report) -> str:
 {_readiness_table(report)}
 <h2>Persona pass rate by turn</h2>
 {_by_turn(report)}
+{_own_cases(report)}
 </body></html>
 """

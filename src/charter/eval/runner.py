@@ -8,6 +8,12 @@
 Completions are cached in SQLite (`cache.sqlite` in the output folder), keyed by condition,
 case, the charter file's content and the model settings: an interrupted run resumes where it
 stopped, and a re-run with a larger `--limit` only computes the new cases.
+
+A team's own case (`own_cases.py`) goes the same two ways with its whole conversation. When
+it offers `tools`, off shows the raw model the functions as the `tools` suite does and reads
+the calls from its answer, and on offers them to the pipeline as the caller's own tools (the
+reply may be calls instead of text). Its `judge` rubrics are graded right after the reply,
+by the charter's judge model, and cached with it.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from charter.assistant import Charter
 from charter.eval import bfcl
+from charter.eval.assertions import judge
 from charter.eval.cases import Case
+from charter.eval.own_cases import OwnCase, is_own
 from charter.eval.scoring import Outcome
 from charter.models.base import ChatModel, ChatRequest, Message
 from charter.persona.compile import compile_system_prompt
@@ -39,8 +47,10 @@ CONDITIONS: tuple[Condition, ...] = ("off", "on")
 def charter_fingerprint(spec: CharterSpec) -> str:
     """Changes when anything set in the charter changes (cached completions are then stale).
     Fields left at their defaults do not count, so a Charter release that adds a setting
-    does not invalidate every cache."""
-    return hashlib.sha256(spec.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:16]
+    does not invalidate every cache; nor do the charter's `tests` files, which change what
+    is asked, not how the assistant answers."""
+    dumped = spec.model_dump_json(exclude_defaults=True, exclude={"tests"})
+    return hashlib.sha256(dumped.encode()).hexdigest()[:16]
 
 
 class Cache:
@@ -85,7 +95,7 @@ class Result:
 
 
 class Runner:
-    def __init__(self, spec: CharterSpec, model: ChatModel, cache: Cache) -> None:
+    def __init__(self, spec: CharterSpec, model: ChatModel, cache: Cache | None) -> None:
         self.spec = spec.model_copy(
             update={"guards": spec.guards.model_copy(update={"rate_limit": None})}
         )
@@ -98,6 +108,8 @@ class Runner:
     def off(self, case: Case) -> Outcome:
         if case.suite == "tools":
             return self._tools(case, "off")
+        if is_own(case):
+            return self._judged(case.meta["own"], self._own_off(case.meta["own"]))
         chat = self.spec.models.chat
         request = ChatRequest(
             messages=[
@@ -120,6 +132,8 @@ class Runner:
     def on(self, case: Case) -> Outcome:
         if case.suite == "tools":
             return self._tools(case, "on")
+        if is_own(case):
+            return self._judged(case.meta["own"], self._own_on(case))
         reply = asyncio.run(self.charter.arespond(case.message, user=f"eval:{case.id}"))
         return Outcome(
             text=reply.text,
@@ -149,15 +163,73 @@ class Runner:
             calls=calls,
         )
 
+    def _own_off(self, own: OwnCase) -> Outcome:
+        """The raw model with the charter's prompt and the case's turns; offered tools are
+        listed in the prompt and calls read from the answer, as in the `tools` suite."""
+        chat = self.spec.models.chat
+        system = self.compiled.text
+        functions = tuple(own.functions())
+        if functions:
+            system += "\n\n" + bfcl.raw_system_prompt(functions)
+        request = ChatRequest(
+            messages=[Message(role="system", content=system), *own.messages()],
+            max_tokens=chat.max_tokens,
+            temperature=chat.temperature,
+            seed=chat.seed,
+        )
+        started = time.perf_counter()
+        completion = self.model.complete(request)
+        return Outcome(
+            text=completion.text,
+            ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            calls=(bfcl.parse_calls(completion.text) or []) if functions else None,
+        )
+
+    def _own_on(self, case: Case) -> Outcome:
+        own: OwnCase = case.meta["own"]
+        functions = own.functions()
+        reply = asyncio.run(
+            self.charter.arespond(
+                own.messages(), user=f"eval:{case.id}", client_tools=functions or None
+            )
+        )
+        return Outcome(
+            text=reply.text,
+            blocked=reply.blocked,
+            ms=reply.ms,
+            cost=reply.cost,
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+            calls=list(reply.tool_calls) if functions else None,
+        )
+
+    def _judged(self, own: OwnCase, outcome: Outcome) -> Outcome:
+        """The outcome with the judge's verdict on each of the case's rubrics (the judge's
+        time and tokens are the evaluation's, not the assistant's, so they are not added)."""
+        rubrics = own.rubrics()
+        if not rubrics:
+            return outcome
+        model = self.charter.judge_model
+        verdicts = [
+            judge(model, rubric, own.messages(), outcome.text, outcome.calls) for rubric in rubrics
+        ]
+        return replace(outcome, judged=verdicts)
+
+    def compute(self, case: Case, condition: Condition) -> Outcome:
+        """One case in one condition, uncached; a failure is recorded in the outcome."""
+        try:
+            return self.off(case) if condition == "off" else self.on(case)
+        except Exception as exc:  # recorded, scored as a failure, never skipped
+            return Outcome(text="", error=f"{type(exc).__name__}: {exc}")
+
     def one(self, case: Case, condition: Condition) -> Result:
-        cached = self.cache.get(condition, case.key, self.fingerprint)
+        cached = self.cache.get(condition, case.key, self.fingerprint) if self.cache else None
         if cached is not None:
             return Result(case, condition, cached, True)
-        try:
-            outcome = self.off(case) if condition == "off" else self.on(case)
-        except Exception as exc:  # recorded, scored as a failure, never skipped
-            outcome = Outcome(text="", error=f"{type(exc).__name__}: {exc}")
-        if outcome.error is None:
+        outcome = self.compute(case, condition)
+        if outcome.error is None and self.cache is not None:
             self.cache.put(condition, case.key, self.fingerprint, outcome)
         return Result(case, condition, outcome, False)
 
@@ -186,7 +258,8 @@ class Runner:
         return results
 
     def close(self) -> None:
-        self.cache.close()
+        if self.cache is not None:
+            self.cache.close()
 
 
 def pairs(results: list[Result]) -> Iterator[tuple[Case, Outcome, Outcome]]:

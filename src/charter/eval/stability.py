@@ -103,15 +103,16 @@ def _play(
     for turn in range(1, turns + 1):
         question = Message(role="user", content=_question(conversation, turn))
         key = f"persona_stability/conversation{conversation}:turn{turn}"
-        cached = runner.cache.get(condition, key, runner.fingerprint)
+        cache = runner.cache
+        cached = cache.get(condition, key, runner.fingerprint) if cache is not None else None
         if cached is not None:
             outcome, hit = cached, True
             reanchor = bool(cached.meta.get("reanchor_next")) if cached.meta else False
         else:
             outcome, reanchor = _turn(runner, [*history, question], condition, reanchor)
             hit = False
-            if outcome.error is None:
-                runner.cache.put(condition, key, runner.fingerprint, outcome)
+            if outcome.error is None and cache is not None:
+                cache.put(condition, key, runner.fingerprint, outcome)
         out[turn] = (outcome, hit)
         history += [question, Message(role="assistant", content=outcome.text or "(no reply)")]
     return out

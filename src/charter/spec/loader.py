@@ -35,14 +35,15 @@ class Problem:
 
 
 class CharterFileError(CharterError):
-    """A charter file that cannot be used, with every problem found."""
+    """A charter file (or a file it names, `kind`) that cannot be used, with every problem
+    found."""
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
+    def __init__(self, source: str, problems: list[Problem], *, kind: str = "charter") -> None:
         self.source = source
         self.problems = problems
         lines = "\n".join("  " + p.render(source) for p in problems)
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"invalid charter {source} ({count}):\n{lines}")
+        super().__init__(f"invalid {kind} {source} ({count}):\n{lines}")
 
 
 def load_charter(path: str | Path) -> CharterSpec:
@@ -70,6 +71,9 @@ def load_charter(path: str | Path) -> CharterSpec:
             for t in spec.tools
         ]
         spec = spec.model_copy(update={"tools": tools})
+    if spec.tests:
+        # Cases files, like knowledge, live next to the charter file.
+        spec = spec.model_copy(update={"tests": [str(path.parent / p) for p in spec.tests]})
     return spec
 
 
@@ -89,22 +93,27 @@ def parse_charter(text: str, *, source: str = "<charter>") -> CharterSpec:
         raise CharterFileError(
             source, [Problem("", "expected a mapping at the top level", node.start_mark.line + 1)]
         )
-    duplicates = list(_duplicate_keys(node, ()))
+    duplicates = list(duplicate_keys(node, ()))
     if duplicates:
         raise CharterFileError(source, duplicates)
     data = yaml.SafeLoader(text).get_single_data()
     try:
         return CharterSpec.model_validate(data)
     except ValidationError as exc:
-        raise CharterFileError(source, [_problem(node, err) for err in exc.errors()]) from None
+        raise CharterFileError(source, [problem_at(node, err) for err in exc.errors()]) from None
 
 
-def _problem(root: yaml.Node, err: Any) -> Problem:
+UNKNOWN_FIELD = "unknown field (check the spelling; see `charter schema`)"
+
+
+def problem_at(root: yaml.Node, err: Any, *, unknown: str = UNKNOWN_FIELD) -> Problem:
+    """One pydantic error as a Problem with the line of the value (or key) it is about;
+    `unknown` is what an unknown key is called."""
     loc: tuple[str | int, ...] = tuple(err["loc"])
     node, path = _locate(root, loc)
     message = str(err["msg"])
     if err["type"] == "extra_forbidden":
-        message = "unknown field (check the spelling; see `charter schema`)"
+        message = unknown
         key_node = _key_node(root, path)
         if key_node is not None:
             node = key_node
@@ -171,7 +180,8 @@ def _key_node(root: yaml.Node, path: list[str | int]) -> yaml.Node | None:
     return None
 
 
-def _duplicate_keys(node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+def duplicate_keys(node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+    """Problems for keys given twice in one mapping, anywhere under `node`."""
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -185,7 +195,7 @@ def _duplicate_keys(node: yaml.Node, path: tuple[str | int, ...]) -> Any:
                     key.start_mark.column + 1,
                 )
             seen.add(name)
-            yield from _duplicate_keys(value, (*path, name))
+            yield from duplicate_keys(value, (*path, name))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*path, index))
+            yield from duplicate_keys(item, (*path, index))

@@ -597,6 +597,12 @@ class CharterSpec(StrictModel):
     drift: Drift = Field(default_factory=Drift)
     models: Models = Field(default_factory=Models)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
+    tests: list[str] = Field(
+        default_factory=list,
+        description="Files of the team's own eval cases (YAML or JSONL), relative to the "
+        "charter file: each is a suite `cases:<name>` in `charter eval` (docs/eval.md, "
+        "'Your own cases').",
+    )
 
     _id = field_validator("id")(_check_id)
 

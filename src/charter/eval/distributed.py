@@ -1,0 +1,121 @@
+"""Fan an evaluation out over a Ray cluster: `charter eval --ray [ADDRESS]`.
+
+Each Ray worker is an actor that builds the charter and its chat model once, then answers
+cases one at a time (typically against a served model behind an OpenAI-compatible URL, so
+that the cluster's workers share one inference server). The driver (the machine running
+`charter eval`) keeps everything that makes a run trustworthy: it reads the completion cache
+first and sends only the cases it lacks, writes each result to the cache as it arrives (an
+interrupted run resumes where it stopped, as in one process), and returns results in case
+order, off before on. A worker's failure on one case is recorded on that case, as
+`Runner.one` does; a worker that dies takes its in-flight case with it and the run stops
+with the error.
+
+Ray is an extra: `pip install 'charter[ray]'`. Without an address, a local Ray instance is
+started for the run (useful for testing; on one machine `--workers` is simpler).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from charter.errors import CharterError
+from charter.eval.cases import Case
+from charter.eval.runner import CONDITIONS, Condition, Result, Runner
+from charter.eval.scoring import Outcome
+from charter.spec.models import CharterSpec
+
+IN_FLIGHT_PER_WORKER = 2
+"""Cases queued at each worker, so that a worker never waits on the driver between cases."""
+
+
+class _Worker:
+    """One Ray actor: a charter and its model, built once."""
+
+    def __init__(self, spec: CharterSpec) -> None:
+        from charter.models.factory import build_model
+
+        self.runner = Runner(spec, build_model(spec.models.chat), cache=None)
+
+    def one(self, case: Case, condition: Condition) -> Outcome:
+        return self.runner.compute(case, condition)
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise CharterError(
+            "`--ray` needs Ray: pip install 'charter[ray]' (or pip install ray)"
+        ) from exc
+    return ray
+
+
+def run_on_ray(
+    runner: Runner,
+    cases: list[Case],
+    *,
+    workers: int,
+    address: str | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Every case in both conditions, computed by `workers` Ray actors; cached ones are not
+    sent. Results come back in case order, off before on, as `Runner.run` returns them."""
+    ray = _ray()
+    jobs = [(case, condition) for case in cases for condition in CONDITIONS]
+    done: dict[int, Result] = {}
+    todo: list[int] = []
+    for index, (case, condition) in enumerate(jobs):
+        cached = runner.cache.get(condition, case.key, runner.fingerprint) if runner.cache else None
+        if cached is not None:
+            done[index] = Result(case, condition, cached, True)
+            if on_result is not None:
+                on_result(done[index])
+        else:
+            todo.append(index)
+    if not todo:
+        return [done[i] for i in range(len(jobs))]
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except Exception as exc:  # ConnectionError and Ray's own errors alike
+            where = address or "a local Ray instance"
+            raise CharterError(f"cannot reach the Ray cluster at {where}: {exc}") from exc
+    try:
+        actor = ray.remote(_Worker)
+        pool = [actor.remote(runner.spec) for _ in range(max(1, min(workers, len(todo))))]
+        waiting = list(reversed(todo))
+        in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (job index, worker index)
+
+        def send(worker: int) -> None:
+            index = waiting.pop()
+            case, condition = jobs[index]
+            in_flight[pool[worker].one.remote(case, condition)] = (index, worker)
+
+        for worker in range(len(pool)):
+            for _ in range(IN_FLIGHT_PER_WORKER):
+                if waiting:
+                    send(worker)
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            index, worker = in_flight.pop(ready[0])
+            outcome: Outcome = ray.get(ready[0])
+            case, condition = jobs[index]
+            if outcome.error is None and runner.cache is not None:
+                runner.cache.put(condition, case.key, runner.fingerprint, outcome)
+            done[index] = Result(case, condition, outcome, False)
+            if on_result is not None:
+                on_result(done[index])
+            if waiting:
+                send(worker)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return [done[i] for i in range(len(jobs))]
