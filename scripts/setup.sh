@@ -23,7 +23,10 @@ fi
 # without its dependencies.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
   collie-bench==0.1.0
-.venv/bin/charter models pull qwen2.5-coder-0.5b
+.venv/bin/charter models pull qwen2.5-coder-1.5b  # the default chat model
+if [[ -n "${extras}" ]]; then
+  .venv/bin/charter models pull qwen2.5-coder-0.5b  # what the end-to-end tests run on
+fi
 if [[ -z "${extras}" ]]; then
   .venv/bin/charter data pull \
     || echo "note: some datasets could not be fetched; \`charter eval\` skips the suites that" \

@@ -1,4 +1,5 @@
-"""End to end on the real default model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M via llama.cpp).
+"""End to end on a real local model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M via llama.cpp (the
+catalog's smaller model, `weights.TEST_MODEL`: half the time per turn of the default).
 
 Run only these with `pytest -m model`; leave them out with `-m "not model"`. They need the
 weights: `charter models pull` (the README's setup does it). A missing model fails these
@@ -34,9 +35,9 @@ def qwen_path() -> Path:
     previous = os.environ.get("CHARTER_HOME")
     os.environ["CHARTER_HOME"] = str(REAL_CHARTER_HOME)
     try:
-        return weights.resolve(weights.DEFAULT_MODEL)
+        return weights.resolve(weights.TEST_MODEL)
     except ModelNotAvailableError as exc:
-        pytest.fail(f"the real-model tests need the default model: {exc}")
+        pytest.fail(f"the real-model tests need {weights.TEST_MODEL}: {exc}")
     finally:
         if previous is None:
             os.environ.pop("CHARTER_HOME", None)
@@ -46,7 +47,7 @@ def qwen_path() -> Path:
 
 @pytest.fixture(scope="session")
 def qwen(qwen_path: Path) -> Iterator[LocalModel]:
-    model = LocalModel(qwen_path, name=weights.DEFAULT_MODEL, n_ctx=4096, threads=2)
+    model = LocalModel(qwen_path, name=weights.TEST_MODEL, n_ctx=4096, threads=2)
     yield model
     model.close()
 
@@ -128,6 +129,7 @@ def test_conversation_history_reaches_the_model(qwen: LocalModel, tmp_path: Path
 
 
 def test_cli_once_json_end_to_end(qwen_path: Path, tmp_path: Path) -> None:
+    """The example charter as a user runs it: on the default model (the 1.5B)."""
     env = {**os.environ, "CHARTER_HOME": str(REAL_CHARTER_HOME), "CHARTER_DB": str(tmp_path / "db")}
     question = "Who are you, and who do you work for?"
     command = [sys.executable, "-m", "charter", "chat", str(ACME), "--once", question, "--json"]

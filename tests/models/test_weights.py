@@ -50,11 +50,14 @@ def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Weights:
     return item
 
 
-def test_catalog_knows_the_default_model() -> None:
+def test_catalog_knows_the_default_and_the_test_model() -> None:
     default = weights.get_weights(weights.DEFAULT_MODEL)
-    assert default.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-    assert len(default.pieces) == 6
+    assert default.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert len(default.pieces) == 22
     assert default.url is not None and default.url.startswith("https://")
+    tested = weights.get_weights(weights.TEST_MODEL)
+    assert tested.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+    assert len(tested.pieces) == 6
 
 
 def test_unknown_model_lists_known_ones() -> None:

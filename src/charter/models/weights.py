@@ -69,7 +69,7 @@ CATALOG: dict[str, Weights] = {
     for w in (
         Weights(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: the embedded default (fast).",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: the fast option (~2x faster, weaker).",
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -81,7 +81,7 @@ CATALOG: dict[str, Weights] = {
         ),
         Weights(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: the quality option (~2x slower).",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: the embedded default.",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -109,7 +109,10 @@ CATALOG: dict[str, Weights] = {
     )
 }
 
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+"""Chosen by measurement: docs/design/009-default-model.md."""
+TEST_MODEL = "qwen2.5-coder-0.5b"
+"""What the end-to-end tests run on (a smaller download, half the time per turn)."""
 
 
 def get_weights(name: str) -> Weights:

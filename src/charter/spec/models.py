@@ -465,7 +465,7 @@ class LocalModelSpec(_ModelCommon):
 
     backend: Literal["local"] = "local"
     model: str = Field(
-        default="qwen2.5-coder-0.5b",
+        default="qwen2.5-coder-1.5b",
         description="A name from `charter models list`, or a path to a .gguf file.",
     )
     path: str | None = Field(default=None, description="Explicit .gguf path (still verified).")
