@@ -89,7 +89,9 @@ def run_on_ray(
             where = address or "a local Ray instance"
             raise CharterError(f"cannot reach the Ray cluster at {where}: {exc}") from exc
     try:
-        actor = ray.remote(_Worker)
+        # No CPU reserved per actor (a worker mostly waits on a served model), spread over
+        # the cluster's nodes: `--workers` may exceed the cluster's CPU count.
+        actor = ray.remote(_Worker).options(num_cpus=0, scheduling_strategy="SPREAD")
         pool = [actor.remote(runner.spec) for _ in range(max(1, min(workers, len(todo))))]
         waiting = list(reversed(todo))
         in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (job index, worker index)
