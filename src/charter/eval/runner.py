@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from charter.assistant import Charter
 from charter.eval import bfcl
@@ -110,12 +110,17 @@ class Runner:
             return self._tools(case, "off")
         if is_own(case):
             return self._judged(case.meta["own"], self._own_off(case.meta["own"]))
+        return self._raw([Message(role="user", content=case.message)])
+
+    def _raw(self, messages: list[Message], functions: tuple[dict[str, Any], ...] = ()) -> Outcome:
+        """The raw model with the charter's compiled prompt; offered functions are listed in
+        the prompt and calls read from the answer, as in the `tools` suite."""
         chat = self.spec.models.chat
+        system = self.compiled.text
+        if functions:
+            system += "\n\n" + bfcl.raw_system_prompt(functions)
         request = ChatRequest(
-            messages=[
-                Message(role="system", content=self.compiled.text),
-                Message(role="user", content=case.message),
-            ],
+            messages=[Message(role="system", content=system), *messages],
             max_tokens=chat.max_tokens,
             temperature=chat.temperature,
             seed=chat.seed,
@@ -127,6 +132,7 @@ class Runner:
             ms=(time.perf_counter() - started) * 1000,
             prompt_tokens=completion.usage.prompt_tokens,
             completion_tokens=completion.usage.completion_tokens,
+            calls=(bfcl.parse_calls(completion.text) or []) if functions else None,
         )
 
     def on(self, case: Case) -> Outcome:
@@ -164,28 +170,8 @@ class Runner:
         )
 
     def _own_off(self, own: OwnCase) -> Outcome:
-        """The raw model with the charter's prompt and the case's turns; offered tools are
-        listed in the prompt and calls read from the answer, as in the `tools` suite."""
-        chat = self.spec.models.chat
-        system = self.compiled.text
-        functions = tuple(own.functions())
-        if functions:
-            system += "\n\n" + bfcl.raw_system_prompt(functions)
-        request = ChatRequest(
-            messages=[Message(role="system", content=system), *own.messages()],
-            max_tokens=chat.max_tokens,
-            temperature=chat.temperature,
-            seed=chat.seed,
-        )
-        started = time.perf_counter()
-        completion = self.model.complete(request)
-        return Outcome(
-            text=completion.text,
-            ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=completion.usage.prompt_tokens,
-            completion_tokens=completion.usage.completion_tokens,
-            calls=(bfcl.parse_calls(completion.text) or []) if functions else None,
-        )
+        """The raw model with the case's turns (and its offered tools)."""
+        return self._raw(own.messages(), tuple(own.functions()))
 
     def _own_on(self, case: Case) -> Outcome:
         own: OwnCase = case.meta["own"]
