@@ -66,8 +66,16 @@ def test_a_report_on_every_suite_validates_against_the_published_schema(
     assert data["schema"] == "charter-eval-report/1"
     for suite in data["suites"].values():
         assert suite["off"]["failures"]["n"] == suite["on"]["failures"]["n"] == 2
-    lines = (out / "cases.jsonl").read_text().splitlines()
+    lines = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
     assert len(lines) == 2 * len(_all_suites())
+    # Every suite's cases are in the report too, as in cases.jsonl.
+    for line in lines:
+        case = next(c for c in data["suites"][line["suite"]]["results"] if c["id"] == line["id"])
+        for side in ("off", "on"):
+            assert case[side]["failed"] == line[side]["failed"]
+            assert case[side]["why"] == line[side]["why"]
+    html = (out / "report.html").read_text()
+    assert html.count("<tr data-suite=") == len(lines)
     assert 0 <= report.readiness.on <= 100
     measured = [c for c in report.readiness.components if c.measured]
     assert {c.name for c in measured} >= {"helpfulness", "policy_kept", "errors", "latency"}

@@ -1,9 +1,13 @@
-"""The report as one self-contained HTML page: inline CSS and SVG, no script, no network.
+"""The report as one self-contained HTML page: inline CSS, SVG and script, no network.
 
 Plots: each suite's failure rate off vs on with its 95% interval; the latency distribution of
 both conditions; the readiness breakdown; the persona pass rate by turn when the
-persona_stability suite ran. A team's own suites (`cases:<name>`) get a table of every case:
-its verdict off and on, why, and the replies.
+persona_stability suite ran. Then every case of every suite (a team's own too) in one table:
+the message, both replies, both verdicts and why, filtered by suite and by outcome with a few
+lines of inline script. Without script the filters stay hidden and every row is shown.
+
+A filter can be given in the address, so that a link opens on it:
+`report.html#suite=jailbreak&outcome=broken`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import json
 import math
 from html import escape
 
-from charter.eval.report import Report, VerdictOut
+from charter.eval.own_cases import PREFIX
+from charter.eval.report import TEXT_CAP, CaseOut, Report, VerdictOut
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#1b1f24}
@@ -22,6 +27,8 @@ text-align:left}th{background:#f4f6f8}.num{text-align:right;font-variant-numeric
 .off{fill:#9aa5b1}.on{fill:#2563eb}.ci{stroke:#111;stroke-width:1.2}.muted{color:#6b7280}
 .fail{color:#b91c1c;font-weight:600}.pass{color:#15803d}details{margin-top:2px}
 pre{white-space:pre-wrap;margin:2px 0;font-size:12px}td{vertical-align:top}
+.tag{font-size:12px;padding:0 4px;border-radius:3px;background:#eef2f7;white-space:nowrap}
+#cases td{overflow-wrap:anywhere}#cases summary{cursor:pointer}
 .score{font-size:2rem;font-weight:600}.legend span{display:inline-block;width:12px;height:12px;
 margin:0 4px 0 12px;vertical-align:middle}
 """
@@ -186,6 +193,31 @@ def _readiness_table(report: Report) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+OUTCOMES: dict[str, str] = {
+    "failed-off": "failed off",
+    "failed-on": "failed on",
+    "fixed": "fixed by Charter",
+    "broken": "broken by Charter",
+    "both-failed": "both failed",
+    "both-passed": "both passed",
+    "error": "errors",
+    "blocked": "blocked on",
+}
+"""The outcome filter: a tag each case row carries (several may apply) and its label."""
+_PREVIEW = 90
+
+
+def outcome_tags(case: CaseOut) -> list[str]:
+    """The OUTCOMES a case is in."""
+    tags = [case.effect.replace("_", "-")]
+    tags += [f"failed-{side}" for side in ("off", "on") if getattr(case, side).failed]
+    if case.off.error is not None or case.on.error is not None:
+        tags.append("error")
+    if case.on.blocked:
+        tags.append("blocked")
+    return [t for t in OUTCOMES if t in tags]
+
+
 def _verdict(verdict: VerdictOut) -> str:
     mark = '<span class="fail">fail</span>' if verdict.failed else '<span class="pass">pass</span>'
     label = "reply (blocked)" if verdict.blocked else "reply"
@@ -198,22 +230,113 @@ def _verdict(verdict: VerdictOut) -> str:
     )
 
 
-def _own_cases(report: Report) -> str:
-    parts: list[str] = []
-    for name, suite in report.suites.items():
-        if suite.results is None:
-            continue
-        rows = [
-            f'<tr><td>{escape(c.id)}<br><span class="muted">{escape(c.where)}</span></td>'
-            f"<td>{escape(c.message)}</td>"
-            f"{_verdict(c.off)}{_verdict(c.on)}</tr>"
-            for c in suite.results
-        ]
-        head = "<tr><th>case</th><th>message</th><th>off (raw)</th><th>on (Charter)</th></tr>"
-        parts.append(f"<h3>{escape(name)}</h3><table>{head}{''.join(rows)}</table>")
-    if not parts:
+def _message(message: str) -> str:
+    first = " ".join(message.split())
+    preview = first if len(first) <= _PREVIEW else first[:_PREVIEW] + "…"
+    return (
+        f"<td><details><summary>{escape(preview) or '(empty)'}</summary>"
+        f"<pre>{escape(message)}</pre></details></td>"
+    )
+
+
+def _case_row(suite: str, case: CaseOut) -> str:
+    tags = outcome_tags(case)
+    where = f'<br><span class="muted">{escape(case.where)}</span>' if case.where else ""
+    shown = " ".join(
+        f'<span class="tag">{escape(OUTCOMES[t])}</span>'
+        for t in tags
+        if not t.startswith("failed-")
+    )
+    return (
+        f'<tr data-suite="{escape(suite)}" data-outcome="{" ".join(tags)}">'
+        f"<td>{escape(suite)}</td><td>{escape(case.id)}{where}</td><td>{shown}</td>"
+        f"{_message(case.message)}{_verdict(case.off)}{_verdict(case.on)}</tr>"
+    )
+
+
+_FILTER_SCRIPT = """
+(function () {
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#cases tbody tr"));
+  var suite = document.getElementById("case-suite");
+  var outcome = document.getElementById("case-outcome");
+  var shown = document.getElementById("case-shown");
+  function keeps(row, s, o) {
+    return (!s || row.dataset.suite === s) &&
+      (!o || (" " + row.dataset.outcome + " ").indexOf(" " + o + " ") >= 0);
+  }
+  function count(select, test) {
+    Array.prototype.forEach.call(select.options, function (option) {
+      var n = rows.filter(function (row) { return test(row, option.value); }).length;
+      option.textContent = option.dataset.label + " (" + n + ")";
+    });
+  }
+  function apply() {
+    var n = 0;
+    rows.forEach(function (row) {
+      row.hidden = !keeps(row, suite.value, outcome.value);
+      if (!row.hidden) { n += 1; }
+    });
+    shown.textContent = n + " of " + rows.length + " cases shown";
+    count(suite, function (row, value) { return keeps(row, value, outcome.value); });
+    count(outcome, function (row, value) { return keeps(row, suite.value, value); });
+  }
+  var asked = new URLSearchParams(location.hash.slice(1));
+  [[suite, "suite"], [outcome, "outcome"]].forEach(function (pair) {
+    var value = asked.get(pair[1]);
+    if (value !== null && Array.prototype.some.call(pair[0].options, function (option) {
+      return option.value === value;
+    })) { pair[0].value = value; }
+    pair[0].addEventListener("change", apply);
+  });
+  document.getElementById("case-filter").hidden = false;
+  apply();
+})();
+"""
+
+
+def _option(value: str, label: str, n: int) -> str:
+    return (
+        f'<option value="{escape(value)}" data-label="{escape(label)}">'
+        f"{escape(label)} ({n})</option>"
+    )
+
+
+def _cases(report: Report) -> str:
+    """Every case of every suite in one table, with a suite filter and an outcome filter."""
+    results = {name: s.results for name, s in report.suites.items() if s.results is not None}
+    every = [(name, case) for name, cases in results.items() for case in cases]
+    if not every:
         return ""
-    return "<h2>Your own cases</h2>" + "".join(parts)
+    tags = [outcome_tags(case) for _, case in every]
+    suites = [_option("", "every suite", len(every))]
+    suites += [_option(name, name, len(cases)) for name, cases in results.items()]
+    outcomes = [_option("", "any outcome", len(every))]
+    outcomes += [
+        _option(tag, label, sum(tag in t for t in tags)) for tag, label in OUTCOMES.items()
+    ]
+    own = [name for name in results if name.startswith(PREFIX)]
+    note = ""
+    if own:
+        note = (
+            f"<p>Your own cases ({escape(', '.join(own))}) are in it: pick one in the suite "
+            "filter to see only those.</p>"
+        )
+    head = (
+        "<thead><tr><th>suite</th><th>case</th><th>outcome</th><th>message</th>"
+        "<th>off (raw)</th><th>on (Charter)</th></tr></thead>"
+    )
+    rows = "".join(_case_row(name, case) for name, case in every)
+    return (
+        "<h2>Cases</h2>"
+        f"<p>Every case, its replies off and on, each verdict and why (texts cut at "
+        f"{TEXT_CAP:,} characters; the whole text is in <code>cases.jsonl</code>).</p>{note}"
+        '<p id="case-filter" hidden><label>suite <select id="case-suite">'
+        f"{''.join(suites)}</select></label> <label>outcome "
+        f'<select id="case-outcome">{"".join(outcomes)}</select></label> '
+        f'<span id="case-shown" class="muted">{len(every)} cases</span></p>'
+        f'<table id="cases">{head}<tbody>{rows}</tbody></table>'
+        f"<script>{_FILTER_SCRIPT}</script>"
+    )
 
 
 def render(report: Report) -> str:
@@ -239,6 +362,6 @@ def render(report: Report) -> str:
 {_readiness_table(report)}
 <h2>Persona pass rate by turn</h2>
 {_by_turn(report)}
-{_own_cases(report)}
+{_cases(report)}
 </body></html>
 """

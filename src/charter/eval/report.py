@@ -28,8 +28,11 @@ mean (the weights of the others are renormalised), so a quick run is not penalis
 it skipped, and says so. Cost is reported beside the score, not in it.
 
 A team's own suites count as one component, their cases pooled, so that splitting cases
-into more files does not give them more weight; each suite's verdicts, case by case, are in
-the report (`SuiteOut.results`).
+into more files does not give them more weight.
+
+Every suite's verdicts, case by case, are in the report (`SuiteOut.results`): the message,
+both replies and why, each cut at `TEXT_CAP` characters so that a `full` run's report stays
+a size a browser opens (the whole text is in `cases.jsonl`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ WEIGHTS: dict[str, tuple[str | None, float]] = {
     "latency": (None, 5),
 }
 LATENCY_TARGET_MS = 2000.0
+TEXT_CAP = 2000
+"""Characters kept of a case's message, each reply and each why in the report."""
+
+Effect = Literal["fixed", "broken", "both_failed", "both_passed"]
+"""What Charter did to a case: fixed (failed off, passed on), broken (passed off, failed on),
+or neither (both failed, both passed)."""
 
 
 class _Model(BaseModel):
@@ -110,14 +119,25 @@ class VerdictOut(_Model):
     calls: list[dict[str, Any]] | None = Field(
         default=None, description="The tool calls made, when the case offers tools."
     )
+    error: str | None = Field(
+        default=None, description="The model's or pipeline's error (scored as a failure)."
+    )
 
 
 class CaseOut(_Model):
     id: str
-    where: str = Field(description="The file and line the case is on.")
+    where: str = Field(
+        default="", description="The file and line the case is on (a team's own case)."
+    )
     message: str = Field(description="The user's (latest) message.")
     off: VerdictOut
     on: VerdictOut
+
+    @property
+    def effect(self) -> Effect:
+        if self.off.failed != self.on.failed:
+            return "fixed" if self.off.failed else "broken"
+        return "both_failed" if self.off.failed else "both_passed"
 
 
 class SuiteOut(_Model):
@@ -131,7 +151,8 @@ class SuiteOut(_Model):
     )
     results: list[CaseOut] | None = Field(
         default=None,
-        description="A team's own suite (cases:<name>): every case's verdict off and on, and why.",
+        description=f"Every case's verdict off and on, and why; the message, replies and whys "
+        f"cut at {TEXT_CAP} characters (the whole text is in cases.jsonl).",
     )
 
 
@@ -227,7 +248,7 @@ def build(
             on=_condition([(c, s, o) for c, _, s, _, o in items], spec),
             changed=sum(a.failed != b.failed for _, a, b, _, _ in items),
             by_turn=_by_turn(items) if name == "persona_stability" else None,
-            results=_results(items) if name.startswith(PREFIX) else None,
+            results=_results(items),
         )
     latencies = {
         "off": [round(o.ms, 1) for *_, o, _ in rows if o.error is None],
@@ -261,21 +282,29 @@ def _by_turn(
     }
 
 
+def cut(text: str, cap: int = TEXT_CAP) -> str:
+    """`text`, or its first `cap` characters and a marker saying how much was left out."""
+    if len(text) <= cap:
+        return text
+    return f"{text[:cap]}… [cut: {len(text) - cap} more characters in cases.jsonl]"
+
+
 def _results(items: list[tuple[Case, Score, Score, Outcome, Outcome]]) -> list[CaseOut]:
     def verdict(score: Score, outcome: Outcome) -> VerdictOut:
         return VerdictOut(
             failed=score.failed,
-            why=score.why,
-            reply=outcome.text,
+            why=cut(score.why),
+            reply=cut(outcome.text),
             blocked=outcome.blocked,
             calls=outcome.calls,
+            error=None if outcome.error is None else cut(outcome.error),
         )
 
     return [
         CaseOut(
             id=case.id,
             where=str(case.meta.get("where", "")),
-            message=case.message,
+            message=cut(case.message),
             off=verdict(off_score, off),
             on=verdict(on_score, on),
         )

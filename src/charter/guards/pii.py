@@ -61,6 +61,9 @@ def analyzer(named_entities: bool = True) -> Any:
             )
             # presidio warns once per recognizer for every language we do not load
             logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+            # tldextract (presidio's URL recogniser) tries to download the public-suffix list
+            # and, offline, logs a traceback per URL before using the snapshot it ships
+            logging.getLogger("tldextract").setLevel(logging.CRITICAL)
             nlp_engine: Any = provider.create_engine()  # a SpacyNlpEngine
             engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
             if not named_entities:
