@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from charter.assistant import Charter
+from charter.assistant import Charter, Reply
 from charter.eval import bfcl
 from charter.eval.assertions import judge
 from charter.eval.cases import Case
@@ -141,14 +141,7 @@ class Runner:
         if is_own(case):
             return self._judged(case.meta["own"], self._own_on(case))
         reply = asyncio.run(self.charter.arespond(case.message, user=f"eval:{case.id}"))
-        return Outcome(
-            text=reply.text,
-            blocked=reply.blocked,
-            ms=reply.ms,
-            cost=reply.cost,
-            prompt_tokens=reply.usage.prompt_tokens,
-            completion_tokens=reply.usage.completion_tokens,
-        )
+        return _from_reply(reply)
 
     def _tools(self, case: Case, condition: Condition) -> Outcome:
         """BFCL: the raw model prompted with the functions (off), or Charter's tool layer with
@@ -181,15 +174,7 @@ class Runner:
                 own.messages(), user=f"eval:{case.id}", client_tools=functions or None
             )
         )
-        return Outcome(
-            text=reply.text,
-            blocked=reply.blocked,
-            ms=reply.ms,
-            cost=reply.cost,
-            prompt_tokens=reply.usage.prompt_tokens,
-            completion_tokens=reply.usage.completion_tokens,
-            calls=list(reply.tool_calls) if functions else None,
-        )
+        return _from_reply(reply, calls=list(reply.tool_calls) if functions else None)
 
     def _judged(self, own: OwnCase, outcome: Outcome) -> Outcome:
         """The outcome with the judge's verdict on each of the case's rubrics (the judge's
@@ -246,6 +231,19 @@ class Runner:
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
+
+
+def _from_reply(reply: Reply, calls: list[dict[str, Any]] | None = None) -> Outcome:
+    """What the pipeline did with a case."""
+    return Outcome(
+        text=reply.text,
+        blocked=reply.blocked,
+        ms=reply.ms,
+        cost=reply.cost,
+        prompt_tokens=reply.usage.prompt_tokens,
+        completion_tokens=reply.usage.completion_tokens,
+        calls=calls,
+    )
 
 
 def pairs(results: list[Result]) -> Iterator[tuple[Case, Outcome, Outcome]]:
