@@ -1,8 +1,9 @@
 """Where the public datasets are.
 
-Datasets are never copied into this repository. Charter reads them from the first of:
-`$CHARTER_DATA_DIR`; `$CHARTER_HOME/datasets/` (where `charter data pull` puts them) if it
-exists; the `../shared/datasets/` folder beside a source checkout if it exists. The catalog
+Datasets are never copied into this repository. Charter reads them from `$CHARTER_DATA_DIR`
+when it is set (and only from there); otherwise each dataset from the first of
+`$CHARTER_HOME/datasets/` (where `charter data pull` puts them) and the `../shared/datasets/`
+folder beside a source checkout that has its folder (`dataset_root`). The catalog
 (`charter.datasets.catalog`, `charter data list`) gives each one's public origin, licence
 and the SHA-256 of every file.
 """
