@@ -67,7 +67,7 @@ def run_on_ray(
     done: dict[int, Result] = {}
     todo: list[int] = []
     for index, (case, condition) in enumerate(jobs):
-        cached = runner.cache.get(condition, case.key, runner.fingerprint) if runner.cache else None
+        cached = runner.cached(case, condition)
         if cached is not None:
             done[index] = Result(case, condition, cached, True)
             if on_result is not None:
@@ -110,8 +110,7 @@ def run_on_ray(
             index, worker = in_flight.pop(ready[0])
             outcome: Outcome = ray.get(ready[0])
             case, condition = jobs[index]
-            if outcome.error is None and runner.cache is not None:
-                runner.cache.put(condition, case.key, runner.fingerprint, outcome)
+            runner.keep(case, condition, outcome)
             done[index] = Result(case, condition, outcome, False)
             if on_result is not None:
                 on_result(done[index])

@@ -195,13 +195,23 @@ class Runner:
         except Exception as exc:  # recorded, scored as a failure, never skipped
             return Outcome(text="", error=f"{type(exc).__name__}: {exc}")
 
+    def cached(self, case: Case, condition: Condition) -> Outcome | None:
+        """The cached outcome of `case` in `condition`, if any."""
+        if self.cache is None:
+            return None
+        return self.cache.get(condition, case.key, self.fingerprint)
+
+    def keep(self, case: Case, condition: Condition, outcome: Outcome) -> None:
+        """Cache `outcome` unless it is an error (an error is tried again on resume)."""
+        if outcome.error is None and self.cache is not None:
+            self.cache.put(condition, case.key, self.fingerprint, outcome)
+
     def one(self, case: Case, condition: Condition) -> Result:
-        cached = self.cache.get(condition, case.key, self.fingerprint) if self.cache else None
+        cached = self.cached(case, condition)
         if cached is not None:
             return Result(case, condition, cached, True)
         outcome = self.compute(case, condition)
-        if outcome.error is None and self.cache is not None:
-            self.cache.put(condition, case.key, self.fingerprint, outcome)
+        self.keep(case, condition, outcome)
         return Result(case, condition, outcome, False)
 
     def run(
