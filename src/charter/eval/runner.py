@@ -35,7 +35,8 @@ from charter.eval import bfcl
 from charter.eval.assertions import judge
 from charter.eval.cases import Case
 from charter.eval.own_cases import OwnCase, is_own
-from charter.eval.scoring import Outcome
+from charter.eval.refusal import RefusalJudge
+from charter.eval.scoring import REFUSAL_SUITES, Outcome, own_answers
 from charter.models.base import ChatModel, ChatRequest, Message
 from charter.persona.compile import compile_system_prompt
 from charter.spec.models import CharterSpec
@@ -95,15 +96,27 @@ class Result:
 
 
 class Runner:
-    def __init__(self, spec: CharterSpec, model: ChatModel, cache: Cache | None) -> None:
+    def __init__(
+        self,
+        spec: CharterSpec,
+        model: ChatModel,
+        cache: Cache | None,
+        *,
+        refusal_judge: bool = True,
+    ) -> None:
         self.spec = spec.model_copy(
             update={"guards": spec.guards.model_copy(update={"rate_limit": None})}
         )
         self.model = model
         self.cache = cache
         self.fingerprint = charter_fingerprint(spec) + ":" + model.name
+        if not refusal_judge:
+            self.fingerprint += ":refusal-detector-only"
         self.compiled = compile_system_prompt(spec)
         self.charter = Charter(self.spec, model=model)
+        self.refusal_judge = refusal_judge
+        """Ask the judge model about replies in the refusal detector's uncertain band."""
+        self.own_answers = own_answers(spec)
 
     def off(self, case: Case) -> Outcome:
         if case.suite == "tools":
@@ -188,10 +201,23 @@ class Runner:
         ]
         return replace(outcome, judged=verdicts)
 
+    def _refusal(self, case: Case, outcome: Outcome) -> Outcome:
+        """The outcome with the refusal judge's verdict, for suites scored on refusals (the
+        judge's time is the evaluation's, not the assistant's)."""
+        if case.suite not in REFUSAL_SUITES:
+            return outcome
+        judge_refusal = RefusalJudge(self.charter.judge_model if self.refusal_judge else None)
+        verdict = judge_refusal(
+            case.message, outcome.text, blocked=outcome.blocked, own_answers=self.own_answers
+        )
+        refusal = {"refused": verdict.refused, "why": verdict.reason, "by": verdict.by}
+        return replace(outcome, refusal=refusal)
+
     def compute(self, case: Case, condition: Condition) -> Outcome:
         """One case in one condition, uncached; a failure is recorded in the outcome."""
         try:
-            return self.off(case) if condition == "off" else self.on(case)
+            outcome = self.off(case) if condition == "off" else self.on(case)
+            return self._refusal(case, outcome)
         except Exception as exc:  # recorded, scored as a failure, never skipped
             return Outcome(text="", error=f"{type(exc).__name__}: {exc}")
 
@@ -208,6 +234,9 @@ class Runner:
 
     def one(self, case: Case, condition: Condition) -> Result:
         cached = self.cached(case, condition)
+        if cached is not None and cached.refusal is None and case.suite in REFUSAL_SUITES:
+            cached = self._refusal(case, cached)  # cached before refusals were judged
+            self.keep(case, condition, cached)
         if cached is not None:
             return Result(case, condition, cached, True)
         outcome = self.compute(case, condition)
