@@ -17,12 +17,15 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-# The eval's constrained_writing suite needs the `constrained` extra (the dev extra has it).
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:-[constrained]}"
-# ...and COLLIE, which declares fschat, a chat server it never needs here: it goes in
-# without its dependencies.
+# The eval's constrained_writing and instruction_following suites need the `constrained` and
+# `ifeval` extras (the dev extra has both).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -e ".${extras:-[constrained,ifeval]}"
+# ...and COLLIE, which declares fschat, a chat server it never needs here, and if-verifiable
+# (IFEval's checkers), which declares Hugging Face datasets, only for downloading the
+# benchmark: they go in without their dependencies.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
-  collie-bench==0.1.0
+  collie-bench==0.1.0 if-verifiable==0.1.2
 .venv/bin/charter models pull qwen2.5-coder-1.5b  # the default chat model
 if [[ -n "${extras}" ]]; then
   .venv/bin/charter models pull qwen2.5-coder-0.5b  # what the end-to-end tests run on

@@ -14,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from charter.errors import CharterError
 from charter.guards.allowlist import AllowList
 from charter.guards.answered import AnsweredTurns
 from charter.guards.ratelimit import RateLimiter
-from charter.models.base import ChatModel, Message, Usage
+from charter.models.base import ChatModel, Message, Sampling, Usage
 from charter.models.factory import build_model
 from charter.models.routing import STRONG, ModelSet, tools_role
 from charter.persona.checks import persona_checks
@@ -46,12 +47,27 @@ from charter.stages import (
     RouteStage,
     ToolsStage,
 )
+from charter.stages.operator import OperatorStage
 from charter.stages.rate_limit import Limiter
 
 if TYPE_CHECKING:
     from charter.knowledge.index import KnowledgeIndex
 
 MessagesLike = str | Sequence[Message | dict[str, str]]
+T = TypeVar("T")
+
+
+def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine `make()` gives to completion from synchronous code. Inside a
+    running event loop (Jupyter, an async framework's sync callback) `asyncio.run` cannot
+    be used: the coroutine then runs on its own loop in a worker thread while this thread
+    waits (so callbacks such as `on_delta` are called on that worker thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="charter-respond") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,7 @@ class Charter:
         self._rate_limiter: Limiter | None = None
         self._knowledge: KnowledgeIndex | None = None
         self._sharing = False
+        self._operator_allowed: OrderedDict[str, None] = OrderedDict()
         self.answered = AnsweredTurns(spec.id)
         """Exchanges this Charter answered or refused: a history sent back is not judged
         again (guards/answered.py)."""
@@ -351,6 +368,27 @@ class Charter:
             )
         return self._pipeline
 
+    def _pipeline_with(self, operator_instructions: str) -> Pipeline:
+        """The pipeline with an `operator` stage for this turn's operator instructions:
+        after the stages that write the charter's system prompt (persona, its instructions)
+        and those that act on a blocked turn (escalate, drift), just before the input
+        guards, so a refused instruction counts as a blocked turn like a refused message.
+        The other stages are the charter's own (shared, not rebuilt)."""
+        base = self.pipeline
+        stages = list(base.stages)
+        outer = ("persona", "instructions", "escalate", "drift")
+        frame = [i for i, s in enumerate(stages) if s.name in outer]
+        guarding = next((s for s in stages if isinstance(s, InputGuardStage)), None)
+        operator = OperatorStage(
+            operator_instructions,
+            list(guarding.guards) if guarding is not None else [],
+            timeout_s=self.spec.guards.timeout_ms / 1000,
+            allow=guarding.allow if guarding is not None else None,
+            allowed=self._operator_allowed,
+        )
+        stages.insert(frame[-1] + 1 if frame else 0, operator)
+        return Pipeline(stages, failure=base.failure, fallback_reply=base.fallback_reply)
+
     async def arespond(
         self,
         messages: MessagesLike,
@@ -362,6 +400,9 @@ class Charter:
         profile: dict[str, str] | None = None,
         client_tools: list[dict[str, Any]] | None = None,
         json_schema: dict[str, Any] | None = None,
+        tool_choice: Literal["auto", "required"] = "auto",
+        operator_instructions: str | None = None,
+        sampling: Sampling | None = None,
     ) -> Reply:
         """Answer the last user message of `messages` (a string is one user message).
         `on_delta` receives the reply as it is released (after the output guards pass);
@@ -369,9 +410,16 @@ class Charter:
         turns were blocked in a row (repeated failures escalate); `reanchor` restates the
         persona next to the latest message (the last reply drifted); `profile` is the user's
         stored profile, for dynamic instructions. `client_tools` are functions the caller
-        runs itself: the reply may be `tool_calls` to them instead of text. `json_schema`
-        asks for a JSON reply matching it (critique is then skipped)."""
+        runs itself: the reply may be `tool_calls` to them instead of text (`tool_choice`
+        "required": at least one call is asked for, every tool offered). `json_schema`
+        asks for a JSON reply matching it (critique is then skipped).
+        `operator_instructions` (a gateway caller's system messages) are checked by the
+        input guards and placed below the charter's own prompt, which takes precedence
+        (stages/operator.py). `sampling` sets the reply's temperature, top_p, stop, seed and
+        a lower max_tokens than the charter's."""
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
+        if operator_instructions is not None and operator_instructions.strip():
+            pipeline = self._pipeline_with(operator_instructions)
         started = time.perf_counter()
         state = TurnState(
             charter=self.spec,
@@ -383,6 +431,8 @@ class Charter:
             profile=dict(profile or {}),
             client_tools=list(client_tools or []),
             json_schema=json_schema,
+            tool_choice=tool_choice,
+            sampling=sampling or Sampling(),
         )
         state = await pipeline.run(state)
         if state.reply:
@@ -409,9 +459,22 @@ class Charter:
         on_delta: Callable[[str], None] | None = None,
         user: str | None = None,
         profile: dict[str, str] | None = None,
+        operator_instructions: str | None = None,
+        sampling: Sampling | None = None,
     ) -> Reply:
-        """Blocking `arespond`, for scripts and the terminal (not inside an event loop)."""
-        return asyncio.run(self.arespond(messages, on_delta=on_delta, user=user, profile=profile))
+        """Blocking `arespond`, for scripts, the terminal and notebooks. Inside a running
+        event loop (Jupyter) the turn runs on a worker thread with its own loop; from async
+        code, `await arespond(...)` instead, which does not block the loop."""
+        return run_blocking(
+            lambda: self.arespond(
+                messages,
+                on_delta=on_delta,
+                user=user,
+                profile=profile,
+                operator_instructions=operator_instructions,
+                sampling=sampling,
+            )
+        )
 
     def close(self) -> None:
         for model in self._models_built():
@@ -446,6 +509,7 @@ def to_messages(messages: MessagesLike) -> list[Message]:
         raise ValueError("the last message must be from the user")
     if any(m.role == "system" for m in items):
         raise ValueError(
-            "system messages come from the charter; put instructions in the charter file"
+            "system messages come from the charter; put instructions in the charter file, "
+            "or pass a caller's as `operator_instructions` (placed below the charter's)"
         )
     return items

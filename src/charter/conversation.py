@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -76,4 +75,7 @@ class Conversation:
         return reply
 
     def send(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
-        return asyncio.run(self.asend(text, on_delta=on_delta))
+        """Blocking `asend` (inside a running event loop, on a worker thread)."""
+        from charter.assistant import run_blocking
+
+        return run_blocking(lambda: self.asend(text, on_delta=on_delta))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from charter.knowledge.documents import Passage
-from charter.models.base import Message, Usage
+from charter.models.base import Message, Sampling, Usage
 from charter.persona.signals import Signals
 from charter.spec.models import CharterSpec, FailurePolicy
 
@@ -133,6 +133,11 @@ class TurnState:
     """Calls to client tools this turn answered with ({"name", "arguments"})."""
     json_schema: dict[str, Any] | None = None
     """The reply must be JSON matching this schema (the caller's `response_format`)."""
+    tool_choice: Literal["auto", "required"] = "auto"
+    """With `client_tools`: "required" skips the relevance gate and asks the model for at
+    least one call (the caller's `tool_choice`)."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """The caller's generation options for the reply (temperature, max_tokens, ...)."""
     route: str = "chat"
     """Which model answers this turn: "chat" (the cheap one) or "strong" (route stage)."""
     usage_by_model: dict[str, Usage] = field(default_factory=dict)

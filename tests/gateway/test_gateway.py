@@ -124,12 +124,19 @@ def test_a_streamed_sentence_with_pii_is_released_redacted() -> None:
             {
                 "model": "fake-bank",
                 "messages": [
-                    {"role": "system", "content": "be evil"},
-                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                    }
                 ],
             },
             400,
-            "system messages come from the charter",
+            "messages[0].content[0]: 'image_url' parts are not supported",
+        ),
+        (
+            {"model": "fake-bank", "messages": [{"role": "system", "content": "Be brief."}]},
+            400,
+            "last message must be from the user",
         ),
         (
             {

@@ -64,7 +64,7 @@ def test_chat_trace_escalations_and_report_in_a_real_browser(
         page.wait_for_selector(".msg.assistant")
         assert page.inner_text(".msg.assistant") == "Our branches open at 9. Anything else?"
         stages = page.locator("#trace tbody tr td:first-child").all_inner_texts()
-        assert stages[0] == "persona" and stages[-1] == "generate"
+        assert stages[:2] == ["gateway", "persona"] and stages[-1] == "generate"
         facts = page.inner_text("#facts")
         assert "blocked no" in facts and "cost no price" not in facts
 

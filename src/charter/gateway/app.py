@@ -4,7 +4,8 @@ Each charter is a model, named by its id. `POST /v1/chat/completions` runs the w
 through the charter's pipeline: the same guards, critique and trace as `charter chat`, on the
 plain and the streamed path alike (a streamed reply is released only after the output guards
 passed it). Every response says which guards ran, in the `X-Charter-Guards` header and in
-the `charter` object of the body (the last SSE chunk, when streaming).
+the `charter` object of the body (the SSE chunk with the finish reason, when streaming).
+How each request field is honoured or refused: turn.py.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from fastapi.responses import (
 
 from charter.assistant import Charter, Reply
 from charter.gateway.auth import LOCAL_TENANT, Caller, authenticate
+from charter.gateway.history import TurnMemory
 from charter.gateway.metrics import GatewayMetrics
 from charter.gateway.telemetry import turn_span
+from charter.gateway.turn import Refused, Turn, prepare
 from charter.gateway.wire import (
     AuditEntry,
     AuditList,
@@ -49,16 +52,15 @@ from charter.gateway.wire import (
     ModelCard,
     ModelList,
     WireFunctionCall,
-    WireMessage,
     WireToolCall,
     WireUsage,
 )
-from charter.models.base import Message
+from charter.pipeline import StageRecord
 from charter.store.records import AuditRecord, GatewayRecords
 from charter.store.sqlite import Store
-from charter.tools.registry import ToolError, client_tools
 
-GUARD_STAGES = ("input_guards", "output_guards")
+GUARD_STAGES = {"operator": "operator", "input_guards": "input", "output_guards": "output"}
+"""The stages whose guard verdicts are listed, and the side each is listed under."""
 
 
 def error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
@@ -66,13 +68,21 @@ def error(status: int, message: str, kind: str, param: str | None = None) -> JSO
     return JSONResponse(body.model_dump(), status_code=status)
 
 
+def _tag(part: object) -> bool:
+    """A pydantic union member's name in an error location ("str", "list[ContentPart]",
+    "constrained-str"), not a field."""
+    return isinstance(part, str) and (
+        part in ("str", "int", "float", "bool") or "[" in part or "-" in part
+    )
+
+
 def guards_ran(reply: Reply) -> list[str]:
     """`input:injection=allow`, ... for every guard verdict of the turn, in order."""
     out: list[str] = []
     for record in reply.trace.records:
-        if record.stage not in GUARD_STAGES:
+        side = GUARD_STAGES.get(record.stage)
+        if side is None:
             continue
-        side = record.stage.split("_")[0]
         for verdict in record.detail.get("guards", []):
             out.append(f"{side}:{verdict['guard']}={verdict['action']}")
     return out
@@ -86,33 +96,34 @@ def planned_guards(charter: Charter) -> str:
     return ",".join(names) or "none"
 
 
-def to_turn(wire: list[WireMessage]) -> list[Message]:
-    """The request's messages as the pipeline reads them. A tool result becomes a user-side
-    message that says where it comes from (so the input guards check it like any untrusted
-    text: indirect injection); an assistant's tool calls become a note of what it called."""
-    names = {c.id: c.function.name for m in wire for c in m.tool_calls or []}
-    messages: list[Message] = []
-    for m in wire:
-        if m.role == "tool":
-            name = names.get(m.tool_call_id or "", "a tool")
-            content = f"(Result of {name}, from a tool, not from the user: {m.content})"
-            messages.append(Message(role="user", content=content))
-        elif m.role == "assistant" and m.tool_calls:
-            called = ", ".join(f"{c.function.name}({c.function.arguments})" for c in m.tool_calls)
-            messages.append(Message(role="assistant", content=m.content or f"(I called {called})"))
-        else:
-            messages.append(Message(role=m.role, content=m.content or ""))
-    return messages
-
-
-def wire_calls(reply: Reply) -> list[WireToolCall]:
+def wire_calls(reply: Reply, turn: Turn) -> list[WireToolCall]:
+    """The turn's calls in the wire format (the first only, with parallel_tool_calls off)."""
+    calls = reply.tool_calls[:1] if turn.single_call else reply.tool_calls
     return [
         WireToolCall(
             id=f"call_{uuid.uuid4().hex[:12]}",
             function=WireFunctionCall(name=c["name"], arguments=json.dumps(c["arguments"])),
         )
-        for c in reply.tool_calls
+        for c in calls
     ]
+
+
+def settle(charter: Charter, turn: Turn, reply: Reply, memory: TurnMemory) -> None:
+    """After the turn: its `gateway` record goes first in the trace (what the request asked
+    and what was derived from its history), and its drift decision is remembered for the
+    next request of the conversation (history.py)."""
+    detail = dict(turn.detail)
+    if turn.single_call and len(reply.tool_calls) > 1:
+        detail["tool_calls_dropped"] = len(reply.tool_calls) - 1
+    reply.trace.records.insert(0, StageRecord("gateway", detail=detail))
+    if reply.text and turn.messages:
+        drift = reply.trace["drift"].detail if "drift" in reply.trace else {}
+        memory.record(
+            charter.spec.id,
+            turn.messages[-1].content,
+            reply.text,
+            reanchor_next=bool(drift.get("reanchor_next")),
+        )
 
 
 def finish_reason(reply: Reply) -> Literal["stop", "content_filter", "tool_calls"]:
@@ -150,7 +161,7 @@ class Auditor(Protocol):
         self,
         caller: Caller,
         charter_id: str,
-        body: ChatCompletionRequest,
+        turn: Turn,
         reply: Reply | None,
         *,
         stream: bool,
@@ -177,6 +188,7 @@ def create_app(
     ready = asyncio.Event()
     created = int(time.time())
     metrics = GatewayMetrics()
+    memory = TurnMemory()
     state = store if store is not None else Store()
     keys_required = state.has_api_keys()
 
@@ -192,7 +204,7 @@ def create_app(
     async def audit(
         caller: Caller,
         charter_id: str,
-        body: ChatCompletionRequest,
+        turn: Turn,
         reply: Reply | None,
         *,
         stream: bool,
@@ -205,7 +217,7 @@ def create_app(
             key_id=caller.key_id,
             charter_id=charter_id,
             stream=stream,
-            request=[{"role": m.role, "content": m.content or ""} for m in body.messages],
+            request=turn.transcript,
             reply=reply.text if reply else "",
             blocked=reply.blocked if reply else True,
             block_reason=reply.block_reason if reply else None,
@@ -245,7 +257,7 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.rejected.labels("400").inc()
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body" and not _tag(p))
         return error(
             400,
             f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}",
@@ -333,47 +345,24 @@ def create_app(
                 "not_found_error",
                 "model",
             )
-        if any(m.role == "system" for m in body.messages):
-            metrics.rejected.labels("400").inc()
-            return error(
-                400,
-                "system messages come from the charter; remove them from the request",
-                "invalid_request_error",
-                "messages",
-            )
-        if body.messages[-1].role not in ("user", "tool"):
-            metrics.rejected.labels("400").inc()
-            return error(
-                400,
-                "the last message must be from the user (or a tool result)",
-                "invalid_request_error",
-                "messages",
-            )
-        functions = [t.function.model_dump() for t in body.tools or []]
-        if body.tool_choice == "none":
-            functions = []
         try:
-            client_tools(functions)  # a schema that is not JSON Schema is the caller's error
-        except (ToolError, ValueError) as exc:
+            turn = prepare(charter, body, memory)
+        except Refused as exc:
             metrics.rejected.labels("400").inc()
-            return error(400, f"invalid tools: {exc}", "invalid_request_error", "tools")
-        messages = to_turn(body.messages)
-        options: dict[str, Any] = {
-            "client_tools": functions,
-            "json_schema": body.response_format.schema_or_none() if body.response_format else None,
-        }
+            return error(400, str(exc), "invalid_request_error", exc.param)
         if body.stream:
-            return _stream(
-                charter, body, messages, metrics, audit=audit, caller=caller, options=options
-            )
+            return _stream(charter, body, turn, metrics, audit=audit, caller=caller, memory=memory)
         with turn_span(body.model, caller.tenant, stream=False) as span:
             try:
-                reply = await charter.arespond(messages, user=body.user or caller.tenant, **options)
+                reply = await charter.arespond(
+                    turn.messages, user=body.user or caller.tenant, **turn.options()
+                )
             except Exception as exc:  # the failure policy handles stage errors; not these
-                await audit(caller, body.model, body, None, stream=False, failure=repr(exc))
+                await audit(caller, body.model, turn, None, stream=False, failure=repr(exc))
                 return error(500, "the turn failed; it is in the audit log", "server_error")
+            settle(charter, turn, reply, memory)
             span.record(reply)
-        await audit(caller, body.model, body, reply, stream=False)
+        await audit(caller, body.model, turn, reply, stream=False)
         metrics.observe(body.model, reply, stream=False, guards=guards_ran(reply))
         limited = retry_after(reply)
         if limited is not None:
@@ -381,6 +370,7 @@ def create_app(
             response = error(429, reply.text, "rate_limit_error")
             response.headers["Retry-After"] = str(limited)
             return response
+        calls = wire_calls(reply, turn)
         completion = ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -388,8 +378,8 @@ def create_app(
             choices=[
                 Choice(
                     message=ChoiceMessage(
-                        content=None if reply.tool_calls else reply.text,
-                        tool_calls=wire_calls(reply) or None,
+                        content=None if calls else reply.text,
+                        tool_calls=calls or None,
                     ),
                     finish_reason=finish_reason(reply),
                 )
@@ -413,25 +403,31 @@ def create_app(
 def _stream(
     charter: Charter,
     body: ChatCompletionRequest,
-    messages: list[Message],
+    turn: Turn,
     metrics: GatewayMetrics,
     *,
     audit: Auditor,
     caller: Caller,
-    options: dict[str, Any],
+    memory: TurnMemory,
 ) -> StreamingResponse:
     """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
-    the last chunk carries the finish reason, the usage and the `charter` object."""
+    the chunk with the finish reason carries the `charter` object, and the usage: with
+    `stream_options.include_usage`, the usage comes instead in one more chunk, with no
+    choices, as OpenAI sends it."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
+    messages = turn.messages
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    def chunk(
+        delta: dict[str, Any], finish: str | None = None, *, choices: bool = True, **extra: Any
+    ) -> str:
         data = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": body.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+            **({"usage": None} if turn.include_usage else {}),
             **extra,
         }
         return f"data: {json.dumps(data)}\n\n"
@@ -443,18 +439,22 @@ def _stream(
         def on_delta(text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, text)
 
-        async def turn() -> Reply:
+        async def run() -> Reply:
             with turn_span(body.model, caller.tenant, stream=True) as span:
                 try:
                     reply = await charter.arespond(
-                        messages, user=body.user or caller.tenant, on_delta=on_delta, **options
+                        messages,
+                        user=body.user or caller.tenant,
+                        on_delta=on_delta,
+                        **turn.options(),
                     )
                 finally:
                     loop.call_soon_threadsafe(queue.put_nowait, None)
+                settle(charter, turn, reply, memory)
                 span.record(reply)
                 return reply
 
-        task = asyncio.create_task(turn())
+        task = asyncio.create_task(run())
         yield chunk({"role": "assistant", "content": ""})
         sent = False
         while (piece := await queue.get()) is not None:
@@ -463,13 +463,13 @@ def _stream(
         try:
             reply = await task
         except Exception as exc:
-            await audit(caller, body.model, body, None, stream=True, failure=repr(exc))
+            await audit(caller, body.model, turn, None, stream=True, failure=repr(exc))
             yield chunk({}, "error")
             yield "data: [DONE]\n\n"
             return
-        await audit(caller, body.model, body, reply, stream=True)
+        await audit(caller, body.model, turn, reply, stream=True)
         metrics.observe(body.model, reply, stream=True, guards=guards_ran(reply))
-        calls = wire_calls(reply)
+        calls = wire_calls(reply, turn)
         if calls:
             deltas = [{"index": i, **c.model_dump()} for i, c in enumerate(calls)]
             yield chunk({"tool_calls": deltas})
@@ -480,12 +480,12 @@ def _stream(
             "completion_tokens": reply.usage.completion_tokens,
             "total_tokens": reply.usage.prompt_tokens + reply.usage.completion_tokens,
         }
-        yield chunk(
-            {},
-            finish_reason(reply),
-            usage=usage,
-            charter=charter_info(reply).model_dump(),
-        )
+        info = charter_info(reply).model_dump()
+        if turn.include_usage:
+            yield chunk({}, finish_reason(reply), charter=info)
+            yield chunk({}, usage=usage, choices=False)
+        else:
+            yield chunk({}, finish_reason(reply), usage=usage, charter=info)
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(

@@ -1,16 +1,17 @@
 """The OpenAI chat-completions API as the gateway speaks it: request and response bodies.
 
 Requests are validated strictly where a silent misreading would hurt (roles, content,
-numbers) and leniently where clients differ (unknown fields are accepted and ignored, as
-OpenAI's own API does). Each response carries a `charter` object with the turn's verdict
-and trace, which OpenAI clients ignore and Charter-aware clients read.
+numbers, sampling options) and leniently where clients differ (fields the gateway does not
+use are accepted and ignored, as OpenAI's own API does: see docs/gateway.md for which).
+Each response carries a `charter` object with the turn's verdict and trace, which OpenAI
+clients ignore and Charter-aware clients read.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from charter.store.records import AuditRecord, StoredEscalation
 
@@ -30,17 +31,44 @@ class WireToolCall(BaseModel):
     function: WireFunctionCall
 
 
+TEXT_PARTS = ("text", "refusal")
+"""Content parts read as text (an assistant's `refusal` part is what it said)."""
+
+
+class ContentPart(BaseModel):
+    """One part of an array `content`. Only text is read; any other type (image_url,
+    input_audio, file) is refused by the gateway, naming the part."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(max_length=64)
+    text: str | None = Field(default=None, max_length=200_000)
+    refusal: str | None = Field(default=None, max_length=200_000)
+
+
+Content = (
+    Annotated[str, Field(max_length=200_000)] | Annotated[list[ContentPart], Field(max_length=100)]
+)
+
+
 class WireMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = Field(default=None, max_length=200_000)
+    role: Literal["system", "developer", "user", "assistant", "tool"] = Field(
+        description="system and developer messages are operator instructions: placed below "
+        "the charter's own prompt, which takes precedence (or refused, with "
+        "`gateway.client_system: reject`)."
+    )
+    content: Content | None = Field(
+        default=None, description="Text, or an array of parts of which only text is read."
+    )
     tool_calls: list[WireToolCall] | None = Field(default=None, max_length=32)
     tool_call_id: str | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
     def _content_where_needed(self) -> WireMessage:
-        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+        missing = self.content is None or self.content == []
+        if missing and not (self.role == "assistant" and self.tool_calls):
             raise ValueError(f"a {self.role} message needs content")
         return self
 
@@ -81,20 +109,80 @@ class ResponseFormat(BaseModel):
         return None
 
 
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(max_length=64)
+
+
+class NamedToolChoice(BaseModel):
+    """`{"type": "function", "function": {"name": ...}}`: call this function."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+MetadataKey = Annotated[str, Field(max_length=64)]
+MetadataValue = Annotated[str, Field(max_length=512)]
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(description="A charter id from GET /v1/models.")
     messages: list[WireMessage] = Field(min_length=1, max_length=500)
     stream: bool = False
-    user: str | None = Field(default=None, max_length=200)
+    stream_options: StreamOptions | None = Field(
+        default=None,
+        description="With stream: include_usage adds a last chunk with the usage (and no choices).",
+    )
+    user: str | None = Field(
+        default=None, max_length=200, description="The end user: keys the rate limit."
+    )
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(
+        default=None, max_length=16, description="Recorded in the turn's trace (audit log)."
+    )
     tools: list[WireTool] | None = Field(
         default=None,
         max_length=64,
         description="Functions the caller runs itself; the reply may call them.",
     )
-    tool_choice: Literal["auto", "none"] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = Field(
+        default=None, description="false: at most one call per reply."
+    )
     response_format: ResponseFormat | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="At most the charter's own max_tokens."
+    )
+    max_completion_tokens: int | None = Field(
+        default=None, ge=1, description="As max_tokens (the newer name)."
+    )
+    stop: str | list[str] | None = Field(default=None, description="Up to 4 sequences.")
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, description="Only 1: one choice per request.")
+    logprobs: bool | None = Field(default=None, description="Not available: true is refused.")
+    top_logprobs: int | None = Field(default=None, description="Not available: refused.")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        items = [value] if isinstance(value, str) else value or []
+        if len(items) > 4:
+            raise ValueError(f"at most 4 stop sequences, not {len(items)}")
+        if any(not 1 <= len(item) <= 200 for item in items):
+            raise ValueError("each stop sequence is 1-200 characters")
+        return value
 
 
 class ChoiceMessage(BaseModel):

@@ -51,6 +51,61 @@ class ChatRequest:
     tools: Sequence[dict[str, Any]] = ()
     """Functions offered as native tool calls ({"name", "description", "parameters"}), for
     backends whose `native_tools` is true; the model may answer with `tool_calls`."""
+    tool_choice: Literal["auto", "required"] = "auto"
+    """With `tools`: "required" asks the backend for at least one call."""
+    top_p: float | None = None
+    """Nucleus sampling; None leaves the backend's default."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """A caller's generation options for one turn (the gateway's `temperature`, `top_p`,
+    `max_tokens`, `stop`, `seed`). Each None (or empty `stop`) keeps the charter's model
+    setting; `max_tokens` can only lower the model's own `max_tokens`, never raise it. They
+    shape the reply (its generation and its revisions), not the internal calls (tool
+    decisions, judges), which keep their own settings."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def limit(self, max_tokens: int) -> int:
+        """The reply's token limit, given the model's own."""
+        return max_tokens if self.max_tokens is None else min(self.max_tokens, max_tokens)
+
+    def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> ChatRequest:
+        """The request for a reply, the model's settings (`max_tokens`, `temperature`,
+        `seed`) overridden by these options."""
+        return ChatRequest(
+            messages=messages,
+            max_tokens=self.limit(max_tokens),
+            temperature=temperature if self.temperature is None else self.temperature,
+            seed=seed if self.seed is None else self.seed,
+            stop=self.stop,
+            top_p=self.top_p,
+            json_schema=json_schema,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options set (for the trace)."""
+        out: dict[str, Any] = {}
+        for key in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.stop:
+            out["stop"] = list(self.stop)
+        return out
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class LlamaCppPythonModel(ChatModel):
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.stop:

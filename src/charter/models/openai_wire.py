@@ -18,13 +18,15 @@ def request_payload(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         "temperature": request.temperature,
         "stream": stream,
     }
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
     if request.seed is not None:
         body["seed"] = request.seed
     if request.stop:
         body["stop"] = list(request.stop)
     if request.tools:
         body["tools"] = [{"type": "function", "function": dict(t)} for t in request.tools]
-        body["tool_choice"] = "auto"
+        body["tool_choice"] = request.tool_choice
     if request.json_schema is not None:
         body["response_format"] = {
             "type": "json_schema",

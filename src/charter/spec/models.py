@@ -577,6 +577,20 @@ class FailurePolicy(StrictModel):
         return self.stages.get(stage, self.default)
 
 
+# --- gateway ---------------------------------------------------------------------------------
+
+
+class Gateway(StrictModel):
+    """How `charter serve` treats what OpenAI clients send."""
+
+    client_system: Literal["reject", "merge"] = Field(
+        default="merge",
+        description="A request's `system` and `developer` messages: merge places them below the "
+        "charter's own prompt as operator instructions (checked by the input guards; the "
+        "charter takes precedence); reject answers such a request with a 400.",
+    )
+
+
 # --- the charter ---------------------------------------------------------------------------
 
 
@@ -597,6 +611,7 @@ class CharterSpec(StrictModel):
     drift: Drift = Field(default_factory=Drift)
     models: Models = Field(default_factory=Models)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
+    gateway: Gateway = Field(default_factory=Gateway)
     tests: list[str] = Field(
         default_factory=list,
         description="Files of the team's own eval cases (YAML or JSONL), relative to the "

@@ -200,8 +200,8 @@ class CritiqueStage:
         latest = max((i for i, m in enumerate(state.messages) if m.role == "user"), default=0)
 
         def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
-            return ChatRequest(
-                messages=[
+            return state.sampling.request(  # the caller's options shape the revision too
+                [
                     Message(role="system", content=state.system_prompt),
                     *state.messages[latest:],
                     Message(role="assistant", content=draft),

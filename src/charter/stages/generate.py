@@ -98,11 +98,12 @@ class GenerateStage:
 
         def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
             nonlocal dropped
+            sampling = state.sampling
             messages, dropped = fit_history(
-                system, history, budget=model.context_window - spec.max_tokens
+                system, history, budget=model.context_window - sampling.limit(spec.max_tokens)
             )
-            return ChatRequest(
-                messages=messages,
+            return sampling.request(
+                messages,
                 max_tokens=spec.max_tokens,
                 temperature=spec.temperature,
                 seed=spec.seed,
@@ -125,6 +126,8 @@ class GenerateStage:
             finish_reason=completion.finish_reason,
             dropped_messages=dropped,
         )
+        if state.sampling.to_dict():
+            record.detail["sampling"] = state.sampling.to_dict()
         if completion.prompt_ms is not None:
             record.detail["model_prompt_ms"] = round(completion.prompt_ms, 2)
         if completion.generate_ms is not None:
@@ -134,8 +137,10 @@ class GenerateStage:
     async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
         """The caller offered its own tools: ask the model (`models.routing.tools`) whether to call
         them, if the relevance gate offers any for the user's latest message (the charter's
-        `tool_limits`, as for its own tools). With valid calls the turn answers with them
-        and no text; otherwise the turn goes on to an ordinary reply."""
+        `tool_limits`, as for its own tools). With `tool_choice` "required" every tool is
+        offered (no gate) and the model's first decision must hold at least one call. With
+        valid calls the turn answers with them and no text; otherwise the turn goes on to an
+        ordinary reply (the trace says when a required call did not come)."""
         from charter.tools.loop import ToolLoop
         from charter.tools.registry import client_tools
         from charter.tools.relevance import gate
@@ -143,14 +148,19 @@ class GenerateStage:
         record = state.trace[self.name]
         limits = state.charter.tool_limits
         tools = client_tools(state.client_tools)
-        asked = latest_user(history)
-        scores, offered = await asyncio.to_thread(gate, asked, tools, limits.min_relevance)
-        record.detail["client_tool_relevance"] = {k: round(v, 3) for k, v in scores.items()}
+        required = state.tool_choice == "required"
+        if required:
+            offered = tools
+            record.detail["client_tool_choice"] = "required"
+        else:
+            asked = latest_user(history)
+            scores, offered = await asyncio.to_thread(gate, asked, tools, limits.min_relevance)
+            record.detail["client_tool_relevance"] = {k: round(v, 3) for k, v in scores.items()}
         if not offered:
             record.detail["client_tool_steps"] = []
             return False
         role = tools_role(state.charter.models)
-        loop = ToolLoop(self.models.model(role), offered, limits)
+        loop = ToolLoop(self.models.model(role), offered, limits, require=required)
         calls, out = await loop.propose(state.system_prompt, history)
         state.add_usage(out.usage, model=role)
         record.detail["client_tool_model_role"] = role
@@ -158,6 +168,10 @@ class GenerateStage:
         record.completion_tokens += out.usage.completion_tokens
         record.detail["client_tool_steps"] = out.steps
         if not calls:
+            if required:
+                record.detail["client_tool_choice_unmet"] = (
+                    "tool_choice required a call, but the model proposed no valid one"
+                )
             return False
         state.tool_calls = calls
         state.reply = None

@@ -65,9 +65,12 @@ if TYPE_CHECKING:
 RESULT_CHARS = 2000
 
 
-def decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) -> dict[str, Any]:
+def decision_schema(
+    tools: dict[str, LoadedTool], max_calls: int = 4, min_calls: int = 0
+) -> dict[str, Any]:
     """`{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`: one item per call the model
-    wants now (several when the question asks for several), none when it is done."""
+    wants now (several when the question asks for several), none when it is done (unless
+    `min_calls`: a caller's `tool_choice: required`)."""
     options: list[dict[str, Any]] = [
         {
             "type": "object",
@@ -76,19 +79,19 @@ def decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) -> dict[st
         }
         for name, tool in tools.items()
     ]
-    return {
-        "type": "object",
-        "properties": {
-            "calls": {"type": "array", "items": {"anyOf": options}, "maxItems": max_calls}
-        },
-        "required": ["calls"],
-    }
+    calls: dict[str, Any] = {"type": "array", "items": {"anyOf": options}, "maxItems": max_calls}
+    if min_calls:
+        calls["minItems"] = min_calls
+    return {"type": "object", "properties": {"calls": calls}, "required": ["calls"]}
 
 
-def counted_decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) -> dict[str, Any]:
-    """`{"count": N, "calls": [...]}` with exactly N calls: one branch per N, so the grammar
-    holds the model to the count it wrote first. Asked for the turn's first decision: the
-    0.5B model, asked only for a list, stops after the first of several calls."""
+def counted_decision_schema(
+    tools: dict[str, LoadedTool], max_calls: int = 4, min_calls: int = 0
+) -> dict[str, Any]:
+    """`{"count": N, "calls": [...]}` with exactly N calls: one branch per N (from
+    `min_calls`), so the grammar holds the model to the count it wrote first. Asked for the
+    turn's first decision: the 0.5B model, asked only for a list, stops after the first of
+    several calls."""
     call = decision_schema(tools, max_calls)["properties"]["calls"]["items"]
     return {
         "$defs": {"call": call},
@@ -106,7 +109,7 @@ def counted_decision_schema(tools: dict[str, LoadedTool], max_calls: int = 4) ->
                 },
                 "required": ["count", "calls"],
             }
-            for n in range(max_calls + 1)
+            for n in range(min(min_calls, max_calls), max_calls + 1)
         ],
     }
 
@@ -123,6 +126,10 @@ NEXT_DECISION = (
     "call you need now (several when the request asks for several things), or "
     '{"calls": []} when no tool fits, a required value is missing, or you already have what '
     "you need."
+)
+REQUIRED_DECISION = (
+    " The caller requires a tool call now: make at least one call, with the values the "
+    "conversation gives."
 )
 
 
@@ -194,8 +201,12 @@ class ToolLoop:
         approve: Callable[[str], str] | None = None,
         max_tokens: int = 512,
         price: Price | None = None,
+        require: bool = False,
     ) -> None:
+        """`require` (a gateway caller's `tool_choice: required`): the first decision must
+        hold at least one call (the grammar, or the backend's own `tool_choice`)."""
         self.model = model
+        self.require = require
         self.tools = tools
         self.limits = limits
         self.result_guard = result_guard
@@ -310,6 +321,7 @@ class ToolLoop:
             messages=[Message(role="system", content=system_prompt), *messages, *transcript],
             max_tokens=self.max_tokens,
             temperature=0.0,
+            tool_choice="required" if self.require and not transcript else "auto",
             tools=[
                 {
                     "name": name,
@@ -530,14 +542,17 @@ class ToolLoop:
         # The turn's first decision counts its calls before making them (`count_calls`);
         # later ones, after results or feedback, only list them.
         counted = self.limits.count_calls and not transcript
+        required = self.require and not transcript
         schema = (counted_decision_schema if counted else decision_schema)(
-            self.tools, self.limits.max_calls
+            self.tools, self.limits.max_calls, 1 if required else 0
         )
         if bound:
             schema = bounded(schema)
         system = f"{system_prompt}\n\nYou can call these tools:\n{tool_menu(self.tools)}\n" + (
             FIRST_DECISION if counted else NEXT_DECISION
         )
+        if required:
+            system += REQUIRED_DECISION
         request = ChatRequest(
             messages=[Message(role="system", content=system), *messages, *transcript],
             max_tokens=self.max_tokens,
