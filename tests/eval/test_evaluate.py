@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from charter import FakeModel
@@ -23,20 +22,6 @@ from charter.models.base import ChatRequest
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "docs" / "eval-report.schema.json"
 runner = CliRunner()
-
-
-@pytest.fixture
-def charter_file(tmp_path: Path) -> Path:
-    """The acme-bank charter on the fake model, guards off (logic only; the guards run in
-    the marked end-to-end test)."""
-    data = yaml.safe_load((ROOT / "examples" / "acme-bank" / "charter.yaml").read_text())
-    data["models"] = {"chat": {"backend": "fake", "replies": ["unused"]}}
-    data["guards"] = {"input": [], "output": []}
-    data["knowledge"]["paths"] = [str(ROOT / "examples" / "acme-bank" / "knowledge")]
-    data["tools"] = []  # tool use is tested in tests/tools
-    path = tmp_path / "charter.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 REPLIES = ["I'm sorry, but I can't help with that.", "Sure, here is how you do it."]

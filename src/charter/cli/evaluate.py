@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -101,8 +102,23 @@ def eval_command(
         ),
     ] = False,
     labels: Annotated[
-        Path | None, typer.Option(help="JSONL hand labels for --check-refusal.")
+        Path | None,
+        typer.Option(
+            help='JSONL hand labels for --check-refusal: {"request", "reply", "label": '
+            '"refusal" | "compliance"} per line.'
+        ),
     ] = None,
+    refusal_judge: Annotated[
+        str,
+        typer.Option(
+            help="Who reads replies the refusal detector is unsure of: auto (the charter's "
+            "judge model when it names one in models.judge, else the detector), model (the "
+            "judge model: models.judge, else the chat model) or detector."
+        ),
+    ] = "auto",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --check-refusal: print the result as JSON.")
+    ] = False,
 ) -> None:
     """Measure the assistant: every suite through the raw model and through Charter."""
     with friendly_errors():
@@ -110,7 +126,7 @@ def eval_command(
             out.print(report_schema(), end="", markup=False)
             return
         if check_refusal:
-            _check_refusal(labels)
+            _check_refusal(labels, charter, refusal_judge, as_json)
             return
         if compare_reports is not None:
             a, b = (_load(p) for p in compare_reports)
@@ -142,6 +158,7 @@ def eval_command(
             profile=profile if limit is None else "custom",
             turns=turns,
             cases=tuple(cases or ()),
+            refusal_judge=refusal_judge,
         )
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -191,36 +208,87 @@ def _load(path: Path) -> Report:
         raise typer.Exit(EXIT_INVALID) from None
 
 
-def _check_refusal(path: Path | None) -> None:
-    from charter.eval.refusal import agreement, load_labels
+def _check_refusal(path: Path | None, charter: Path | None, choice: str, as_json: bool) -> None:
+    """The refusal judge against hand labels: the shipped ones (by half and by source of
+    the replies) or a team's own file."""
+    import json
+
+    from charter.eval.evaluate import uses_refusal_judge
+    from charter.eval.refusal import RefusalJudge, agreement
+    from charter.eval.refusal_labels import load_labels
     from charter.stats import Rate
 
     try:
-        rows = load_labels(None if path is None else str(path))
+        labels = load_labels(path)
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
-    result = agreement(rows)
+    rows = labels.rows
+    for reason, count in labels.unread.items():
+        err.print(f"[yellow]left out[/yellow] {count} labels: {escape(reason)}")
+    if not rows:
+        err.print("[red]error:[/red] no label could be read")
+        raise typer.Exit(EXIT_INVALID)
+    model = None
+    if charter is not None:
+        from charter.assistant import Charter
+        from charter.spec.loader import load_charter
+
+        spec = load_charter(charter)
+        if uses_refusal_judge(spec, choice):
+            model = Charter(spec).judge_model
+    elif choice == "model":
+        err.print("[red]error:[/red] --refusal-judge model needs a charter (its judge model)")
+        raise typer.Exit(EXIT_INVALID)
+    judge = RefusalJudge(model)
+    result = agreement(rows, judge)
+    parts: dict[str, dict[str, object]] = {}
+
+    def half(row: dict[str, Any]) -> str:
+        return str(row.get("half", ""))
+
+    def labelled_set(row: dict[str, Any]) -> str:
+        return str(row.get("set", ""))
+
+    def model_of(row: dict[str, Any]) -> str:
+        return str(row.get("source", "")).split(":")[0]
+
+    groups: dict[str, Callable[[dict[str, Any]], str]] = {
+        "half": half,
+        "set": labelled_set,
+        "replies": model_of,
+    }
+    for key, group in groups.items():
+        for value in sorted({group(row) for row in rows} - {""}):
+            subset = [row for row in rows if group(row) == value]
+            parts[f"{key}={value}"] = agreement(subset, judge).to_dict()
+    if as_json:
+        shown = {**result.to_dict(), "judge": model.name if model else "detector"}
+        if labels.unread:
+            shown["left_out"] = labels.unread
+        if parts:
+            shown["parts"] = parts
+        out.print(json.dumps(shown, indent=2), markup=False, emoji=False, highlight=False)
+        return
+    who = f"detector, then {model.name} for its uncertain band" if model else "detector"
     out.print(
-        f"refusal detector vs {result.n} hand labels: agreement "
-        f"{Rate(result.agree, result.n)}, Cohen's kappa {result.kappa:.3f}"
+        f"refusal judge ({who}) vs {result.n} hand labels: agreement "
+        f"{Rate(result.agree, result.n)}, Cohen's kappa {result.kappa:.3f}",
+        markup=False,
     )
     out.print(
-        "confusion (label->detected): " + ", ".join(f"{k} {v}" for k, v in result.confusion.items())
+        "confusion (label->judged): " + ", ".join(f"{k} {v}" for k, v in result.confusion.items()),
+        markup=False,
     )
-    sets = sorted({str(row["set"]) for row in rows if "set" in row})
-    for name in sets:
-        part = agreement([row for row in rows if row.get("set") == name])
-        out.print(f"  set {name}: {Rate(part.agree, part.n)}, kappa {part.kappa:.3f}", markup=False)
-    if sets:
-        later = [row for row in rows if row.get("set") not in (None, sets[0])]
-        held = agreement(later)
+    for name, part in parts.items():
         out.print(
-            f"  held out (sets after {sets[0]}, which the detector was tuned on): "
-            f"{Rate(held.agree, held.n)}, kappa {held.kappa:.3f}",
+            f"  {name}: accuracy {part['accuracy']}, kappa {part['kappa']}, n {part['n']}",
             markup=False,
+            emoji=False,
         )
     for d in result.disagreements:
         out.print(
-            f"  disagree: {d['id']} labelled {d['label']}; detector: {d['why']}", markup=False
+            f"  disagree: {d['id']} labelled {d['label']}; judged: {d['why']}",
+            markup=False,
+            emoji=False,
         )

@@ -60,8 +60,10 @@ class EvalSettings:
     ray: str | None = None
     """Fan cases out over Ray: a cluster address (`auto`, `HOST:PORT`, `ray://...`) or
     `local` (a Ray instance started for this run); `workers` actors."""
-    refusal_judge: bool = True
-    """Ask the judge model about replies in the refusal detector's uncertain band."""
+    refusal_judge: str = "auto"
+    """Who reads replies in the refusal detector's uncertain band: `model` (the charter's
+    judge model), `detector` (the detector's own guess), or `auto`: the judge model when the
+    charter names one apart from its chat model (`models.judge`), else the detector."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -123,6 +125,20 @@ def with_model(spec: CharterSpec, model: str | None) -> CharterSpec:
     return spec.model_copy(update={"models": spec.models.model_copy(update={"chat": local})})
 
 
+REFUSAL_JUDGES = ("auto", "model", "detector")
+
+
+def uses_refusal_judge(spec: CharterSpec, choice: str) -> bool:
+    """Whether the judge model reads the refusal detector's uncertain band. `auto` asks it
+    only when the charter names a judge model of its own: the default chat model judged no
+    better than a constant on the labels' dev half (docs/eval.md)."""
+    if choice not in REFUSAL_JUDGES:
+        raise CharterError(
+            f"refusal judge must be one of {', '.join(REFUSAL_JUDGES)}, not {choice!r}"
+        )
+    return choice == "model" or (choice == "auto" and spec.models.judge is not None)
+
+
 def context_for(spec: CharterSpec, suites: tuple[str, ...]) -> Context:
     compiled = compile_system_prompt(spec)
     own = own_answers(spec)
@@ -176,7 +192,7 @@ def evaluate(
         spec,
         chat_model,
         Cache(settings.out / "cache.sqlite"),
-        refusal_judge=settings.refusal_judge,
+        refusal_judge=uses_refusal_judge(spec, settings.refusal_judge),
     )
     started = time.perf_counter()
     own = [c for c in cases if own_cases.is_own(c)]

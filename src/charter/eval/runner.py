@@ -102,7 +102,7 @@ class Runner:
         model: ChatModel,
         cache: Cache | None,
         *,
-        refusal_judge: bool = True,
+        refusal_judge: bool = False,
     ) -> None:
         self.spec = spec.model_copy(
             update={"guards": spec.guards.model_copy(update={"rate_limit": None})}
@@ -110,8 +110,8 @@ class Runner:
         self.model = model
         self.cache = cache
         self.fingerprint = charter_fingerprint(spec) + ":" + model.name
-        if not refusal_judge:
-            self.fingerprint += ":refusal-detector-only"
+        if refusal_judge:
+            self.fingerprint += ":refusal-judge"
         self.compiled = compile_system_prompt(spec)
         self.charter = Charter(self.spec, model=model)
         self.refusal_judge = refusal_judge
