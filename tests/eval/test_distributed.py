@@ -102,3 +102,29 @@ def test_ray_results_match_one_process_and_fill_the_cache(
     assert all(r.cached for r in again)
     assert [r.outcome.text for r in again] == [r.outcome.text for r in results]
     runner.close()
+
+
+def test_the_driver_does_not_build_the_chat_model_the_workers_call(
+    ray_head: str,
+    fake_charter_file: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from charter.eval import evaluate as evaluation
+    from charter.models.factory import model_name
+
+    charter = fake_charter_file(
+        ["We open at 9:00 on Saturday."], extra="guards:\n  input: []\n  output: []\n"
+    )
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the driver built the chat model")
+
+    monkeypatch.setattr(evaluation, "build_model", no_build)
+    settings = evaluation.EvalSettings(
+        charter=charter, out=tmp_path / "out", limit=1, suites=("over_refusal",), ray=ray_head
+    )
+    report = evaluation.evaluate(settings)
+    assert report.suites["over_refusal"].on.failures.n == 1
+    assert report.suites["over_refusal"].on.errors == 0
+    assert report.model == model_name(load_charter(charter).models.chat) == "fake"

@@ -17,14 +17,31 @@ started for the run (useful for testing; on one machine `--workers` is simpler).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from charter.errors import CharterError
+from charter.errors import CharterError, ModelError
 from charter.eval.cases import Case
 from charter.eval.runner import CONDITIONS, Condition, Result, Runner
 from charter.eval.scoring import Outcome
+from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent
 from charter.spec.models import CharterSpec
+
+
+class Elsewhere(ChatModel):
+    """The driver's stand-in for the charter's chat model when the workers call it: it has
+    the model's name (the cache key) and is never called, so a local GGUF is not loaded
+    once more in the driver for nothing."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def complete(self, request: ChatRequest) -> Completion:
+        raise ModelError(f"{self.name} runs on the Ray workers, not in the driver")
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        raise ModelError(f"{self.name} runs on the Ray workers, not in the driver")
+
 
 IN_FLIGHT_PER_WORKER = 2
 """Cases queued at each worker, so that a worker never waits on the driver between cases."""

@@ -25,7 +25,7 @@ from charter.eval.report import Report, build, scored
 from charter.eval.runner import Cache, Result, Runner, charter_fingerprint
 from charter.eval.scoring import Context, Outcome, Score, own_answers
 from charter.models.base import ChatModel
-from charter.models.factory import build_model
+from charter.models.factory import build_model, model_name
 from charter.persona.checks import persona_checks
 from charter.persona.compile import compile_system_prompt
 from charter.spec.loader import load_charter
@@ -186,7 +186,14 @@ def evaluate(
     cases = select_cases(spec, settings)
     if on_start is not None:
         on_start(len(cases) * 2)
-    chat_model = model if model is not None else build_model(spec.models.chat)
+    if model is not None:
+        chat_model = model
+    elif settings.ray is not None and not any(c.suite == "persona_stability" for c in cases):
+        from charter.eval.distributed import Elsewhere
+
+        chat_model = Elsewhere(model_name(spec.models.chat))  # the workers build it
+    else:
+        chat_model = build_model(spec.models.chat)
     settings.out.mkdir(parents=True, exist_ok=True)
     runner = Runner(
         spec,

@@ -39,6 +39,17 @@ def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) ->
     return _build_local(spec, progress)
 
 
+def model_name(spec: ModelSpec) -> str:
+    """The name `build_model(spec)` would give its model, without building (or loading) it."""
+    if isinstance(spec, FakeModelSpec):
+        return "fake"
+    if isinstance(spec, OpenAIModelSpec):
+        return spec.model
+    if spec.model in weights.CATALOG:
+        return spec.model
+    return Path(spec.path or spec.model).expanduser().stem
+
+
 def local_weights_path(spec: LocalModelSpec, progress: weights.Progress | None = None) -> Path:
     """The verified .gguf file a local spec refers to."""
     if spec.model in weights.CATALOG:
