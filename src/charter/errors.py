@@ -21,3 +21,8 @@ class WeightsIntegrityError(ModelError):
 
 class StoreError(CharterError):
     """The conversation store cannot be opened or migrated."""
+
+
+class MissingExtraError(CharterError):
+    """An optional part used without its extra installed; the message names the extra
+    (`charter.extras.missing_extra_message`)."""

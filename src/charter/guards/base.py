@@ -11,7 +11,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from charter.errors import CharterError
+from charter.extras import missing_extra_message
 from charter.models.base import Message
+
+
+class GuardDependencyError(CharterError):
+    """A guard's optional dependency is missing; the message names what to install."""
+
+
+def missing_extra(what: str, extra: str, missing: str | None = None) -> GuardDependencyError:
+    """The error for `what` when the `extra` extra is not installed."""
+    return GuardDependencyError(missing_extra_message(what, extra, missing))
+
 
 Action = Literal["allow", "block", "rewrite", "escalate"]
 Direction = Literal["input", "output"]

@@ -41,6 +41,7 @@ from charter.datasets.guard_sources import (
     sharegpt_trained,
 )
 from charter.datasets.manifest import fingerprint
+from charter.extras import requires_extra
 from charter.guards.anchors import Anchors, read_anchor_texts
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
 from charter.guards.harm import REFUSALS, HarmClassifier, HarmWeights, Linear
@@ -105,7 +106,8 @@ def label_of(source: str) -> int:
 
 
 def _fit(features: np.ndarray[Any, Any], labels: Sequence[int], c: float) -> Linear:
-    from sklearn.linear_model import LogisticRegression
+    with requires_extra("retraining the harm guard", "train"):
+        from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
     model.fit(features, np.asarray(labels))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from charter.errors import CharterError
+from charter.extras import requires_extra
 from charter.guards.base import GuardVerdict, Subject, allow, block
 from charter.guards.embedder import EMBEDDING_ID, Embedder, read_weights, windows
 
@@ -105,7 +106,8 @@ def train_hate(
     log: Callable[[str], None] = print,
 ) -> tuple[HateClassifier, dict[str, Any], list[str]]:
     """The weights, the validation report, and every text trained or calibrated on."""
-    from sklearn.linear_model import LogisticRegression
+    with requires_extra("retraining the hate classifier", "train"):
+        from sklearn.linear_model import LogisticRegression
 
     from charter.datasets.guard_corpus import build_corpus
     from charter.guards.train import threshold_at_fpr

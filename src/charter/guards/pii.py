@@ -13,8 +13,7 @@ import re
 import threading
 from typing import Any
 
-from charter.guards.base import GuardVerdict, Subject, allow
-from charter.guards.embedder import GuardDependencyError
+from charter.guards.base import GuardVerdict, Subject, allow, missing_extra
 from charter.spec.models import CharterSpec
 
 DEFAULT_ENTITIES = (
@@ -50,9 +49,7 @@ def analyzer(named_entities: bool = True) -> Any:
                 from presidio_analyzer import AnalyzerEngine
                 from presidio_analyzer.nlp_engine import NlpEngineProvider
             except ImportError as exc:
-                raise GuardDependencyError(
-                    "the pii guard needs the guard extras: pip install -e '.[guards]'"
-                ) from exc
+                raise missing_extra("the pii guard", "pii", exc.name) from exc
             provider = NlpEngineProvider(
                 nlp_configuration={
                     "nlp_engine_name": "spacy",

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from charter.extras import requires_extra
+
 
 @dataclass
 class _Bucket:
@@ -146,7 +148,8 @@ class RedisRateLimiter:
         tokens_per_minute: int | None,
         namespace: str = "charter",
     ) -> None:
-        import redis
+        with requires_extra("a rate limit shared in Redis (redis_url)", "redis"):
+            import redis
 
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

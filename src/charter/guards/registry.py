@@ -6,22 +6,27 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from charter.guards.base import Guard
-from charter.guards.classifier import ClassifierWeights, InjectionClassifier
-from charter.guards.conversation import ConversationGuard
-from charter.guards.embedder import shared_embedder
+from charter.extras import requires_extra
+from charter.guards.base import Guard, GuardDependencyError
 from charter.guards.extraction import ExtractionGuard
-from charter.guards.harm import HarmClassifier, HarmGuard, HarmWeights
-from charter.guards.hate import HateClassifier, HateGuard
-from charter.guards.injection import InjectionGuard
 from charter.guards.judge import LLMJudge
 from charter.guards.leak import LeakGuard
 from charter.guards.pii import DEFAULT_ENTITIES, PIIGuard
 from charter.guards.safety_model import build_safety_model_guard
-from charter.guards.topics import PolicyGuard
 from charter.guards.toxicity import ToxicityGuard
 from charter.models.base import ChatModel
 from charter.spec.models import CharterSpec
+
+# The guards that embed text import numpy: with only the core installed, building guards
+# says which extra to install instead of failing on a bare `No module named 'numpy'`.
+with requires_extra("the guards", "guards", GuardDependencyError):
+    from charter.guards.classifier import ClassifierWeights, InjectionClassifier
+    from charter.guards.conversation import ConversationGuard
+    from charter.guards.embedder import shared_embedder
+    from charter.guards.harm import HarmClassifier, HarmGuard, HarmWeights
+    from charter.guards.hate import HateClassifier, HateGuard
+    from charter.guards.injection import InjectionGuard
+    from charter.guards.topics import PolicyGuard
 
 _classifiers: dict[str | None, InjectionClassifier] = {}
 

@@ -17,8 +17,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from charter.guards.base import GuardVerdict, Subject, allow, block
-from charter.guards.embedder import GuardDependencyError
+from charter.guards.base import (
+    GuardDependencyError,
+    GuardVerdict,
+    Subject,
+    allow,
+    block,
+    missing_extra,
+)
 
 THRESHOLD = 0.8
 _THREATS = re.compile(
@@ -76,9 +82,7 @@ class ToxicityGuard:
         try:
             from profanity_check import profanity_check
         except ImportError as exc:
-            raise GuardDependencyError(
-                "the toxicity guard needs the guard extras: pip install -e '.[guards]'"
-            ) from exc
+            raise missing_extra("the toxicity guard", "guards", exc.name) from exc
         self._score = LinearProfanity(profanity_check.vectorizer, profanity_check.model)
 
     def score(self, text: str) -> float:

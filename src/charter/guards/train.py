@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from charter.datasets.guard_corpus import Example, build_corpus
+from charter.extras import requires_extra
 from charter.guards.anchors import Anchors, read_anchor_texts
 from charter.guards.classifier import ClassifierWeights
 from charter.guards.embedder import EMBEDDING_ID, Embedder, windows
@@ -73,7 +74,8 @@ def train(
 ) -> tuple[ClassifierWeights, dict[str, Any], list[str]]:
     """The weights, the validation report, and every text trained or calibrated on (for
     the training manifest; BIPIA's hidden attacks as the attack and the email apart)."""
-    from sklearn.linear_model import LogisticRegression
+    with requires_extra("retraining the injection classifier", "train"):
+        from sklearn.linear_model import LogisticRegression
 
     corpus = build_corpus(seed, extra)
     train_rows = [e for e in corpus if e.split == "train"]

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.extras import requires_extra
+
 _TOKEN = re.compile(r"[a-z0-9']+")
 
 
@@ -79,9 +81,10 @@ def fit_triage(
 ) -> WindowTriage:
     """Fit on training windows (scikit-learn, training time only). Only the `keep` largest
     weights are kept; the floor is set later by `calibrate_floor`."""
-    import numpy as np
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
+    with requires_extra("retraining the injection classifier's triage", "train"):
+        import numpy as np
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.linear_model import LogisticRegression
 
     vectorizer = CountVectorizer(analyzer=lambda t: sorted(features(t)), min_df=3, binary=True)
     matrix = vectorizer.fit_transform(list(windows))

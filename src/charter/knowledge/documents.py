@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charter.errors import CharterError
+from charter.extras import requires_extra
 
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf"}
 
@@ -78,7 +79,8 @@ def _markdown(text: str) -> list[Section]:
 
 
 def _html(text: str) -> list[Section]:
-    from bs4 import BeautifulSoup
+    with requires_extra("reading HTML documents", "knowledge"):
+        from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(text, "html.parser")
     for tag in soup(["script", "style", "nav", "footer", "head"]):
@@ -97,8 +99,9 @@ def _html(text: str) -> list[Section]:
 
 
 def _pdf(path: Path) -> list[Section]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    with requires_extra("reading PDF documents", "knowledge"):
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(str(path))

@@ -19,11 +19,14 @@ branch on "Oxford Street" or a "Mr Jones" who will call back is revised like an 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from functools import lru_cache
 from typing import Any
 
+from charter.errors import MissingExtraError
+from charter.extras import missing_extra_message, requires_extra
 from charter.persona.checks import PersonaCheck
 from charter.spec.models import CharterSpec
 
@@ -68,10 +71,13 @@ def _ner() -> Any:
     global _nlp
     with _nlp_lock:
         if _nlp is None:
-            import spacy
-
             from charter.guards.pii import SPACY_MODEL
 
+            what = "the grounding check's named entities"
+            with requires_extra(what, "knowledge"):
+                import spacy
+            if importlib.util.find_spec(SPACY_MODEL) is None:  # the model is a package too
+                raise MissingExtraError(missing_extra_message(what, "knowledge", SPACY_MODEL))
             keep = {"tok2vec", "ner"}
             _nlp = spacy.load(SPACY_MODEL)
             for pipe in list(_nlp.pipe_names):

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
+from charter.extras import requires_extra
 from charter.home import charter_home
 from charter.knowledge.documents import SUFFIXES, DocumentError, Passage, chunk, read_sections
+
+with requires_extra("the knowledge index", "knowledge"):
+    import numpy as np
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.errors import ModelError
+from charter.extras import requires_extra
 from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent, Usage
 from charter.models.openai_wire import StreamAssembler, completion_from_openai
 
@@ -27,12 +28,8 @@ class LlamaCppPythonModel(ChatModel):
         n_ctx: int = 4096,
         threads: int | None = None,
     ) -> None:
-        try:
+        with requires_extra("runtime 'llama-cpp-python'", "llama-cpp", ModelError):
             from llama_cpp import Llama
-        except ImportError as exc:
-            raise ModelError(
-                "runtime 'llama-cpp-python' is not installed: pip install 'charter[llama-cpp]'"
-            ) from exc
         self.path = Path(path)
         self.name = name or self.path.stem
         self.context_window = n_ctx

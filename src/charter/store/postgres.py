@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from charter.errors import StoreError
+from charter.extras import requires_extra
 from charter.store.records import GatewayRecords
 
 SCHEMA = """
@@ -61,7 +62,8 @@ CREATE INDEX IF NOT EXISTS escalations_by_tenant ON escalations(tenant, created_
 
 class PostgresStore(GatewayRecords):
     def __init__(self, url: str) -> None:
-        import psycopg
+        with requires_extra("the PostgreSQL store", "postgres", StoreError):
+            import psycopg
 
         self._errors = (psycopg.Error,)
         try:
