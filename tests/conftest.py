@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class Scripted:
     body: Any = None
     sse: list[str] | None = None  # raw `data:` payloads for a streamed answer
     close_early: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers (e.g. Retry-After)."""
 
 
 @dataclass
@@ -91,6 +94,13 @@ class FakeOpenAIServer:
     headers: list[dict[str, str]] = field(default_factory=list)
     peers: list[tuple[str, int]] = field(default_factory=list)
     """The client address of each request (the same one: a kept-alive connection)."""
+    arrivals: list[float] = field(default_factory=list)
+    """When each request arrived (time.monotonic)."""
+
+    def busy(self, status: int = 429, **headers: str) -> None:
+        """Answer "come back later": `Retry_After="1"` sends `Retry-After: 1`."""
+        names = {k.replace("_", "-"): v for k, v in headers.items()}
+        self.script.append(Scripted(status, {"error": {"message": "slow down"}}, headers=names))
 
     def reply(self, text: str, *, prompt_tokens: int = 7, completion_tokens: int = 3) -> None:
         self.script.append(Scripted(body=completion_body(text, prompt_tokens, completion_tokens)))
@@ -135,6 +145,7 @@ def openai_server() -> Iterator[FakeOpenAIServer]:
             pass
 
         def do_POST(self) -> None:
+            state.arrivals.append(time.monotonic())
             length = int(self.headers.get("content-length", 0))
             state.requests.append(json.loads(self.rfile.read(length)))
             state.headers.append(dict(self.headers))
@@ -152,6 +163,8 @@ def openai_server() -> Iterator[FakeOpenAIServer]:
                 return
             raw = step.body if isinstance(step.body, bytes) else json.dumps(step.body).encode()
             self.send_response(step.status)
+            for name, value in step.headers.items():
+                self.send_header(name, value)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(raw)))
             self.end_headers()

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,83 +13,17 @@ import pytest
 from charter.errors import ModelError
 from charter.models import ChatRequest, Completion, Message
 from charter.models.openai_http import OpenAIModel, retry_after_s
-from tests.conftest import completion_body
+from tests.conftest import FakeOpenAIServer
 
 REQ = ChatRequest(messages=[Message(role="user", content="hello")], max_tokens=20)
 
 
-@dataclass
-class Step:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    sse: list[str] | None = None
-
-
-@dataclass
-class Upstream:
-    url: str = ""
-    script: list[Step] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)
-    """When each request arrived (time.monotonic)."""
-
-    def busy(self, status: int = 429, **headers: str) -> None:
-        names = {k.replace("_", "-"): v for k, v in headers.items()}
-        self.script.append(Step(status, names, {"error": {"message": "slow down"}}))
-
-    def reply(self, text: str) -> None:
-        self.script.append(Step(body=completion_body(text)))
-
-    def stream(self, text: str) -> None:
-        chunks = [
-            {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
-            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-        ]
-        self.script.append(Step(sse=[*(json.dumps(c) for c in chunks), "[DONE]"]))
+Upstream = FakeOpenAIServer
 
 
 @pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    state = Upstream()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            state.arrivals.append(time.monotonic())
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            step = state.script.pop(0) if state.script else Step(500, body={"error": "no script"})
-            if step.sse is not None:
-                self.close_connection = True
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("connection", "close")
-                self.end_headers()
-                for payload in step.sse:
-                    self.wfile.write(f"data: {payload}\n\n".encode())
-                return
-            raw = json.dumps(step.body).encode()
-            self.send_response(step.status)
-            for name, value in step.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def upstream(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    return openai_server
 
 
 def model(upstream: Upstream, **kwargs: Any) -> OpenAIModel:
@@ -132,7 +61,7 @@ def test_retry_after_seconds_is_waited_then_retried(
 ) -> None:
     upstream.busy(status, Retry_After="1")
     if how.startswith("stream"):
-        upstream.stream("back again")
+        upstream.stream(["back ", "again"])
     else:
         upstream.reply("back again")
     with model(upstream) as m:
