@@ -7,7 +7,8 @@ Processes on loopback: a fake OpenAI-compatible upstream that answers at once
 (`guards.input/output: []`), the default guards, and the default guards plus `hate`;
 critique and drift off (they call the model again, which is not gateway overhead). The
 upstream's replies differ per request, so the output guards' embedding cache cannot answer.
-The client sends a one-line customer question directly to the upstream and through the
+The client (the official openai SDK with a system and a user message, or bare httpx with
+`--client httpx`) sends a one-line customer question directly to the upstream and through the
 gateway, in the same run, alternating, one at a time for latency and `--concurrency` at a
 time for throughput, plus streamed requests for time to first token. Prints p50 / p99
 milliseconds and the difference gateway - direct, requests per second and the ratio to
@@ -114,16 +115,55 @@ async def ttft(client: httpx.AsyncClient, url: str, model: str) -> float:
     raise RuntimeError("no content chunk")
 
 
-async def measure(direct: str, gateway: str, requests: int, concurrency: int) -> dict[str, Any]:
+async def one_sdk(client: Any, model: str) -> float:
+    """One request as the official SDK sends it, with the usual system message."""
+    started = time.perf_counter()
+    await client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": question()},
+        ],
+    )
+    return (time.perf_counter() - started) * 1000
+
+
+SYSTEM = "You are a helpful assistant. Answer briefly."
+
+
+async def latencies(direct: str, gateway: str, requests: int, sdk: bool) -> dict[str, list[float]]:
+    """Latency one request at a time, direct and through the gateway alternately."""
+    lat: dict[str, list[float]] = {"direct": [], "gateway": []}
+    if sdk:
+        import openai
+
+        to_direct = openai.AsyncOpenAI(base_url=direct.rsplit("/chat/", 1)[0], api_key="x")
+        to_gateway = openai.AsyncOpenAI(base_url=gateway.rsplit("/chat/", 1)[0], api_key="x")
+        for _ in range(20):  # warm both paths
+            await one_sdk(to_direct, "fake")
+            await one_sdk(to_gateway, "bench")
+        for _ in range(requests):
+            lat["direct"].append(await one_sdk(to_direct, "fake"))
+            lat["gateway"].append(await one_sdk(to_gateway, "bench"))
+        await to_direct.close()
+        await to_gateway.close()
+        return lat
     async with httpx.AsyncClient(timeout=60) as client:
         for _ in range(20):  # warm both paths
             await one(client, direct, "fake")
             await one(client, gateway, "bench")
-        lat: dict[str, list[float]] = {"direct": [], "gateway": []}
-        first: dict[str, list[float]] = {"direct": [], "gateway": []}
         for _ in range(requests):
             lat["direct"].append(await one(client, direct, "fake"))
             lat["gateway"].append(await one(client, gateway, "bench"))
+    return lat
+
+
+async def measure(
+    direct: str, gateway: str, requests: int, concurrency: int, sdk: bool = False
+) -> dict[str, Any]:
+    lat = await latencies(direct, gateway, requests, sdk)
+    async with httpx.AsyncClient(timeout=60) as client:
+        first: dict[str, list[float]] = {"direct": [], "gateway": []}
         for _ in range(max(20, requests // 4)):
             first["direct"].append(await ttft(client, direct, "fake"))
             first["gateway"].append(await ttft(client, gateway, "bench"))
@@ -155,6 +195,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "openai"),
+        default="openai",
+        help="Latency measured with the official openai SDK (a system and a user message, "
+        "as apps send them) or with bare httpx (a user message).",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     env = {**os.environ, "CHARTER_HOME": str(folder / "home"), "HF_HUB_OFFLINE": "1"}
@@ -189,6 +236,7 @@ def main() -> None:
                     f"http://127.0.0.1:{port}/v1/chat/completions",
                     args.requests,
                     args.concurrency,
+                    sdk=args.client == "openai",
                 )
             )
             server.terminate()
