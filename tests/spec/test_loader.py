@@ -85,7 +85,7 @@ def test_unknown_backend_is_explained() -> None:
     text = MINIMAL + "models:\n  chat:\n    backend: magic\n"
     [(_line, field, message)] = problems(text)
     assert field == "models.chat"
-    assert "'local', 'openai', 'fake'" in message
+    assert "'local', 'openai', 'litellm', 'fake'" in message
 
 
 def test_yaml_syntax_error_has_line_and_column() -> None:

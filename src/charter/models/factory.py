@@ -9,7 +9,13 @@ from pathlib import Path
 from charter.errors import ModelError, ModelNotAvailableError
 from charter.models import weights
 from charter.models.base import ChatModel
-from charter.spec.models import FakeModelSpec, LocalModelSpec, ModelSpec, OpenAIModelSpec
+from charter.spec.models import (
+    FakeModelSpec,
+    LiteLLMModelSpec,
+    LocalModelSpec,
+    ModelSpec,
+    OpenAIModelSpec,
+)
 
 
 def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) -> ChatModel:
@@ -22,28 +28,46 @@ def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) ->
     if isinstance(spec, OpenAIModelSpec):
         from charter.models.openai_http import OpenAIModel
 
-        api_key = None
-        if spec.api_key_env:
-            api_key = os.environ.get(spec.api_key_env)
-            if not api_key:
-                raise ModelError(f"models: api_key_env names ${spec.api_key_env}, which is not set")
         return OpenAIModel(
             base_url=spec.base_url,
             model=spec.model,
-            api_key=api_key,
+            api_key=_api_key(spec.api_key_env),
             timeout_s=spec.timeout_s,
             max_retries=spec.max_retries,
             context_window=spec.context_window,
             native_tools=spec.tool_calls == "native",
         )
+    if isinstance(spec, LiteLLMModelSpec):
+        from charter.models.litellm_backend import LiteLLMModel
+
+        return LiteLLMModel(
+            model=spec.model,
+            api_base=spec.api_base,
+            api_key=_api_key(spec.api_key_env),
+            timeout_s=spec.timeout_s,
+            max_retries=spec.max_retries,
+            context_window=spec.context_window,
+            native_tools=spec.tool_calls == "native",
+            params=spec.params,
+        )
     return _build_local(spec, progress)
+
+
+def _api_key(env: str | None) -> str | None:
+    """The key in the environment variable `env` names (None when the spec names none)."""
+    if not env:
+        return None
+    api_key = os.environ.get(env)
+    if not api_key:
+        raise ModelError(f"models: api_key_env names ${env}, which is not set")
+    return api_key
 
 
 def model_name(spec: ModelSpec) -> str:
     """The name `build_model(spec)` would give its model, without building (or loading) it."""
     if isinstance(spec, FakeModelSpec):
         return "fake"
-    if isinstance(spec, OpenAIModelSpec):
+    if isinstance(spec, OpenAIModelSpec | LiteLLMModelSpec):
         return spec.model
     if spec.model in weights.CATALOG:
         return spec.model

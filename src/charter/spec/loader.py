@@ -16,7 +16,13 @@ import yaml
 from pydantic import ValidationError
 
 from charter.errors import CharterError
-from charter.spec.models import CharterSpec, FakeModelSpec, LocalModelSpec, OpenAIModelSpec
+from charter.spec.models import (
+    CharterSpec,
+    FakeModelSpec,
+    LiteLLMModelSpec,
+    LocalModelSpec,
+    OpenAIModelSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,7 @@ def _locate(root: yaml.Node, loc: tuple[str | int, ...]) -> tuple[yaml.Node, lis
 # model spec); they are not keys in the file.
 _UNION_TAGS = {
     tag
-    for member in (LocalModelSpec, OpenAIModelSpec, FakeModelSpec)
+    for member in (LocalModelSpec, OpenAIModelSpec, LiteLLMModelSpec, FakeModelSpec)
     for tag in get_args(member.model_fields["backend"].annotation)
 }
 

@@ -500,6 +500,38 @@ class OpenAIModelSpec(_ModelCommon):
     )
 
 
+class LiteLLMModelSpec(_ModelCommon):
+    """A provider that does not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...),
+    through LiteLLM (the `litellm` extra)."""
+
+    backend: Literal["litellm"]
+    model: str = Field(
+        pattern=r"^[^/\s]+/\S+$",
+        description="LiteLLM's 'provider/model', e.g. 'anthropic/claude-3-5-haiku-latest', "
+        "'bedrock/anthropic.claude-3-haiku-20240307-v1:0', 'vertex_ai/gemini-1.5-flash', "
+        "'azure/<deployment>'.",
+    )
+    api_base: str | None = Field(
+        default=None, description="The provider's endpoint, when not its default."
+    )
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable that holds the API key."
+    )
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    context_window: int = Field(default=8192, ge=256)
+    tool_calls: Literal["native", "json"] = Field(
+        default="native",
+        description="native: the provider's own tool calling (where LiteLLM supports it); "
+        "json: schema-forced JSON decisions.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More arguments for litellm.completion, e.g. {api_version: ...} for "
+        "Azure, {aws_region_name: ...} for Bedrock, {vertex_project: ...} for Vertex.",
+    )
+
+
 class FakeModelSpec(_ModelCommon):
     """Replies from a fixed list, for tests and demos without a model."""
 
@@ -509,7 +541,8 @@ class FakeModelSpec(_ModelCommon):
 
 
 ModelSpec = Annotated[
-    LocalModelSpec | OpenAIModelSpec | FakeModelSpec, Field(discriminator="backend")
+    LocalModelSpec | OpenAIModelSpec | LiteLLMModelSpec | FakeModelSpec,
+    Field(discriminator="backend"),
 ]
 
 
