@@ -180,3 +180,4 @@ def test_the_eval_asks_the_judge_model_only_when_told(charter_file: Path, tmp_pa
     assert auto.suites["over_refusal"].on.failures.k == 0
     assert asked.suites["over_refusal"].on.failures.k == 2
     assert asked.settings["refusal_judge"] == "detector, then the judge model"
+    assert auto.settings["refusal_judge"] == "detector"

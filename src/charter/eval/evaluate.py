@@ -232,9 +232,11 @@ def evaluate(
             "limit": settings.limit,
             "seed": settings.seed,
             "workers": settings.workers,
-            "refusal_judge": "detector, then the judge model"
-            if settings.refusal_judge
-            else "detector",
+            "refusal_judge": (
+                "detector, then the judge model"
+                if uses_refusal_judge(spec, settings.refusal_judge)
+                else "detector"
+            ),
             **({"ray": settings.ray} if settings.ray is not None else {}),
             **({"skipped": [f"{k}: {v}" for k, v in skipped.items()]} if skipped else {}),
             "max_tokens": spec.models.chat.max_tokens,
