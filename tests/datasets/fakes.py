@@ -4,17 +4,17 @@ tests: no real dataset is read or fetched."""
 from __future__ import annotations
 
 import hashlib
-import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from charter.datasets.catalog import Manifest
+from tests import loopback
 
 PACKAGE, VERSION = "charter-tinydata", "0.1.0"
 CONTENT = {
@@ -164,15 +164,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 def serving(folder: Path) -> Iterator[str]:
     """Serve `folder` over HTTP on loopback; yields the base URL (ending in `/`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback.http_serving(partial(_Quiet, directory=str(folder))) as url:
+        yield f"{url}/"
 
 
 def leftovers(folder: Path) -> list[Path]:

@@ -7,10 +7,9 @@ import importlib
 import importlib.util
 import json
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from charter.models.factory import build_model, model_name
 from charter.models.litellm_backend import LiteLLMModel
 from charter.spec.loader import CharterFileError, load_charter
 from charter.spec.models import LiteLLMModelSpec
+from tests.loopback import http_serving
 
 REQ = ChatRequest(
     messages=[
@@ -175,16 +175,9 @@ def anthropic_server() -> Iterator[AnthropicServer]:
             self.end_headers()
             self.wfile.write(raw)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with http_serving(Handler) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def model(server: AnthropicServer, **kwargs: Any) -> LiteLLMModel:
