@@ -34,6 +34,7 @@ from typing import Any
 
 from charter.errors import ModelError
 from charter.models.base import ChatModel, ChatRequest, Message
+from charter.tools.words import content_words
 
 _DECLINE = re.compile(
     r"\b(i|we)\s*(?:'m|am|are)?\s*(?:really |truly |very )?(?:sorry|afraid),?\s*(?:but\s+)?"
@@ -155,14 +156,6 @@ _ELSEWHERE = re.compile(
 )
 _AS_AI = re.compile(r"\bas an? (?:ai|language model|text-based model|bot)\b", re.I)
 _ABOUT = re.compile(r"^\W*(?:what (?:is|are|was|were)|what's|define|explain)\b", re.I)
-_STOP = frozenset(
-    "a an the and or of to in on for with is are was were be do does how what why when where "
-    "which who can could would should i you me my your it this that some any".split()
-)
-
-
-def _content(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in _STOP}
 
 
 def _repetition(text: str) -> float:
@@ -187,8 +180,8 @@ def _doubt(text: str, verdict: RefusalVerdict, request: str) -> str | None:
         return "points the user elsewhere"
     if _repetition(text) >= 0.3:
         return "repeats itself"
-    asked = _content(request)
-    if len(asked) >= 2 and not asked & _content(text):
+    asked = content_words(request)
+    if len(asked) >= 2 and not asked & content_words(text):
         return "shares no word with the request"
     if words < 15:
         return "a short reply"
