@@ -481,18 +481,23 @@ class LocalModelSpec(_ModelCommon):
     )
 
 
-class OpenAIModelSpec(_ModelCommon):
-    """Any OpenAI-compatible chat completions endpoint (vLLM, llama.cpp server, Ollama, ...)."""
+class _ServedModelCommon(_ModelCommon):
+    """What every model reached over the network has: its key, time limit and retries."""
 
-    backend: Literal["openai"]
-    base_url: str = Field(description="e.g. http://localhost:8000/v1")
-    model: str
     api_key_env: str | None = Field(
         default=None, description="Environment variable that holds the API key."
     )
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
     context_window: int = Field(default=8192, ge=256)
+
+
+class OpenAIModelSpec(_ServedModelCommon):
+    """Any OpenAI-compatible chat completions endpoint (vLLM, llama.cpp server, Ollama, ...)."""
+
+    backend: Literal["openai"]
+    base_url: str = Field(description="e.g. http://localhost:8000/v1")
+    model: str
     tool_calls: Literal["native", "json"] = Field(
         default="native",
         description="native: tools go out as the API's `tools` and come back as `tool_calls`; "
@@ -500,7 +505,7 @@ class OpenAIModelSpec(_ModelCommon):
     )
 
 
-class LiteLLMModelSpec(_ModelCommon):
+class LiteLLMModelSpec(_ServedModelCommon):
     """A provider that does not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...),
     through LiteLLM (the `litellm` extra)."""
 
@@ -514,12 +519,6 @@ class LiteLLMModelSpec(_ModelCommon):
     api_base: str | None = Field(
         default=None, description="The provider's endpoint, when not its default."
     )
-    api_key_env: str | None = Field(
-        default=None, description="Environment variable that holds the API key."
-    )
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
-    context_window: int = Field(default=8192, ge=256)
     tool_calls: Literal["native", "json"] = Field(
         default="native",
         description="native: the provider's own tool calling (where LiteLLM supports it); "
