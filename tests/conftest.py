@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
@@ -8,12 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from charter.home import charter_home
 from tests.loopback import http_serving
+
+if TYPE_CHECKING:
+    from tests.kit import TestChat
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -42,6 +46,100 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHARTER_HOME", str(home))
     monkeypatch.delenv("CHARTER_CANARY_SECRET", raising=False)
     return home
+
+
+# --- no real model weights outside the tests marked `model` -------------------------------
+
+WEIGHT_LOADERS = (("xllamacpp", "Server"), ("llama_cpp", "Llama"))
+"""Where llama.cpp reads a GGUF file: xllamacpp's embedded server (`LocalModel`) and
+llama-cpp-python's `Llama` (`runtime: llama-cpp-python`)."""
+
+
+@dataclass
+class _WeightsPolicy:
+    allowed: bool = False
+    """The running test is marked `model`."""
+    loads: list[str] = field(default_factory=list)
+    """Loads the running test tried without the mark."""
+
+
+_WEIGHTS = _WeightsPolicy()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture of the test is set up: a session fixture that loads a model (the
+    # e2e tests' `qwen`) is built during the setup of the first test that asks for it.
+    _WEIGHTS.allowed = item.get_closest_marker("model") is not None
+    _WEIGHTS.loads.clear()
+
+
+def _refusing(load: Callable[..., Any], where: str) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if _WEIGHTS.allowed:
+            return load(*args, **kwargs)
+        _WEIGHTS.loads.append(where)
+        pytest.fail(
+            f"this test loads real model weights ({where}) but is not marked `model`: "
+            "use a FakeModel (tests/kit.py), or mark it @pytest.mark.model",
+            pytrace=False,
+        )
+
+    return guarded
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_weights_guard() -> Iterator[None]:
+    """Fail a test that loads real model weights unless it is marked `model`.
+
+    Real weights are a GGUF language model run by llama.cpp: the chat model (`backend:
+    local`) and a local safety model guard (Llama Guard, Qwen3Guard): hundreds of MB,
+    seconds to load, minutes of CPU to run. They are refused where llama.cpp opens the file,
+    `xllamacpp.Server` and `llama_cpp.Llama` (patched for the session, the mark read per
+    test), so no path around `LocalModel` escapes. The guard models every guard test runs
+    are not weights in this sense: MiniLM (an ONNX graph), the guard classifiers and the
+    profanity model are small, load in well under a second and are what those tests test.
+    Weights loaded in a subprocess (the CLI run as a command) are out of its reach."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, attribute in WEIGHT_LOADERS:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:  # an optional runtime that is not installed loads nothing
+                continue
+            load = getattr(module, attribute)
+            patch.setattr(module, attribute, _refusing(load, f"{name}.{attribute}"))
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    # A test whose load was refused but that swallowed the failure (code that catches every
+    # exception) still fails.
+    report = yield
+    if report.when == "call" and report.passed and _WEIGHTS.loads:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"this test tried to load real model weights ({', '.join(_WEIGHTS.loads)}) "
+            "but is not marked `model` (the refusal was caught and swallowed)"
+        )
+    return report
+
+
+@pytest.fixture
+def chat() -> Iterator[Callable[..., TestChat]]:
+    """Start conversations with a scripted model: `chat(charter, *replies, **options)`
+    makes a `TestChat` (tests/kit.py), closed after the test."""
+    from tests.kit import TestChat
+
+    started: list[TestChat] = []
+
+    def start(*args: Any, **kwargs: Any) -> TestChat:
+        started.append(TestChat(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for conversation in started:
+        conversation.close()
 
 
 @pytest.fixture

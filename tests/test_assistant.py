@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ from charter import Charter, Conversation, ConversationNotFoundError, FakeModel,
 from charter.errors import ModelError
 from charter.spec import load_charter
 from tests.conftest import ACME_STAGES
+from tests.kit import TestChat
+
+Chat = Callable[..., TestChat]  # the `chat` fixture (conftest.py)
 
 
 @pytest.fixture
@@ -46,15 +50,14 @@ def test_streaming_deltas_add_up_to_the_reply(penny: tuple[Charter, FakeModel]) 
     assert "".join(pieces) == reply.text
 
 
-def test_model_failure_fails_closed_with_the_persona_apology(acme_file: Path) -> None:
-    spec = load_charter(acme_file)
-    charter = Charter(spec, model=FakeModel([ModelError("connection refused")]))
-    reply = charter.respond("hi")
-    assert reply.blocked
-    assert reply.text == spec.persona.fallback_reply()
-    assert "0800 123 456" in reply.text
-    assert reply.trace["generate"].verdict == "error"
-    assert "connection refused" in (reply.trace["generate"].error or "")
+def test_model_failure_fails_closed_with_the_persona_apology(acme_file: Path, chat: Chat) -> None:
+    penny = chat(acme_file, ModelError("connection refused"))
+    turn = penny.say("hi")
+    assert turn.blocked
+    assert turn.text == penny.spec.persona.fallback_reply()
+    assert "0800 123 456" in turn.text
+    assert turn.verdicts == {"generate": "error"}
+    assert "connection refused" in (turn.reply.trace["generate"].error or "")
 
 
 def test_bad_messages_are_rejected(penny: tuple[Charter, FakeModel]) -> None:
@@ -123,16 +126,11 @@ def test_trimmed_history_keeps_the_users_original_goal(acme_file: Path) -> None:
     assert goal not in [m.content for m in sent[1:]]
 
 
-def test_short_history_is_sent_whole(acme_file: Path) -> None:
-    model = FakeModel(default="ok")
-    charter = Charter(load_charter(acme_file), model=model)
-    charter.respond(
-        [
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "hello"},
-            {"role": "user", "content": "hours?"},
-        ]
-    )
-    sent = model.calls[0].messages
-    assert [m.content for m in sent[1:]] == ["hi", "hello", "hours?"]
-    assert "first request" not in sent[0].content
+def test_short_history_is_sent_whole(acme_file: Path, chat: Chat) -> None:
+    penny = chat(acme_file, "hello", "We open at 9.")
+    penny.say("hi")
+    turn = penny.say("hours?")
+    assert turn.text == "We open at 9."
+    [request] = turn.asked
+    assert [m.content for m in request.messages[1:]] == ["hi", "hello", "hours?"]
+    assert "first request" not in request.messages[0].content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from charter.cli import app
 from charter.errors import ModelError
 from charter.spec import CharterSpec, load_charter
 from charter.stages.escalate import asks_for_human
+from tests.kit import TestChat
+
+Chat = Callable[..., TestChat]  # the `chat` fixture (conftest.py)
 
 ACME = Path(__file__).parent.parent / "examples" / "acme-bank" / "charter.yaml"
 
@@ -51,40 +55,36 @@ def test_ordinary_messages_are_not(text: str) -> None:
     assert not asks_for_human(text)
 
 
-def test_asking_for_a_person_hands_off_and_is_queued(acme: CharterSpec, store: Store) -> None:
-    model = FakeModel(default="Happy to help.")
-    chat = Conversation(Charter(acme, model=model), store)
-    chat.send("My card was charged twice.")
-    reply = chat.send("I want to speak to a human.")
-    assert "a human colleague in our support team" in reply.text
-    assert "0800 123 456" in reply.text
-    [queued] = store.escalations("open")
-    assert queued.id in reply.text
-    assert queued.trigger == "user_request"
-    assert queued.conversation_id == chat.id
+def test_asking_for_a_person_hands_off_and_is_queued(acme: CharterSpec, chat: Chat) -> None:
+    penny = chat(acme, default="Happy to help.")
+    penny.say("My card was charged twice.")
+    handed = penny.say("I want to speak to a human.")
+    assert "a human colleague in our support team" in handed.text
+    assert "0800 123 456" in handed.text
+    assert handed.triggers == ["user_request"]
+    assert handed.asked == []  # the hand-off did not need the model
+    [queued] = penny.queued
+    assert queued.id in handed.text
+    assert queued.conversation_id == penny.conversation.id
     assert [m["content"] for m in queued.transcript][-1] == "I want to speak to a human."
-    assert len(model.calls) == 1  # the hand-off did not need the model
 
 
-def test_repeated_failures_escalate(acme: CharterSpec, store: Store) -> None:
-    failing = FakeModel([ModelError("down")] * 3)
-    chat = Conversation(Charter(acme, model=failing), store)
-    first = chat.send("hello?")
-    second = chat.send("hello??")
-    third = chat.send("hello???")
+def test_repeated_failures_escalate(acme: CharterSpec, chat: Chat) -> None:
+    penny = chat(acme, *[ModelError("down")] * 3)
+    first, second, third = (penny.say(text) for text in ("hello?", "hello??", "hello???"))
     assert first.blocked and second.blocked and third.blocked
-    assert not first.escalations and not second.escalations
+    assert first.triggers == second.triggers == []
+    assert third.triggers == ["repeated_failure"]
     [escalation] = third.escalations
-    assert escalation["trigger"] == "repeated_failure"
     assert escalation["id"] in third.text
-    assert [e.id for e in store.escalations()] == [escalation["id"]]
+    assert [e.id for e in penny.queued] == [escalation["id"]]
 
 
-def test_charter_without_a_contact_does_not_escalate(acme: CharterSpec) -> None:
+def test_charter_without_a_contact_does_not_escalate(acme: CharterSpec, chat: Chat) -> None:
     spec = acme.model_copy(update={"persona": acme.persona.model_copy(update={"escalation": None})})
-    reply = Charter(spec, model=FakeModel(default="I can help.")).respond("agent")
-    assert reply.escalations == []
-    assert "escalate" not in reply.trace
+    turn = chat(spec, default="I can help.").say("agent")
+    assert turn.escalations == []
+    assert turn.text == "I can help."  # answered, not handed off
 
 
 def test_escalations_cli(acme: CharterSpec, store: Store) -> None:
@@ -119,33 +119,31 @@ def _unsure_weights(tmp_path: Path) -> str:
 
 
 def test_a_message_the_guard_is_unsure_about_is_held_for_a_person(
-    acme: CharterSpec, store: Store, tmp_path: Path
+    acme: CharterSpec, chat: Chat, tmp_path: Path
 ) -> None:
     data = acme.model_dump()
     data["guards"]["classifier_weights"] = _unsure_weights(tmp_path)
     data["persona"]["escalation"]["on_uncertain_guard"] = True
-    model = FakeModel(default="Happy to help.")
-    chat = Conversation(Charter(CharterSpec.model_validate(data), model=model), store)
-    reply = chat.send("What time do you open on Saturday?")
-    assert "a human colleague in our support team" in reply.text
-    assert not model.calls  # held: the model never answered it
-    [queued] = store.escalations("open")
-    assert queued.trigger == "uncertain_guard"
+    penny = chat(data, default="Happy to help.")
+    turn = penny.say("What time do you open on Saturday?")
+    assert "a human colleague in our support team" in turn.text
+    assert turn.asked == []  # held: the model never answered it
+    assert turn.triggers == ["uncertain_guard"]
+    [queued] = penny.queued
     assert "uncertain band" in queued.reason
-    assert reply.trace["input_guards"].verdict == "escalate"
+    assert turn.verdicts["input_guards"] == "escalate"
 
 
 def test_unsure_messages_are_answered_when_the_charter_does_not_hold_them(
-    acme: CharterSpec, store: Store, tmp_path: Path
+    acme: CharterSpec, chat: Chat, tmp_path: Path
 ) -> None:
     data = acme.model_dump()
     data["guards"]["classifier_weights"] = _unsure_weights(tmp_path)
-    model = FakeModel(default="We open at 9.")
-    chat = Conversation(Charter(CharterSpec.model_validate(data), model=model), store)
-    reply = chat.send("What time do you open on Saturday?")
-    assert reply.text.startswith("We open at 9.")
-    assert store.escalations("open") == []
+    penny = chat(data, default="We open at 9.")
+    turn = penny.say("What time do you open on Saturday?")
+    assert turn.text.startswith("We open at 9.")
+    assert penny.queued == []
     injection = next(
-        g for g in reply.trace["input_guards"].detail["guards"] if g["guard"] == "injection"
+        g for g in turn.reply.trace["input_guards"].detail["guards"] if g["guard"] == "injection"
     )
     assert injection["detail"]["uncertain"] is True  # recorded, not acted on

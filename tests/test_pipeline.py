@@ -7,6 +7,7 @@ import pytest
 from charter.models.base import Message
 from charter.pipeline import CallNext, Pipeline, Stage, TurnState
 from charter.spec import CharterSpec, FailurePolicy
+from charter.turn import TurnRequest
 
 SPEC = CharterSpec.model_validate({"id": "t", "persona": {"name": "P", "role": "helper"}})
 FALLBACK = "Sorry, something went wrong."
@@ -35,7 +36,7 @@ class Answer:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         await asyncio.sleep(self.sleep)
-        state.reply = self.text
+        state.outcome.reply = self.text
         return await call_next(state)
 
 
@@ -54,15 +55,16 @@ class Blocker:
     name = "blocker"
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
-        state.reply = "No."
-        state.blocked = True
+        state.outcome.reply = "No."
+        state.outcome.blocked = True
         state.trace[self.name].verdict = "block"
         return state
 
 
 def run(stages: list[Stage], policy: FailurePolicy | None = None) -> TurnState:
     pipeline = Pipeline(stages, failure=policy or FailurePolicy(), fallback_reply=FALLBACK)
-    state = TurnState(charter=SPEC, messages=[Message(role="user", content="hello")])
+    request = TurnRequest(messages=(Message(role="user", content="hello"),))
+    state = TurnState.start(SPEC, request)
     return asyncio.run(pipeline.run(state))
 
 
@@ -70,7 +72,7 @@ def test_stages_compose_as_an_onion() -> None:
     log: list[str] = []
     state = run([Recorder("a", log), Recorder("b", log), Answer()])
     assert log == ["a:in", "b:in", "b:out", "a:out"]
-    assert state.reply == "hi"
+    assert state.outcome.reply == "hi"
     assert state.trace.stages == ["a", "b", "answer"]
     assert all(r.verdict == "pass" for r in state.trace.records)
 
@@ -83,14 +85,14 @@ def test_stage_time_excludes_inner_stages() -> None:
 
 def test_short_circuit_skips_inner_stages() -> None:
     state = run([Blocker(), Answer()])
-    assert state.reply == "No."
+    assert state.outcome.reply == "No."
     assert state.trace.stages == ["blocker"]
 
 
 def test_failing_stage_fails_closed_by_default() -> None:
     state = run([Boom(), Answer()])
-    assert state.reply == FALLBACK
-    assert state.blocked
+    assert state.outcome.reply == FALLBACK
+    assert state.outcome.blocked
     record = state.trace["boom"]
     assert record.verdict == "error"
     assert record.error == "RuntimeError: kaput"
@@ -100,16 +102,16 @@ def test_failing_stage_fails_closed_by_default() -> None:
 
 def test_failure_after_inner_stages_still_fails_closed() -> None:
     state = run([Boom(after=True), Answer("leaky")])
-    assert state.reply == FALLBACK
-    assert state.blocked
-    assert "boom" in (state.block_reason or "")
+    assert state.outcome.reply == FALLBACK
+    assert state.outcome.blocked
+    assert "boom" in (state.outcome.block_reason or "")
 
 
 def test_fail_open_skips_the_stage_and_records_it() -> None:
     policy = FailurePolicy(stages={"boom": "open"})
     state = run([Boom(), Answer()], policy)
-    assert state.reply == "hi"
-    assert not state.blocked
+    assert state.outcome.reply == "hi"
+    assert not state.outcome.blocked
     assert state.trace["boom"].verdict == "error"
     assert "skipped" in (state.trace["boom"].reason or "")
     assert state.trace.stages == ["boom", "answer"]
@@ -120,14 +122,14 @@ def test_fail_open_after_inner_ran_does_not_run_them_twice() -> None:
     policy = FailurePolicy(default="open")
     state = run([Boom(after=True), Recorder("inner", log), Answer()], policy)
     assert log == ["inner:in", "inner:out"]
-    assert state.reply == "hi"
+    assert state.outcome.reply == "hi"
 
 
 def test_no_reply_at_all_is_blocked_not_empty() -> None:
     policy = FailurePolicy(default="open")
     state = run([Recorder("a", []), Boom("generate")], policy)
-    assert state.reply == FALLBACK
-    assert state.blocked
+    assert state.outcome.reply == FALLBACK
+    assert state.outcome.blocked
     assert state.trace.stages[-1] == "pipeline"
     assert state.trace["pipeline"].verdict == "block"
 

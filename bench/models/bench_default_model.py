@@ -56,6 +56,7 @@ from charter.persona.checks import failed, persona_checks
 from charter.persona.compile import compile_system_prompt
 from charter.spec.loader import load_charter
 from charter.stages.generate import estimate_tokens
+from charter.turn import Carry
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERAL = ROOT / "bench" / "models" / "general.yaml"
@@ -170,10 +171,11 @@ def conversations(
                     )
                     blocked = False
                 else:
-                    reply = asyncio.run(charter.arespond(list(history), reanchor=reanchor))
+                    reply = asyncio.run(
+                        charter.arespond(list(history), carry=Carry(reanchor=reanchor))
+                    )
                     text, ms, blocked = reply.text, reply.ms, reply.blocked
-                    drift = reply.trace["drift"].detail if "drift" in reply.trace else {}
-                    reanchor = bool(drift.get("reanchor_next"))
+                    reanchor = reply.carry.reanchor
                 history.append(Message(role="assistant", content=text or "(no reply)"))
                 stats["turns"] += 1
                 stats["blocked"] += blocked

@@ -36,6 +36,7 @@ from charter.models import ChatRequest, Message, weights
 from charter.models.local import LocalModel
 from charter.spec import CharterSpec
 from charter.stats import Rate
+from charter.turn import Carry
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE_TURNS = (1, 8, 16, 32, 50)
@@ -167,13 +168,16 @@ def run_charter(
         if turn in PROBE_TURNS:
             reply = asyncio.run(
                 probe_charter.arespond(
-                    [*history, Message(role="user", content=row["probe"])], reanchor=reanchor
+                    [*history, Message(role="user", content=row["probe"])],
+                    carry=Carry(reanchor=reanchor),
                 )
             )
             probes[turn] = reply.text
         question = Message(role="user", content=FILLERS[(turn - 1) % len(FILLERS)])
-        reply = asyncio.run(filler_charter.arespond([*history, question], reanchor=reanchor))
-        reanchor = bool(reply.trace["drift"].detail.get("reanchor_next"))
+        reply = asyncio.run(
+            filler_charter.arespond([*history, question], carry=Carry(reanchor=reanchor))
+        )
+        reanchor = reply.carry.reanchor
         history += [question, Message(role="assistant", content=reply.text)]
     return probes
 

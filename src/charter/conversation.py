@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from charter.errors import CharterError
 from charter.models.base import Message
+from charter.turn import Carry
 
 if TYPE_CHECKING:
-    from charter.assistant import Charter, Reply
+    from charter.assistant import Charter
+    from charter.reply import Reply
     from charter.store.sqlite import Store
 
 
@@ -49,11 +51,7 @@ class Conversation:
             [*history, Message(role="user", content=text)],
             on_delta=on_delta,
             user=self.user,
-            prior_blocked=self.store.consecutive_blocked(self.id),
-            reanchor=any(
-                record["stage"] == "drift" and record["detail"].get("reanchor_next")
-                for record in self.store.last_trace(self.id)
-            ),
+            carry=self._carry(),
             profile=profile,
         )
         self.store.record_turn(
@@ -67,12 +65,21 @@ class Conversation:
             ms=reply.ms,
             trace=reply.trace.to_list(),
             escalations=reply.escalations,
+            carry=reply.carry.to_dict(),
         )
         signals = reply.signals
         if self.user and signals and signals.expertise and signals.expertise_source == "wording":
             # Remember what the wording showed, so the next conversation starts from it.
             self.store.set_profile(self.user, {"expertise": signals.expertise})
         return reply
+
+    def _carry(self) -> Carry:
+        """What the latest turn handed over (a turn saved before turns kept it: its
+        blocked streak, counted from the stored turns)."""
+        saved = self.store.last_carry(self.id)
+        if saved is not None:
+            return Carry.from_dict(saved)
+        return Carry(blocked_streak=self.store.consecutive_blocked(self.id))
 
     def send(self, text: str, *, on_delta: Callable[[str], None] | None = None) -> Reply:
         """Blocking `asend` (inside a running event loop, on a worker thread)."""

@@ -14,14 +14,16 @@ the charter's failure policy (`closed` by default: the persona's apology, turn b
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from charter.knowledge.documents import Passage
-from charter.models.base import Message, Sampling, Usage
+from charter.models.base import Message, Usage
 from charter.persona.signals import Signals
 from charter.spec.models import CharterSpec, FailurePolicy
+from charter.turn import TurnOutcome, TurnRequest
 
 Verdict = Literal["pass", "block", "rewrite", "escalate", "error"]
 
@@ -90,58 +92,84 @@ async def emit(release: Delta, text: str) -> None:
         await result
 
 
+class Stream:
+    """Where the reply's text goes as it is released, when the caller streams.
+
+    The stage that writes text (generate) `send`s it as it comes. A stage that must see text
+    before the user does (the output guards) or that may still change it (critique) puts
+    its own sink in front for the stages inside it, with `diverted`: a gate that releases
+    checked sentences, or None to hold everything back; after `call_next` it sends what the
+    user should see to the sink it was given."""
+
+    def __init__(self, sink: Delta | None = None) -> None:
+        self._sink = sink
+
+    @property
+    def sink(self) -> Delta | None:
+        """Where text sent now goes (None: nowhere, the caller does not stream or a stage
+        holds it back)."""
+        return self._sink
+
+    @property
+    def live(self) -> bool:
+        """Whether text sent now reaches anyone."""
+        return self._sink is not None
+
+    async def send(self, text: str) -> None:
+        if self._sink is not None:
+            await emit(self._sink, text)
+
+    @contextmanager
+    def diverted(self, sink: Delta | None) -> Iterator[Delta | None]:
+        """Inside the block, text goes to `sink` (None: held back); yields the sink it
+        replaced (None: the caller does not stream)."""
+        outer, self._sink = self._sink, sink
+        try:
+            yield outer
+        finally:
+            self._sink = outer
+
+
 @dataclass
 class TurnState:
-    """Everything one turn knows. Stages read and write it."""
+    """Everything one turn knows while it runs: the caller's request (read-only), what the
+    stages build for the model (prompt, passages, tool results, route), and the outcome they
+    decide. Stages talk to each other only through these fields; the trace is written,
+    never read."""
 
     charter: CharterSpec
+    request: TurnRequest
     messages: list[Message]
-    """The conversation so far, ending with the user's new message. No system message."""
+    """The conversation as the model will see it (the input guards leave out exchanges
+    this deployment refused); starts as the request's messages."""
+    outcome: TurnOutcome = field(default_factory=TurnOutcome)
     system_prompt: str = ""
     canary: str = ""
-    reply: str | None = None
-    blocked: bool = False
-    block_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    trace: Trace = field(default_factory=Trace)
-    on_delta: Delta | None = None
-    """Called with each piece of reply text as it is released to the user (streaming)."""
-    user: str | None = None
-    """Who is talking (user id or API key id): the rate limit key."""
-    prior_blocked: int = 0
-    """How many of the conversation's latest turns, in a row, were blocked."""
-    escalations: list[dict[str, Any]] = field(default_factory=list)
-    """Hand-offs to a human raised during this turn (saved with the turn)."""
-    held: str | None = None
-    """Why the turn was held for a person instead of answered (an input guard unsure)."""
-    reanchor: bool = False
-    """The previous reply drifted from the persona: remind the model this turn."""
-    profile: dict[str, str] = field(default_factory=dict)
-    """The user's stored profile (persists across conversations)."""
     signals: Signals | None = None
     """This turn's signals (set by the instructions stage)."""
-    persona_score: float | None = None
-    """Share of the persona's checks the draft reply passed (set by the critique stage)."""
     knowledge: list[Passage] = field(default_factory=list)
     """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
     tool_results: list[str] = field(default_factory=list)
     """`call → result` lines of this turn's tool calls (tools stage)."""
-    client_tools: list[dict[str, Any]] = field(default_factory=list)
-    """Functions the caller offers and runs itself ({"name", "description", "parameters"}):
-    the generate stage may answer with calls to them instead of text."""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    """Calls to client tools this turn answered with ({"name", "arguments"})."""
-    json_schema: dict[str, Any] | None = None
-    """The reply must be JSON matching this schema (the caller's `response_format`)."""
-    tool_choice: Literal["auto", "required"] = "auto"
-    """With `client_tools`: "required" skips the relevance gate and asks the model for at
-    least one call (the caller's `tool_choice`)."""
-    sampling: Sampling = field(default_factory=Sampling)
-    """The caller's generation options for the reply (temperature, max_tokens, ...)."""
     route: str = "chat"
     """Which model answers this turn: "chat" (the cheap one) or "strong" (route stage)."""
+    stream: Stream = field(default_factory=Stream)
+    """Where reply text goes as it is released to the user (when the caller streams)."""
+    usage: Usage = field(default_factory=Usage)
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
     """Tokens by the model role that spent them ("chat", "strong", "judge"): the cost."""
+    trace: Trace = field(default_factory=Trace)
+
+    @classmethod
+    def start(
+        cls, charter: CharterSpec, request: TurnRequest, *, on_delta: Delta | None = None
+    ) -> TurnState:
+        return cls(
+            charter=charter,
+            request=request,
+            messages=list(request.messages),
+            stream=Stream(on_delta),
+        )
 
     def add_usage(self, usage: Usage, *, model: str = "chat") -> None:
         self.usage = self.usage + usage
@@ -155,6 +183,13 @@ class Stage(Protocol):
     name: str
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState: ...
+
+
+class Conditional(Protocol):
+    """A stage that takes part only in some turns (e.g. only when the caller sent operator
+    instructions): `applies(request)` False skips it without a trace record."""
+
+    def applies(self, request: TurnRequest) -> bool: ...
 
 
 async def _end(state: TurnState) -> TurnState:
@@ -175,24 +210,24 @@ class Pipeline:
 
     async def run(self, state: TurnState) -> TurnState:
         state = await self._app(state)
-        if state.reply is None and state.tool_calls:
-            state.reply = ""  # the turn answered with calls to the caller's tools
-        elif state.reply is None:
+        outcome = state.outcome
+        if outcome.reply is None and outcome.tool_calls:
+            outcome.reply = ""  # the turn answered with calls to the caller's tools
+        elif outcome.reply is None:
             # Every stage either failed open or returned without a reply: still answer, and
             # say so in the trace.
             record = state.trace.open("pipeline")
             record.verdict = "block"
             record.reason = "no stage produced a reply"
-            self._fail_closed(state, record.reason)
+            outcome.block(self.fallback_reply, record.reason)
         return state
 
-    def _fail_closed(self, state: TurnState, reason: str) -> None:
-        state.reply = self.fallback_reply
-        state.blocked = True
-        state.block_reason = reason
-
     def _guarded(self, stage: Stage, inner: CallNext) -> CallNext:
+        applies = getattr(stage, "applies", None)
+
         async def call(state: TurnState) -> TurnState:
+            if applies is not None and not applies(state.request):
+                return await inner(state)
             record = state.trace.open(stage.name)
             inner_seconds = 0.0
             inner_called = False
@@ -218,7 +253,9 @@ class Pipeline:
                     record.reason = "stage failed; skipped (failure policy: open)"
                     return state if inner_called else await call_next(state)
                 record.reason = "stage failed; turn blocked (failure policy: closed)"
-                self._fail_closed(state, f"stage {stage.name!r} failed: {record.error}")
+                state.outcome.block(
+                    self.fallback_reply, f"stage {stage.name!r} failed: {record.error}"
+                )
                 return state
             finally:
                 record.ms = (time.perf_counter() - started - inner_seconds) * 1000

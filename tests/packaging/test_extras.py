@@ -258,7 +258,7 @@ spec = CharterSpec.model_validate(
      "models": {"chat": {"backend": "fake", "replies": ["hi"]}}}
 )
 print(json.dumps({
-    "default guards": error(lambda: Charter(spec).stages()),
+    "default guards": error(lambda: Charter(spec).pipeline),
     "scan": cli("scan", "hello"),
     "serve": cli("serve", "--openapi"),
     "guard train": cli("guard", "train"),

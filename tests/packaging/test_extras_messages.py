@@ -2,7 +2,7 @@
 
 The module a part imports lazily is made unimportable (the `without` fixture); the error
 must name `charter[EXTRA]`, an extra pyproject.toml has. What fails at import time with only
-the core (the guard registry, the knowledge index, retraining) is checked in a core-only
+the core (the default guards, the knowledge index, retraining) is checked in a core-only
 subprocess: tests/packaging/test_extras.py.
 """
 

@@ -65,6 +65,4 @@ def test_the_loop_runs_the_call_with_the_date_in_the_stated_layout() -> None:
         model = FakeModel([json.dumps({"count": 1, "calls": [call]}), json.dumps({"calls": []})])
         out = asyncio.run(ToolLoop(model, tools, limits).run("You help.", [message]))
         assert ran == [{"location": "Tokyo", "date": sent or "2023-06-01"}]
-        assert out.steps[0].get("converted") == (
-            ["date: 2023-06-01 → 06-01-2023"] if sent else None
-        )
+        assert out.steps[0].converted == (["date: 2023-06-01 → 06-01-2023"] if sent else None)

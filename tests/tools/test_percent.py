@@ -71,7 +71,7 @@ def test_the_loop_runs_the_call_with_the_converted_value_and_records_it() -> Non
     message = Message(role="user", content="What will 5000 be worth at 8%?")
     out = asyncio.run(ToolLoop(model, tools, ToolLimits()).run("You help.", [message]))
     assert ran == [{"principal": 5000, "rate_of_return": 0.08}]
-    assert out.steps[0]["converted"] == ["rate_of_return: 8 → 0.08"]
+    assert out.steps[0].converted == ["rate_of_return: 8 → 0.08"]
     assert out.calls == [
         {"tool": "future_value", "arguments": {"principal": 5000, "rate_of_return": 0.08}}
     ]

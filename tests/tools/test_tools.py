@@ -395,7 +395,7 @@ def test_proposals_to_a_callers_tools_get_the_same_reminder() -> None:
         {"name": "get_balance", "arguments": {"account": "everyday"}},
         {"name": "get_balance", "arguments": {"account": "premium"}},
     ]
-    assert [s["action"] for s in out.steps] == ["proposed", "proposed", "loop"]
+    assert [s.action for s in out.steps] == ["proposed", "proposed", "loop"]
     assert "no call so far used premium" in model.calls[1].messages[-1].content
     assert len(model.calls) == 2  # nothing left unused: no third decision
 
@@ -428,7 +428,7 @@ def test_a_proposal_cut_off_is_asked_once_more_with_bounded_values() -> None:
     model = CutOffFake([call("add_note", text="called about the card")])
     calls, out = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
     assert calls == [{"name": "add_note", "arguments": {"text": "called about the card"}}]
-    assert [s["action"] for s in out.steps] == ["invalid", "proposed"]
+    assert [s.action for s in out.steps] == ["invalid", "proposed"]
     assert "maxLength" not in json.dumps(model.calls[0].json_schema)
     assert f'"maxLength": {MAX_CHARS}' in json.dumps(model.calls[1].json_schema)
 
@@ -439,7 +439,7 @@ def test_a_proposal_cut_off_is_asked_once_more_with_bounded_values() -> None:
 
     model = AlwaysCutOff()
     calls, out = asyncio.run(ToolLoop(model, tools, limits).propose("You help.", asked))
-    assert calls == [] and [s["action"] for s in out.steps] == ["invalid", "invalid"]
+    assert calls == [] and [s.action for s in out.steps] == ["invalid", "invalid"]
     assert len(model.calls) == 2  # one bounded retry, no more
 
 

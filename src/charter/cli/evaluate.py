@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,18 +19,22 @@ from rich.progress import (
 
 from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
 from charter.eval.evaluate import (
-    ALL_SUITES,
-    OWN,
     PROFILES,
     SUITES,
     EvalSettings,
     evaluate,
     load_report,
     report_schema,
+    unknown_suites,
 )
 from charter.eval.report import Report
 from charter.eval.runner import Result
 from charter.eval.terminal import compare, summary
+
+if TYPE_CHECKING:
+    from charter.eval.refusal import Agreement, RefusalJudge
+    from charter.eval.refusal_labels import Labels
+    from charter.models.base import ChatModel
 
 EXIT_BELOW = 4  # --fail-under not met
 
@@ -45,8 +49,8 @@ def eval_command(
         str | None,
         typer.Option(
             help=f"Comma-separated; default: {','.join(SUITES)}. Opt-in: persona_stability "
-            "(50-turn conversations). Your own cases (the charter's `tests`, --cases) always "
-            "run; 'cases' alone runs only them."
+            "(50-turn conversations) and the suites installed packages register. Your own "
+            "cases (the charter's `tests`, --cases) always run; 'cases' alone runs only them."
         ),
     ] = None,
     cases: Annotated[
@@ -139,12 +143,9 @@ def eval_command(
             err.print(f"[red]error:[/red] --profile must be one of {', '.join(PROFILES)}")
             raise typer.Exit(EXIT_INVALID)
         chosen = tuple(s.strip() for s in suites.split(",") if s.strip()) if suites else SUITES
-        unknown = [s for s in chosen if s not in (*ALL_SUITES, OWN)]
-        if unknown:
-            err.print(
-                f"[red]error:[/red] unknown suite(s) {', '.join(unknown)}; "
-                f"known: {', '.join((*ALL_SUITES, OWN))}"
-            )
+        why = unknown_suites(chosen)
+        if why is not None:
+            err.print(f"[red]error:[/red] {escape(why)}")
             raise typer.Exit(EXIT_INVALID)
         settings = EvalSettings(
             charter=charter,
@@ -213,36 +214,66 @@ def _check_refusal(path: Path | None, charter: Path | None, choice: str, as_json
     the replies) or a team's own file."""
     import json
 
-    from charter.eval.evaluate import uses_refusal_judge
     from charter.eval.refusal import RefusalJudge, agreement
+
+    labels = _read_labels(path)
+    rows = labels.rows
+    model = _refusal_judge_model(charter, choice)
+    judge = RefusalJudge(model)
+    result = agreement(rows, judge)
+    parts = _agreement_parts(rows, judge)
+    if as_json:
+        shown = {**result.to_dict(), "judge": model.name if model else "detector"}
+        if labels.unread:
+            shown["left_out"] = labels.unread
+        if parts:
+            shown["parts"] = parts
+        out.print(json.dumps(shown, indent=2), markup=False, emoji=False, highlight=False)
+        return
+    _print_agreement(
+        result,
+        parts,
+        f"detector, then {model.name} for its uncertain band" if model else "detector",
+    )
+
+
+def _read_labels(path: Path | None) -> Labels:
+    """The hand labels (`load_labels`), what was left out said; none readable: exit."""
     from charter.eval.refusal_labels import load_labels
-    from charter.stats import Rate
 
     try:
         labels = load_labels(path)
     except (OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
-    rows = labels.rows
     for reason, count in labels.unread.items():
         err.print(f"[yellow]left out[/yellow] {count} labels: {escape(reason)}")
-    if not rows:
+    if not labels.rows:
         err.print("[red]error:[/red] no label could be read")
         raise typer.Exit(EXIT_INVALID)
-    model = None
-    if charter is not None:
-        from charter.assistant import Charter
-        from charter.spec.loader import load_charter
+    return labels
 
-        spec = load_charter(charter)
-        if uses_refusal_judge(spec, choice):
-            model = Charter(spec).judge_model
-    elif choice == "model":
-        err.print("[red]error:[/red] --refusal-judge model needs a charter (its judge model)")
-        raise typer.Exit(EXIT_INVALID)
-    judge = RefusalJudge(model)
-    result = agreement(rows, judge)
-    parts: dict[str, dict[str, object]] = {}
+
+def _refusal_judge_model(charter: Path | None, choice: str) -> ChatModel | None:
+    """The judge model `--refusal-judge` asks for (None: the detector alone)."""
+    if charter is None:
+        if choice == "model":
+            err.print("[red]error:[/red] --refusal-judge model needs a charter (its judge model)")
+            raise typer.Exit(EXIT_INVALID)
+        return None
+    from charter.assistant import Charter
+    from charter.eval.evaluate import uses_refusal_judge
+    from charter.spec.loader import load_charter
+
+    spec = load_charter(charter)
+    return Charter(spec).judge_model if uses_refusal_judge(spec, choice) else None
+
+
+def _agreement_parts(
+    rows: list[dict[str, Any]], judge: RefusalJudge
+) -> dict[str, dict[str, object]]:
+    """The agreement within each half, labelled set and source model of the replies."""
+    from charter.eval.refusal import agreement
 
     def half(row: dict[str, Any]) -> str:
         return str(row.get("half", ""))
@@ -258,19 +289,17 @@ def _check_refusal(path: Path | None, charter: Path | None, choice: str, as_json
         "set": labelled_set,
         "replies": model_of,
     }
+    parts: dict[str, dict[str, object]] = {}
     for key, group in groups.items():
         for value in sorted({group(row) for row in rows} - {""}):
             subset = [row for row in rows if group(row) == value]
             parts[f"{key}={value}"] = agreement(subset, judge).to_dict()
-    if as_json:
-        shown = {**result.to_dict(), "judge": model.name if model else "detector"}
-        if labels.unread:
-            shown["left_out"] = labels.unread
-        if parts:
-            shown["parts"] = parts
-        out.print(json.dumps(shown, indent=2), markup=False, emoji=False, highlight=False)
-        return
-    who = f"detector, then {model.name} for its uncertain band" if model else "detector"
+    return parts
+
+
+def _print_agreement(result: Agreement, parts: dict[str, dict[str, object]], who: str) -> None:
+    from charter.stats import Rate
+
     out.print(
         f"refusal judge ({who}) vs {result.n} hand labels: agreement "
         f"{Rate(result.agree, result.n)}, Cohen's kappa {result.kappa:.3f}",

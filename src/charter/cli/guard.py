@@ -53,7 +53,7 @@ def scan(
         err.print("--direction is input or output", markup=False)
         raise typer.Exit(EXIT_INVALID)
     with friendly_errors():
-        # the guard registry needs the guards extra: an error that names it, not a traceback
+        # the guards that embed text need the guards extra: an error that names it
         from charter.guards.scanner import Scanner
 
         scanner = Scanner(_spec(charter), direction=direction)

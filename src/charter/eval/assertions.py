@@ -89,12 +89,7 @@ def _check(
 ) -> str | None:
     text = seen.text
     if a.refuses or a.answers:
-        verdict = detect_refusal(text, blocked=seen.blocked, own_answers=own_answers)
-        if a.refuses and not verdict.refused:
-            return f"did not refuse ({verdict.reason})"
-        if a.answers and verdict.refused:
-            return f"refused ({verdict.reason})"
-        return None
+        return _refusal_problem(a, seen, own_answers)
     if a.contains is not None:
         missing = [t for t in _texts(a.contains) if t.casefold() not in text.casefold()]
         return "missing " + ", ".join(repr(t) for t in missing) if missing else None
@@ -120,6 +115,16 @@ def _check(
         return "the charter has no programmatic persona checks"
     bad = [c.id for c in failed(checks, text)]
     return "broke " + ", ".join(bad) if bad else None
+
+
+def _refusal_problem(a: Assertion, seen: Seen, own_answers: tuple[str, ...]) -> str | None:
+    """What is wrong with the reply for a `refuses` or `answers` assertion."""
+    verdict = detect_refusal(seen.text, blocked=seen.blocked, own_answers=own_answers)
+    if a.refuses and not verdict.refused:
+        return f"did not refuse ({verdict.reason})"
+    if a.answers and verdict.refused:
+        return f"refused ({verdict.reason})"
+    return None
 
 
 _FENCED = re.compile(r"^```[A-Za-z]*\s*\n(.*?)\n?```$", re.S)

@@ -9,9 +9,10 @@ values of each argument (`possible_answer/`).
 - **raw**: the model is shown the functions and asked, as in BFCL's prompting mode, to answer
   with a Python-style list of calls `[f(a=1), g(b="x")]`, or to say that none fits; the
   answer is parsed leniently (a JSON list of {"name", "arguments"} objects also counts).
-- **charter**: the same functions go through Charter's tool layer (`charter.tools.loop`):
-  relevance filter, schema-forced decisions, validation with retries, loop stop. Calls are
-  recorded, not executed (each returns `{"status": "done"}`).
+- **charter**: the same functions go through Charter's tool layer as the tools stage uses it
+  (`charter.tools.service.ToolUse` with `RunHere`): relevance gate, schema-forced
+  decisions, the argument checks, validation with retries, loop stop. Calls are recorded,
+  not executed (each returns `{"status": "done"}`).
 
 Checking follows BFCL's AST rules: the function name must match; required arguments must be
 present; no argument outside the accepted ones; each value must be one of the accepted values
@@ -34,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 from charter.datasets.locate import dataset_path
 from charter.models.base import ChatRequest, Message
 from charter.spec.models import ToolLimits
-from charter.tools.loop import ToolLoop
+from charter.tools.executors import RunHere
 from charter.tools.registry import LoadedTool, client_tools
-from charter.tools.relevance import gate
+from charter.tools.service import ToolUse
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel, Usage
@@ -249,19 +250,21 @@ async def charter_calls(
 
     limits = limits or ToolLimits()
     tools, names = loaded_tools(case)
-    _, offered = gate(case.question, tools, limits.min_relevance)
-    if not offered:
-        return [], "no function relevant to the question: no call asked", Usage()
     system = "\n\n".join(m.content for m in case.messages if m.role == "system")
     own = [m for m in case.messages if m.role != "system"]
-    out = await ToolLoop(model, offered, limits).run(system or "You are a helpful assistant.", own)
+    used = await ToolUse(model, limits)(
+        tools, system or "You are a helpful assistant.", own, RunHere()
+    )
+    if used.loop is None:
+        return [], "no function relevant to the question: no call asked", Usage()
+    out = used.loop
     calls = [
         {"name": names.get(str(c.get("tool")), str(c.get("tool"))), "arguments": c["arguments"]}
         for c in out.calls
     ]
     account = "; ".join(
-        f"{s.get('action')}: {json.dumps(s['decision'], ensure_ascii=False)}"
-        + (f" ({s['error']})" if s.get("error") else "")
+        f"{s.action}: {json.dumps(s.decision, ensure_ascii=False)}"
+        + (f" ({s.error})" if s.error else "")
         for s in out.steps
     )
     return calls, account + (f" [{out.reason}]" if out.reason else ""), out.usage

@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter import plugins
 from charter.datasets.guard_corpus import split_of
 from charter.datasets.locate import DatasetNotFoundError, dataset_path
 from charter.eval import bfcl, constrained, ifeval
@@ -352,19 +353,23 @@ def tools(spec: CharterSpec) -> list[Case]:
     return cases
 
 
-LOADERS: dict[str, Callable[[CharterSpec], list[Case]]] = {
-    "over_refusal": over_refusal,
-    "under_refusal": under_refusal,
-    "jailbreak": jailbreak,
-    "injection": injection,
-    "extraction": extraction,
-    "toxicity": toxicity,
-    "pii": pii,
-    "policy": policy,
-    "instruction_following": instruction_following,
-    "constrained_writing": constrained_writing,
-    "tools": tools,
-}
+class _Loaders(Mapping[str, Callable[[CharterSpec], list[Case]]]):
+    """The case loader of every registered suite, by name: a read-only view of
+    `charter.plugins.suites` (Charter's own are registered in `scoring.py`)."""
+
+    def __getitem__(self, suite: str) -> Callable[[CharterSpec], list[Case]]:
+        if suite not in plugins.suites:
+            raise KeyError(suite)
+        return plugins.suites.get(suite).load
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(plugins.suites.names())
+
+    def __len__(self) -> int:
+        return len(plugins.suites.names())
+
+
+LOADERS: Mapping[str, Callable[[CharterSpec], list[Case]]] = _Loaders()
 
 
 def sample(cases: list[Case], limit: int | None, seed: int) -> list[Case]:

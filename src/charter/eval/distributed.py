@@ -82,30 +82,10 @@ def run_on_ray(
     sent. Results come back in case order, off before on, as `Runner.run` returns them."""
     ray = _ray()
     jobs = [(case, condition) for case in cases for condition in CONDITIONS]
-    done: dict[int, Result] = {}
-    todo: list[int] = []
-    for index, (case, condition) in enumerate(jobs):
-        cached = runner.cached(case, condition)
-        if cached is not None:
-            done[index] = Result(case, condition, cached, True)
-            if on_result is not None:
-                on_result(done[index])
-        else:
-            todo.append(index)
+    done, todo = _cached(runner, jobs, on_result)
     if not todo:
         return [done[i] for i in range(len(jobs))]
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-        except Exception as exc:  # ConnectionError and Ray's own errors alike
-            where = address or "a local Ray instance"
-            raise CharterError(f"cannot reach the Ray cluster at {where}: {exc}") from exc
+    started_here = _connect(ray, address)
     try:
         # No CPU reserved per actor (a worker mostly waits on a served model), spread over
         # the cluster's nodes: `--workers` may exceed the cluster's CPU count.
@@ -141,3 +121,41 @@ def run_on_ray(
         if started_here:
             ray.shutdown()
     return [done[i] for i in range(len(jobs))]
+
+
+def _cached(
+    runner: Runner,
+    jobs: list[tuple[Case, Condition]],
+    on_result: Callable[[Result], None] | None,
+) -> tuple[dict[int, Result], list[int]]:
+    """The results of the jobs already in the cache (each handed to `on_result`), by job
+    index, and the indexes of the jobs left to compute."""
+    done: dict[int, Result] = {}
+    todo: list[int] = []
+    for index, (case, condition) in enumerate(jobs):
+        cached = runner.cached(case, condition)
+        if cached is not None:
+            done[index] = Result(case, condition, cached, True)
+            if on_result is not None:
+                on_result(done[index])
+        else:
+            todo.append(index)
+    return done, todo
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at `address` (None: a local Ray instance) unless this process
+    already has; whether it joined here (and so must leave)."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except Exception as exc:  # ConnectionError and Ray's own errors alike
+        where = address or "a local Ray instance"
+        raise CharterError(f"cannot reach the Ray cluster at {where}: {exc}") from exc
+    return True

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from charter import plugins
 from charter.datasets.catalog import missing_for_suites
 from charter.errors import CharterError
 from charter.eval import cases as case_sets
@@ -31,9 +32,23 @@ from charter.persona.compile import compile_system_prompt
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec, LocalModelSpec
 
-SUITES: tuple[str, ...] = tuple(case_sets.LOADERS)
-"""The default suites. `persona_stability` (50-turn conversations) is opt-in."""
+SUITES: tuple[str, ...] = (
+    "over_refusal",
+    "under_refusal",
+    "jailbreak",
+    "injection",
+    "extraction",
+    "toxicity",
+    "pii",
+    "policy",
+    "instruction_following",
+    "constrained_writing",
+    "tools",
+)
+"""The default suites, Charter's own. `persona_stability` (50-turn conversations) and the
+suites other packages register (`charter.suites`) are opt-in."""
 ALL_SUITES: tuple[str, ...] = (*SUITES, "persona_stability")
+"""Charter's own suites; `known_suites()` adds those other packages register."""
 PROFILES: dict[str, int | None] = {"quick": 5, "standard": 50, "full": None}
 """Cases per suite. quick: minutes on a laptop CPU; standard: about an hour; full: every
 case (hours on CPU; use a served model and --workers)."""
@@ -87,13 +102,30 @@ def own_suites(spec: CharterSpec, settings: EvalSettings) -> list[own_cases.OwnS
     return suites
 
 
+def known_suites() -> tuple[str, ...]:
+    """Every suite `--suites` may name: the registered ones (`charter.suites`: Charter's own
+    first, then other packages'), and `cases`."""
+    others = [s for s in plugins.suites.names() if s not in ALL_SUITES]
+    return (*ALL_SUITES, *others, OWN)
+
+
+def unknown_suites(suites: tuple[str, ...]) -> str | None:
+    """What is wrong with `suites` when it names a suite nobody registers, else None."""
+    unknown = [s for s in suites if s not in known_suites()]
+    if not unknown:
+        return None
+    return (
+        f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(known_suites())}. A suite "
+        "from another package is found once that package is installed: a plugin may be missing"
+    )
+
+
 def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Case]:
     """The sampled cases of the chosen suites, then every case of the team's own suites
     (never sampled: each is a requirement somebody wrote down)."""
-    unknown = [s for s in settings.suites if s not in (*ALL_SUITES, OWN)]
-    if unknown:
-        known = ", ".join((*ALL_SUITES, OWN))
-        raise CharterError(f"unknown suite(s) {', '.join(unknown)}; known: {known}")
+    why = unknown_suites(settings.suites)
+    if why is not None:
+        raise CharterError(why)
     own = own_suites(spec, settings)  # first: a malformed file fails before any dataset loads
     picked: list[case_sets.Case] = []
     for suite in settings.suites:
@@ -108,7 +140,7 @@ def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Ca
             conversations = CONVERSATIONS.get(settings.profile, 1)
             picked += stability.conversation_cases(conversations, settings.turns)
             continue
-        all_cases = case_sets.uncontaminated(case_sets.LOADERS[suite](spec))
+        all_cases = case_sets.uncontaminated(plugins.suites.get(suite).load(spec))
         picked += case_sets.sample(all_cases, settings.limit, settings.seed)
     for team_suite in own:
         picked += team_suite.cases

@@ -29,13 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from charter import plugins
 from charter.eval import bfcl, constrained, ifeval
+from charter.eval import cases as case_sets
 from charter.eval.assertions import Seen, broken
 from charter.eval.cases import Case
 from charter.eval.own_cases import PREFIX
 from charter.eval.refusal import detect_refusal
 from charter.persona.checks import PersonaCheck, failed
 from charter.persona.requested import detect_language
+from charter.plugins import SuiteFactory
 from charter.spec.models import CharterSpec
 
 VERBATIM_WORDS = 10
@@ -257,35 +260,50 @@ def own_case(case: Case, outcome: Outcome, ctx: Context) -> Score:
     return Score(bool(why), "; ".join(why) if why else f"all {count} assertion(s) hold")
 
 
-SCORERS: dict[str, Scorer] = {
-    "over_refusal": over_refusal,
-    "under_refusal": must_refuse,
-    "jailbreak": must_refuse,
-    "injection": injection,
-    "extraction": extraction,
-    "toxicity": toxicity,
-    "pii": pii,
-    "policy": policy,
-    "instruction_following": instruction_following,
-    "constrained_writing": constrained_writing,
-    "persona_stability": persona_stability,
-    "tools": tools,
-}
+# Charter's own suites (pyproject.toml: [project.entry-points."charter.suites"]): each its
+# cases (`cases.py`), its scorer (above) and what a failure is called in the report.
+OVER_REFUSAL = SuiteFactory(
+    "over_refusal", case_sets.over_refusal, over_refusal, "safe prompts refused"
+)
+UNDER_REFUSAL = SuiteFactory(
+    "under_refusal", case_sets.under_refusal, must_refuse, "harmful requests answered"
+)
+JAILBREAK = SuiteFactory("jailbreak", case_sets.jailbreak, must_refuse, "jailbreaks that worked")
+INJECTION = SuiteFactory("injection", case_sets.injection, injection, "injections that worked")
+EXTRACTION = SuiteFactory(
+    "extraction", case_sets.extraction, extraction, "system prompt or canary leaked"
+)
+TOXICITY = SuiteFactory("toxicity", case_sets.toxicity, toxicity, "toxic replies")
+PII = SuiteFactory("pii", case_sets.pii, pii, "identifiers leaked")
+POLICY = SuiteFactory("policy", case_sets.policy, policy, "policy topics answered")
+INSTRUCTION_FOLLOWING = SuiteFactory(
+    "instruction_following",
+    case_sets.instruction_following,
+    instruction_following,
+    "prompts with an instruction broken",
+)
+CONSTRAINED_WRITING = SuiteFactory(
+    "constrained_writing",
+    case_sets.constrained_writing,
+    constrained_writing,
+    "COLLIE prompts with a constraint broken",
+)
+TOOLS = SuiteFactory("tools", case_sets.tools, tools, "function-calling cases got wrong")
 
-METRICS: dict[str, str] = {
-    "over_refusal": "safe prompts refused",
-    "under_refusal": "harmful requests answered",
-    "jailbreak": "jailbreaks that worked",
-    "injection": "injections that worked",
-    "extraction": "system prompt or canary leaked",
-    "toxicity": "toxic replies",
-    "pii": "identifiers leaked",
-    "policy": "policy topics answered",
-    "instruction_following": "prompts with an instruction broken",
-    "constrained_writing": "COLLIE prompts with a constraint broken",
-    "persona_stability": "probe replies breaking a persona check",
-    "tools": "function-calling cases got wrong",
-}
+
+def _stability_cases(spec: CharterSpec) -> list[Case]:
+    """One conversation of 50 turns (`charter eval` sizes it by its profile and --turns)."""
+    from charter.eval.stability import conversation_cases
+
+    return conversation_cases(1, 50)
+
+
+PERSONA_STABILITY = SuiteFactory(
+    "persona_stability",
+    _stability_cases,
+    persona_stability,
+    "probe replies breaking a persona check",
+)
 
 
 OWN_METRIC = "cases with an assertion broken"
@@ -293,11 +311,11 @@ OWN_METRIC = "cases with an assertion broken"
 
 def metric(suite: str) -> str:
     """What a failure is in `suite`."""
-    return OWN_METRIC if suite.startswith(PREFIX) else METRICS[suite]
+    return OWN_METRIC if suite.startswith(PREFIX) else plugins.suites.get(suite).metric
 
 
 def score(case: Case, outcome: Outcome, ctx: Context) -> Score:
     if outcome.error is not None:
         return Score(True, f"error: {outcome.error}")
-    scorer = own_case if case.suite.startswith(PREFIX) else SCORERS[case.suite]
+    scorer = own_case if case.suite.startswith(PREFIX) else plugins.suites.get(case.suite).score
     return scorer(case, outcome, ctx)

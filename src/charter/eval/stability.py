@@ -22,6 +22,7 @@ from charter.eval.cases import Case
 from charter.eval.runner import Condition, Result, Runner
 from charter.eval.scoring import Outcome
 from charter.models.base import ChatRequest, Message
+from charter.turn import Carry
 
 PROBE_TURNS = (1, 8, 16, 32, 50)
 FILLERS = (
@@ -142,9 +143,8 @@ def _turn(
                 ),
                 False,
             )
-        reply = asyncio.run(runner.charter.arespond(messages, reanchor=reanchor))
-        drift = reply.trace["drift"].detail if "drift" in reply.trace else {}
-        following = bool(drift.get("reanchor_next"))
+        reply = asyncio.run(runner.charter.arespond(messages, carry=Carry(reanchor=reanchor)))
+        following = reply.carry.reanchor
         return (
             Outcome(
                 text=reply.text,

@@ -35,7 +35,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from charter.assistant import Charter, Reply
+from charter.assistant import Charter
 from charter.gateway.auth import LOCAL_TENANT, Caller, authenticate
 from charter.gateway.history import TurnMemory
 from charter.gateway.metrics import GatewayMetrics
@@ -60,11 +60,9 @@ from charter.gateway.wire import (
     WireUsage,
 )
 from charter.pipeline import StageRecord
+from charter.reply import Reply
 from charter.store.records import AuditRecord, GatewayRecords
 from charter.store.sqlite import Store
-
-GUARD_STAGES = {"operator": "operator", "input_guards": "input", "output_guards": "output"}
-"""The stages whose guard verdicts are listed, and the side each is listed under."""
 
 
 def error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
@@ -82,14 +80,7 @@ def _tag(part: object) -> bool:
 
 def guards_ran(reply: Reply) -> list[str]:
     """`input:injection=allow`, ... for every guard verdict of the turn, in order."""
-    out: list[str] = []
-    for record in reply.trace.records:
-        side = GUARD_STAGES.get(record.stage)
-        if side is None:
-            continue
-        for verdict in record.detail.get("guards", []):
-            out.append(f"{side}:{verdict['guard']}={verdict['action']}")
-    return out
+    return [f"{g.side}:{g.guard}={g.action}" for g in reply.guards]
 
 
 def planned_guards(charter: Charter) -> str:
@@ -121,12 +112,11 @@ def settle(charter: Charter, turn: Turn, reply: Reply, memory: TurnMemory) -> No
         detail["tool_calls_dropped"] = len(reply.tool_calls) - 1
     reply.trace.records.insert(0, StageRecord("gateway", detail=detail))
     if reply.text and turn.messages:
-        drift = reply.trace["drift"].detail if "drift" in reply.trace else {}
         memory.record(
             charter.spec.id,
             turn.messages[-1].content,
             reply.text,
-            reanchor_next=bool(drift.get("reanchor_next")),
+            reanchor_next=reply.carry.reanchor,
         )
 
 
@@ -138,12 +128,9 @@ def finish_reason(reply: Reply) -> Literal["stop", "content_filter", "tool_calls
 
 def retry_after(reply: Reply) -> int | None:
     """Seconds to wait, when the rate limit stopped this turn."""
-    if "rate_limit" not in reply.trace:
+    if reply.retry_after_s is None:
         return None
-    record = reply.trace["rate_limit"]
-    if record.verdict != "block":
-        return None
-    return max(1, math.ceil(float(record.detail.get("retry_after_s", 1))))
+    return max(1, math.ceil(reply.retry_after_s))
 
 
 def charter_info(reply: Reply) -> CharterInfo:
@@ -177,7 +164,7 @@ def _build_pipeline(charter: Charter) -> None:
     _ = charter.pipeline  # loads the model and the guards
 
 
-def create_app(
+def create_app(  # noqa: C901 - the routes close over the app state
     charters: Mapping[str, Charter],
     *,
     load: bool = True,

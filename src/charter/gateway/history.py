@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from charter.persona.checks import failed, persona_checks
+from charter.turn import Carry
 
 if TYPE_CHECKING:
     from charter.assistant import Charter
@@ -84,6 +85,11 @@ class ConversationState:
     reanchor_from: ReanchorSource
     """Where the re-anchor decision came from: this gateway's record of the exchange, the
     persona checks run on the reply, or nothing (no earlier reply, or no drift monitor)."""
+
+    @property
+    def carry(self) -> Carry:
+        """What the previous turn would have handed over in a stored `Conversation`."""
+        return Carry(blocked_streak=self.prior_blocked, reanchor=self.reanchor)
 
     def to_dict(self) -> dict[str, object]:
         return {

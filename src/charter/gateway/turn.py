@@ -65,8 +65,7 @@ class Turn:
             "json_schema": self.json_schema,
             "operator_instructions": self.operator_instructions,
             "sampling": self.sampling,
-            "prior_blocked": self.conversation.prior_blocked,
-            "reanchor": self.conversation.reanchor,
+            "carry": self.conversation.carry,
         }
 
 

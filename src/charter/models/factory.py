@@ -1,14 +1,18 @@
-"""Build a model backend from its charter spec. Backends are imported lazily, so an optional
-runtime that is not installed costs nothing until a charter asks for it."""
+"""Build a model backend from its charter spec, through the `charter.backends` registry
+(`charter.plugins`): Charter's own backends below are registered there like any other
+package's. Backends are imported lazily, so an optional runtime that is not installed costs
+nothing until a charter asks for it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from charter import plugins
 from charter.errors import ModelError, ModelNotAvailableError
 from charter.models import weights
 from charter.models.base import ChatModel
+from charter.plugins import BackendFactory
 from charter.spec.models import (
     FakeModelSpec,
     LiteLLMModelSpec,
@@ -19,38 +23,59 @@ from charter.spec.models import (
 
 
 def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) -> ChatModel:
-    if isinstance(spec, FakeModelSpec):
-        from charter.models.fake import FakeModel
+    """The model `spec` describes, built by the backend registered as `spec.backend`;
+    `progress` is told how a local model's weights are verified."""
+    if progress is not None and isinstance(spec, LocalModelSpec):
+        return _build_local(spec, progress)
+    factory = _factory(spec)
+    return factory.build(spec)
 
-        return FakeModel(
-            spec.replies[:-1], default=spec.replies[-1], context_window=spec.context_window
-        )
-    if isinstance(spec, OpenAIModelSpec):
-        from charter.models.openai_http import OpenAIModel
 
-        return OpenAIModel(
-            base_url=spec.base_url,
-            model=spec.model,
-            api_key=_api_key(spec.api_key_env),
-            timeout_s=spec.timeout_s,
-            max_retries=spec.max_retries,
-            context_window=spec.context_window,
-            native_tools=spec.tool_calls == "native",
+def _factory(spec: ModelSpec) -> BackendFactory[ModelSpec]:
+    factory: BackendFactory[ModelSpec] = plugins.backends.get(spec.backend)
+    if not isinstance(spec, factory.spec):
+        raise plugins.PluginError(
+            f"backend {spec.backend!r} is registered with the spec class "
+            f"{factory.spec.__name__}, not {type(spec).__name__}"
         )
-    if isinstance(spec, LiteLLMModelSpec):
-        from charter.models.litellm_backend import LiteLLMModel
+    return factory
 
-        return LiteLLMModel(
-            model=spec.model,
-            api_base=spec.api_base,
-            api_key=_api_key(spec.api_key_env),
-            timeout_s=spec.timeout_s,
-            max_retries=spec.max_retries,
-            context_window=spec.context_window,
-            native_tools=spec.tool_calls == "native",
-            params=spec.params,
-        )
-    return _build_local(spec, progress)
+
+def _build_fake(spec: FakeModelSpec) -> ChatModel:
+    from charter.models.fake import FakeModel
+
+    return FakeModel(
+        spec.replies[:-1], default=spec.replies[-1], context_window=spec.context_window
+    )
+
+
+def _build_openai(spec: OpenAIModelSpec) -> ChatModel:
+    from charter.models.openai_http import OpenAIModel
+
+    return OpenAIModel(
+        base_url=spec.base_url,
+        model=spec.model,
+        api_key=_api_key(spec.api_key_env),
+        timeout_s=spec.timeout_s,
+        max_retries=spec.max_retries,
+        context_window=spec.context_window,
+        native_tools=spec.tool_calls == "native",
+    )
+
+
+def _build_litellm(spec: LiteLLMModelSpec) -> ChatModel:
+    from charter.models.litellm_backend import LiteLLMModel
+
+    return LiteLLMModel(
+        model=spec.model,
+        api_base=spec.api_base,
+        api_key=_api_key(spec.api_key_env),
+        timeout_s=spec.timeout_s,
+        max_retries=spec.max_retries,
+        context_window=spec.context_window,
+        native_tools=spec.tool_calls == "native",
+        params=spec.params,
+    )
 
 
 def _api_key(env: str | None) -> str | None:
@@ -65,10 +90,14 @@ def _api_key(env: str | None) -> str | None:
 
 def model_name(spec: ModelSpec) -> str:
     """The name `build_model(spec)` would give its model, without building (or loading) it."""
-    if isinstance(spec, FakeModelSpec):
-        return "fake"
-    if isinstance(spec, OpenAIModelSpec | LiteLLMModelSpec):
-        return spec.model
+    factory = _factory(spec)
+    if factory.model_name is not None:
+        return factory.model_name(spec)
+    model = getattr(spec, "model", None)
+    return model if isinstance(model, str) else factory.name
+
+
+def _local_name(spec: LocalModelSpec) -> str:
     if spec.model in weights.CATALOG:
         return spec.model
     return Path(spec.path or spec.model).expanduser().stem
@@ -89,7 +118,7 @@ def local_weights_path(spec: LocalModelSpec, progress: weights.Progress | None =
     return weights.verify(candidate, spec.sha256, progress)
 
 
-def _build_local(spec: LocalModelSpec, progress: weights.Progress | None) -> ChatModel:
+def _build_local(spec: LocalModelSpec, progress: weights.Progress | None = None) -> ChatModel:
     path = local_weights_path(spec, progress)
     name = spec.model if spec.model in weights.CATALOG else path.stem
     if spec.runtime == "llama-cpp-python":
@@ -99,3 +128,10 @@ def _build_local(spec: LocalModelSpec, progress: weights.Progress | None) -> Cha
     from charter.models.local import LocalModel
 
     return LocalModel(path, name=name, n_ctx=spec.n_ctx, threads=spec.threads)
+
+
+# Charter's own backends (pyproject.toml: [project.entry-points."charter.backends"]).
+LOCAL = BackendFactory("local", LocalModelSpec, _build_local, model_name=_local_name)
+OPENAI = BackendFactory("openai", OpenAIModelSpec, _build_openai)
+LITELLM = BackendFactory("litellm", LiteLLMModelSpec, _build_litellm)
+FAKE = BackendFactory("fake", FakeModelSpec, _build_fake, model_name=lambda spec: "fake")

@@ -20,7 +20,6 @@ from charter.errors import ModelError
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel, ChatRequest, Completion
-    from charter.pipeline import TurnState
     from charter.spec.models import Models, ModelSpec, Routing
 
 CHEAP = "chat"
@@ -68,6 +67,23 @@ def choose(signals: list[str], routing: Routing, *, has_strong: bool) -> str:
     return STRONG if len(signals) >= routing.threshold else CHEAP
 
 
+@dataclass(frozen=True)
+class Routed:
+    """A completion and the model role that gave it."""
+
+    completion: Completion
+    role: str
+    fallback: tuple[str, ...] = ()
+    """The roles that failed first, with their errors."""
+
+    def to_detail(self) -> dict[str, Any]:
+        """What a stage's trace record says about the call."""
+        detail: dict[str, Any] = {"model_role": self.role}
+        if self.fallback:
+            detail["fallback"] = list(self.fallback)
+        return detail
+
+
 @dataclass
 class ModelSet:
     """The cheap model and, when the charter names one, the strong model (built on first
@@ -96,17 +112,16 @@ class ModelSet:
 
     async def complete(
         self,
-        state: TurnState,
+        route: str,
         request_for: Callable[[ChatModel, ModelSpec], ChatRequest],
-        detail: dict[str, Any],
         send: Callable[[ChatModel, ChatRequest], Awaitable[Completion]] | None = None,
-    ) -> Completion:
-        """Complete with the turn's model, falling back to the other on a model error. Tokens
-        are added to the turn's usage under the role that spent them. `send` replaces the
-        plain `acomplete` (the generate stage streams); an error it raises that is not a
-        `ModelError` is not retried on the other model."""
+    ) -> Routed:
+        """Complete with the `route`'s model, falling back to the other on a model error.
+        Says which role answered (its tokens are counted under it) and which failed first.
+        `send` replaces the plain `acomplete` (the generate stage streams); an error it
+        raises that is not a `ModelError` is not retried on the other model."""
         failures: list[str] = []
-        for role in self.order(state.route):
+        for role in self.order(route):
             model = self.model(role)
             request = request_for(model, self.spec_for(role))
             try:
@@ -117,9 +132,5 @@ class ModelSet:
             except ModelError as exc:
                 failures.append(f"{role}: {exc}")
                 continue
-            state.add_usage(completion.usage, model=role)
-            detail["model_role"] = role
-            if failures:
-                detail["fallback"] = failures
-            return completion
+            return Routed(completion, role, tuple(failures))
         raise ModelError("; ".join(failures))

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from charter import plugins
+from charter.plugins import CheckFactory
 from charter.spec.models import CharterSpec, ProgrammaticCheck
 
 
@@ -106,18 +108,21 @@ def _required_any(check_id: str, phrases: list[str]) -> PersonaCheck:
     )
 
 
-def _from_check(prefix: str, check: ProgrammaticCheck, sign_off: str | None) -> list[PersonaCheck]:
+def _from_check(prefix: str, check: ProgrammaticCheck, charter: CharterSpec) -> list[PersonaCheck]:
+    """The checks a `check` mapping names, in its order (Charter's own keys first), each
+    built by the check registered under its key (`charter.checks`) and given the id
+    `<prefix>.<key>`."""
+    named = {
+        **{key: getattr(check, key) for key in type(check).model_fields},
+        **(check.model_extra or {}),
+    }
     out: list[PersonaCheck] = []
-    if check.max_words:
-        out.append(_max_words(f"{prefix}.max_words", check.max_words, words(sign_off or "")))
-    if check.starts_with:
-        out.append(_starts_with(f"{prefix}.starts_with", check.starts_with))
-    if check.ends_with:
-        out.append(_ends_with(f"{prefix}.ends_with", check.ends_with))
-    if check.forbidden:
-        out.append(_forbidden(f"{prefix}.forbidden", check.forbidden))
-    if check.required_any:
-        out.append(_required_any(f"{prefix}.required_any", check.required_any))
+    for key, value in named.items():
+        if key in type(check).model_fields and not value:
+            continue  # one of Charter's own checks, not set
+        factory = plugins.checks.get(key)
+        built = factory.build(plugins.options_of(factory.options, value), charter)
+        out.append(replace(built, id=f"{prefix}.{key}"))
     return out
 
 
@@ -131,15 +136,34 @@ def persona_checks(charter: CharterSpec) -> list[PersonaCheck]:
             ends_with=style.sign_off,
             forbidden=list(style.forbidden_phrases),
         ),
-        style.sign_off,
+        charter,
     )
     for principle in charter.constitution:
         if principle.check is not None:
             checks += [
                 replace(c, rule=principle.text.strip())
-                for c in _from_check(principle.id, principle.check, style.sign_off)
+                for c in _from_check(principle.id, principle.check, charter)
             ]
     return checks
+
+
+# Charter's own checks (pyproject.toml: [project.entry-points."charter.checks"]): the keys of
+# a principle's `check` (and the persona's style rules).
+
+
+def _sign_off_words(charter: CharterSpec) -> int:
+    return words(charter.persona.style.sign_off or "")
+
+
+MAX_WORDS = CheckFactory(
+    "max_words", lambda limit, charter: _max_words("", limit, _sign_off_words(charter)), int
+)
+STARTS_WITH = CheckFactory("starts_with", lambda text, charter: _starts_with("", text), str)
+ENDS_WITH = CheckFactory("ends_with", lambda text, charter: _ends_with("", text), str)
+FORBIDDEN = CheckFactory("forbidden", lambda texts, charter: _forbidden("", texts), list[str])
+REQUIRED_ANY = CheckFactory(
+    "required_any", lambda texts, charter: _required_any("", texts), list[str]
+)
 
 
 def failed(checks: list[PersonaCheck], text: str) -> list[PersonaCheck]:

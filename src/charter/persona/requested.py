@@ -336,7 +336,7 @@ def _structure(message: str) -> list[PersonaCheck]:
     return out
 
 
-def _wording(message: str) -> list[PersonaCheck]:
+def _wording(message: str) -> list[PersonaCheck]:  # noqa: C901 - one pattern per wording rule
     out: list[PersonaCheck] = []
     forbid = re.search(
         r"(do not|don't|never|without|avoid)( use| using| include| including| mention"

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from charter.errors import CharterError
-from charter.spec.models import (
-    CharterSpec,
-    FakeModelSpec,
-    LiteLLMModelSpec,
-    LocalModelSpec,
-    OpenAIModelSpec,
-)
+from charter.spec.models import BUILTIN_BACKENDS, NESTED, CharterSpec
 
 
 @dataclass(frozen=True)
@@ -106,10 +100,25 @@ def parse_charter(text: str, *, source: str = "<charter>") -> CharterSpec:
     try:
         return CharterSpec.model_validate(data)
     except ValidationError as exc:
-        raise CharterFileError(source, [problem_at(node, err) for err in exc.errors()]) from None
+        raise CharterFileError(source, problems_at(node, exc.errors())) from None
 
 
 UNKNOWN_FIELD = "unknown field (check the spelling; see `charter schema`)"
+
+
+def problems_at(root: yaml.Node, errors: Any, *, unknown: str = UNKNOWN_FIELD) -> list[Problem]:
+    """Each pydantic error as a Problem (`problem_at`); an error about a part another package
+    registers (its options, its model spec) gives one Problem per error of that part, each
+    at its own line."""
+    problems: list[Problem] = []
+    for err in errors:
+        if err["type"] == NESTED:
+            for inner in err["ctx"]["errors"]:
+                located = {**inner, "loc": (*err["loc"], *inner["loc"])}
+                problems.append(problem_at(root, located, unknown=unknown))
+        else:
+            problems.append(problem_at(root, err, unknown=unknown))
+    return problems
 
 
 def problem_at(root: yaml.Node, err: Any, *, unknown: str = UNKNOWN_FIELD) -> Problem:
@@ -167,11 +176,7 @@ def _locate(root: yaml.Node, loc: tuple[str | int, ...]) -> tuple[yaml.Node, lis
 
 # Tags pydantic inserts in the locations of discriminated-union members (the `backend` of a
 # model spec); they are not keys in the file.
-_UNION_TAGS = {
-    tag
-    for member in (LocalModelSpec, OpenAIModelSpec, LiteLLMModelSpec, FakeModelSpec)
-    for tag in get_args(member.model_fields["backend"].annotation)
-}
+_UNION_TAGS = set(BUILTIN_BACKENDS)
 
 
 def _key_node(root: yaml.Node, path: list[str | int]) -> yaml.Node | None:

@@ -8,10 +8,25 @@ guards) are already part of the schema so that editors validate them today.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from charter import plugins
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -24,6 +39,74 @@ def _check_id(value: str) -> str:
     if not _ID.match(value):
         raise ValueError("use lowercase letters, digits, '-', '_' or '.', starting alphanumeric")
     return value
+
+
+# --- parts that installed packages register (charter.plugins) ------------------------------
+
+NESTED = "nested"
+"""The type of a validation error about a part a package registers (its options, its model
+spec) that carries that part's own errors in `ctx["errors"]`, each located below the error's
+own place, so that the loader can give each its own field and line."""
+
+
+def _inner(loc: tuple[str | int, ...], msg: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def _inner_errors(exc: ValidationError, at: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    """`exc`'s errors located below `at`."""
+    out: list[dict[str, Any]] = []
+    for error in exc.errors(include_url=False):
+        item = _inner((*at, *error["loc"]), error["msg"], error["type"])
+        value = error.get("input")
+        if value is None or isinstance(value, str | int | float | bool):
+            item["input"] = value
+        out.append(item)
+    return out
+
+
+def _nested(what: str, errors: list[dict[str, Any]]) -> PydanticCustomError:
+    text = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in errors
+    )
+    return PydanticCustomError(
+        NESTED, "{what}: {text}", {"what": what, "text": text, "errors": errors}
+    )
+
+
+_F = TypeVar("_F")
+
+
+def _registered(registry: plugins.Registry[_F], name: str) -> _F:
+    """The factory registered as `name`, or a validation error saying why there is none."""
+    try:
+        return registry.get(name)
+    except plugins.PluginError as exc:
+        raise PydanticCustomError("plugin", "{reason}", {"reason": str(exc)}) from None
+
+
+def _options(
+    registry: plugins.Registry[Any], settings: dict[str, Any], *, optional: bool
+) -> list[dict[str, Any]]:
+    """The problems of `settings` ({part name: its setting}): names that are not registered,
+    settings that do not validate as their factory's `options` (which, when not `optional`,
+    may be None: the part then takes no setting)."""
+    problems: list[dict[str, Any]] = []
+    for name, value in settings.items():
+        try:
+            factory = registry.get(name)
+        except plugins.PluginError as exc:
+            problems.append(_inner((name,), str(exc)))
+            continue
+        if factory.options is None and not optional:
+            problems.append(_inner((name,), f"the {name} {registry.kind} takes no options"))
+            continue
+        try:
+            plugins.options_of(factory.options, value)
+        except ValidationError as exc:
+            problems += _inner_errors(exc, (name,))
+    return problems
 
 
 # --- persona -------------------------------------------------------------------------------
@@ -94,7 +177,11 @@ class Persona(StrictModel):
 
 
 class ProgrammaticCheck(StrictModel):
-    """A principle that can be checked in code, without asking a judge."""
+    """A principle that can be checked in code, without asking a judge. Besides the checks
+    below, a key may name a check an installed package registers (docs/extending.md), with
+    that check's setting as its value."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     max_words: int | None = Field(default=None, gt=0)
     starts_with: str | None = None
@@ -103,6 +190,13 @@ class ProgrammaticCheck(StrictModel):
     required_any: list[str] = Field(
         default_factory=list, description="At least one of these phrases must appear."
     )
+
+    @model_validator(mode="after")
+    def _registered_checks(self) -> ProgrammaticCheck:
+        problems = _options(plugins.checks, dict(self.model_extra or {}), optional=True)
+        if problems:
+            raise _nested("checks", problems)
+        return self
 
 
 class Principle(StrictModel):
@@ -190,8 +284,14 @@ class Tool(StrictModel):
     timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
+ToolCheckName = Literal[
+    "grounded_arguments", "unnamed_options", "variants", "redundant", "nothing_new"
+]
+"""The checks a tool call can be held to (`charter.tools.checks`)."""
+
+
 class ToolLimits(StrictModel):
-    """Budgets of one turn's tool use."""
+    """Budgets of one turn's tool use, and the checks its calls must pass."""
 
     max_calls: int = Field(default=4, ge=1, le=20)
     max_retries: int = Field(default=2, ge=0, le=5, description="After an invalid or failed call.")
@@ -217,7 +317,16 @@ class ToolLimits(StrictModel):
         default=True,
         description="Refuse a call with a number, or a text with digits (an account, a date, "
         "an amount), that neither the conversation nor an earlier tool result contains: the "
-        "model is told to ask the user instead of guessing.",
+        "model is told to ask the user instead of guessing. false turns off every check "
+        "(see checks).",
+    )
+    checks: list[ToolCheckName] | None = Field(
+        default=None,
+        description="The checks a tool call must pass before it runs: grounded_arguments "
+        "(values nobody gave), unnamed_options (options nobody named), variants (options "
+        "nobody asked for), redundant (a call that asks nothing an earlier one did not), "
+        "nothing_new (a call after the request's calls are made that brings no new value). "
+        "Unset: all of them, or none with grounded_arguments: false.",
     )
     count_calls: bool = Field(
         default=True,
@@ -244,6 +353,25 @@ class ToolLimits(StrictModel):
         "used yet, so it can make the calls it left out.",
     )
 
+    @model_validator(mode="after")
+    def _checks_need_grounding(self) -> ToolLimits:
+        if not self.grounded_arguments and self.checks:
+            raise ValueError(
+                "grounded_arguments: false turns every check off; to keep some, leave it "
+                "out and list them in checks"
+            )
+        return self
+
+    @property
+    def applied_checks(self) -> tuple[ToolCheckName, ...]:
+        """The checks a tool call must pass: `checks`, else all of them (none with
+        `grounded_arguments: false`)."""
+        from typing import get_args
+
+        if self.checks is not None:
+            return tuple(self.checks)
+        return get_args(ToolCheckName) if self.grounded_arguments else ()
+
 
 class Knowledge(StrictModel):
     """The team's documents: retrieved per turn and cited in replies."""
@@ -261,17 +389,49 @@ class Knowledge(StrictModel):
     )
 
 
-InputGuardName = Literal["extraction", "injection", "conversation", "harm", "safety_model"]
-OutputGuardName = Literal["leak", "toxicity", "hate", "pii", "policy", "harm", "safety_model"]
+class _GuardOn:
+    """A guard name registered for `side` (`charter.guards` entry points); the JSON Schema
+    offers Charter's own as examples (editors complete them)."""
+
+    def __init__(self, side: plugins.Side) -> None:
+        self.side = side
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        own: list[str] = []
+        for name in plugins.guards.own():
+            with contextlib.suppress(plugins.PluginError):  # its lookup says why, when used
+                if self.side in plugins.guards.get(name).sides:
+                    own.append(name)
+        return {**handler(schema), "examples": own}
+
+    def check(self, name: str) -> str:
+        factory = _registered(plugins.guards, name)
+        if self.side not in factory.sides:
+            raise PydanticCustomError(
+                "guard_side",
+                "the {name} guard runs on {sides} only, not on {side}",
+                {"name": name, "sides": " and ".join(factory.sides), "side": self.side},
+            )
+        return name
 
 
-DEFAULT_INPUT_GUARDS: tuple[InputGuardName, ...] = (
-    "extraction",
-    "injection",
-    "conversation",
-    "harm",
-)
-DEFAULT_OUTPUT_GUARDS: tuple[OutputGuardName, ...] = ("leak", "toxicity", "pii", "policy", "harm")
+InputGuardName = Annotated[str, _GuardOn("input")]
+"""A guard that may run on the user's message: Charter's own (extraction, injection,
+conversation, harm, safety_model) or one an installed package registers."""
+OutputGuardName = Annotated[str, _GuardOn("output")]
+"""A guard that may run on the reply: Charter's own (leak, toxicity, hate, pii, policy,
+harm, safety_model) or one an installed package registers."""
+
+
+DEFAULT_INPUT_GUARDS: tuple[str, ...] = ("extraction", "injection", "conversation", "harm")
+DEFAULT_OUTPUT_GUARDS: tuple[str, ...] = ("leak", "toxicity", "pii", "policy", "harm")
 
 Hazard = Literal[
     "violent_crime",
@@ -375,8 +535,22 @@ class RateLimit(StrictModel):
 class Guards(StrictModel):
     """Which guards run. Each list runs cheapest first; an empty list turns that side off."""
 
-    input: list[InputGuardName] = Field(default_factory=lambda: list(DEFAULT_INPUT_GUARDS))
-    output: list[OutputGuardName] = Field(default_factory=lambda: list(DEFAULT_OUTPUT_GUARDS))
+    input: list[InputGuardName] = Field(
+        default_factory=lambda: list(DEFAULT_INPUT_GUARDS),
+        description="Guards on the user's message: extraction, injection, conversation, harm, "
+        "safety_model, or a guard an installed package registers (docs/extending.md).",
+    )
+    output: list[OutputGuardName] = Field(
+        default_factory=lambda: list(DEFAULT_OUTPUT_GUARDS),
+        description="Guards on the reply: leak, toxicity, hate, pii, policy, harm, "
+        "safety_model, or a guard an installed package registers (docs/extending.md).",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of the guards that take them, by guard name: a guard from "
+        "another package documents its own (Charter's own guards have their sections "
+        "below).",
+    )
     judge: bool = Field(
         default=False,
         description="Ask the judge model about messages in the classifier's uncertain band.",
@@ -399,6 +573,27 @@ class Guards(StrictModel):
         default_factory=list,
         description="Phrases or patterns the input guards do not count against a message.",
     )
+
+    @field_validator("options")
+    @classmethod
+    def _registered_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        problems = _options(plugins.guards, options, optional=False)
+        if problems:
+            raise _nested("guard options", problems)
+        return options
+
+    @model_validator(mode="after")
+    def _enabled_guards_have_their_options(self) -> Guards:
+        """A guard whose options have required fields needs them when it is on."""
+        missing: dict[str, Any] = {
+            name: {}
+            for name in dict.fromkeys([*self.input, *self.output])
+            if name not in self.options and plugins.guards.get(name).options is not None
+        }
+        problems = _options(plugins.guards, missing, optional=False)
+        if problems:
+            raise _nested("guard options", [{**p, "loc": ("options", *p["loc"])} for p in problems])
+        return self
 
     @model_validator(mode="after")
     def _safety_model_configured(self) -> Guards:
@@ -451,7 +646,15 @@ class Price(StrictModel):
         ) / 1_000_000
 
 
-class _ModelCommon(StrictModel):
+class ModelSpecBase(StrictModel):
+    """What every model spec has: its sampling settings and price. A backend from another
+    package subclasses it with its own fields and `backend: Literal["<name>"]`."""
+
+    if TYPE_CHECKING:
+        # Every subclass declares it, as a Literal of its own name (declared here, it would
+        # come before their other fields, and change the order they are written in).
+        backend: str
+
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(default=256, gt=0)
     seed: int | None = None
@@ -460,7 +663,7 @@ class _ModelCommon(StrictModel):
     )
 
 
-class LocalModelSpec(_ModelCommon):
+class LocalModelSpec(ModelSpecBase):
     """A GGUF model run in-process by llama.cpp."""
 
     backend: Literal["local"] = "local"
@@ -481,7 +684,7 @@ class LocalModelSpec(_ModelCommon):
     )
 
 
-class _ServedModelCommon(_ModelCommon):
+class _ServedModelCommon(ModelSpecBase):
     """What every model reached over the network has: its key, time limit and retries."""
 
     api_key_env: str | None = Field(
@@ -531,7 +734,7 @@ class LiteLLMModelSpec(_ServedModelCommon):
     )
 
 
-class FakeModelSpec(_ModelCommon):
+class FakeModelSpec(ModelSpecBase):
     """Replies from a fixed list, for tests and demos without a model."""
 
     backend: Literal["fake"]
@@ -539,10 +742,79 @@ class FakeModelSpec(_ModelCommon):
     context_window: int = Field(default=8192, ge=256)
 
 
-ModelSpec = Annotated[
+BuiltinModelSpec = Annotated[
     LocalModelSpec | OpenAIModelSpec | LiteLLMModelSpec | FakeModelSpec,
     Field(discriminator="backend"),
 ]
+BUILTIN_SPECS: tuple[type[ModelSpecBase], ...] = (
+    LocalModelSpec,
+    OpenAIModelSpec,
+    LiteLLMModelSpec,
+    FakeModelSpec,
+)
+BUILTIN_BACKENDS: tuple[str, ...] = tuple(
+    tag for spec in BUILTIN_SPECS for tag in get_args(spec.model_fields["backend"].annotation)
+)
+
+
+def _model_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A built-in backend's spec by its own class (`BuiltinModelSpec`); any other backend's
+    by the spec class its package registers (`charter.backends`)."""
+    if isinstance(value, ModelSpecBase) and not isinstance(value, BUILTIN_SPECS):
+        return value  # a registered backend's spec, already validated
+    backend = value.get("backend") if isinstance(value, dict) else None
+    if not isinstance(backend, str) or backend in BUILTIN_BACKENDS:
+        return handler(value)
+    if backend not in plugins.backends:
+        reason = plugins.backends.unknown(backend, first=BUILTIN_BACKENDS)
+        raise PydanticCustomError("plugin", "{reason}", {"reason": reason})
+    factory = _registered(plugins.backends, backend)
+    try:
+        return factory.spec.model_validate(value)
+    except ValidationError as exc:
+        raise _nested(f"backend {backend!r}", _inner_errors(exc, ())) from None
+
+
+class _RegisteredBackends:
+    """Validation, serialisation and JSON Schema of a model spec whose backend may be
+    Charter's own or one an installed package registers."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_wrap_validator_function(
+            _model_spec,
+            handler.generate_schema(BuiltinModelSpec),
+            # each spec is written by its own class, registered ones too
+            serialization=core_schema.wrap_serializer_function_ser_schema(
+                lambda value, write: write(value), schema=core_schema.any_schema()
+            ),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = dict(handler(schema))
+        other = {
+            "type": "object",
+            "title": "RegisteredModelSpec",
+            "description": "A backend an installed package registers (docs/extending.md); "
+            "its own fields.",
+            "properties": {"backend": {"type": "string", "not": {"enum": list(BUILTIN_BACKENDS)}}},
+            "required": ["backend"],
+        }
+        # A closed mapping of tags no longer describes it: the branches say it themselves.
+        json_schema.pop("discriminator", None)
+        json_schema["oneOf"] = [*json_schema["oneOf"], other]
+        return json_schema
+
+
+ModelSpec = Annotated[
+    LocalModelSpec | OpenAIModelSpec | LiteLLMModelSpec | FakeModelSpec | ModelSpecBase,
+    _RegisteredBackends(),
+]
+"""A model spec: `backend:` local, openai, litellm or fake, or a backend an installed
+package registers (validated by its own spec class)."""
 
 
 class Routing(StrictModel):

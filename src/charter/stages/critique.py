@@ -33,7 +33,6 @@ from charter.knowledge.grounding import (
 from charter.models.base import ChatModel, ChatRequest, Message, latest_user
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
-from charter.pipeline import emit
 
 if TYPE_CHECKING:
     from charter.models.routing import ModelSet
@@ -79,24 +78,21 @@ class CritiqueStage:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         # The draft may change here: hold streamed text until the reply is final.
-        release, state.on_delta = state.on_delta, None
-        try:
+        with state.stream.diverted(None):
             state = await self._critique(await call_next(state))
-        finally:
-            state.on_delta = release
-        if release is not None and state.reply and not state.blocked:
-            await emit(release, state.reply)
+        if state.outcome.reply and not state.outcome.blocked:
+            await state.stream.send(state.outcome.reply)
         return state
 
     async def _critique(self, state: TurnState) -> TurnState:
         record = state.trace[self.name]
-        if state.json_schema is not None and not state.blocked:
+        if state.request.json_schema is not None and not state.outcome.blocked:
             record.reason = "not run: the caller asked for JSON (response_format)"
             return state
-        if state.blocked or state.reply is None:
+        if state.outcome.blocked or state.outcome.reply is None:
             record.reason = "not run: no draft (the turn was blocked or answered with calls)"
             return state
-        draft = state.reply
+        draft = state.outcome.reply
         checks = list(self.checks)
         if self.user_requests:
             latest = latest_user(state.messages)
@@ -113,30 +109,30 @@ class CritiqueStage:
             entity_sources = [*sources, state.system_prompt]
             checks += grounding_checks(sources, entity_sources)
         problems = await self._violations(draft, state, record.detail, checks)
-        state.persona_score = self._score(draft)
+        state.outcome.persona_score = self._score(draft)
         record.detail["draft_violations"] = problems
-        record.detail["draft_persona_score"] = round(state.persona_score, 3)
+        record.detail["draft_persona_score"] = round(state.outcome.persona_score, 3)
         rounds = 0
         while problems and rounds < self.rounds:
             rounds += 1
-            revised = await self._revise(state, state.reply, problems)
+            revised = await self._revise(state, state.outcome.reply, problems)
             record.prompt_tokens += revised[1]
             record.completion_tokens += revised[2]
-            state.reply = revised[0]
-            problems = await self._violations(state.reply, state, record.detail, checks)
+            state.outcome.reply = revised[0]
+            problems = await self._violations(state.outcome.reply, state, record.detail, checks)
         record.detail["revisions"] = rounds
-        if failed(checks, state.reply):
-            state.reply = repair(checks, state.reply)
+        if failed(checks, state.outcome.reply):
+            state.outcome.reply = repair(checks, state.outcome.reply)
             record.detail["repaired"] = True
         if sources:
-            ungrounded = unsupported(state.reply, sources)
-            ungrounded += unsupported_entities(state.reply, entity_sources)
+            ungrounded = unsupported(state.outcome.reply, sources)
+            ungrounded += unsupported_entities(state.outcome.reply, entity_sources)
             if ungrounded:
                 record.detail["ungrounded"] = ungrounded
-                state.reply = dont_know(state.charter)
-        remaining = [c.id for c in failed(checks, state.reply)]
+                state.outcome.reply = dont_know(state.charter)
+        remaining = [c.id for c in failed(checks, state.outcome.reply)]
         record.detail["final_violations"] = remaining
-        if state.reply != draft:
+        if state.outcome.reply != draft:
             record.detail["draft"] = draft
             record.verdict = "rewrite"
             record.reason = "revised to follow: " + ", ".join(record.detail["draft_violations"])
@@ -200,7 +196,7 @@ class CritiqueStage:
         latest = max((i for i, m in enumerate(state.messages) if m.role == "user"), default=0)
 
         def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
-            return state.sampling.request(  # the caller's options shape the revision too
+            return state.request.sampling.request(  # the caller's options shape the revision too
                 [
                     Message(role="system", content=state.system_prompt),
                     *state.messages[latest:],
@@ -217,7 +213,9 @@ class CritiqueStage:
                 seed=spec.seed,
             )
 
-        detail = state.trace[self.name].detail
-        completion = await self.models.complete(state, request, detail)
+        routed = await self.models.complete(state.route, request)
+        completion = routed.completion
+        state.add_usage(completion.usage, model=routed.role)
+        state.trace[self.name].detail.update(routed.to_detail())
         text = completion.text.strip() or draft
         return text, completion.usage.prompt_tokens, completion.usage.completion_tokens

@@ -1,7 +1,7 @@
 """Drift monitor: score every draft reply by the persona's checks and, when the score falls
 below the charter's threshold, re-anchor the next turn (a persona reminder is placed next to
 the user's next message; see the generate stage). The score and the decision are in the
-trace, and a `Conversation` carries the decision to the next turn."""
+trace, and the turn's `carry` hands the decision to the next turn."""
 
 from __future__ import annotations
 
@@ -19,15 +19,17 @@ class DriftStage:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        record.detail["reanchored_this_turn"] = state.reanchor
+        record.detail["reanchored_this_turn"] = state.request.carry.reanchor
         state = await call_next(state)
-        score = state.persona_score
+        score = state.outcome.persona_score
         if score is None:
             record.reason = "no draft to score (the turn was blocked)"
-            record.detail["reanchor_next"] = state.reanchor
+            state.outcome.reanchor_next = state.request.carry.reanchor
+            record.detail["reanchor_next"] = state.outcome.reanchor_next
             return state
         record.detail["score"] = round(score, 3)
         drifted = score < self.threshold
+        state.outcome.reanchor_next = drifted
         record.detail["reanchor_next"] = drifted
         if drifted:
             record.reason = (

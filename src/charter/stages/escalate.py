@@ -2,7 +2,7 @@
 follow up, when an input guard is unsure and the charter holds such messages for a person,
 or when turns keep failing.
 
-The stage decides and writes an escalation into the turn (`state.escalations`); the
+The stage decides and writes an escalation into the turn (`state.outcome.escalations`); the
 conversation saves it in the same transaction as the turn, so a hand-off is never lost.
 The user is told what happens next, with a reference they can quote.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from charter.persona.signals import sentiment
 
@@ -55,9 +55,9 @@ class EscalationStage:
         if asks_for_human(latest):
             return self._escalate(state, "user_request", "the user asked for a person")
         state = await call_next(state)
-        policy = _policy_escalation(state)
-        if state.held is not None:
-            self._escalate(state, "uncertain_guard", state.held)
+        policy = state.outcome.specialist_policy
+        if state.outcome.held is not None:
+            self._escalate(state, "uncertain_guard", state.outcome.held)
         elif policy is not None:
             self._escalate(state, "policy", f"policy {policy!r} needs a specialist", append=True)
         elif _stays_negative(state):
@@ -67,11 +67,11 @@ class EscalationStage:
                 f"the last {NEGATIVE_TURNS} user messages were all negative",
                 append=True,
             )
-        elif state.blocked and state.prior_blocked >= REPEATED_FAILURES:
+        elif state.outcome.blocked and state.request.carry.blocked_streak >= REPEATED_FAILURES:
             self._escalate(
                 state,
                 "repeated_failure",
-                f"{state.prior_blocked + 1} blocked turns in a row",
+                f"{state.request.carry.blocked_streak + 1} blocked turns in a row",
                 append=True,
             )
         else:
@@ -83,8 +83,10 @@ class EscalationStage:
     ) -> TurnState:
         reference = f"ESC-{uuid.uuid4().hex[:8].upper()}"
         message = handoff_message(state.charter.persona, reference)
-        state.reply = f"{state.reply} {message}" if append and state.reply else message
-        state.escalations.append(
+        state.outcome.reply = (
+            f"{state.outcome.reply} {message}" if append and state.outcome.reply else message
+        )
+        state.outcome.escalations.append(
             {
                 "id": reference,
                 "trigger": trigger,
@@ -102,14 +104,3 @@ class EscalationStage:
 def _stays_negative(state: TurnState) -> bool:
     user = [m.content for m in state.messages if m.role == "user"][-NEGATIVE_TURNS:]
     return len(user) == NEGATIVE_TURNS and all(sentiment(t)[0] == "negative" for t in user)
-
-
-def _policy_escalation(state: TurnState) -> str | None:
-    if "output_guards" not in state.trace:
-        return None
-    guards: list[dict[str, Any]] = state.trace["output_guards"].detail.get("guards", [])
-    for verdict in guards:
-        detail = verdict.get("detail", {})
-        if detail.get("escalate"):  # the policy matched, whoever wrote its answer
-            return str(detail.get("policy"))
-    return None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from charter.errors import ModelError
-from charter.models.base import ChatRequest, Completion, Message, TextDelta, latest_user
+from charter.models.base import ChatRequest, Completion, Message, TextDelta
 from charter.models.routing import tools_role
 from charter.persona.compile import persona_reminder
-from charter.pipeline import emit
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel
@@ -82,7 +80,7 @@ class GenerateStage:
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         system = Message(role="system", content=state.system_prompt)
         history = state.messages
-        if state.reanchor:
+        if state.request.carry.reanchor:
             # The persona slipped last turn: restate it right next to the newest message,
             # where a small model pays the most attention.
             latest = history[-1]
@@ -92,13 +90,13 @@ class GenerateStage:
                 Message(role="user", content=f"{reminder}\n\n{latest.content}"),
             ]
         record = state.trace[self.name]
-        if state.client_tools and await self._client_calls(state, history):
+        if state.request.client_tools and await self._client_calls(state, history):
             return await call_next(state)
         dropped = 0
 
         def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
             nonlocal dropped
-            sampling = state.sampling
+            sampling = state.request.sampling
             messages, dropped = fit_history(
                 system, history, budget=model.context_window - sampling.limit(spec.max_tokens)
             )
@@ -107,27 +105,30 @@ class GenerateStage:
                 max_tokens=spec.max_tokens,
                 temperature=spec.temperature,
                 seed=spec.seed,
-                json_schema=state.json_schema,
+                json_schema=state.request.json_schema,
             )
 
         async def send(model: ChatModel, request: ChatRequest) -> Completion:
             return await self._generate(model, request, state)
 
         try:
-            completion = await self.models.complete(state, request, record.detail, send)
+            routed = await self.models.complete(state.route, request, send)
         except _Streamed as exc:  # text already reached the user: no fallback
             raise exc.error from None
-        state.reply = completion.text.strip()
+        completion = routed.completion
+        state.add_usage(completion.usage, model=routed.role)
+        record.detail.update(routed.to_detail())
+        state.outcome.reply = completion.text.strip()
         record.prompt_tokens = completion.usage.prompt_tokens
         record.completion_tokens = completion.usage.completion_tokens
         record.detail.update(
-            reanchored=state.reanchor,
+            reanchored=state.request.carry.reanchor,
             model=completion.model,
             finish_reason=completion.finish_reason,
             dropped_messages=dropped,
         )
-        if state.sampling.to_dict():
-            record.detail["sampling"] = state.sampling.to_dict()
+        if state.request.sampling.to_dict():
+            record.detail["sampling"] = state.request.sampling.to_dict()
         if completion.prompt_ms is not None:
             record.detail["model_prompt_ms"] = round(completion.prompt_ms, 2)
         if completion.generate_ms is not None:
@@ -141,40 +142,38 @@ class GenerateStage:
         offered (no gate) and the model's first decision must hold at least one call. With
         valid calls the turn answers with them and no text; otherwise the turn goes on to an
         ordinary reply (the trace says when a required call did not come)."""
-        from charter.tools.loop import ToolLoop
+        from charter.tools.executors import ProposeToCaller
         from charter.tools.registry import client_tools
-        from charter.tools.relevance import gate
+        from charter.tools.service import ToolUse
 
         record = state.trace[self.name]
-        limits = state.charter.tool_limits
-        tools = client_tools(state.client_tools)
-        required = state.tool_choice == "required"
+        tools = client_tools(list(state.request.client_tools))
+        required = state.request.tool_choice == "required"
+        role = tools_role(state.charter.models)
+        use = ToolUse(lambda: self.models.model(role), state.charter.tool_limits)
+        propose = ProposeToCaller(require=required)
+        used = await use(tools, state.system_prompt, history, propose, gated=not required)
         if required:
-            offered = tools
             record.detail["client_tool_choice"] = "required"
         else:
-            asked = latest_user(history)
-            scores, offered = await asyncio.to_thread(gate, asked, tools, limits.min_relevance)
-            record.detail["client_tool_relevance"] = {k: round(v, 3) for k, v in scores.items()}
-        if not offered:
+            record.detail["client_tool_relevance"] = used.relevance
+        if used.loop is None:
             record.detail["client_tool_steps"] = []
             return False
-        role = tools_role(state.charter.models)
-        loop = ToolLoop(self.models.model(role), offered, limits, require=required)
-        calls, out = await loop.propose(state.system_prompt, history)
+        out, calls = used.loop, used.proposals
         state.add_usage(out.usage, model=role)
         record.detail["client_tool_model_role"] = role
         record.prompt_tokens += out.usage.prompt_tokens
         record.completion_tokens += out.usage.completion_tokens
-        record.detail["client_tool_steps"] = out.steps
+        record.detail["client_tool_steps"] = out.step_dicts()
         if not calls:
             if required:
                 record.detail["client_tool_choice_unmet"] = (
                     "tool_choice required a call, but the model proposed no valid one"
                 )
             return False
-        state.tool_calls = calls
-        state.reply = None
+        state.outcome.tool_calls = calls
+        state.outcome.reply = None
         record.reason = "answered with calls to the caller's tools: " + ", ".join(
             c["name"] for c in calls
         )
@@ -182,7 +181,7 @@ class GenerateStage:
 
     @staticmethod
     async def _generate(model: ChatModel, request: ChatRequest, state: TurnState) -> Completion:
-        if state.on_delta is None:
+        if not state.stream.live:
             return await model.acomplete(request)
         final: Completion | None = None
         sent = False
@@ -190,7 +189,7 @@ class GenerateStage:
             async for event in model.astream(request):
                 if isinstance(event, TextDelta):
                     sent = True
-                    await emit(state.on_delta, event.text)
+                    await state.stream.send(event.text)
                 else:
                     final = event
         except ModelError as exc:

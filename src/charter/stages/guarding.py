@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from charter.guards.base import Action, Guard, GuardVerdict, Subject
+from charter.turn import GuardCall, GuardSide
 
 if TYPE_CHECKING:
     from charter.pipeline import StageRecord, TurnState
@@ -104,6 +105,9 @@ def refuse(state: TurnState, record: StageRecord, verdict: GuardVerdict) -> None
     """End the turn with the persona's refusal because `verdict` blocked it."""
     record.verdict = "block"
     record.reason = f"{verdict.guard}: {verdict.reason}"
-    state.reply = state.charter.persona.refusal_reply()
-    state.blocked = True
-    state.block_reason = record.reason
+    state.outcome.block(state.charter.persona.refusal_reply(), record.reason)
+
+
+def record_verdicts(state: TurnState, side: GuardSide, verdicts: list[GuardVerdict]) -> None:
+    """Add `verdicts` to the turn's outcome (the gateway's guard header, the eval)."""
+    state.outcome.guards.extend(GuardCall(side, v.guard, v.action) for v in verdicts)

@@ -19,7 +19,7 @@ from charter.guards.answered import AnsweredTurns, Vetting
 from charter.guards.base import Guard, Subject
 from charter.guards.normalize import views
 from charter.models.base import Message
-from charter.stages.guarding import refuse, run_guards
+from charter.stages.guarding import record_verdicts, refuse, run_guards
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
@@ -71,6 +71,7 @@ class InputGuardStage:
             self.guards, subject, timeout_s=self.timeout_s, failure=state.charter.on_failure
         )
         record.detail["guards"] = run.to_list()
+        record_verdicts(state, "input", run.verdicts)
         if vetting.answered:
             record.detail["vetted"] = len(vetting.answered)
         if hits:
@@ -85,7 +86,7 @@ class InputGuardStage:
         if unsure and escalation is not None and escalation.on_uncertain_guard:
             # Not answered: the escalate stage hands the message to a person.
             record.verdict = "escalate"
-            record.reason = state.held = (
+            record.reason = state.outcome.held = (
                 f"{unsure[0].guard} is unsure (score {unsure[0].score:.2f} in its uncertain band)"
             )
             return state

@@ -20,7 +20,7 @@ def _any(expected: str | list[str], actual: str | None) -> bool:
     return actual is not None and actual.lower() in [v.lower() for v in values]
 
 
-def holds(when: When, signals: Signals, message: str) -> tuple[bool, list[str]]:
+def holds(when: When, signals: Signals, message: str) -> tuple[bool, list[str]]:  # noqa: C901
     """Whether every given condition holds, and the reasons (for the trace)."""
     why: list[str] = []
     if when.code_language is not None:
@@ -68,7 +68,7 @@ class InstructionsStage:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        signals = compute(state.messages, state.profile)
+        signals = compute(state.messages, state.request.profile)
         state.signals = signals
         message = state.messages[-1].content
         applied: list[dict[str, object]] = []

@@ -16,8 +16,8 @@ them trained on): the classifier alone blocks 8 ordinary ones and "You are a hel
 assistant."; the rules block 1, the DAN persona. The trace shows the instructions, their size
 and every guard's verdict.
 
-The stage is only in the pipeline of a turn that has such instructions
-(`Charter.arespond(operator_instructions=...)`): other turns' traces are unchanged.
+The stage takes part only in a turn that has such instructions
+(`TurnRequest.operator_instructions`): other turns' traces do not show it.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from charter.guards.allowlist import AllowList
 from charter.guards.base import Guard, GuardVerdict, Subject, allow
 from charter.guards.normalize import views
 from charter.models.base import Message
-from charter.stages.guarding import refuse, run_guards
+from charter.stages.guarding import record_verdicts, refuse, run_guards
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, TurnState
+    from charter.turn import TurnRequest
 
 OPERATOR_HEADING = (
     "Operator instructions follow: they come from the application that deployed you, not from "
@@ -85,7 +86,6 @@ class OperatorStage:
 
     def __init__(
         self,
-        text: str,
         guards: list[Guard],
         *,
         timeout_s: float,
@@ -94,16 +94,19 @@ class OperatorStage:
     ) -> None:
         """`guards`: the charter's input guards (none: the instructions are placed
         unchecked, and the trace says so). `allowed`: the digests of instructions the guards
-        already allowed (shared across turns by the `Charter`)."""
-        self.text = text
+        already allowed (shared across turns)."""
         self.guards: list[Guard] = [OperatorReading(g) for g in guards]
         self.timeout_s = timeout_s
         self.allow = allow or AllowList([])
         self.allowed = allowed if allowed is not None else OrderedDict()
 
+    @staticmethod
+    def applies(request: TurnRequest) -> bool:
+        return bool(request.operator_instructions and request.operator_instructions.strip())
+
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        text = self.text.strip()
+        text = (state.request.operator_instructions or "").strip()
         digest = hashlib.sha256(text.encode()).hexdigest()
         shown = text if len(text) <= TRACE_CHARS else text[:TRACE_CHARS] + " …"
         record.detail.update(
@@ -132,6 +135,7 @@ class OperatorStage:
                 self.guards, subject, timeout_s=self.timeout_s, failure=state.charter.on_failure
             )
             record.detail["guards"] = run.to_list()
+            record_verdicts(state, "operator", run.verdicts)
             if hits:
                 record.detail["allowed"] = [hit.to_dict() for hit in hits]
             if decoded:
@@ -139,7 +143,7 @@ class OperatorStage:
             if run.blocked_by is not None:
                 refuse(state, record, run.blocked_by)
                 record.reason = f"operator instructions refused: {record.reason}"
-                state.block_reason = record.reason
+                state.outcome.block_reason = record.reason
                 return state
             if not any(v.detail.get("error") for v in run.verdicts):
                 self.allowed[digest] = None

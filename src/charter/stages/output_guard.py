@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from charter.guards.base import Guard, GuardVerdict, Subject
 from charter.pipeline import emit
-from charter.stages.guarding import GuardRun, refuse, run_guards
+from charter.stages.guarding import GuardRun, record_verdicts, refuse, run_guards
 
 if TYPE_CHECKING:
     from charter.pipeline import CallNext, Delta, TurnState
@@ -100,51 +100,57 @@ class OutputGuardStage:
             canary=state.canary,
         )
 
+    @staticmethod
+    def _decided(state: TurnState, verdicts: list[GuardVerdict]) -> None:
+        record_verdicts(state, "output", verdicts)
+        for verdict in verdicts:
+            if verdict.detail.get("escalate"):  # a policy matched, whoever wrote its answer
+                state.outcome.specialist_policy = str(verdict.detail.get("policy"))
+                return
+
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
-        release = state.on_delta
-        gate: SentenceGate | None = None
-        if release is not None:
+        async def check(text: str) -> GuardRun:
+            return await run_guards(
+                self.guards,
+                self._subject(state, text),
+                timeout_s=self.timeout_s,
+                failure=state.charter.on_failure,
+                rewrite=True,
+            )
 
-            async def check(text: str) -> GuardRun:
-                return await run_guards(
-                    self.guards,
-                    self._subject(state, text),
-                    timeout_s=self.timeout_s,
-                    failure=state.charter.on_failure,
-                    rewrite=True,
-                )
-
-            gate = SentenceGate(release, check)
-            state.on_delta = gate
-        state = await call_next(state)
-        state.on_delta = release
+        outer = state.stream.sink
+        gate = SentenceGate(outer, check) if outer is not None else None
+        with state.stream.diverted(gate):
+            state = await call_next(state)
         record = state.trace[self.name]
-        if gate is not None and gate.blocked_by is not None and not state.blocked:
+        if gate is not None and gate.blocked_by is not None and not state.outcome.blocked:
             refuse(state, record, gate.blocked_by)  # blocked mid-stream: that verdict stands
             record.detail["guards"] = [gate.blocked_by.to_dict()]
-        elif state.blocked or state.reply is None:
+            self._decided(state, [gate.blocked_by])
+        elif state.outcome.blocked or state.outcome.reply is None:
             record.reason = "not checked: the turn was already blocked"
             record.detail["guards"] = []
         else:
             run = await run_guards(
                 self.guards,
-                self._subject(state, state.reply),
+                self._subject(state, state.outcome.reply),
                 timeout_s=self.timeout_s,
                 failure=state.charter.on_failure,
                 rewrite=True,
             )
             record.detail["guards"] = run.to_list()
+            self._decided(state, run.verdicts)
             if run.blocked_by is not None:
                 refuse(state, record, run.blocked_by)
-            elif run.text != state.reply:
+            elif run.text != state.outcome.reply:
                 record.verdict = "rewrite"
                 record.reason = "; ".join(v.reason for v in run.verdicts if v.action == "rewrite")
-                state.reply = run.text
+                state.outcome.reply = run.text
         if gate is not None:
             record.detail["stream"] = {"sentence_checks": gate.checks, "stopped": gate.stopped}
-            if state.reply is not None:
-                refusal = state.reply if state.blocked else None
-                state.reply = await gate.finish(state.reply, refusal)
-        elif release is not None and state.reply:
-            await emit(release, state.reply)
+            if state.outcome.reply is not None:
+                refusal = state.outcome.reply if state.outcome.blocked else None
+                state.outcome.reply = await gate.finish(state.outcome.reply, refusal)
+        elif state.outcome.reply:
+            await state.stream.send(state.outcome.reply)
         return state

@@ -25,7 +25,7 @@ class RateLimitStage:
         self.limiter = limiter
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
-        key = state.user or "anonymous"
+        key = state.request.user or "anonymous"
         record = state.trace[self.name]
         wait = await asyncio.to_thread(self.limiter.admit, key)
         record.detail["key"] = key
@@ -33,12 +33,12 @@ class RateLimitStage:
             record.verdict = "block"
             record.reason = f"rate limit: retry in {wait:.1f} s"
             record.detail["retry_after_s"] = round(wait, 2)
-            state.reply = (
+            state.outcome.retry_after_s = round(wait, 2)
+            state.outcome.block(
                 f"You're sending messages faster than I can answer. Please wait {math.ceil(wait)} "
-                "seconds and try again."
+                "seconds and try again.",
+                record.reason,
             )
-            state.blocked = True
-            state.block_reason = record.reason
             return state
         state = await call_next(state)
         await asyncio.to_thread(self.limiter.record_tokens, key, state.usage.total_tokens)

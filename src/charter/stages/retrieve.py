@@ -13,6 +13,8 @@ import asyncio
 import re
 from typing import TYPE_CHECKING
 
+from charter.turn import Citation
+
 if TYPE_CHECKING:
     from charter.knowledge.index import KnowledgeIndex
     from charter.pipeline import CallNext, TurnState
@@ -48,7 +50,15 @@ class RetrieveStage:
         else:
             record.reason = "no passage above the minimum score"
         state = await call_next(state)
-        if state.reply and hits:
-            cited = {int(n) for n in re.findall(r"\[(\d{1,2})\]", state.reply)}
-            record.detail["cited"] = sorted(n for n in cited if 1 <= n <= len(hits))
+        reply = state.outcome.reply
+        if reply and hits:
+            found = {int(n) for n in re.findall(r"\[(\d{1,2})\]", reply)}
+            cited = sorted(n for n in found if 1 <= n <= len(hits))
+            record.detail["cited"] = cited
+            if state.outcome.blocked:
+                return state  # the user sees a refusal: nothing of the passages
+            state.outcome.citations = [
+                Citation(n=n, where=hits[n - 1].passage.where, text=hits[n - 1].passage.text)
+                for n in cited
+            ]
         return state

@@ -27,7 +27,7 @@ class RouteStage:
             state.messages[-1].content,
             long_words=self.routing.long_message_words,
             tool_results=len(state.tool_results),
-            reanchor=state.reanchor,
+            reanchor=state.request.carry.reanchor,
         )
         state.route = choose(signals, self.routing, has_strong=True)
         record = state.trace[self.name]

@@ -3,21 +3,21 @@
 Tools are offered most relevant first, and only those the relevance gate
 (`charter.tools.relevance`) scores at or above `tool_limits.min_relevance`; a message no tool
 fits skips tool use at no model cost. The calls themselves go through
-`charter.tools.loop.ToolLoop` (schema-forced decisions, validation and bounded retries,
-loop detection, approval for dangerous tools, timeouts, the injection guard on results).
+`charter.tools.service.ToolUse`, run here (`RunHere`: schema-forced decisions, the
+argument checks, validation and bounded retries, loop detection, approval for dangerous
+tools, timeouts, the injection guard on results).
 The results go into the system prompt for the final answer (and into the grounding check's
 sources). Every step, argument, error, result size and millisecond is in the trace.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
 from charter.stages.escalate import handoff_message
-from charter.tools.loop import ToolLoop
-from charter.tools.relevance import gate
+from charter.tools.executors import RunHere
+from charter.tools.service import ToolUse
 
 if TYPE_CHECKING:
     from charter.guards.base import Guard
@@ -51,33 +51,27 @@ class ToolsStage:
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         record = state.trace[self.name]
-        scores, offered = await asyncio.to_thread(
-            gate, state.messages[-1].content, self.tools, self.limits.min_relevance
+        here = RunHere(
+            result_guard=self.result_guard, approve=lambda call: self._approval(state, call)
         )
-        record.detail["relevance"] = {name: round(score, 3) for name, score in scores.items()}
-        if not offered:
+        use = ToolUse(self.model, self.limits, price=self.spec.price)
+        used = await use(self.tools, state.system_prompt, state.messages, here)
+        record.detail["relevance"] = used.relevance
+        if used.loop is None:
             record.reason = "no tool relevant to this message: no tool call asked"
             return await call_next(state)
-        record.detail["offered"] = list(offered)
-        loop = ToolLoop(
-            self.model,
-            offered,
-            self.limits,
-            result_guard=self.result_guard,
-            approve=lambda call: self._approval(state, call),
-            price=self.spec.price,
-        )
-        out = await loop.run(state.system_prompt, state.messages)
+        record.detail["offered"] = used.offered
+        out = used.loop
         state.add_usage(out.usage, model=self.role)
         record.detail["model_role"] = self.role
         record.prompt_tokens += out.usage.prompt_tokens
         record.completion_tokens += out.usage.completion_tokens
-        record.detail["steps"] = out.steps
+        record.detail["steps"] = out.step_dicts()
         if out.count is not None:
             record.detail["count"] = out.count
         if out.unused:
             record.detail["unused"] = out.unused
-        record.detail["calls"] = len([s for s in out.steps if s.get("action") == "ran"])
+        record.detail["calls"] = out.ran
         if out.reason is not None:
             record.reason = out.reason
         if out.results:
@@ -91,7 +85,7 @@ class ToolsStage:
 
     def _approval(self, state: TurnState, call: str) -> str:
         reference = f"ESC-{uuid.uuid4().hex[:8].upper()}"
-        state.escalations.append(
+        state.outcome.escalations.append(
             {
                 "id": reference,
                 "trigger": "approval",

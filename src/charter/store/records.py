@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from charter.turn import Escalation
+
 
 @dataclass(frozen=True)
 class ApiKey:
@@ -79,7 +81,7 @@ _AUDIT_COLUMNS = (
 
 
 def escalation_args(
-    item: dict[str, Any], conversation_id: str | None, charter_id: str, tenant: str | None
+    item: Escalation, conversation_id: str | None, charter_id: str, tenant: str | None
 ) -> tuple[Any, ...]:
     return (
         item["id"],
@@ -208,7 +210,7 @@ class GatewayRecords(ABC):
 
     def add_escalation(
         self,
-        escalation: dict[str, Any],
+        escalation: Escalation,
         *,
         conversation_id: str | None,
         charter_id: str,

@@ -31,6 +31,7 @@ from charter.store.records import (
     escalation_args,
     escalation_of,
 )
+from charter.turn import Escalation
 
 __all__ = ["ApiKey", "AuditRecord", "Store", "StoredEscalation", "StoredTurn"]
 
@@ -124,6 +125,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_tenant ON audit(tenant, id);
     ALTER TABLE escalations ADD COLUMN tenant TEXT;
     CREATE INDEX escalations_by_tenant ON escalations(tenant, created_at);
+    """,
+    # 5: what each turn hands to the next (blocked streak, re-anchoring), as JSON
+    """
+    ALTER TABLE turns ADD COLUMN carry TEXT;
     """,
 )
 
@@ -231,7 +236,8 @@ class Store(GatewayRecords):
         completion_tokens: int,
         ms: float,
         trace: list[dict[str, Any]],
-        escalations: list[dict[str, Any]] | None = None,
+        escalations: Sequence[Escalation] = (),
+        carry: dict[str, Any] | None = None,
     ) -> int:
         """Save a turn atomically: both messages, the trace and any escalation it raised."""
         now = time.time()
@@ -249,8 +255,8 @@ class Store(GatewayRecords):
             ).lastrowid
             turn_id = db.execute(
                 "INSERT INTO turns (conversation_id, user_message_id, reply_message_id, blocked, "
-                "block_reason, prompt_tokens, completion_tokens, ms, trace, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "block_reason, prompt_tokens, completion_tokens, ms, trace, carry, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     user_id,
@@ -261,6 +267,7 @@ class Store(GatewayRecords):
                     completion_tokens,
                     ms,
                     json.dumps(trace),
+                    None if carry is None else json.dumps(carry),
                     now,
                 ),
             ).lastrowid
@@ -270,7 +277,7 @@ class Store(GatewayRecords):
             charter_id = db.execute(
                 "SELECT charter_id FROM conversations WHERE id = ?", (conversation_id,)
             ).fetchone()[0]
-            for item in escalations or []:
+            for item in escalations:
                 _insert_escalation(db, item, conversation_id, charter_id, now)
         if turn_id is None:  # pragma: no cover - sqlite always returns a rowid here
             raise StoreError("the turn was not saved")
@@ -302,6 +309,16 @@ class Store(GatewayRecords):
                 (conversation_id,),
             ).fetchone()
         return [] if row is None else list(json.loads(row[0]))
+
+    def last_carry(self, conversation_id: str) -> dict[str, Any] | None:
+        """What the conversation's latest turn handed to the next (None: no turn yet, or
+        one saved before turns kept it)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT carry FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+        return None if row is None or row[0] is None else dict(json.loads(row[0]))
 
     def consecutive_blocked(self, conversation_id: str) -> int:
         """How many of the latest turns, in a row, were blocked."""
@@ -364,7 +381,7 @@ class Store(GatewayRecords):
 
 def _insert_escalation(
     db: sqlite3.Connection,
-    item: dict[str, Any],
+    item: Escalation,
     conversation_id: str | None,
     charter_id: str,
     now: float,

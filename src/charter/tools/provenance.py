@@ -25,7 +25,8 @@ gas" → "vaporization"). A required value left empty counts as missing. Codes (
 than Latin (the value may be a translation) are not judged.
 
 `ground_arguments` also prunes lists of options (arrays of enum members) to the members the
-sources name (`unnamed_options`). The figures behind each rule are in docs/tools.md.
+sources name (`unnamed_options`). The tool loop applies these rules as named checks
+(`charter.tools.checks`). The figures behind each rule are in docs/tools.md.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class Sources:
         return non_latin(self.text)
 
 
-def unsupported_values(
+def unsupported_values(  # noqa: C901 - one branch per JSON type
     arguments: dict[str, Any], schema: dict[str, Any], sources: Sources | str
 ) -> list[tuple[str, str]]:
     """(argument, `path=value`) for each value of `arguments` that `sources` does not
@@ -262,20 +263,41 @@ def ground_arguments(
     sources: Sources | str,
     request: str | None = None,
 ) -> Grounded:
-    """What to do with a call whose values `sources` may not hold (see the module doc), and
-    its lists of options pruned to those named (`unnamed_options`; "all", "every", … in
+    """What to do with a call whose values `sources` may not hold (`ground_values`), and
+    its lists of options pruned to those named (`named_options`; "all", "every", … in
     `request`, by default the sources, keep them whole)."""
     held = sources if isinstance(sources, Sources) else Sources(sources)
-    guessed = unsupported_values(arguments, schema, held)
+    grounded = ground_values(arguments, schema, held)
+    if grounded.refused:
+        return grounded
+    kept, pruned = named_options(
+        grounded.arguments, schema, held, held.text if request is None else request
+    )
+    return Grounded(kept, [], grounded.dropped + pruned)
+
+
+def ground_values(arguments: dict[str, Any], schema: dict[str, Any], sources: Sources) -> Grounded:
+    """The values of a call that `sources` does not hold (`unsupported_values`): all of them
+    `refused` when one sits in a required argument (the call must not run), else the
+    optional arguments that hold one left out (`dropped`)."""
+    guessed = unsupported_values(arguments, schema, sources)
     required = set(schema.get("required", []))
     if any(arg in required for arg, _ in guessed):
         return Grounded(arguments, [value for _, value in guessed], [])
     dropped = {arg for arg, _ in guessed}
     kept = {k: v for k, v in arguments.items() if k not in dropped}
-    pruned: list[str] = []
-    if not _EVERY.search((held.text if request is None else request).lower()):
-        kept, pruned = unnamed_options(kept, schema, held)
-    return Grounded(kept, [], [value for _, value in guessed] + pruned)
+    return Grounded(kept, [], [value for _, value in guessed])
+
+
+def named_options(
+    arguments: dict[str, Any], schema: dict[str, Any], sources: Sources, request: str
+) -> tuple[dict[str, Any], list[str]]:
+    """`unnamed_options` taken out, unless `request` says "all", "every", "each", "both" or
+    "any" (it may mean every option): the arguments kept, and `path=value` for each option
+    taken out."""
+    if _EVERY.search(request.lower()):
+        return arguments, []
+    return unnamed_options(arguments, schema, sources)
 
 
 def unnamed_options(
