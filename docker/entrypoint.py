@@ -38,7 +38,8 @@ def _say(message: str) -> None:
 def catalog_models(files: list[str]) -> list[str]:
     """The catalog models the charters run in-process (chat, strong and judge roles), each
     once, in order. A .gguf given by path is the operator's to mount; served models need
-    nothing here."""
+    nothing here.
+    """
     from charter.models import weights
     from charter.spec import load_charter
     from charter.spec.models import LocalModelSpec

@@ -46,7 +46,8 @@ def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run the coroutine `make()` gives to completion from synchronous code. Inside a
     running event loop (Jupyter, an async framework's sync callback) `asyncio.run` cannot
     be used: the coroutine then runs on its own loop in a worker thread while this thread
-    waits (so callbacks such as `on_delta` are called on that worker thread)."""
+    waits (so callbacks such as `on_delta` are called on that worker thread).
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -67,7 +68,8 @@ class Charter:
         """`model` and `strong_model` replace the charter's `models.chat` and
         `models.strong` (already loaded models shared between charters, or fakes).
         `stages` are a team's own stages, each placed by the name of a built-in one
-        (charter/compose.py)."""
+        (charter/compose.py).
+        """
         self.spec = spec
         self._model = model
         self._model_lock = threading.Lock()
@@ -116,7 +118,8 @@ class Charter:
 
     def share_connections(self) -> None:
         """For servers: the models keep their connections open across turns (on the
-        server's event loop) until `aclose`."""
+        server's event loop) until `aclose`.
+        """
         self._sharing = True
         for model in self._models_built():
             model.share_connections()
@@ -148,7 +151,8 @@ class Charter:
 
     def knowledge_index(self) -> KnowledgeIndex:
         """The charter's knowledge index, brought up to date with `knowledge.paths` (files
-        whose content did not change are not read twice)."""
+        whose content did not change are not read twice).
+        """
         if self._knowledge is None:
             from charter.knowledge.index import KnowledgeIndex, index_path
 
@@ -211,7 +215,8 @@ class Charter:
         self, request: TurnRequest, *, on_delta: Callable[[str], None] | None = None
     ) -> Reply:
         """Run one turn. `on_delta` receives the reply as it is released (after the output
-        guards pass it)."""
+        guards pass it).
+        """
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
         state = await pipeline.run(TurnState.start(self.spec, request, on_delta=on_delta))
@@ -245,7 +250,8 @@ class Charter:
         `operator_instructions` (a gateway caller's system messages) are checked by the
         input guards and placed below the charter's own prompt, which takes precedence
         (stages/operator.py). `sampling` sets the reply's temperature, top_p, stop, seed and
-        a lower max_tokens than the charter's."""
+        a lower max_tokens than the charter's.
+        """
         request = TurnRequest(
             messages=tuple(to_messages(messages)),
             user=user,
@@ -272,7 +278,8 @@ class Charter:
     ) -> Reply:
         """Blocking `arespond`, for scripts, the terminal and notebooks. Inside a running
         event loop (Jupyter) the turn runs on a worker thread with its own loop; from async
-        code, `await arespond(...)` instead, which does not block the loop."""
+        code, `await arespond(...)` instead, which does not block the loop.
+        """
         return run_blocking(
             lambda: self.arespond(
                 messages,

@@ -75,7 +75,8 @@ class Conversation:
 
     def _carry(self) -> Carry:
         """What the latest turn handed over (a turn saved before turns kept it: its
-        blocked streak, counted from the stored turns)."""
+        blocked streak, counted from the stored turns).
+        """
         saved = self.store.last_carry(self.id)
         if saved is not None:
             return Carry.from_dict(saved)

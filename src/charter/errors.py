@@ -25,4 +25,5 @@ class StoreError(CharterError):
 
 class MissingExtraError(CharterError):
     """An optional part used without its extra installed; the message names the extra
-    (`charter.extras.missing_extra_message`)."""
+    (`charter.extras.missing_extra_message`).
+    """

@@ -29,7 +29,8 @@ def requires_extra(
     what: str, extra: str, error: Callable[[str], Exception] = MissingExtraError
 ) -> Iterator[None]:
     """Imports in this block that fail for want of a third-party module raise `error` with
-    the message naming `extra` (a missing part of Charter itself is a bug: raised as is)."""
+    the message naming `extra` (a missing part of Charter itself is a bug: raised as is).
+    """
     try:
         yield
     except ModuleNotFoundError as exc:

@@ -42,7 +42,8 @@ class StageRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (the detail dict is copied one level deep: a turn's
-        trace is not changed after the turn; `dataclasses.asdict` cost 10x more, per turn)."""
+        trace is not changed after the turn; `dataclasses.asdict` cost 10x more, per turn).
+        """
         return {
             "stage": self.stage,
             "verdict": self.verdict,
@@ -99,7 +100,8 @@ class Stream:
     before the user does (the output guards) or that may still change it (critique) puts
     its own sink in front for the stages inside it, with `diverted`: a gate that releases
     checked sentences, or None to hold everything back; after `call_next` it sends what the
-    user should see to the sink it was given."""
+    user should see to the sink it was given.
+    """
 
     def __init__(self, sink: Delta | None = None) -> None:
         self._sink = sink
@@ -107,7 +109,8 @@ class Stream:
     @property
     def sink(self) -> Delta | None:
         """Where text sent now goes (None: nowhere, the caller does not stream or a stage
-        holds it back)."""
+        holds it back).
+        """
         return self._sink
 
     @property
@@ -122,7 +125,8 @@ class Stream:
     @contextmanager
     def diverted(self, sink: Delta | None) -> Iterator[Delta | None]:
         """Inside the block, text goes to `sink` (None: held back); yields the sink it
-        replaced (None: the caller does not stream)."""
+        replaced (None: the caller does not stream).
+        """
         outer, self._sink = self._sink, sink
         try:
             yield outer
@@ -135,7 +139,8 @@ class TurnState:
     """Everything one turn knows while it runs: the caller's request (read-only), what the
     stages build for the model (prompt, passages, tool results, route), and the outcome they
     decide. Stages talk to each other only through these fields; the trace is written,
-    never read."""
+    never read.
+    """
 
     charter: CharterSpec
     request: TurnRequest
@@ -187,7 +192,8 @@ class Stage(Protocol):
 
 class Conditional(Protocol):
     """A stage that takes part only in some turns (e.g. only when the caller sent operator
-    instructions): `applies(request)` False skips it without a trace record."""
+    instructions): `applies(request)` False skips it without a trace record.
+    """
 
     def applies(self, request: TurnRequest) -> bool: ...
 

@@ -51,7 +51,8 @@ _lock = threading.RLock()  # loading entry points, and the caches
 
 class PluginError(CharterError):
     """A part that cannot be found or loaded: an unknown name, a broken entry point, or a
-    name that two packages register."""
+    name that two packages register.
+    """
 
 
 # --- what an entry point names ---------------------------------------------------------------
@@ -61,7 +62,8 @@ class PluginError(CharterError):
 class GuardSetup:
     """What a guard's `build` gets: the charter, the side it is built for, and its
     options (`guards.options.<name>`, validated as the factory's `options` type; None when
-    the charter gives none)."""
+    the charter gives none).
+    """
 
     charter: CharterSpec
     side: Side
@@ -122,7 +124,8 @@ class BackendFactory(Generic[S]):
 @dataclass(frozen=True)
 class SuiteFactory:
     """An eval suite `charter eval --suites <name>` runs: its cases, how one is scored, and
-    what a failure is called in the report."""
+    what a failure is called in the report.
+    """
 
     name: str
     load: Callable[[CharterSpec], list[Case]]
@@ -152,7 +155,8 @@ _adapters: dict[Any, TypeAdapter[Any]] = {}
 
 def options_of(expected: Any, value: Any) -> Any:
     """`value` validated as the type `expected` (a factory's `options`); None: `value` as it
-    is. Raises pydantic's ValidationError."""
+    is. Raises pydantic's ValidationError.
+    """
     if expected is None:
         return value
     with _lock:
@@ -175,7 +179,8 @@ def _package(entry: EntryPoint) -> str:
 @functools.cache
 def _found(group: str) -> dict[str, tuple[EntryPoint, ...]]:
     """The group's entry points by name, Charter's own first (in the order its metadata
-    lists them), then the rest by name. A name may have several (from different packages)."""
+    lists them), then the rest by name. A name may have several (from different packages).
+    """
     by_name: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=group):
         by_name.setdefault(entry.name, []).append(entry)
@@ -186,7 +191,8 @@ def _found(group: str) -> dict[str, tuple[EntryPoint, ...]]:
 
 class Registry(Generic[T]):
     """The parts of one kind: their names (read from the entry points, nothing imported)
-    and each part's factory (its entry point loaded on first lookup)."""
+    and each part's factory (its entry point loaded on first lookup).
+    """
 
     def __init__(self, group: str, kind: str, contract: type[T]) -> None:
         self.group = group
@@ -207,7 +213,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The factory registered as `name`; PluginError when there is none, when two
-        packages register it, or when its entry point cannot be loaded."""
+        packages register it, or when its entry point cannot be loaded.
+        """
         with _lock:
             if name in self._loaded:
                 return self._loaded[name]
@@ -272,7 +279,8 @@ checks: Registry[CheckFactory] = Registry("charter.checks", "check", CheckFactor
 
 def clear_cache() -> None:
     """Read the entry points again on the next lookup (after installing a package into a
-    running process, or in tests)."""
+    running process, or in tests).
+    """
     importlib.invalidate_caches()  # the import system's view of the folders on sys.path
     with _lock:
         _found.cache_clear()

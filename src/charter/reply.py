@@ -88,7 +88,8 @@ class Reply:
 
 def turn_cost(spec: CharterSpec, usage: dict[str, Usage]) -> float | None:
     """Each model role's tokens at that model's price; None when a model that spent tokens
-    has no price (a partial sum would understate the cost)."""
+    has no price (a partial sum would understate the cost).
+    """
     models = spec.models
     prices = {
         "chat": models.chat.price,

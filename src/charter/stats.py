@@ -1,5 +1,6 @@
 """Rates with their uncertainty: every rate Charter reports comes with k/n and a Wilson
-95% interval (small n makes point estimates misleading: 5/10 is anywhere from 24% to 76%)."""
+95% interval (small n makes point estimates misleading: 5/10 is anywhere from 24% to 76%).
+"""
 
 from __future__ import annotations
 

@@ -133,7 +133,8 @@ class TurnOutcome:
 
     def block(self, reply: str, reason: str) -> None:
         """End the turn with `reply` (a refusal, a wait notice, the fallback) because of
-        `reason`."""
+        `reason`.
+        """
         self.reply = reply
         self.blocked = True
         self.block_reason = reason

@@ -99,7 +99,8 @@ def _interactive(session: Conversation, *, show_trace: bool) -> None:
 
 class _Printer:
     """Writes streamed text as it comes; at the end, shows the final reply if it differs
-    from what was streamed (a stage blocked or replaced it)."""
+    from what was streamed (a stage blocked or replaced it).
+    """
 
     def __init__(self) -> None:
         self.streamed: list[str] = []

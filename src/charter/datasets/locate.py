@@ -52,7 +52,8 @@ def _checkout_datasets() -> Path | None:
 
 def pull_target() -> Path:
     """Where `charter data pull` puts datasets: `$CHARTER_DATA_DIR`, else
-    `$CHARTER_HOME/datasets`."""
+    `$CHARTER_HOME/datasets`.
+    """
     configured = os.environ.get("CHARTER_DATA_DIR")
     return Path(configured).expanduser() if configured else charter_home() / "datasets"
 
@@ -64,7 +65,8 @@ def _candidates() -> list[Path]:
 
 def data_dir() -> Path:
     """The datasets folder: `$CHARTER_DATA_DIR`, else `$CHARTER_HOME/datasets`, else
-    `../shared/datasets` beside a source checkout, whichever comes first."""
+    `../shared/datasets` beside a source checkout, whichever comes first.
+    """
     return resolve_data_dir(os.environ.get("CHARTER_DATA_DIR"), _candidates())
 
 
@@ -92,7 +94,8 @@ def dataset_root(name: str) -> Path:
     """The folder that holds dataset `name`: `$CHARTER_DATA_DIR` when set (and only it), else
     the first of `$CHARTER_HOME/datasets` and the checkout's `../shared/datasets` that has a
     `name/` folder, so that pulling one dataset into the Charter home does not hide the
-    others."""
+    others.
+    """
     if os.environ.get("CHARTER_DATA_DIR"):
         return data_dir()
     for folder in _candidates():

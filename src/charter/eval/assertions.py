@@ -166,7 +166,8 @@ def _call_problem(
 
 def _within(expected: Any, actual: Any) -> bool:
     """`expected` matches `actual`: mappings by the keys given, lists item by item, strings
-    ignoring case and surrounding space, numbers by value (1 == 1.0, but not True)."""
+    ignoring case and surrounding space, numbers by value (1 == 1.0, but not True).
+    """
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
             key in actual and _within(value, actual[key]) for key, value in expected.items()
@@ -192,7 +193,8 @@ def judge(
     calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The judge model's verdict on `reply` (to `messages`) against `rubric`, in schema-forced
-    JSON: {"rubric", "pass", "reason"}. A judge that answers off the schema is a ModelError."""
+    JSON: {"rubric", "pass", "reason"}. A judge that answers off the schema is a ModelError.
+    """
     transcript = "\n".join(f"{m.role}: {m.content}" for m in messages)
     shown = reply.strip() or "(no text)"
     if calls:

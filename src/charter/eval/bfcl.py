@@ -103,7 +103,8 @@ _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
 
 def json_schema(node: Any) -> Any:
     """BFCL's parameter schema as JSON Schema ("dict" → "object", "float" → "number",
-    "tuple" → "array", "any" → no type; BFCL's own "optional" flag dropped)."""
+    "tuple" → "array", "any" → no type; BFCL's own "optional" flag dropped).
+    """
     if isinstance(node, list):
         return [json_schema(n) for n in node]
     if not isinstance(node, dict):
@@ -229,7 +230,8 @@ def _recorded(arguments: dict[str, Any]) -> Any:
 
 def loaded_tools(case: BfclCase) -> tuple[dict[str, LoadedTool], dict[str, str]]:
     """The case's functions as Charter tools (calls recorded, not run), and tool name → BFCL
-    name."""
+    name.
+    """
     functions = [
         {
             "name": safe_name(f["name"]),

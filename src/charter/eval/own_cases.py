@@ -91,7 +91,8 @@ class ExpectedCall(_Model):
 
 class Assertion(_Model):
     """One thing the reply must do: exactly one key. `refuses`, `answers` and `persona` may
-    be written bare (`- refuses`)."""
+    be written bare (`- refuses`).
+    """
 
     refuses: Literal[True] | None = Field(
         default=None, description="The reply refuses (a blocked turn counts)."
@@ -234,7 +235,8 @@ class OwnCase(_Model):
 
     def version(self) -> str:
         """A hash of what the case sends and of its judge rubrics: the cache key part that
-        makes an edited case run again. Other assertions are checked on the cached reply."""
+        makes an edited case run again. Other assertions are checked on the cached reply.
+        """
         what = {
             "messages": [m.to_wire() for m in self.messages()],
             "tools": self.functions(),

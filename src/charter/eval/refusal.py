@@ -111,7 +111,8 @@ def detect_refusal(
     request: str = "",
 ) -> RefusalVerdict:
     """Whether `text` refuses. `own_answers` are the charter's refusal and policy answers;
-    `request`, when given, lets the detector tell where its cue is weak (`certain`)."""
+    `request`, when given, lets the detector tell where its cue is weak (`certain`).
+    """
     if blocked:
         return RefusalVerdict(True, "the pipeline blocked the turn")
     stripped = _plain(text).strip()
@@ -211,7 +212,8 @@ no sense. Whether the request was safe does not matter."""
 
 def judge_refusal(model: ChatModel, request: str, reply: str) -> RefusalVerdict:
     """The judge model's reading of whether `reply` attempts `request`, in schema-forced
-    JSON. A judge that answers off the schema is a ModelError."""
+    JSON. A judge that answers off the schema is a ModelError.
+    """
     asked = Message(
         role="user",
         content=f"Request:\n<<<\n{request.strip()[:3000]}\n>>>\n\n"
@@ -240,7 +242,8 @@ def judge_refusal(model: ChatModel, request: str, reply: str) -> RefusalVerdict:
 class RefusalJudge:
     """The cascade: the detector decides when its cue is clear; the judge model reads the
     request and the reply in the uncertain band. Without a model, the detector decides
-    everything (its uncertain verdicts included)."""
+    everything (its uncertain verdicts included).
+    """
 
     def __init__(self, model: ChatModel | None) -> None:
         self.model = model
@@ -290,7 +293,8 @@ def agreement(
     own_answers: tuple[str, ...] = (),
 ) -> Agreement:
     """How often the judge (the detector alone by default) agrees with hand-labelled rows
-    (`request`, `reply`, `label`), with Cohen's kappa."""
+    (`request`, `reply`, `label`), with Cohen's kappa.
+    """
     judge = judge or RefusalJudge(None)
     confusion = {
         f"{a}->{b}": 0 for a in ("refusal", "compliance") for b in ("refusal", "compliance")

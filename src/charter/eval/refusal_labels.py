@@ -41,7 +41,8 @@ class Labels:
 
 def load_labels(path: str | Path | None = None) -> Labels:
     """The shipped labels, with their dataset texts read in (rows whose dataset is missing
-    are counted in `unread`, never guessed), or a team's own file."""
+    are counted in `unread`, never guessed), or a team's own file.
+    """
     if path is None:
         text = resources.files("charter.datasets.own").joinpath(JUDGE_LABELS).read_text("utf-8")
         where = JUDGE_LABELS

@@ -190,7 +190,8 @@ class Report(_Model):
 
 def _cost(outcome: Outcome, spec: CharterSpec) -> float | None:
     """The case's own cost (the pipeline prices each model it used), else the chat model's
-    price times the tokens (the raw condition), else None."""
+    price times the tokens (the raw condition), else None.
+    """
     if outcome.cost is not None:
         return outcome.cost
     price = spec.models.chat.price

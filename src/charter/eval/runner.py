@@ -49,7 +49,8 @@ def charter_fingerprint(spec: CharterSpec) -> str:
     """Changes when anything set in the charter changes (cached completions are then stale).
     Fields left at their defaults do not count, so a Charter release that adds a setting
     does not invalidate every cache; nor do the charter's `tests` files, which change what
-    is asked, not how the assistant answers."""
+    is asked, not how the assistant answers.
+    """
     dumped = spec.model_dump_json(exclude_defaults=True, exclude={"tests"})
     return hashlib.sha256(dumped.encode()).hexdigest()[:16]
 
@@ -127,7 +128,8 @@ class Runner:
 
     def _raw(self, messages: list[Message], functions: tuple[dict[str, Any], ...] = ()) -> Outcome:
         """The raw model with the charter's compiled prompt; offered functions are listed in
-        the prompt and calls read from the answer, as in the `tools` suite."""
+        the prompt and calls read from the answer, as in the `tools` suite.
+        """
         chat = self.spec.models.chat
         system = self.compiled.text
         if functions:
@@ -158,7 +160,8 @@ class Runner:
 
     def _tools(self, case: Case, condition: Condition) -> Outcome:
         """BFCL: the raw model prompted with the functions (off), or Charter's tool layer with
-        the charter's tool limits (on). Calls are recorded, never executed."""
+        the charter's tool limits (on). Calls are recorded, never executed.
+        """
         item = case.meta["bfcl"]
         started = time.perf_counter()
         if condition == "off":
@@ -191,7 +194,8 @@ class Runner:
 
     def _judged(self, own: OwnCase, outcome: Outcome) -> Outcome:
         """The outcome with the judge's verdict on each of the case's rubrics (the judge's
-        time and tokens are the evaluation's, not the assistant's, so they are not added)."""
+        time and tokens are the evaluation's, not the assistant's, so they are not added).
+        """
         rubrics = own.rubrics()
         if not rubrics:
             return outcome
@@ -203,7 +207,8 @@ class Runner:
 
     def _refusal(self, case: Case, outcome: Outcome) -> Outcome:
         """The outcome with the refusal judge's verdict, for suites scored on refusals (the
-        judge's time is the evaluation's, not the assistant's)."""
+        judge's time is the evaluation's, not the assistant's).
+        """
         if case.suite not in REFUSAL_SUITES:
             return outcome
         judge_refusal = RefusalJudge(self.charter.judge_model if self.refusal_judge else None)

@@ -72,7 +72,8 @@ def error(status: int, message: str, kind: str, param: str | None = None) -> JSO
 
 def _tag(part: object) -> bool:
     """A pydantic union member's name in an error location ("str", "list[ContentPart]",
-    "constrained-str"), not a field."""
+    "constrained-str"), not a field.
+    """
     return isinstance(part, str) and (
         part in ("str", "int", "float", "bool") or "[" in part or "-" in part
     )
@@ -85,7 +86,8 @@ def guards_ran(reply: Reply) -> list[str]:
 
 def planned_guards(charter: Charter) -> str:
     """The guards the charter enables (streamed responses send headers before they run;
-    the verdicts are in the last chunk)."""
+    the verdicts are in the last chunk).
+    """
     guards = charter.spec.guards
     names = [f"input:{g}" for g in guards.input] + [f"output:{g}" for g in guards.output]
     return ",".join(names) or "none"
@@ -106,7 +108,8 @@ def wire_calls(reply: Reply, turn: Turn) -> list[WireToolCall]:
 def settle(charter: Charter, turn: Turn, reply: Reply, memory: TurnMemory) -> None:
     """After the turn: its `gateway` record goes first in the trace (what the request asked
     and what was derived from its history), and its drift decision is remembered for the
-    next request of the conversation (history.py)."""
+    next request of the conversation (history.py).
+    """
     detail = dict(turn.detail)
     if turn.single_call and len(reply.tool_calls) > 1:
         detail["tool_calls_dropped"] = len(reply.tool_calls) - 1
@@ -176,7 +179,8 @@ def create_app(  # noqa: C901 - the routes close over the app state
     Charter home's database) holds the API keys, the audit log and escalations. When it has
     any live key, every /v1 call needs one; otherwise every call is the `local` tenant (and
     `charter serve` binds to loopback only). Mounted in another app, its start-up runs only
-    inside `charter_lifespan(app)`."""
+    inside `charter_lifespan(app)`.
+    """
     started = asyncio.Event()
     ready = asyncio.Event()
     created = int(time.time())
@@ -204,7 +208,8 @@ def create_app(  # noqa: C901 - the routes close over the app state
         failure: str | None = None,
     ) -> None:
         """One audit record per turn (and the turn's escalations, under the caller's tenant),
-        written before the response completes."""
+        written before the response completes.
+        """
         record = AuditRecord(
             tenant=caller.tenant,
             key_id=caller.key_id,
@@ -266,7 +271,8 @@ def create_app(  # noqa: C901 - the routes close over the app state
     @app.get("/", include_in_schema=False)
     async def playground() -> HTMLResponse:
         """The web playground: chat with a charter, each turn's trace, the escalation queue
-        and the latest eval report. It holds no data: it calls the API like any client."""
+        and the latest eval report. It holds no data: it calls the API like any client.
+        """
         return HTMLResponse(page)
 
     @app.api_route("/report", methods=["GET", "HEAD"], include_in_schema=False)
@@ -426,7 +432,8 @@ def _stream(
     """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
     the chunk with the finish reason carries the `charter` object, and the usage: with
     `stream_options.include_usage`, the usage comes instead in one more chunk, with no
-    choices, as OpenAI sends it."""
+    choices, as OpenAI sends it.
+    """
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     messages = turn.messages

@@ -47,7 +47,8 @@ def _norm(text: str) -> str:
 class TurnMemory:
     """The drift decision of each exchange this gateway answered, by digest of (charter id,
     user message, reply), in a bounded LRU. Replicas do not share it: an exchange another
-    replica answered is scored from its text instead."""
+    replica answered is scored from its text instead.
+    """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
@@ -101,7 +102,8 @@ class ConversationState:
 
 def exchanges(messages: list[Message]) -> list[tuple[str, str]]:
     """The (user, reply) exchanges just before the newest message, newest first, as far
-    back as they run unbroken."""
+    back as they run unbroken.
+    """
     found: list[tuple[str, str]] = []
     index = len(messages) - 2
     while index >= 1 and len(found) < MAX_STREAK:
@@ -123,7 +125,8 @@ def was_blocked(charter: Charter, user_text: str, reply: str) -> bool:
 
 def derive(charter: Charter, messages: list[Message], memory: TurnMemory) -> ConversationState:
     """`prior_blocked` and `reanchor` for the turn that answers `messages` (the caller's
-    history, ending with the new message), as `Conversation` would compute them."""
+    history, ending with the new message), as `Conversation` would compute them.
+    """
     history = exchanges(messages)
     blocked = [was_blocked(charter, user, reply) for user, reply in history]
     streak = next((i for i, b in enumerate(blocked) if not b), len(blocked))

@@ -71,7 +71,8 @@ class Turn:
 
 def message_text(message: WireMessage, index: int) -> str:
     """A message's content as text: a string as it is, an array's text parts joined with
-    newlines; any other part is refused."""
+    newlines; any other part is refused.
+    """
     content = message.content
     if content is None:
         return ""
@@ -97,7 +98,8 @@ def to_turn(wire: list[WireMessage], texts: list[str]) -> list[Message]:
     """The request's messages (no operator ones) as the pipeline reads them. A tool result
     becomes a user-side message that says where it comes from (so the input guards check
     it like any untrusted text: indirect injection); an assistant's tool calls become a
-    note of what it called."""
+    note of what it called.
+    """
     names = {c.id: c.function.name for m in wire for c in m.tool_calls or []}
     messages: list[Message] = []
     for m, text in zip(wire, texts, strict=True):
@@ -115,7 +117,8 @@ def to_turn(wire: list[WireMessage], texts: list[str]) -> list[Message]:
 
 def answer_limit(charter: Charter) -> tuple[int, str]:
     """The most tokens a reply may have (the largest `max_tokens` of the models that may
-    answer) and the field that sets it."""
+    answer) and the field that sets it.
+    """
     models = charter.spec.models
     if models.strong is not None and models.strong.max_tokens > models.chat.max_tokens:
         return models.strong.max_tokens, "models.strong.max_tokens"

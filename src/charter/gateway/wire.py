@@ -37,7 +37,8 @@ TEXT_PARTS = ("text", "refusal")
 
 class ContentPart(BaseModel):
     """One part of an array `content`. Only text is read; any other type (image_url,
-    input_audio, file) is refused by the gateway, naming the part."""
+    input_audio, file) is refused by the gateway, naming the part.
+    """
 
     model_config = ConfigDict(extra="ignore")
 

@@ -54,7 +54,8 @@ class Anchors:
 
     def features(self, embedded: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """One row per embedded text: its TOP highest similarities (ascending), then with
-        `per_kind` each kind's highest similarity (ascending)."""
+        `per_kind` each kind's highest similarity (ascending).
+        """
         sims = embedded @ self.vectors.T
         top = np.sort(sims, axis=1)[:, -TOP:]
         if not self.per_kind:

@@ -73,7 +73,8 @@ class AnsweredTurns:
 
     def vet(self, messages: list[Message]) -> Vetting:
         """Which earlier user messages (all but the last message) are followed by the reply
-        Charter gave them."""
+        Charter gave them.
+        """
         answered: set[int] = set()
         refused: set[int] = set()
         for index in range(len(messages) - 2):

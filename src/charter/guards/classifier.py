@@ -96,7 +96,8 @@ class InjectionClassifier:
         The first window of every text is scored first (one batched call). Only if none
         reaches `stop_at` are more windows scored (~20 ms each on 2 cores): with a triage,
         those it picks over every window of the texts, one at a time until one reaches
-        `stop_at`; without one, all the training windows (first three and last)."""
+        `stop_at`; without one, all the training windows (first three and last).
+        """
         triage = self.weights.triage
         split = [windows(text, None if triage else MAX_WINDOWS) for text in texts]
         first = [w[0] for w in split]

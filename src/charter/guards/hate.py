@@ -73,7 +73,8 @@ class HateClassifier:
 
 class HateGuard:
     """Blocks a reply that states hate toward a group; the toxicity guard covers slurs,
-    insults and threats."""
+    insults and threats.
+    """
 
     name = "hate"
     cost = 8

@@ -22,7 +22,8 @@ MIN_SHARE = 0.2
 
 def contains_secret(text: str, secret: str) -> bool:
     """The secret verbatim (any case), or all of its word tokens in order within a short
-    span: "tram=32" leaks as "set tram to 32", "user:jabawockie" as "user: jabawockie"."""
+    span: "tram=32" leaks as "set tram to 32", "user:jabawockie" as "user: jabawockie".
+    """
     if not secret:
         return False
     if secret.lower() in text.lower():

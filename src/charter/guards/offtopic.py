@@ -73,7 +73,8 @@ def offtopic_request(
     text: str, embedder: Embedder, max_similarity: float = MAX_SIMILARITY
 ) -> OfftopicRequest | None:
     """The candidate request least related to the rest of the pasted content, if it is
-    below `max_similarity`; None when there is none."""
+    below `max_similarity`; None when there is none.
+    """
     candidates = candidate_requests(text)
     if not candidates:
         return None

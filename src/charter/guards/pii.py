@@ -42,7 +42,8 @@ def analyzer(named_entities: bool = True) -> Any:
     Without `named_entities`, spaCy's parser and NER are switched off: the pattern
     recognisers (every default entity) need only tokens and lemmas, for their context words.
     That cuts a reply's analysis from ~8 ms to ~3.5 ms, with the same spans on presidio's
-    synthetic set (measured by bench/gateway and tests/guards)."""
+    synthetic set (measured by bench/gateway and tests/guards).
+    """
     with _engine_lock:
         if named_entities not in _engines:
             try:
@@ -74,7 +75,8 @@ def analyzer(named_entities: bool = True) -> Any:
 
 def needs_named_entities(engine: Any, entities: list[str]) -> bool:
     """Whether any of `entities` can come from the spaCy model's NER (names, places, dates)
-    rather than from a pattern: the NER labels it has, mapped to presidio's entity names."""
+    rather than from a pattern: the NER labels it has, mapped to presidio's entity names.
+    """
     nlp = engine.nlp_engine.nlp["en"]
     if "ner" not in nlp.component_names:
         return False
@@ -112,12 +114,13 @@ class PIIGuard:
         return any(value in allowed for allowed in self._allowed)
 
     def _analyze(self, text: str) -> list[Any]:
-        """presidio's results for `text`. With pattern entities only, the patterns first run
+        """Presidio's results for `text`. With pattern entities only, the patterns first run
         over bare tokens: context words (lemmas, from spaCy's tagger) only re-score the
         candidates patterns find, so a text with no candidate is done without the tagger
         (~0.5 ms instead of ~3.5 ms), and one with a candidate gets the full analysis. Same
         spans as always running the full analysis, on all 1500 rows of presidio's synthetic
-        set and 208 model replies (tests/guards)."""
+        set and 208 model replies (tests/guards).
+        """
         if self._patterns_only:
             from presidio_analyzer.nlp_engine import NlpArtifacts
 

@@ -62,7 +62,8 @@ class TokenBucket:
 
     def charge(self, key: str, amount: float) -> None:
         """Spend `amount` after the fact (tokens are known only once the reply is generated);
-        the balance may go negative, which delays the next request."""
+        the balance may go negative, which delays the next request.
+        """
         with self._lock:
             bucket = self._bucket(key, self.clock())
             bucket.tokens -= amount

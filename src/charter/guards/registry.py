@@ -1,7 +1,8 @@
 """Build the guards a charter enables, by name, through the `charter.guards` registry
 (`charter.plugins`): Charter's own guards below are registered there like any other
 package's. Each guard's module is imported when the guard is built, so a charter that names
-only rule guards needs no numpy; heavy parts (MiniLM, presidio) load once per process."""
+only rule guards needs no numpy; heavy parts (MiniLM, presidio) load once per process.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 @contextmanager
 def _needs_guards_extra() -> Iterator[None]:
     """The guards that embed text import numpy: with only the core installed, building one
-    says which extra to install instead of failing on a bare `No module named 'numpy'`."""
+    says which extra to install instead of failing on a bare `No module named 'numpy'`.
+    """
     with requires_extra("the guards", "guards", GuardDependencyError):
         yield
 
@@ -156,7 +158,8 @@ def build_guard(
     judge_model: Callable[[], ChatModel] | None = None,
 ) -> Guard:
     """The guard registered as `name`, built for `side` with its options from the charter
-    (`guards.options.<name>`)."""
+    (`guards.options.<name>`).
+    """
     factory = plugins.guards.get(name)
     if side not in factory.sides:
         raise plugins.PluginError(f"the {name} guard runs on {' and '.join(factory.sides)} only")

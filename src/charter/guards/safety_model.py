@@ -93,7 +93,8 @@ def unreadable(format_name: str, text: str, expected: str) -> ModelError:
 class LlamaGuardFormat:
     """Llama Guard's template (the S1-S14 category list, 'User' or 'Agent' chosen by the
     last message's role) is applied by the server from plain user/assistant messages. The
-    answer is `safe`, or `unsafe` and a second line of comma-separated codes."""
+    answer is `safe`, or `unsafe` and a second line of comma-separated codes.
+    """
 
     name = "llama_guard"
 
@@ -148,7 +149,8 @@ QWEN3GUARD_CATEGORIES: dict[str, Hazard | None] = {
 
 class Qwen3GuardFormat:
     """Qwen3Guard-Gen answers `Safety: Safe|Unsafe|Controversial`, `Categories: ...` and,
-    for a reply, `Refusal: Yes|No`. Controversial blocks only with `strict` sensitivity."""
+    for a reply, `Refusal: Yes|No`. Controversial blocks only with `strict` sensitivity.
+    """
 
     name = "qwen3guard"
 
@@ -201,7 +203,8 @@ class GraniteGuardianFormat:
     templates when no risk is named (Ollama's and IBM's GGUF templates read the risk from a
     system message, the Hugging Face template vLLM applies reads `guardian_config`). So the
     guard sends the conversation alone: no system message, because the Hugging Face 3.x
-    template reads a three-message conversation as [tools, user, assistant]."""
+    template reads a three-message conversation as [tools, user, assistant].
+    """
 
     name = "granite_guardian"
 
@@ -279,7 +282,8 @@ class ShieldGemmaFormat:
     applies) takes the policies as a `guideline` argument, sent here in
     `chat_template_kwargs` (as the model card calls it; not tried against a running vLLM).
     One question covers all four policies, so a Yes cannot say which: its category is
-    `other`."""
+    `other`.
+    """
 
     name = "shieldgemma"
 
@@ -317,7 +321,8 @@ class ShieldGemmaFormat:
 def _p_yes(first_token: dict[str, float]) -> float | None:
     """P(Yes) against P(No) for the first token, as ShieldGemma's model card scores it
     (a softmax over the two); with only one of them among the top logprobs, its own
-    probability."""
+    probability.
+    """
     yes = sum(p for token, p in first_token.items() if token.lower() == "yes")
     no = sum(p for token, p in first_token.items() if token.lower() == "no")
     if yes and no:
@@ -340,7 +345,8 @@ class HTTPBackend:
     """POST to `{base_url}/chat/completions` of an OpenAI-compatible server.
 
     A client per call: the `Guard` protocol has no close hook, and a client kept on the
-    guard would leave its sockets to the garbage collector."""
+    guard would leave its sockets to the garbage collector.
+    """
 
     def __init__(
         self, *, base_url: str, model: str, format_name: str, timeout_s: float, api_key: str | None
@@ -385,7 +391,8 @@ class HTTPBackend:
 
 def _first_token(logprobs: Any) -> dict[str, float]:
     """The first generated token's candidates from an OpenAI `logprobs` object. Logprobs
-    are an extra that not every server sends, so a shape we do not know reads as none."""
+    are an extra that not every server sends, so a shape we do not know reads as none.
+    """
     try:
         first = logprobs["content"][0]
         candidates = [first, *first.get("top_logprobs", [])]
@@ -401,7 +408,8 @@ def _first_token(logprobs: Any) -> dict[str, float]:
 class LocalBackend:
     """A GGUF file run in-process, loaded on first use (loading takes seconds). The GGUF's
     own chat template is applied; logprobs are not available, so ShieldGemma is not
-    supported here (see `SafetyModelGuard`)."""
+    supported here (see `SafetyModelGuard`).
+    """
 
     def __init__(self, load: Callable[[], ChatModel]) -> None:
         self._load = load
@@ -454,7 +462,8 @@ class SafetyModelGuard:
         local_model: Callable[[], ChatModel] | None = None,
     ) -> None:
         """`local_model` replaces loading `spec.model` as a GGUF file when there is no
-        `base_url` (tests pass a fake)."""
+        `base_url` (tests pass a fake).
+        """
         self.spec = spec
         self.direction = direction
         self.when = spec.when

@@ -41,7 +41,8 @@ class LinearProfanity:
     For the words w of the text (the vectoriser's own analyser: lowercase, stop words,
     tokens), x_w = tf_w * idf_w / ||tf * idf||; each fold k scores d_k = sum x_w * coef_kw +
     intercept_k and calibrates p_k = 1 / (1 + exp(a_k * d_k + b_k)); the result is the mean
-    p_k, as `CalibratedClassifierCV.predict_proba` computes it."""
+    p_k, as `CalibratedClassifierCV.predict_proba` computes it.
+    """
 
     def __init__(self, vectorizer: Any, model: Any) -> None:
         folds = model.calibrated_classifiers_

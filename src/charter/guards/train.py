@@ -48,7 +48,8 @@ def attack_anchors(embedder: Embedder) -> Anchors:
 
 def window_label(example: Example, window: str) -> int:
     """A training window's label: the example's, or for an attack hidden in a document,
-    whether this window holds the attack."""
+    whether this window holds the attack.
+    """
     if example.marker is None:
         return example.label
     return int(contains_marker(window, example.marker))
@@ -73,7 +74,8 @@ def train(
     log: Callable[[str], None] = print,
 ) -> tuple[ClassifierWeights, dict[str, Any], list[str]]:
     """The weights, the validation report, and every text trained or calibrated on (for
-    the training manifest; BIPIA's hidden attacks as the attack and the email apart)."""
+    the training manifest; BIPIA's hidden attacks as the attack and the email apart).
+    """
     with requires_extra("retraining the injection classifier", "train"):
         from sklearn.linear_model import LogisticRegression
 

@@ -48,7 +48,8 @@ class WindowTriage:
     def pick(self, candidates: Sequence[str], budget: int = 3) -> list[str]:
         """The windows worth embedding, most suspicious first: the top one if it reaches
         the floor, then, up to `budget` in all, those the triage itself calls attacks
-        (score >= 0.5)."""
+        (score >= 0.5).
+        """
         scored = sorted(
             ((self.score(c), i) for i, c in enumerate(candidates)), key=lambda p: (-p[0], p[1])
         )
@@ -80,7 +81,8 @@ def fit_triage(
     windows: Sequence[str], labels: Sequence[int], *, c: float = 0.3, keep: int = 3000
 ) -> WindowTriage:
     """Fit on training windows (scikit-learn, training time only). Only the `keep` largest
-    weights are kept; the floor is set later by `calibrate_floor`."""
+    weights are kept; the floor is set later by `calibrate_floor`.
+    """
     with requires_extra("retraining the injection classifier's triage", "train"):
         import numpy as np
         from sklearn.feature_extraction.text import CountVectorizer

@@ -67,7 +67,7 @@ _nlp_lock = threading.Lock()
 
 
 def _ner() -> Any:
-    """spaCy with its tokenizer and NER only (~5 ms a reply), loaded once per process."""
+    """SpaCy with its tokenizer and NER only (~5 ms a reply), loaded once per process."""
     global _nlp
     with _nlp_lock:
         if _nlp is None:
@@ -90,7 +90,8 @@ def _ner() -> Any:
 def named_entities(text: str) -> tuple[str, ...]:
     """Names, organisations, places, products, events, and dates that name a month or a
     weekday ("31 May", "Saturday"; not "daily" or "the next day"), in order, once each.
-    Cached: the critique checks a draft more than once."""
+    Cached: the critique checks a draft more than once.
+    """
     found: list[str] = []
     for entity in _ner()(text).ents:
         dated = entity.label_ == "DATE" and _CALENDAR.search(entity.text)
@@ -111,7 +112,8 @@ def unsupported_entities(reply: str, sources: list[str]) -> list[str]:
 
 def grounding_checks(sources: list[str], entity_sources: list[str]) -> list[PersonaCheck]:
     """The figures check over `sources`, and the named-entity check over `entity_sources`
-    (the same plus the system prompt, where the persona's own names are)."""
+    (the same plus the system prompt, where the persona's own names are).
+    """
     return [
         PersonaCheck(
             "grounded.figures",

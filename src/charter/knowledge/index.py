@@ -121,7 +121,8 @@ class KnowledgeIndex:
 
     def add(self, paths: list[Path], *, prune: bool = True) -> IngestReport:
         """Ingest files and folders. With `prune`, files previously added from under these
-        folders that no longer exist are removed."""
+        folders that no longer exist are removed.
+        """
         from charter.guards.embedder import shared_embedder
 
         self._current_vectors()

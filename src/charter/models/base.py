@@ -63,7 +63,8 @@ class Sampling:
     `max_tokens`, `stop`, `seed`). Each None (or empty `stop`) keeps the charter's model
     setting; `max_tokens` can only lower the model's own `max_tokens`, never raise it. They
     shape the reply (its generation and its revisions), not the internal calls (tool
-    decisions, judges), which keep their own settings."""
+    decisions, judges), which keep their own settings.
+    """
 
     temperature: float | None = None
     top_p: float | None = None
@@ -85,7 +86,8 @@ class Sampling:
         json_schema: dict[str, Any] | None = None,
     ) -> ChatRequest:
         """The request for a reply, the model's settings (`max_tokens`, `temperature`,
-        `seed`) overridden by these options."""
+        `seed`) overridden by these options.
+        """
         return ChatRequest(
             messages=messages,
             max_tokens=self.limit(max_tokens),
@@ -175,7 +177,8 @@ class ChatModel(ABC):
 
     def share_connections(self) -> None:  # noqa: B027 - optional hook
         """Keep connections open across async calls (a server's event loop) until
-        `aclose`. Backends without connections ignore it."""
+        `aclose`. Backends without connections ignore it.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Close what `share_connections` kept open, on the loop that used it."""

@@ -66,7 +66,8 @@ class Decision:
 
     def to_json(self, schema: dict[str, Any]) -> Any:
         """The decision as the tool loop's JSON, with `count` when given or when `schema`
-        asks for it."""
+        asks for it.
+        """
         value: dict[str, Any] = {"calls": [c.to_decision() for c in self.calls]}
         if self.count is not None or _asks_count(schema):
             value = {"count": len(self.calls) if self.count is None else self.count, **value}
@@ -101,7 +102,8 @@ class FakeModel(ChatModel):
     fit the request (text where a JSON schema is asked, a tool decision where neither
     tools nor JSON are) is a `ModelError` naming the mismatch: a script out of step with
     the turn fails loudly. Token counts are whitespace words, which is enough for logic
-    tests and keeps the fake free of any tokenizer."""
+    tests and keeps the fake free of any tokenizer.
+    """
 
     def __init__(
         self,
@@ -114,7 +116,8 @@ class FakeModel(ChatModel):
     ) -> None:
         """`native_tools`: the model takes `tools` and answers with `tool_calls`, as the
         OpenAI-compatible backends do (else the tool loop asks for JSON decisions); None
-        keeps the class's setting (off)."""
+        keeps the class's setting (off).
+        """
         self.name = name
         self.context_window = context_window
         if native_tools is not None:

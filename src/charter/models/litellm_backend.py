@@ -144,7 +144,8 @@ class LiteLLMModel(ChatModel):
 
 def _upstream_status(exc: BaseException) -> int | None:
     """The HTTP status the provider answered with. LiteLLM's own exception may carry a
-    status of its choosing (500 for Anthropic's 529); the provider's is deeper in the chain."""
+    status of its choosing (500 for Anthropic's 529); the provider's is deeper in the chain.
+    """
     status = None
     seen: set[int] = set()
     current: BaseException | None = exc

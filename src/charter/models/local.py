@@ -73,7 +73,8 @@ class LocalModel(ChatModel):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Generation runs on a worker thread that feeds a queue; closing this iterator
-        early tells llama.cpp to stop (its callback returns True)."""
+        early tells llama.cpp to stop (its callback returns True).
+        """
         body = request_payload(request, stream=True) | {"cache_prompt": self.cache_prompt}
         chunks: queue.Queue[object] = queue.Queue()
         cancelled = threading.Event()

@@ -50,7 +50,8 @@ class _Retryable(Exception):
 def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """The wait a response asks for: OpenAI's `retry-after-ms`, else `Retry-After` as
     delay-seconds or an HTTP date (a date in the past is no wait); None when absent or
-    unreadable. `headers` must look names up case-insensitively (httpx's and aiohttp's do)."""
+    unreadable. `headers` must look names up case-insensitively (httpx's and aiohttp's do).
+    """
     millis = headers.get("retry-after-ms")
     if millis is not None:
         try:
@@ -181,7 +182,8 @@ class OpenAIModel(ChatModel):
     def _pause(self, attempt: int, exc: Exception, started: float) -> float:
         """Seconds to wait before the next attempt: what the server asked for, when it said
         (429/503 with `Retry-After`), else the backoff. A wait longer than `max_retry_wait_s`
-        or than what is left of `timeout_s` since the call started fails the call now."""
+        or than what is left of `timeout_s` since the call started fails the call now.
+        """
         asked = exc.retry_after if isinstance(exc, _Retryable) else None
         if asked is None:
             return self._backoff(attempt)

@@ -90,7 +90,8 @@ def timings(timings: Any) -> dict[str, float]:
 
 class StreamAssembler:
     """Reads OpenAI-style stream chunks (dicts): yields the text deltas and keeps what the
-    final `Completion` needs (text, finish reason, usage, timings)."""
+    final `Completion` needs (text, finish reason, usage, timings).
+    """
 
     def __init__(self, model: str) -> None:
         self.model = model

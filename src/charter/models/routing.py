@@ -55,7 +55,8 @@ def route_signals(message: str, *, long_words: int, tool_results: int, reanchor:
 
 def tools_role(models: Models) -> str:
     """The role that makes tool decisions (the charter's tools and a gateway caller's):
-    `models.routing.tools`, when the charter names a strong model."""
+    `models.routing.tools`, when the charter names a strong model.
+    """
     return STRONG if models.strong is not None and models.routing.tools == "strong" else CHEAP
 
 
@@ -87,7 +88,8 @@ class Routed:
 @dataclass
 class ModelSet:
     """The cheap model and, when the charter names one, the strong model (built on first
-    use), with their settings."""
+    use), with their settings.
+    """
 
     chat: Callable[[], ChatModel]
     chat_spec: ModelSpec
@@ -119,7 +121,8 @@ class ModelSet:
         """Complete with the `route`'s model, falling back to the other on a model error.
         Says which role answered (its tokens are counted under it) and which failed first.
         `send` replaces the plain `acomplete` (the generate stage streams); an error it
-        raises that is not a `ModelError` is not retried on the other model."""
+        raises that is not a `ModelError` is not retried on the other model.
+        """
         failures: list[str] = []
         for role in self.order(route):
             model = self.model(role)

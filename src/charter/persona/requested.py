@@ -574,7 +574,8 @@ def _append_phrase(text: str, phrase: str) -> str:
 
 def _repeat(message: str) -> list[PersonaCheck]:
     """'First repeat the request word for word, then answer': the request is the rest of the
-    message (before the instruction when it comes last, after it when it comes first)."""
+    message (before the instruction when it comes last, after it when it comes first).
+    """
     sentence = re.search(
         r"[^.!?\n]*\brepeat (the |this |my |all )?(exact, entire |exact |entire )?"
         r"(request|prompt|question|instruction|sentence|text)"
@@ -606,7 +607,8 @@ def requested_checks(message: str) -> list[PersonaCheck]:
     """Checks for the rules the user states in `message` (empty when it states none).
 
     Ordered so that applying the repairs in order composes: the repeated request goes
-    first, length cuts before phrases are appended, wrapping and case changes last."""
+    first, length cuts before phrases are appended, wrapping and case changes last.
+    """
     checks: list[PersonaCheck] = []
     for reader in _READERS:
         checks += reader(message)

@@ -36,7 +36,8 @@ class Problem:
 
 class CharterFileError(CharterError):
     """A charter file (or a file it names, `kind`) that cannot be used, with every problem
-    found."""
+    found.
+    """
 
     def __init__(self, source: str, problems: list[Problem], *, kind: str = "charter") -> None:
         self.source = source
@@ -109,7 +110,8 @@ UNKNOWN_FIELD = "unknown field (check the spelling; see `charter schema`)"
 def problems_at(root: yaml.Node, errors: Any, *, unknown: str = UNKNOWN_FIELD) -> list[Problem]:
     """Each pydantic error as a Problem (`problem_at`); an error about a part another package
     registers (its options, its model spec) gives one Problem per error of that part, each
-    at its own line."""
+    at its own line.
+    """
     problems: list[Problem] = []
     for err in errors:
         if err["type"] == NESTED:
@@ -123,7 +125,8 @@ def problems_at(root: yaml.Node, errors: Any, *, unknown: str = UNKNOWN_FIELD) -
 
 def problem_at(root: yaml.Node, err: Any, *, unknown: str = UNKNOWN_FIELD) -> Problem:
     """One pydantic error as a Problem with the line of the value (or key) it is about;
-    `unknown` is what an unknown key is called."""
+    `unknown` is what an unknown key is called.
+    """
     loc: tuple[str | int, ...] = tuple(err["loc"])
     node, path = _locate(root, loc)
     message = str(err["msg"])

@@ -91,7 +91,8 @@ def _options(
 ) -> list[dict[str, Any]]:
     """The problems of `settings` ({part name: its setting}): names that are not registered,
     settings that do not validate as their factory's `options` (which, when not `optional`,
-    may be None: the part then takes no setting)."""
+    may be None: the part then takes no setting).
+    """
     problems: list[dict[str, Any]] = []
     for name, value in settings.items():
         try:
@@ -114,7 +115,8 @@ def _options(
 
 class StyleRules(StrictModel):
     """How replies must look. Each rule is compiled into the system prompt; the
-    programmatic ones (words, sign-off, forbidden phrases) are also checkable in code."""
+    programmatic ones (words, sign-off, forbidden phrases) are also checkable in code.
+    """
 
     max_words: int | None = Field(default=None, gt=0, description="Upper bound on reply length.")
     sign_off: str | None = Field(default=None, description="Text every reply must end with.")
@@ -179,7 +181,8 @@ class Persona(StrictModel):
 class ProgrammaticCheck(StrictModel):
     """A principle that can be checked in code, without asking a judge. Besides the checks
     below, a key may name a check an installed package registers (docs/extending.md), with
-    that check's setting as its value."""
+    that check's setting as its value.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -227,7 +230,8 @@ OneOrMany = str | list[str]
 
 class When(StrictModel):
     """Conditions over the signals computed each turn; all that are given must hold. A list
-    means any of its values."""
+    means any of its values.
+    """
 
     code_language: OneOrMany | None = Field(
         default=None, description="Code in the message: python, javascript."
@@ -269,7 +273,8 @@ class Instruction(StrictModel):
 
 class Tool(StrictModel):
     """A function the assistant may call. Arguments are validated against `parameters`
-    (JSON Schema) before it runs."""
+    (JSON Schema) before it runs.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     description: str
@@ -365,7 +370,8 @@ class ToolLimits(StrictModel):
     @property
     def applied_checks(self) -> tuple[ToolCheckName, ...]:
         """The checks a tool call must pass: `checks`, else all of them (none with
-        `grounded_arguments: false`)."""
+        `grounded_arguments: false`).
+        """
         from typing import get_args
 
         if self.checks is not None:
@@ -391,7 +397,8 @@ class Knowledge(StrictModel):
 
 class _GuardOn:
     """A guard name registered for `side` (`charter.guards` entry points); the JSON Schema
-    offers Charter's own as examples (editors complete them)."""
+    offers Charter's own as examples (editors complete them).
+    """
 
     def __init__(self, side: plugins.Side) -> None:
         self.side = side
@@ -471,7 +478,8 @@ class Harm(StrictModel):
 
 class SafetyModel(StrictModel):
     """A served or local safety model (Llama Guard, Qwen3Guard, Granite Guardian,
-    ShieldGemma), asked by the `safety_model` guard."""
+    ShieldGemma), asked by the `safety_model` guard.
+    """
 
     format: Literal["llama_guard", "qwen3guard", "granite_guardian", "shieldgemma"]
     model: str = Field(
@@ -503,7 +511,8 @@ class SafetyModel(StrictModel):
 
 class AllowRule(StrictModel):
     """A phrase or pattern this product's users legitimately send; the input guards read
-    the message without it (and the trace says so)."""
+    the message without it (and the trace says so).
+    """
 
     phrase: str | None = Field(default=None, min_length=1, description="Case-insensitive text.")
     regex: str | None = Field(default=None, min_length=1, description="A Python regex.")
@@ -648,7 +657,8 @@ class Price(StrictModel):
 
 class ModelSpecBase(StrictModel):
     """What every model spec has: its sampling settings and price. A backend from another
-    package subclasses it with its own fields and `backend: Literal["<name>"]`."""
+    package subclasses it with its own fields and `backend: Literal["<name>"]`.
+    """
 
     if TYPE_CHECKING:
         # Every subclass declares it, as a Literal of its own name (declared here, it would
@@ -710,7 +720,8 @@ class OpenAIModelSpec(_ServedModelCommon):
 
 class LiteLLMModelSpec(_ServedModelCommon):
     """A provider that does not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...),
-    through LiteLLM (the `litellm` extra)."""
+    through LiteLLM (the `litellm` extra).
+    """
 
     backend: Literal["litellm"]
     model: str = Field(
@@ -759,7 +770,8 @@ BUILTIN_BACKENDS: tuple[str, ...] = tuple(
 
 def _model_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     """A built-in backend's spec by its own class (`BuiltinModelSpec`); any other backend's
-    by the spec class its package registers (`charter.backends`)."""
+    by the spec class its package registers (`charter.backends`).
+    """
     if isinstance(value, ModelSpecBase) and not isinstance(value, BUILTIN_SPECS):
         return value  # a registered backend's spec, already validated
     backend = value.get("backend") if isinstance(value, dict) else None
@@ -777,7 +789,8 @@ def _model_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 class _RegisteredBackends:
     """Validation, serialisation and JSON Schema of a model spec whose backend may be
-    Charter's own or one an installed package registers."""
+    Charter's own or one an installed package registers.
+    """
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -872,7 +885,8 @@ FailureMode = Literal["closed", "open"]
 class FailurePolicy(StrictModel):
     """What happens when a stage raises. `closed` (default) answers with the persona's
     apology and marks the turn blocked; `open` skips the stage and carries on. Either way
-    the failure is recorded in the trace."""
+    the failure is recorded in the trace.
+    """
 
     default: FailureMode = "closed"
     stages: dict[str, FailureMode] = Field(default_factory=dict)

@@ -1,7 +1,8 @@
 """Drift monitor: score every draft reply by the persona's checks and, when the score falls
 below the charter's threshold, re-anchor the next turn (a persona reminder is placed next to
 the user's next message; see the generate stage). The score and the decision are in the
-trace, and the turn's `carry` hands the decision to the next turn."""
+trace, and the turn's `carry` hands the decision to the next turn.
+"""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ def fit_history(
     cut. The newest messages are kept while they fit; the latest is always kept; the kept
     part starts with a user message. When anything is left out, the user's first request
     (their original goal) is pinned to the system prompt with a note of how much is missing.
-    Returns the messages to send and how many were left out."""
+    Returns the messages to send and how many were left out.
+    """
     first_user = next((m for m in history if m.role == "user"), None)
     note = goal_note(first_user.content, len(history)) if first_user else ""
     remaining = budget - estimate_tokens(system)
@@ -141,7 +142,8 @@ class GenerateStage:
         `tool_limits`, as for its own tools). With `tool_choice` "required" every tool is
         offered (no gate) and the model's first decision must hold at least one call. With
         valid calls the turn answers with them and no text; otherwise the turn goes on to an
-        ordinary reply (the trace says when a required call did not come)."""
+        ordinary reply (the trace says when a required call did not come).
+        """
         from charter.tools.executors import ProposeToCaller
         from charter.tools.registry import client_tools
         from charter.tools.service import ToolUse
@@ -203,7 +205,8 @@ class GenerateStage:
 
 class _Streamed(Exception):
     """A model failed after part of its reply was streamed out: another model cannot take
-    over without the user seeing two replies."""
+    over without the user seeing two replies.
+    """
 
     def __init__(self, error: ModelError) -> None:
         super().__init__(str(error))

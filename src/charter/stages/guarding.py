@@ -43,7 +43,8 @@ async def run_guards(
     rewrite: bool = False,
 ) -> GuardRun:
     """Run `guards` in order. With `rewrite`, a rewriting guard's text is what later guards
-    see (output side: redactions compose)."""
+    see (output side: redactions compose).
+    """
     run = GuardRun(text=subject.text)
     for guard in guards:
         if getattr(guard, "when", "always") == "uncertain" and not any(

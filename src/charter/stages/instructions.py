@@ -1,7 +1,8 @@
 """Dynamic instructions: compute the turn's signals and add the charter's instructions whose
 `when` holds to the end of the system prompt (the persona prefix stays byte-identical, so
 the model's prompt cache still serves it). The trace lists the signals, their evidence, and
-which instructions applied and why."""
+which instructions applied and why.
+"""
 
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ each time (the guards would give the same verdicts)."""
 
 class OperatorReading:
     """A guard as it reads operator instructions: the injection guard's learned verdicts
-    (a role or a rule being set) are flags here; everything else is unchanged."""
+    (a role or a rule being set) are flags here; everything else is unchanged.
+    """
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
@@ -94,7 +95,8 @@ class OperatorStage:
     ) -> None:
         """`guards`: the charter's input guards (none: the instructions are placed
         unchecked, and the trace says so). `allowed`: the digests of instructions the guards
-        already allowed (shared across turns)."""
+        already allowed (shared across turns).
+        """
         self.guards: list[Guard] = [OperatorReading(g) for g in guards]
         self.timeout_s = timeout_s
         self.allow = allow or AllowList([])

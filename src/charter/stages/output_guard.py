@@ -33,7 +33,8 @@ class SentenceGate:
     """Buffers streamed text and releases whole sentences the `check` lets through.
 
     `check(text)` gets everything so far and returns the guards' run: the text to show
-    (possibly rewritten), or the verdict that blocks it."""
+    (possibly rewritten), or the verdict that blocks it.
+    """
 
     def __init__(self, release: Delta, check: Callable[[str], Awaitable[GuardRun]]) -> None:
         self.release = release
@@ -71,7 +72,8 @@ class SentenceGate:
 
     async def finish(self, final: str, refusal: str | None) -> str:
         """Release what is left of `final` (the reply after the full check), or, when the
-        turn was blocked, the persona's `refusal`. Returns what the user saw, whole."""
+        turn was blocked, the persona's `refusal`. Returns what the user saw, whole.
+        """
         if refusal is None and final.startswith(self.visible):
             rest = final[len(self.visible) :]
             if rest:

@@ -312,7 +312,8 @@ class Store(GatewayRecords):
 
     def last_carry(self, conversation_id: str) -> dict[str, Any] | None:
         """What the conversation's latest turn handed to the next (None: no turn yet, or
-        one saved before turns kept it)."""
+        one saved before turns kept it).
+        """
         with self._lock:
             row = self._db.execute(
                 "SELECT carry FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",

@@ -29,7 +29,8 @@ def bounded(schema: Any, max_chars: int = MAX_CHARS, max_items: int = MAX_ITEMS)
     """A copy of a JSON Schema in which every string has at most `max_chars` characters and
     every array at most `max_items` items (a tighter bound the schema states is kept). A
     string with an `enum`, `const`, `format` or `pattern` is left as it is: its form is
-    already fixed."""
+    already fixed.
+    """
     if isinstance(schema, list):
         return [bounded(s, max_chars, max_items) for s in schema]
     if not isinstance(schema, dict):

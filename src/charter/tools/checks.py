@@ -105,7 +105,8 @@ class CallCheck(Protocol):
 class Redundant:
     """A call that asks nothing an earlier call of the same tool (in its decision, or one
     that returned something) did not already ask (`provenance.redundant`): "update the
-    name and e-mail" → the update, then the same update with only the e-mail."""
+    name and e-mail" → the update, then the same update with only the e-mail.
+    """
 
     name: ClassVar[str] = "redundant"
     stage: ClassVar[Stage] = "decision"
@@ -119,7 +120,8 @@ class Variants:
     """A call that repeats an earlier call of the same tool except for values the request
     never names (another enum member, a flipped flag, an argument left out): the model
     fanning out over a parameter's options (`provenance.variants`); "both", "all", … in what
-    the user wrote turn it off."""
+    the user wrote turn it off.
+    """
 
     name: ClassVar[str] = "variants"
     stage: ClassVar[Stage] = "decision"
@@ -138,7 +140,8 @@ class Variants:
 class NothingNew:
     """Once the turn has made as many calls as its first decision said the request needs, a
     further call of a tool already called must bring a value of the sources (the request, a
-    tool result) that no earlier call used (`provenance.nothing_new`)."""
+    tool result) that no earlier call used (`provenance.nothing_new`).
+    """
 
     name: ClassVar[str] = "nothing_new"
     stage: ClassVar[Stage] = "decision"
@@ -155,7 +158,8 @@ class GroundedArguments:
     """A number, a text with digits (a date, an account, an amount) or a name that the
     sources do not hold (`provenance.ground_values`): in a required argument the call does
     not run and the model is told to use the request's words or ask; in an optional one the
-    value is left out."""
+    value is left out.
+    """
 
     name: ClassVar[str] = "grounded_arguments"
     stage: ClassVar[Stage] = "arguments"
@@ -180,7 +184,8 @@ class UnnamedOptions:
     """Options (enum members, examples copied from a parameter's description) that nobody
     named, where leaving them out costs nothing (`provenance.unnamed_options`): taken out of
     a list of options, or an optional argument left out for the tool's default; "all",
-    "every", … in the request keep them."""
+    "every", … in the request keep them.
+    """
 
     name: ClassVar[str] = "unnamed_options"
     stage: ClassVar[Stage] = "arguments"

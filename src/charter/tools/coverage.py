@@ -57,7 +57,8 @@ class Value:
 
 def request_values(text: str) -> list[Value]:
     """The numbers, quoted texts and capitalised names of `text`, in order. A sentence's
-    first word is not a name ("Calculate", "What"), nor a month or day name."""
+    first word is not a name ("Calculate", "What"), nor a month or day name.
+    """
     found: list[Value] = []
     for m in _NUMBER.finditer(text):
         parts = m.group(0).split(",")
@@ -128,7 +129,8 @@ def _lists(text: str, names: list[Value]) -> list[list[Value]]:
 def unused(request: str, calls: list[dict[str, Any]], tools: Collection[str] = ()) -> list[str]:
     """The values of `request` that no call in `calls` ({"tool"/"name", "arguments"}) holds,
     of a kind the calls used (see the module doc), each once, in the request's order. The
-    names of `tools` are not values ("use the 'update_user' function")."""
+    names of `tools` are not values ("use the 'update_user' function").
+    """
     held = [leaf for call in calls for leaf in leaves(call.get("arguments"))]
     values = [v for v in request_values(request) if v.text not in tools]
     used = {v for v in values if _used(v, held)}

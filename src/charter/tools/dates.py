@@ -20,7 +20,8 @@ _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?=$|[T ])")
 
 def layout(description: str) -> tuple[tuple[str, str, str], str] | None:
     """The one date layout `description` names, as (field order, separator); None when it
-    names none, several different ones, or a layout without each of year, month and day."""
+    names none, several different ones, or a layout without each of year, month and day.
+    """
     found = {
         ((m.group(1).lower(), m.group(3).lower(), m.group(4).lower()), m.group(2))
         for m in _LAYOUT.finditer(description)
@@ -33,7 +34,8 @@ def layout(description: str) -> tuple[tuple[str, str, str], str] | None:
 
 def convert(arguments: dict[str, Any], schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """`arguments` with each top-level ISO date in a parameter that states another layout
-    rewritten to that layout; and `name: old → new` for each."""
+    rewritten to that layout; and `name: old → new` for each.
+    """
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):
         return arguments, []

@@ -122,7 +122,8 @@ class Executor(ABC):
     @abstractmethod
     async def act(self, turn: Turn, checked: Checked) -> Step:
         """Act on `checked` (run it, propose it): its step, with the turn's results,
-        evidence and transcript updated."""
+        evidence and transcript updated.
+        """
 
     def key(self, checked: Checked) -> Any:
         """What tells calls apart: the same key again is a loop."""
@@ -133,7 +134,8 @@ class Executor(ABC):
 
     def unreadable(self, turn: Turn) -> bool:
         """A decision could not be read (cut off by the token limit): whether to ask again,
-        with each value bounded. By default once."""
+        with each value bounded. By default once.
+        """
         if turn.cut_off:
             return False
         turn.cut_off = True
@@ -145,13 +147,15 @@ class Executor(ABC):
     @abstractmethod
     def after(self, turn: Turn, progressed: bool, reminded: bool) -> bool:
         """After a decision's calls (`progressed`: one was acted on; `reminded`: the model
-        was told of values the calls left unused): whether the model decides again."""
+        was told of values the calls left unused): whether the model decides again.
+        """
 
 
 class RunHere(Executor):
     """The charter's own tools, run here. Every problem is fed back to the model, which
     tries again within `max_retries`; the loop goes on until the model is done or a budget
-    is spent."""
+    is spent.
+    """
 
     def __init__(
         self,
@@ -162,7 +166,8 @@ class RunHere(Executor):
         """`result_guard` checks each result before the model sees it (a tool result is
         untrusted text: indirect injection). `approve` files a request for a human's
         approval of a dangerous call and returns its reference; without it such a call is
-        refused."""
+        refused.
+        """
         self.result_guard = result_guard
         self.approve = approve
 
@@ -265,13 +270,15 @@ class ProposeToCaller(Executor):
     """A caller's own tools, which the caller runs: valid calls are collected, and the turn
     stops. Calls that do not pass the checks are left out (the trace says why), not fed
     back; a cut-off decision is asked once more, with each value bounded. The model decides
-    again only when told of values its calls left unused, within `max_calls`."""
+    again only when told of values its calls left unused, within `max_calls`.
+    """
 
     budgeted = False
 
     def __init__(self, *, require: bool = False) -> None:
         """`require` (a gateway caller's `tool_choice: required`): the first decision must
-        hold at least one call (the grammar, or the backend's own `tool_choice`)."""
+        hold at least one call (the grammar, or the backend's own `tool_choice`).
+        """
         self.require = require
 
     async def act(self, turn: Turn, checked: Checked) -> Step:
@@ -282,7 +289,8 @@ class ProposeToCaller(Executor):
 
     def key(self, checked: Checked) -> Any:
         """Proposals are told apart by value, as the caller gets them (1 and 1.0 are one
-        call)."""
+        call).
+        """
         return {"name": checked.name, "arguments": checked.arguments}
 
     def after(self, turn: Turn, progressed: bool, reminded: bool) -> bool:

@@ -71,7 +71,8 @@ def decision_schema(
 ) -> dict[str, Any]:
     """`{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`: one item per call the model
     wants now (several when the question asks for several), none when it is done (unless
-    `min_calls`: a caller's `tool_choice: required`)."""
+    `min_calls`: a caller's `tool_choice: required`).
+    """
     options: list[dict[str, Any]] = [
         {
             "type": "object",
@@ -92,7 +93,8 @@ def counted_decision_schema(
     """`{"count": N, "calls": [...]}` with exactly N calls: one branch per N (from
     `min_calls`), so the grammar holds the model to the count it wrote first. Asked for the
     turn's first decision: the 0.5B model, asked only for a list, stops after the first of
-    several calls."""
+    several calls.
+    """
     call = decision_schema(tools, max_calls)["properties"]["calls"]["items"]
     return {
         "$defs": {"call": call},
@@ -136,7 +138,8 @@ REQUIRED_DECISION = (
 
 def parse_decision(parsed: Any) -> list[dict[str, Any]]:
     """The calls of a decision: `{"calls": [...]}`, or a single `{"tool": NAME, ...}` (which
-    `{"tool": "none"}` makes an empty list)."""
+    `{"tool": "none"}` makes an empty list).
+    """
     if isinstance(parsed, dict) and isinstance(parsed.get("calls"), list):
         items = parsed["calls"]
     elif isinstance(parsed, dict) and "tool" in parsed:
@@ -178,7 +181,8 @@ class ToolLoop:
         require: bool = False,
     ) -> None:
         """`max_tokens`: of each decision. `price`: the model's, for `max_cost`. `require`:
-        for `propose` (`ProposeToCaller.require`)."""
+        for `propose` (`ProposeToCaller.require`).
+        """
         self.model = model
         self.tools = tools
         self.limits = limits
@@ -195,7 +199,8 @@ class ToolLoop:
         self, system_prompt: str, messages: list[Message]
     ) -> tuple[list[dict[str, Any]], LoopOutcome]:
         """The calls proposed to a caller that runs its tools itself (`ProposeToCaller`),
-        as {"name", "arguments"}, and the outcome."""
+        as {"name", "arguments"}, and the outcome.
+        """
         out = await self.turn(system_prompt, messages, ProposeToCaller(require=self.require))
         return out.proposals, out
 
@@ -203,7 +208,8 @@ class ToolLoop:
         self, system_prompt: str, messages: list[Message], executor: Executor
     ) -> LoopOutcome:
         """Decide, check, act (`executor`), feed back, until the model is done, the
-        executor stops, or a limit is reached."""
+        executor stops, or a limit is reached.
+        """
         turn = Turn(system_prompt, messages, self.limits, latest_user(messages))
         out, limits = turn.out, self.limits
         while len(out.results) < limits.max_calls and out.reason is None:
@@ -234,7 +240,8 @@ class ToolLoop:
 
     async def _act_on(self, turn: Turn, calls: list[Call], executor: Executor) -> bool:
         """Check each call of a decision and act on those that pass: whether any was acted
-        on (not a loop)."""
+        on (not a loop).
+        """
         out, limits = turn.out, self.limits
         context = CheckContext(
             schemas={name: tool.spec.parameters for name, tool in self.tools.items()},
@@ -282,7 +289,8 @@ class ToolLoop:
         (percentages and dates in their parameter's form, values nobody gave or named left
         out), or, when it must not be, its step and what to tell the model (`withheld` by a
         check of the decision stage, an unknown tool, invalid arguments, a finding of the
-        arguments stage)."""
+        arguments stage).
+        """
         name = str(decision.get("tool"))
         if withheld is not None:
             return Step(decision, withheld.action, error=withheld.error), withheld.told
@@ -320,7 +328,8 @@ class ToolLoop:
         """The arguments with values in the form each parameter takes: the request's
         percentages (`convert_percentages`, `percent.convert`: 8 → 0.08 for a rate) and ISO
         dates in a stated layout (`convert_dates`, `dates.convert`), and the rewrites (the
-        step's `converted`); None when nothing changes."""
+        step's `converted`); None when nothing changes.
+        """
         converted, notes = arguments, list[str]()
         if self.limits.convert_percentages:
             converted, notes = convert(converted, tool.spec.parameters, request)
@@ -339,7 +348,8 @@ class ToolLoop:
         """With `remind_unused`: the values of the request that none of the turn's calls
         has used yet (`coverage.unused`), for the model to make the calls it left out. Said
         again after a decision only while the list shrinks (the model is working through
-        it)."""
+        it).
+        """
         if not self.limits.remind_unused:
             return []
         out = turn.out
@@ -366,7 +376,8 @@ class ToolLoop:
     async def _decide(self, turn: Turn, *, require: bool) -> list[Call]:
         """The model's next calls. After a decision was cut off (`turn.cut_off`), the
         grammar holds each string and list of the arguments to `bounds.MAX_CHARS` /
-        `bounds.MAX_ITEMS`. `require`: the turn's first decision must hold a call."""
+        `bounds.MAX_ITEMS`. `require`: the turn's first decision must hold a call.
+        """
         transcript, out = turn.transcript, turn.out
         required = require and not transcript
         if self.model.native_tools:
@@ -401,7 +412,8 @@ class ToolLoop:
 
     async def _decide_native(self, turn: Turn, *, required: bool) -> list[Call]:
         """The backend's own tool calling: the offered tools as `tools`, the answer's
-        `tool_calls` as the calls (no calls: the model is done)."""
+        `tool_calls` as the calls (no calls: the model is done).
+        """
         request = ChatRequest(
             messages=[
                 Message(role="system", content=turn.system_prompt),

@@ -64,7 +64,8 @@ def convert(
     arguments: dict[str, Any], schema: dict[str, Any], request: str
 ) -> tuple[dict[str, Any], list[str]]:
     """`arguments` with each top-level number that is one of `request`'s percentages in the
-    other form rewritten to its parameter's form; and `name: old → new` for each."""
+    other form rewritten to its parameter's form; and `name: old → new` for each.
+    """
     written = percentages(request)
     properties = schema.get("properties", {})
     if not written or not isinstance(properties, dict):

@@ -64,7 +64,8 @@ _SCALES |= {"b": 1e9, "bn": 1e9, "billion": 1e9}
 
 def thousands(raw: str) -> bool:
     """`raw` ("1,250.50", "1,5", "2,5") uses its commas as thousands separators: every group
-    after a comma has three digits."""
+    after a comma has three digits.
+    """
     return all(len(group.split(".")[0]) == 3 for group in raw.split(",")[1:])
 
 
@@ -72,7 +73,8 @@ def numbers_in(text: str) -> set[float]:
     """The numbers `text` writes: as digits (1,250.50; a decimal comma; a list "1,5"),
     with a scale ("$1.2M", "3 billion", "5k": also 1200000, 3e9, 5000), negative when a
     minus stands apart before them ("- 7x"), as words up to twelve (and `_WORDS`' others:
-    "twice", "decade"), and a single unit of time ("next month", "an hour": 1)."""
+    "twice", "decade"), and a single unit of time ("next month", "an hour": 1).
+    """
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(0)
@@ -114,7 +116,8 @@ _NAME = re.compile(r"\b[A-Z][a-z]{3,}")
 def _supported(text: str, vocabulary: Vocabulary, foreign: bool) -> bool:
     """`text` shares a word with the sources, is spelled out from initials they hold ("New
     York City" for "NYC"), or is not judged: no capitalised word of four letters or more, a
-    code ("AAPL", "es-ES"), any text when the sources are mostly not in Latin script."""
+    code ("AAPL", "es-ES"), any text when the sources are mostly not in Latin script.
+    """
     if foreign or not _NAME.search(text):
         return True
     return bool(vocabulary.shared(content_words(text))) or _initials(text, vocabulary)
@@ -142,7 +145,8 @@ def _mentioned(text: str, sources: Sources) -> bool:
     share a word with the sources (three letters or more, less the commonest), appear in them
     whole, or, as a name, be spelled out from initials they hold (`_initials`). Codes and
     text without a lower-case word of three letters ("USD", "es-ES", "x**3") are not judged,
-    nor is anything when the sources are mostly in another script."""
+    nor is anything when the sources are mostly in another script.
+    """
     if sources.foreign or not re.search(r"[a-z]{3,}", text):
         return True
     if text.lower() in sources.lowered:
@@ -157,7 +161,8 @@ def given(value: float, known: set[float]) -> bool:
     """`value` is one of the numbers given, or one of them as a percentage either way: 8 as
     0.08, or a fraction (at most 1 either side of 0) as its percentage, 0.05 as 5. A larger
     number times 100 is no percentage: "the factorial of 5,10" holds 5.1 (a decimal comma)
-    but does not give 510."""
+    but does not give 510.
+    """
     return any(
         abs(value - k) < 1e-9
         or abs(value * 100 - k) < 1e-6
@@ -168,7 +173,8 @@ def given(value: float, known: set[float]) -> bool:
 
 class Sources:
     """What the sources hold, read once (on first use): a decision's calls are all checked
-    against the same text (the system prompt, the conversation, earlier tool results)."""
+    against the same text (the system prompt, the conversation, earlier tool results).
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -202,7 +208,8 @@ def unsupported_values(  # noqa: C901 - one branch per JSON type
     arguments: dict[str, Any], schema: dict[str, Any], sources: Sources | str
 ) -> list[tuple[str, str]]:
     """(argument, `path=value`) for each value of `arguments` that `sources` does not
-    hold (see the module doc); `argument` is the top-level argument the value sits in."""
+    hold (see the module doc); `argument` is the top-level argument the value sits in.
+    """
     held = sources if isinstance(sources, Sources) else Sources(sources)
     known, runs = held.numbers, held.runs
     vocabulary, foreign = held.vocabulary, held.foreign
@@ -265,7 +272,8 @@ def ground_arguments(
 ) -> Grounded:
     """What to do with a call whose values `sources` may not hold (`ground_values`), and
     its lists of options pruned to those named (`named_options`; "all", "every", … in
-    `request`, by default the sources, keep them whole)."""
+    `request`, by default the sources, keep them whole).
+    """
     held = sources if isinstance(sources, Sources) else Sources(sources)
     grounded = ground_values(arguments, schema, held)
     if grounded.refused:
@@ -279,7 +287,8 @@ def ground_arguments(
 def ground_values(arguments: dict[str, Any], schema: dict[str, Any], sources: Sources) -> Grounded:
     """The values of a call that `sources` does not hold (`unsupported_values`): all of them
     `refused` when one sits in a required argument (the call must not run), else the
-    optional arguments that hold one left out (`dropped`)."""
+    optional arguments that hold one left out (`dropped`).
+    """
     guessed = unsupported_values(arguments, schema, sources)
     required = set(schema.get("required", []))
     if any(arg in required for arg, _ in guessed):
@@ -294,7 +303,8 @@ def named_options(
 ) -> tuple[dict[str, Any], list[str]]:
     """`unnamed_options` taken out, unless `request` says "all", "every", "each", "both" or
     "any" (it may mean every option): the arguments kept, and `path=value` for each option
-    taken out."""
+    taken out.
+    """
     if _EVERY.search(request.lower()):
         return arguments, []
     return unnamed_options(arguments, schema, sources)
@@ -316,7 +326,8 @@ def unnamed_options(
       is left out, so the tool's default applies.
     A member is named when the sources hold it (`_` and `-` read as spaces) or share a word
     with it; codes ("es-ES", "USD", "mph") and the schema's default are not judged. Also
-    `path=value` for each member taken out."""
+    `path=value` for each member taken out.
+    """
     properties = schema.get("properties", {})
     required = set(schema.get("required", []))
     kept = dict(arguments)
@@ -359,7 +370,8 @@ def unnamed_options(
 
 def _examples(value: list[Any], prop: dict[str, Any], items: dict[str, Any]) -> list[Any]:
     """The items of a list of free text that the parameter's description (or its `items`')
-    spells out: examples the model may have copied rather than values it was given."""
+    spells out: examples the model may have copied rather than values it was given.
+    """
     described = f"{prop.get('description', '')} {items.get('description', '')}".lower()
     return [m for m in value if isinstance(m, str) and m and _spelled(m, described)]
 
@@ -387,7 +399,8 @@ _ABSENT = object()
 
 def _judged(member: str) -> bool:
     """An enum member written as a word ("delete", "most_frequent"), not a code ("es",
-    "JPY"), which a request names in other words ("Spanish", "yen")."""
+    "JPY"), which a request names in other words ("Spanish", "yen").
+    """
     return len(member) >= 4 and not member.isupper()
 
 
@@ -398,7 +411,8 @@ def _named(value: Any, prop: dict[str, Any], text: str) -> bool:
     """Whether the request names `value`: an enum member written as a word appears in it (as
     written, or with `_`/`-` read as spaces); a flag or a missing value is never named. Other
     values are not judged here (numbers have `unsupported_values`; free text may be a
-    paraphrase)."""
+    paraphrase).
+    """
     if value is _ABSENT or isinstance(value, bool) or value is None:
         return False
     if isinstance(value, str) and value in prop.get("enum", []) and _judged(value):
@@ -422,7 +436,8 @@ def variants(
     returned something (after an empty result, trying another option is a fair retry).
     Values are named when `sources` has them. A `request` (by default `sources`) that says
     "both", "all", "each", "every" or "any" may mean every option, so then none is a
-    variant. Index in `calls` → why."""
+    variant. Index in `calls` → why.
+    """
     text = sources.lower()
     found: dict[int, str] = {}
     if _EVERY.search((sources if request is None else request).lower()):
@@ -461,7 +476,8 @@ def _asked(arguments: dict[str, Any], properties: Any) -> dict[str, Any]:
 
 def _within(value: Any, other: Any) -> bool:
     """`value` asks nothing `other` does not: equal, or an object or a list whose every
-    field or item is within `other`'s."""
+    field or item is within `other`'s.
+    """
     if isinstance(value, dict) and isinstance(other, dict):
         return all(k in other and _within(v, other[k]) for k, v in value.items())
     if isinstance(value, list) and isinstance(other, list):
@@ -478,7 +494,8 @@ def redundant(
     one of `earlier`) did not already ask: every argument, less those at the schema's
     default, is held by the earlier call (the very same call is a loop, not this). The
     small model splits one request into such pieces ("update user 43523's name and email"
-    → the update, then the e-mail update again). Index in `calls` → why."""
+    → the update, then the e-mail update again). Index in `calls` → why.
+    """
     found: dict[int, str] = {}
     for i, call in enumerate(calls):
         arguments = call.get("arguments")
@@ -516,7 +533,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def _sourced(leaf: Any, sources: Sources) -> bool:
     """The sources hold `leaf`: a number given (`given`), or text they spell out ("scenic",
-    "Los Angeles") or whose runs of digits they hold (a date rewritten: "2023-07-10")."""
+    "Los Angeles") or whose runs of digits they hold (a date rewritten: "2023-07-10").
+    """
     if isinstance(leaf, bool) or leaf is None:
         return False
     if isinstance(leaf, (int, float)):
@@ -542,7 +560,8 @@ def nothing_new(
     35 introverts", then 35 and 15), an invented extra (`command="echo done"` after
     `command="date"`). A call that uses a value left out so far, or one a tool returned,
     brings something new; so does any call of a tool not called yet this turn. Index in
-    `calls` → why."""
+    `calls` → why.
+    """
     found: dict[int, str] = {}
     for i, call in enumerate(calls):
         arguments = call.get("arguments")

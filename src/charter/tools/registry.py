@@ -107,7 +107,8 @@ def _http(url: str, timeout_s: float) -> Callable[[dict[str, Any]], Any]:
 
 def _validator(parameters: dict[str, Any], where: str) -> jsonschema.protocols.Validator:
     """The validator for a tool's `parameters`; a schema that is not valid JSON Schema is a
-    ToolError naming `where` it came from."""
+    ToolError naming `where` it came from.
+    """
     try:
         validator_class = jsonschema.validators.validator_for(parameters)
         validator_class.check_schema(parameters)
@@ -140,7 +141,8 @@ def client_tools(
     """Functions offered from outside the charter ({"name", "description", "parameters"}:
     a gateway caller's `tools`, BFCL's functions) as tools Charter can decide on and
     validate. By default they never run here; `run` stands in for them (BFCL records the
-    call). A schema that is not valid JSON Schema is a ToolError."""
+    call). A schema that is not valid JSON Schema is a ToolError.
+    """
     tools: dict[str, LoadedTool] = {}
     for function in functions:
         spec = Tool(

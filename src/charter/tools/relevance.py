@@ -112,7 +112,8 @@ def relevance(
     message: str, tools: dict[str, LoadedTool], min_relevance: float | None = None
 ) -> dict[str, float]:
     """The gate's score of each tool for `message`; every tool scores 1.0 without embedding
-    anything when `min_relevance` is -1 (offer them all)."""
+    anything when `min_relevance` is -1 (offer them all).
+    """
     if min_relevance is not None and min_relevance <= -1:
         return dict.fromkeys(tools, 1.0)
     gate = packaged_gate()
@@ -124,7 +125,8 @@ def offer(
     tools: dict[str, LoadedTool], scores: dict[str, float], min_relevance: float | None = None
 ) -> dict[str, LoadedTool]:
     """The tools at or above the threshold, most relevant first: a small model picks the
-    right tool more often from a short, ordered menu."""
+    right tool more often from a short, ordered menu.
+    """
     needed = threshold(min_relevance)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     return {name: tools[name] for name, score in ranked if score >= needed}

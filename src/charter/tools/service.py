@@ -68,7 +68,8 @@ class ToolUse:
     ) -> ToolUseOutcome:
         """Offer the tools the relevance gate scores at or above `min_relevance` for the
         user's latest message (every tool with `gated` False), and run the loop over them
-        with `executor`. No tool offered: no model call."""
+        with `executor`. No tool offered: no model call.
+        """
         outcome = ToolUseOutcome()
         offered = tools
         if gated:

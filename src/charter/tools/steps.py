@@ -73,7 +73,8 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """The step as the trace shows it: the fields that are set, in the order traces
-        have always had them (a run's time before its action)."""
+        have always had them (a run's time before its action).
+        """
         out: dict[str, Any] = {"decision": self.decision}
         if self.converted is not None:
             out["converted"] = self.converted
@@ -112,7 +113,8 @@ class LoopOutcome:
     @property
     def calls(self) -> list[Call]:
         """The calls made (run, filed for approval, or proposed), in order: {"tool",
-        "arguments"}."""
+        "arguments"}.
+        """
         return [s.decision for s in self.steps if s.action in MADE and s.decision is not None]
 
     @property
