@@ -36,9 +36,10 @@ def _say(message: str) -> None:
 
 
 def catalog_models(files: list[str]) -> list[str]:
-    """The catalog models the charters run in-process (chat, strong and judge roles), each
-    once, in order. A .gguf given by path is the operator's to mount; served models need
-    nothing here.
+    """The catalog models the charters run in-process, each once, in order.
+
+    They are the chat, strong and judge roles' models. A .gguf given by path is the operator's
+    to mount; served models need nothing here.
     """
     from charter.models import weights
     from charter.spec import load_charter
@@ -115,6 +116,7 @@ def _pull(names: list[str], *, allowed: bool) -> int:
 
 
 def healthcheck() -> int:
+    """Exit status for HEALTHCHECK: 0 when the local /readyz answers 200 within 5 s, else 1."""
     port = os.environ.get("CHARTER_PORT", "8000")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
@@ -130,6 +132,7 @@ def _charter() -> str:
 
 
 def serve_command(files: list[str]) -> list[str]:
+    """The `charter serve` argv for the charters, its host, port and report from the environment."""
     command = [_charter(), "serve", *files]
     command += ["--host", os.environ.get("CHARTER_HOST", "0.0.0.0")]
     command += ["--port", os.environ.get("CHARTER_PORT", "8000")]
@@ -144,6 +147,11 @@ def _is_charter_file(arg: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    """Run the entrypoint on its arguments and return an exit status.
+
+    `healthcheck` and `pull` run here. Any other charter command, or serving the charter files
+    (the default, after pulling their models), replaces this process and does not return.
+    """
     if argv[:1] == ["healthcheck"]:
         return healthcheck()
     allowed = os.environ.get("CHARTER_PULL_MODELS", "1") != "0"

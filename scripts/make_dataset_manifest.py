@@ -1,5 +1,7 @@
-"""Write src/charter/datasets/manifest.json: each dataset's origin, licence and readers
-(written by hand below) and each file's size and SHA-256 (computed from a datasets folder).
+"""Write src/charter/datasets/manifest.json: each dataset's origin, licence, readers and files.
+
+The origin, licence and readers are written by hand below; each file's size and SHA-256 are
+computed from a datasets folder.
 
     .venv/bin/python scripts/make_dataset_manifest.py [DATASETS_DIR] [--out FILE] [--check]
 
@@ -41,6 +43,8 @@ class Read:
 
 @dataclass(frozen=True)
 class Spec:
+    """One dataset's hand-written entry: description, licence, upstream and the files read."""
+
     name: str
     description: str
     license: str
@@ -300,6 +304,10 @@ def _locate(folder: Path, spec: Spec, read: Read) -> list[tuple[str, Path]]:
 
 
 def build(folder: Path) -> dict[str, Any]:
+    """The manifest for SPECS, with each file's size and SHA-256 taken from `folder`.
+
+    Raises SystemExit when a Read matches no file; the result is validated as a `Manifest`.
+    """
     datasets = []
     for spec in SPECS:
         files: dict[str, dict[str, Any]] = {}
@@ -348,6 +356,7 @@ def dump(manifest: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    """Write the manifest, or with --check compare it; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", type=Path, help="datasets folder")
     parser.add_argument("--out", type=Path, default=MANIFEST)

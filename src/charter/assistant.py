@@ -43,10 +43,11 @@ T = TypeVar("T")
 
 
 def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run the coroutine `make()` gives to completion from synchronous code. Inside a
-    running event loop (Jupyter, an async framework's sync callback) `asyncio.run` cannot
-    be used: the coroutine then runs on its own loop in a worker thread while this thread
-    waits (so callbacks such as `on_delta` are called on that worker thread).
+    """Run the coroutine `make()` gives to completion from synchronous code.
+
+    Inside a running event loop (Jupyter, an async framework's sync callback) `asyncio.run` cannot
+    be used: the coroutine then runs on its own loop in a worker thread while this thread waits (so
+    callbacks such as `on_delta` are called on that worker thread).
     """
     try:
         asyncio.get_running_loop()
@@ -57,6 +58,12 @@ def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 class Charter:
+    """An assistant made from a charter spec: it loads the models and resources and runs turns.
+
+    The pipeline is built once, on first use. `close` (or leaving a `with` block) closes the models
+    and the knowledge index.
+    """
+
     def __init__(
         self,
         spec: CharterSpec,
@@ -65,10 +72,11 @@ class Charter:
         strong_model: ChatModel | None = None,
         stages: Sequence[Insert] = (),
     ) -> None:
-        """`model` and `strong_model` replace the charter's `models.chat` and
-        `models.strong` (already loaded models shared between charters, or fakes).
-        `stages` are a team's own stages, each placed by the name of a built-in one
-        (charter/compose.py).
+        """Make an assistant of `spec`, optionally with ready models and a team's own stages.
+
+        `model` and `strong_model` replace the charter's `models.chat` and `models.strong` (already
+        loaded models shared between charters, or fakes). `stages` are a team's own stages, each
+        placed by the name of a built-in one (charter/compose.py).
         """
         self.spec = spec
         self._model = model
@@ -117,8 +125,9 @@ class Charter:
         return list({id(m): m for m in built}.values())
 
     def share_connections(self) -> None:
-        """For servers: the models keep their connections open across turns (on the
-        server's event loop) until `aclose`.
+        """For servers: the models keep their connections open across turns until `aclose`.
+
+        The connections belong to the server's event loop.
         """
         self._sharing = True
         for model in self._models_built():
@@ -150,8 +159,10 @@ class Charter:
         return self._judge
 
     def knowledge_index(self) -> KnowledgeIndex:
-        """The charter's knowledge index, brought up to date with `knowledge.paths` (files
-        whose content did not change are not read twice).
+        """The charter's knowledge index, brought up to date with `knowledge.paths`.
+
+        Files whose content did not change are not read twice. Raises CharterError when a path does
+        not exist or a file cannot be indexed.
         """
         if self._knowledge is None:
             from charter.knowledge.index import KnowledgeIndex, index_path
@@ -214,8 +225,9 @@ class Charter:
     async def arun(
         self, request: TurnRequest, *, on_delta: Callable[[str], None] | None = None
     ) -> Reply:
-        """Run one turn. `on_delta` receives the reply as it is released (after the output
-        guards pass it).
+        """Run one turn.
+
+        `on_delta` receives the reply as it is released (after the output guards pass it).
         """
         pipeline = self.pipeline  # builds (and loads the model) outside the turn's clock
         started = time.perf_counter()
@@ -240,17 +252,17 @@ class Charter:
         sampling: Sampling | None = None,
     ) -> Reply:
         """Answer the last user message of `messages` (a string is one user message).
-        `on_delta` receives the reply as it is released (after the output guards pass);
-        `user` keys the rate limit; `carry` is what the conversation's previous turn handed
-        over (`reply.carry`: the blocked streak, whether to restate the persona);
-        `profile` is the user's stored profile, for dynamic instructions. `client_tools` are
-        functions the caller runs itself: the reply may be `tool_calls` to them instead of
-        text (`tool_choice` "required": at least one call is asked for, every tool offered).
-        `json_schema` asks for a JSON reply matching it (critique is then skipped).
-        `operator_instructions` (a gateway caller's system messages) are checked by the
-        input guards and placed below the charter's own prompt, which takes precedence
-        (stages/operator.py). `sampling` sets the reply's temperature, top_p, stop, seed and
-        a lower max_tokens than the charter's.
+
+        `on_delta` receives the reply as it is released (after the output guards pass); `user` keys
+        the rate limit; `carry` is what the conversation's previous turn handed over (`reply.carry`:
+        the blocked streak, whether to restate the persona); `profile` is the user's stored profile,
+        for dynamic instructions. `client_tools` are functions the caller runs itself: the reply may
+        be `tool_calls` to them instead of text (`tool_choice` "required": at least one call is
+        asked for, every tool offered). `json_schema` asks for a JSON reply matching it (critique is
+        then skipped). `operator_instructions` (a gateway caller's system messages) are checked by
+        the input guards and placed below the charter's own prompt, which takes precedence
+        (stages/operator.py). `sampling` sets the reply's temperature, top_p, stop, seed and a lower
+        max_tokens than the charter's.
         """
         request = TurnRequest(
             messages=tuple(to_messages(messages)),
@@ -276,9 +288,10 @@ class Charter:
         operator_instructions: str | None = None,
         sampling: Sampling | None = None,
     ) -> Reply:
-        """Blocking `arespond`, for scripts, the terminal and notebooks. Inside a running
-        event loop (Jupyter) the turn runs on a worker thread with its own loop; from async
-        code, `await arespond(...)` instead, which does not block the loop.
+        """Blocking `arespond`, for scripts, the terminal and notebooks.
+
+        Inside a running event loop (Jupyter) the turn runs on a worker thread with its own loop;
+        from async code, `await arespond(...)` instead, which does not block the loop.
         """
         return run_blocking(
             lambda: self.arespond(
@@ -306,6 +319,11 @@ class Charter:
 
 
 def to_messages(messages: MessagesLike) -> list[Message]:
+    """`messages` as a list of `Message`s (a string is one user message).
+
+    Raises ValueError when the last message is not the user's, or when any is a system message
+    (instructions come from the charter, or a caller's as `operator_instructions`).
+    """
     if isinstance(messages, str):
         items: list[Message] = [Message(role="user", content=messages)]
     else:

@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 
 
 class Parts:
-    """What the stages are built from: the charter and the resources its stages share,
-    each built on first use (a charter without knowledge never opens an index).
+    """What the stages are built from: the charter and the resources its stages share.
+
+    Each resource is built on first use (a charter without knowledge never opens an index).
     """
 
     def __init__(

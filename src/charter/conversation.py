@@ -16,10 +16,17 @@ if TYPE_CHECKING:
 
 
 class ConversationNotFoundError(CharterError):
-    pass
+    """The store has no conversation by that id, or it belongs to another charter."""
 
 
 class Conversation:
+    """A conversation kept in the store: each turn is answered with its history, then recorded.
+
+    Without `conversation_id` a new conversation is created; with one, the stored conversation is
+    resumed (ConversationNotFoundError when it is missing or belongs to another charter). `user`
+    keys the rate limit and the stored profile.
+    """
+
     def __init__(
         self,
         charter: Charter,
@@ -74,8 +81,9 @@ class Conversation:
         return reply
 
     def _carry(self) -> Carry:
-        """What the latest turn handed over (a turn saved before turns kept it: its
-        blocked streak, counted from the stored turns).
+        """What the latest turn handed over to this one.
+
+        For a turn saved before turns kept it: its blocked streak, counted from the stored turns.
         """
         saved = self.store.last_carry(self.id)
         if saved is not None:

@@ -24,6 +24,7 @@ class StoreError(CharterError):
 
 
 class MissingExtraError(CharterError):
-    """An optional part used without its extra installed; the message names the extra
-    (`charter.extras.missing_extra_message`).
+    """An optional part used without its extra installed.
+
+    The message names the extra (`charter.extras.missing_extra_message`).
     """

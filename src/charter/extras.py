@@ -28,8 +28,10 @@ def missing_extra_message(what: str, extra: str, missing: str | None = None) -> 
 def requires_extra(
     what: str, extra: str, error: Callable[[str], Exception] = MissingExtraError
 ) -> Iterator[None]:
-    """Imports in this block that fail for want of a third-party module raise `error` with
-    the message naming `extra` (a missing part of Charter itself is a bug: raised as is).
+    """Turn a missing third-party module in this block into `error`, naming `extra`.
+
+    Imports in this block that fail for want of a third-party module raise `error` with the
+    message naming `extra` (a missing part of Charter itself is a bug: raised as is).
     """
     try:
         yield

@@ -30,6 +30,8 @@ Verdict = Literal["pass", "block", "rewrite", "escalate", "error"]
 
 @dataclass
 class StageRecord:
+    """One stage's entry in the turn's trace: verdict, own time, tokens, error and details."""
+
     stage: str
     verdict: Verdict = "pass"
     ms: float = 0.0
@@ -41,8 +43,10 @@ class StageRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data (the detail dict is copied one level deep: a turn's
-        trace is not changed after the turn; `dataclasses.asdict` cost 10x more, per turn).
+        """The record as JSON-ready data.
+
+        The detail dict is copied one level deep: a turn's trace is not changed after the turn, and
+        `dataclasses.asdict` cost 10x more, per turn.
         """
         return {
             "stage": self.stage,
@@ -58,6 +62,11 @@ class StageRecord:
 
 @dataclass
 class Trace:
+    """The stage records of one turn, in the order the stages started.
+
+    `trace["<stage>"]` is that stage's latest record (KeyError when it has none).
+    """
+
     records: list[StageRecord] = field(default_factory=list)
 
     def open(self, stage: str) -> StageRecord:
@@ -108,8 +117,9 @@ class Stream:
 
     @property
     def sink(self) -> Delta | None:
-        """Where text sent now goes (None: nowhere, the caller does not stream or a stage
-        holds it back).
+        """Where text sent now goes.
+
+        None: nowhere (the caller does not stream, or a stage holds it back).
         """
         return self._sink
 
@@ -124,8 +134,9 @@ class Stream:
 
     @contextmanager
     def diverted(self, sink: Delta | None) -> Iterator[Delta | None]:
-        """Inside the block, text goes to `sink` (None: held back); yields the sink it
-        replaced (None: the caller does not stream).
+        """Inside the block, text goes to `sink` (None: held back).
+
+        Yields the sink it replaced (None: the caller does not stream).
         """
         outer, self._sink = self._sink, sink
         try:
@@ -136,10 +147,11 @@ class Stream:
 
 @dataclass
 class TurnState:
-    """Everything one turn knows while it runs: the caller's request (read-only), what the
-    stages build for the model (prompt, passages, tool results, route), and the outcome they
-    decide. Stages talk to each other only through these fields; the trace is written,
-    never read.
+    """Everything one turn knows while it runs.
+
+    The caller's request (read-only), what the stages build for the model (prompt, passages, tool
+    results, route), and the outcome they decide. Stages talk to each other only through these
+    fields; the trace is written, never read.
     """
 
     charter: CharterSpec
@@ -185,14 +197,23 @@ CallNext = Callable[[TurnState], Awaitable[TurnState]]
 
 
 class Stage(Protocol):
+    """One step of the turn: a hook around the stages inside it (`call_next`).
+
+    Work before `await call_next(state)` sees the request on the way in, work after it sees the
+    reply on the way out; returning without calling it short-circuits the turn. `name` labels the
+    stage's trace record and selects its failure policy.
+    """
+
     name: str
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState: ...
 
 
 class Conditional(Protocol):
-    """A stage that takes part only in some turns (e.g. only when the caller sent operator
-    instructions): `applies(request)` False skips it without a trace record.
+    """A stage that takes part only in some turns.
+
+    E.g. only when the caller sent operator instructions: `applies(request)` False skips it without
+    a trace record.
     """
 
     def applies(self, request: TurnRequest) -> bool: ...
@@ -203,6 +224,12 @@ async def _end(state: TurnState) -> TurnState:
 
 
 class Pipeline:
+    """The stages composed as an onion, outermost first, each under the charter's failure policy.
+
+    A stage that raises is skipped (`open`) or blocks the turn with `fallback_reply` (`closed`), and
+    its record says so. A turn that ends without a reply is blocked with `fallback_reply` too.
+    """
+
     def __init__(
         self, stages: Sequence[Stage], *, failure: FailurePolicy, fallback_reply: str
     ) -> None:

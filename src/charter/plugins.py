@@ -1,5 +1,6 @@
-"""Find the guards, model backends, eval suites and persona checks that installed packages
-register, Charter's own included, and look them up by name.
+"""Find the parts installed packages register, Charter's own included; look them up by name.
+
+The parts are guards, model backends, eval suites and persona checks.
 
 A package registers a part as a Python entry point in one of four groups; the object the
 entry point names is the part's factory, a small frozen dataclass defined here:
@@ -50,8 +51,9 @@ _lock = threading.RLock()  # loading entry points, and the caches
 
 
 class PluginError(CharterError):
-    """A part that cannot be found or loaded: an unknown name, a broken entry point, or a
-    name that two packages register.
+    """A part that cannot be found or loaded.
+
+    An unknown name, a broken entry point, or a name that two packages register.
     """
 
 
@@ -60,8 +62,9 @@ class PluginError(CharterError):
 
 @dataclass(frozen=True)
 class GuardSetup:
-    """What a guard's `build` gets: the charter, the side it is built for, and its
-    options (`guards.options.<name>`, validated as the factory's `options` type; None when
+    """What a guard's `build` gets: the charter, the side it is built for, and its options.
+
+    The options are `guards.options.<name>`, validated as the factory's `options` type (None when
     the charter gives none).
     """
 
@@ -123,8 +126,9 @@ class BackendFactory(Generic[S]):
 
 @dataclass(frozen=True)
 class SuiteFactory:
-    """An eval suite `charter eval --suites <name>` runs: its cases, how one is scored, and
-    what a failure is called in the report.
+    """An eval suite `charter eval --suites <name>` runs: its cases and how one is scored.
+
+    `metric` is what a failure is called in the report.
     """
 
     name: str
@@ -154,8 +158,9 @@ _adapters: dict[Any, TypeAdapter[Any]] = {}
 
 
 def options_of(expected: Any, value: Any) -> Any:
-    """`value` validated as the type `expected` (a factory's `options`); None: `value` as it
-    is. Raises pydantic's ValidationError.
+    """`value` validated as the type `expected` (a factory's `options`); None: `value` as it is.
+
+    Raises pydantic's ValidationError.
     """
     if expected is None:
         return value
@@ -178,8 +183,10 @@ def _package(entry: EntryPoint) -> str:
 
 @functools.cache
 def _found(group: str) -> dict[str, tuple[EntryPoint, ...]]:
-    """The group's entry points by name, Charter's own first (in the order its metadata
-    lists them), then the rest by name. A name may have several (from different packages).
+    """The group's entry points by name, Charter's own first, then the rest by name.
+
+    Charter's own are in the order its metadata lists them. A name may have several entry points
+    (from different packages).
     """
     by_name: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=group):
@@ -190,8 +197,10 @@ def _found(group: str) -> dict[str, tuple[EntryPoint, ...]]:
 
 
 class Registry(Generic[T]):
-    """The parts of one kind: their names (read from the entry points, nothing imported)
-    and each part's factory (its entry point loaded on first lookup).
+    """The parts of one kind: their names and each part's factory.
+
+    The names are read from the entry points, with nothing imported; a part's entry point is loaded
+    on its first lookup.
     """
 
     def __init__(self, group: str, kind: str, contract: type[T]) -> None:
@@ -212,8 +221,10 @@ class Registry(Generic[T]):
         return name in _found(self.group)
 
     def get(self, name: str) -> T:
-        """The factory registered as `name`; PluginError when there is none, when two
-        packages register it, or when its entry point cannot be loaded.
+        """The factory registered as `name`.
+
+        Raises PluginError when there is none, when two packages register it, or when its entry
+        point cannot be loaded.
         """
         with _lock:
             if name in self._loaded:
@@ -278,8 +289,9 @@ checks: Registry[CheckFactory] = Registry("charter.checks", "check", CheckFactor
 
 
 def clear_cache() -> None:
-    """Read the entry points again on the next lookup (after installing a package into a
-    running process, or in tests).
+    """Read the entry points again on the next lookup.
+
+    For after installing a package into a running process, and for tests.
     """
     importlib.invalidate_caches()  # the import system's view of the folders on sys.path
     with _lock:

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Reply:
+    """What a turn gives back to the caller: the reply, how it was reached, and what it cost.
+
+    `blocked` is set when the reply is a refusal, a wait notice or the fallback (`block_reason` says
+    why); `ms` is the turn's time in milliseconds. `to_dict` is the JSON-ready summary.
+    """
+
     text: str
     blocked: bool
     block_reason: str | None
@@ -87,8 +93,9 @@ class Reply:
 
 
 def turn_cost(spec: CharterSpec, usage: dict[str, Usage]) -> float | None:
-    """Each model role's tokens at that model's price; None when a model that spent tokens
-    has no price (a partial sum would understate the cost).
+    """Each model role's tokens at that model's price, summed.
+
+    None when a model that spent tokens has no price (a partial sum would understate the cost).
     """
     models = spec.models
     prices = {

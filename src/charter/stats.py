@@ -1,5 +1,7 @@
-"""Rates with their uncertainty: every rate Charter reports comes with k/n and a Wilson
-95% interval (small n makes point estimates misleading: 5/10 is anywhere from 24% to 76%).
+"""Rates with their uncertainty: k/n and a Wilson 95% interval.
+
+Every rate Charter reports comes with k/n and a Wilson 95% interval (small n makes point
+estimates misleading: 5/10 is anywhere from 24% to 76%).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class Rate:
+    """k out of n; `value` is the rate (NaN when n is 0), `interval` its Wilson 95% interval."""
+
     k: int
     n: int
 

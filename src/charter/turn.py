@@ -132,8 +132,9 @@ class TurnOutcome:
     """The next turn should restate the persona (drift)."""
 
     def block(self, reply: str, reason: str) -> None:
-        """End the turn with `reply` (a refusal, a wait notice, the fallback) because of
-        `reason`.
+        """End the turn with `reply` because of `reason`.
+
+        `reply` is a refusal, a wait notice or the fallback.
         """
         self.reply = reply
         self.blocked = True

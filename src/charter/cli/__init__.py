@@ -37,4 +37,5 @@ app.add_typer(data.app, name="data")
 
 
 def main() -> None:
+    """Run the `charter` command (the console-script entry point)."""
     app()

@@ -18,6 +18,7 @@ from charter.store.sqlite import Store
 
 
 def register(app: typer.Typer) -> None:
+    """Add `charter chat` to the app."""
     app.command()(chat)
 
 
@@ -98,8 +99,9 @@ def _interactive(session: Conversation, *, show_trace: bool) -> None:
 
 
 class _Printer:
-    """Writes streamed text as it comes; at the end, shows the final reply if it differs
-    from what was streamed (a stage blocked or replaced it).
+    """Writes streamed text as it comes, then the final reply if the stream differed.
+
+    The final reply differs from what was streamed when a stage blocked or replaced it.
     """
 
     def __init__(self) -> None:
@@ -121,6 +123,7 @@ class _Printer:
 
 
 def format_trace(reply: Reply, conversation_id: str) -> str:
+    """One line for a turn's trace: each stage's verdict, time and tokens, then the total."""
     parts = []
     for r in reply.trace.records:
         tokens = f" {r.prompt_tokens}→{r.completion_tokens} tok" if r.completion_tokens else ""

@@ -1,6 +1,4 @@
-"""`charter data list | pull | verify`: the public datasets the eval suites and the guard
-training read.
-"""
+"""`charter data list | pull | verify`: public datasets for the eval suites and guard training."""
 
 from __future__ import annotations
 

@@ -40,6 +40,7 @@ EXIT_BELOW = 4  # --fail-under not met
 
 
 def register(app: typer.Typer) -> None:
+    """Add `charter eval` to the app."""
     app.command("eval")(eval_command)
 
 
@@ -210,8 +211,9 @@ def _load(path: Path) -> Report:
 
 
 def _check_refusal(path: Path | None, charter: Path | None, choice: str, as_json: bool) -> None:
-    """The refusal judge against hand labels: the shipped ones (by half and by source of
-    the replies) or a team's own file.
+    """Measure the refusal judge against hand labels and print the agreement.
+
+    The labels are the shipped ones (by half and by source of the replies) or a team's own file.
     """
     import json
 

@@ -24,6 +24,7 @@ _DEFAULT_SPEC = {"id": "scan", "persona": {"name": "Assistant", "role": "assista
 
 
 def register(root: typer.Typer) -> None:
+    """Add `charter scan` and the `charter guard` group to the app."""
     root.command()(scan)
     root.add_typer(app, name="guard")
 
@@ -128,8 +129,9 @@ def train(
     ),
     target_fpr: float = typer.Option(0.01, help="Validation false-positive rate to calibrate to."),
 ) -> None:
-    """Retrain the injection classifier on the public datasets (+ your own), calibrate it on
-    the validation split, and write its weights. Uses $CHARTER_DATA_DIR.
+    """Retrain the injection classifier on the public datasets (+ your own).
+
+    Calibrates it on the validation split and writes its weights. Uses $CHARTER_DATA_DIR.
     """
     from charter.datasets.guard_corpus import read_extra
 
@@ -154,8 +156,9 @@ def train_hate(
         0.02, help="Share of validation neutral statements about groups that may be flagged."
     ),
 ) -> None:
-    """Retrain the hate classifier of the toxicity guard on ToxiGen (+ ordinary benign texts),
-    calibrate it on the validation split, and write its weights. Uses $CHARTER_DATA_DIR.
+    """Retrain the toxicity guard's hate classifier on ToxiGen (+ ordinary benign texts).
+
+    Calibrates it on the validation split and writes its weights. Uses $CHARTER_DATA_DIR.
     """
     with friendly_errors():
         with requires_extra(TRAINING, "train"):
@@ -174,9 +177,11 @@ def train_harm(
         None, "--out", "-o", help="Where to write the weights (default: the packaged file)."
     ),
 ) -> None:
-    """Retrain the harm guard (requests and replies) on the public harmful-request sets,
-    ShareGPT traffic and the contrast set, with thresholds set on out-of-source scores.
-    Needs the local model's replies (bench/guards/make_replies.py) and $CHARTER_DATA_DIR.
+    """Retrain the harm guard (requests and replies) on harmful-request and contrast sets.
+
+    Trains on the public harmful-request sets, ShareGPT traffic and the contrast set, with
+    thresholds set on out-of-source scores. Needs the local model's replies
+    (bench/guards/make_replies.py) and $CHARTER_DATA_DIR.
     """
     with friendly_errors():
         with requires_extra(TRAINING, "train"):

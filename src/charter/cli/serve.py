@@ -13,6 +13,7 @@ from charter.extras import requires_extra
 
 
 def register(app: typer.Typer) -> None:
+    """Add `charter serve` to the app."""
     app.command("serve")(serve)
 
 
@@ -47,8 +48,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the charters at /v1/chat/completions (OpenAI-compatible), with /v1/models,
-    /healthz and /readyz.
+    """Serve the charters at /v1/chat/completions (OpenAI-compatible).
+
+    Also serves /v1/models, /healthz and /readyz.
     """
     from charter.assistant import Charter
     from charter.spec import load_charter

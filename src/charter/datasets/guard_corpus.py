@@ -33,6 +33,8 @@ Split = Literal["train", "val", "test"]
 
 @dataclass(frozen=True)
 class Example:
+    """One labelled text of the corpus, with its source family and its split."""
+
     text: str
     label: int  # 1 = attack, 0 = benign
     family: str
@@ -41,6 +43,7 @@ class Example:
 
 
 def split_of(text: str) -> Split:
+    """The split of `text`: `sha256(normalised text) mod 100`, 0-59 train, 60-79 val, 80-99 test."""
     bucket = int(hashlib.sha256(_norm(text).encode()).hexdigest(), 16) % 100
     return "train" if bucket < 60 else "val" if bucket < 80 else "test"
 
@@ -150,8 +153,10 @@ def _own_complaints() -> Iterator[tuple[str, str]]:
 
 
 def _sharegpt_turns() -> Iterator[str]:
-    """Real user turns: ShareGPT conversations under 20 user turns, one in ten by a hash of
-    the conversation id (the same conversations the harm guard learns from).
+    """Real user turns: ShareGPT conversations under 20 user turns, one in ten.
+
+    The one in ten is chosen by a hash of the conversation id (the same conversations the harm
+    guard learns from).
     """
     from charter.datasets.guard_sources import sharegpt_conversations, sharegpt_trained
 
@@ -168,8 +173,11 @@ def _bastion() -> Iterator[Example]:
 
 
 def read_extra(path: str | Path) -> list[tuple[str, int, str]]:
-    """A team's own labelled texts: JSONL lines with `text`, `label` (0 benign, 1 attack) and
-    optionally `family`. They are split by the same rule as the public data.
+    """A team's own labelled texts, read from JSONL as (text, label, family) tuples.
+
+    Each line has `text`, `label` (0 benign, 1 attack) and optionally `family` (default
+    `custom`). They are split by the same rule as the public data. Raises ValueError, naming
+    the line, for a line that is not such an object.
     """
     rows = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):

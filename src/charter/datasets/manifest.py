@@ -19,6 +19,7 @@ MANIFEST_SUFFIX = ".manifest.txt"
 
 
 def fingerprint(text: str) -> str:
+    """The first 16 hex digits of the SHA-256 of `text`, lowercased and whitespace collapsed."""
     normalised = re.sub(r"\s+", " ", text.strip().lower())
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:16]
 
@@ -32,6 +33,7 @@ def write_manifest(path: Path, texts: Iterable[str], *, about: str) -> int:
 
 
 def read_manifest(path: Path | str) -> frozenset[str]:
+    """The fingerprints in the manifest file at `path` (its `#` comment lines left out)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return frozenset(line for line in lines if line and not line.startswith("#"))
 

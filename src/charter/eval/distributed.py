@@ -29,8 +29,9 @@ from charter.spec.models import CharterSpec
 
 
 class Elsewhere(ChatModel):
-    """The driver's stand-in for the charter's chat model when the workers call it: it has
-    the model's name (the cache key) and is never called, so a local GGUF is not loaded
+    """The driver's stand-in for the charter's chat model when the workers call it.
+
+    It has the model's name (the cache key) and is never called, so a local GGUF is not loaded
     once more in the driver for nothing.
     """
 
@@ -79,8 +80,10 @@ def run_on_ray(
     address: str | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Every case in both conditions, computed by `workers` Ray actors; cached ones are not
-    sent. Results come back in case order, off before on, as `Runner.run` returns them.
+    """Every case in both conditions, computed by `workers` Ray actors.
+
+    Cached ones are not sent. Results come back in case order, off before on, as `Runner.run`
+    returns them.
     """
     ray = _ray()
     jobs = [(case, condition) for case in cases for condition in CONDITIONS]
@@ -130,8 +133,9 @@ def _cached(
     jobs: list[tuple[Case, Condition]],
     on_result: Callable[[Result], None] | None,
 ) -> tuple[dict[int, Result], list[int]]:
-    """The results of the jobs already in the cache (each handed to `on_result`), by job
-    index, and the indexes of the jobs left to compute.
+    """The results of the jobs already in the cache, by job index, and the jobs left to compute.
+
+    Each cached result is handed to `on_result`; the jobs left are given by their indexes.
     """
     done: dict[int, Result] = {}
     todo: list[int] = []
@@ -147,8 +151,9 @@ def _cached(
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Join the cluster at `address` (None: a local Ray instance) unless this process
-    already has; whether it joined here (and so must leave).
+    """Join the cluster at `address` (None: a local Ray instance) unless this process already has.
+
+    Returns whether it joined here (and so must leave).
     """
     if ray.is_initialized():
         return False

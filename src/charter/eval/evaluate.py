@@ -60,6 +60,8 @@ OWN = "cases"
 
 @dataclass
 class EvalSettings:
+    """What one `charter eval` run measures and how: charter, suites, sample, model, workers."""
+
     charter: Path
     out: Path = Path("eval-out")
     suites: tuple[str, ...] = SUITES
@@ -103,8 +105,10 @@ def own_suites(spec: CharterSpec, settings: EvalSettings) -> list[own_cases.OwnS
 
 
 def known_suites() -> tuple[str, ...]:
-    """Every suite `--suites` may name: the registered ones (`charter.suites`: Charter's own
-    first, then other packages'), and `cases`.
+    """Every suite `--suites` may name.
+
+    The registered ones (`charter.suites`: Charter's own first, then other packages'), and
+    `cases`.
     """
     others = [s for s in plugins.suites.names() if s not in ALL_SUITES]
     return (*ALL_SUITES, *others, OWN)
@@ -122,8 +126,11 @@ def unknown_suites(suites: tuple[str, ...]) -> str | None:
 
 
 def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Case]:
-    """The sampled cases of the chosen suites, then every case of the team's own suites
-    (never sampled: each is a requirement somebody wrote down).
+    """The sampled cases of the chosen suites, then every case of the team's own suites.
+
+    The team's own cases are never sampled: each is a requirement somebody wrote down. An
+    unknown suite, or persona_stability for a charter without programmatic persona checks, is
+    a CharterError.
     """
     why = unknown_suites(settings.suites)
     if why is not None:
@@ -163,9 +170,11 @@ REFUSAL_JUDGES = ("auto", "model", "detector")
 
 
 def uses_refusal_judge(spec: CharterSpec, choice: str) -> bool:
-    """Whether the judge model reads the refusal detector's uncertain band. `auto` asks it
-    only when the charter names a judge model of its own: the default chat model judged no
-    better than a constant on the labels' dev half (docs/eval.md).
+    """Whether the judge model reads the refusal detector's uncertain band.
+
+    `auto` asks it only when the charter names a judge model of its own: the default chat model
+    judged no better than a constant on the labels' dev half (docs/eval.md). A `choice` other
+    than auto, model or detector is a CharterError.
     """
     if choice not in REFUSAL_JUDGES:
         raise CharterError(
@@ -175,6 +184,10 @@ def uses_refusal_judge(spec: CharterSpec, choice: str) -> bool:
 
 
 def context_for(spec: CharterSpec, suites: tuple[str, ...]) -> Context:
+    """What the scorers need from the charter: persona checks, canary, prompt, own answers.
+
+    The toxicity classifier (and its threshold) is loaded only when `suites` has toxicity.
+    """
     compiled = compile_system_prompt(spec)
     own = own_answers(spec)
     toxicity: Callable[[str], float] | None = None
@@ -201,9 +214,11 @@ def evaluate(
     on_result: Callable[[Result], None] | None = None,
     on_skip: Callable[[dict[str, str]], None] | None = None,
 ) -> Report:
-    """Run the chosen suites off and on and write the report. A suite whose public dataset is
-    missing, or whose packages are not installed, is left out (its reason goes to `on_skip`
-    and into the report's settings as `skipped`), and the rest run.
+    """Run the chosen suites off and on and write the report.
+
+    A suite whose public dataset is missing, or whose packages are not installed, is left out
+    (its reason goes to `on_skip` and into the report's settings as `skipped`), and the rest
+    run.
     """
     spec = with_model(load_charter(settings.charter), settings.model)
     skipped = missing_for_suites(s for s in settings.suites if s in SUITES)
@@ -325,6 +340,7 @@ def _record(
 
 
 def write(report: Report, out: Path) -> None:
+    """Write `report.json` and `report.html` into the folder `out`, made if missing."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(
         report.model_dump_json(indent=2, by_alias=True) + "\n", encoding="utf-8"
@@ -333,8 +349,10 @@ def write(report: Report, out: Path) -> None:
 
 
 def load_report(path: Path) -> Report:
+    """Read a `report.json` back; a file that is not a report is a ValueError."""
     return Report.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 def report_schema() -> str:
+    """The JSON Schema of `report.json`, as indented text ending in a newline."""
     return json.dumps(Report.model_json_schema(by_alias=True), indent=2) + "\n"

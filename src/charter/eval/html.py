@@ -340,6 +340,7 @@ def _cases(report: Report) -> str:
 
 
 def render(report: Report) -> str:
+    """The report as one self-contained HTML page: charts, tables and every case."""
     settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

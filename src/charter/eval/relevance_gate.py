@@ -53,6 +53,11 @@ def development_pairs() -> list[tuple[str, str, list[float], int]]:
 
 
 def fit(pairs: list[tuple[str, str, list[float], int]], recall: float = 0.95) -> dict[str, Any]:
+    """The gate fitted on `pairs`, as the JSON the relevance gate file holds.
+
+    Coefficients, intercept and a threshold that keeps every needed function for `recall` of
+    the calling questions; `meta` records what it leaves offered on the irrelevance questions.
+    """
     from sklearn.linear_model import LogisticRegression
 
     x = np.array([row for _, _, row, _ in pairs])
@@ -95,6 +100,7 @@ def fit(pairs: list[tuple[str, str, list[float], int]], recall: float = 0.95) ->
 
 
 def main() -> None:
+    """Fit the gate on the development pairs, write it to `--out` and print it."""
     from charter.guards.embedder import EMBEDDING_ID
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

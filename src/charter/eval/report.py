@@ -1,7 +1,9 @@
-"""The product-readiness report: per suite, on vs off, rates with intervals, latency, tokens,
-cost, and a readiness score with its breakdown. The report is a pydantic model, so the JSON
-written is validated on the way out and its schema is published
-(`docs/eval-report.schema.json`, regenerate with `charter eval --schema`).
+"""The product-readiness report: every suite on vs off, and a readiness score.
+
+Per suite, on vs off: rates with intervals, latency, tokens and cost; and a readiness score
+with its breakdown. The report is a pydantic model, so the JSON written is validated on the
+way out and its schema is published (`docs/eval-report.schema.json`, regenerate with
+`charter eval --schema`).
 
 Readiness (0-100) is a weighted mean over the components that were measured in this run;
 each component is a "good" fraction in [0, 1]:
@@ -84,6 +86,8 @@ class _Model(BaseModel):
 
 
 class RateOut(_Model):
+    """A failure rate: k failures in n cases, the rate (null if n is 0), its Wilson 95% interval."""
+
     k: int = Field(ge=0)
     n: int = Field(ge=0)
     rate: float | None
@@ -100,6 +104,8 @@ class RateOut(_Model):
 
 
 class ConditionOut(_Model):
+    """One suite in one condition (off or on): failures, errors, latency, tokens and cost."""
+
     failures: RateOut
     errors: int = Field(ge=0)
     latency_ms_p50: float
@@ -112,6 +118,8 @@ class ConditionOut(_Model):
 
 
 class VerdictOut(_Model):
+    """One case in one condition: whether it failed, why, and the reply."""
+
     failed: bool
     why: str
     reply: str
@@ -125,6 +133,8 @@ class VerdictOut(_Model):
 
 
 class CaseOut(_Model):
+    """One case: where it is from, the user's message, and its verdicts off and on."""
+
     id: str
     where: str = Field(
         default="", description="The file and line the case is on (a team's own case)."
@@ -141,6 +151,8 @@ class CaseOut(_Model):
 
 
 class SuiteOut(_Model):
+    """One suite: what a failure is, each condition's figures, and every case's verdicts."""
+
     metric: str = Field(description="What a failure is; every rate is lower-is-better.")
     cases: int
     off: ConditionOut
@@ -157,6 +169,8 @@ class SuiteOut(_Model):
 
 
 class Component(_Model):
+    """One part of the readiness score: a good fraction in [0, 1] off and on, and its weight."""
+
     name: str
     weight: float
     measured: bool
@@ -166,12 +180,16 @@ class Component(_Model):
 
 
 class Readiness(_Model):
+    """The readiness score (0-100) off and on: the weighted mean of the measured components."""
+
     off: float = Field(ge=0, le=100)
     on: float = Field(ge=0, le=100)
     components: list[Component]
 
 
 class Report(_Model):
+    """One `charter eval` run: charter, model, settings, every suite, latencies and readiness."""
+
     schema_id: Literal["charter-eval-report/1"] = Field(alias="schema")
     created: str
     charter: str
@@ -189,8 +207,10 @@ class Report(_Model):
 
 
 def _cost(outcome: Outcome, spec: CharterSpec) -> float | None:
-    """The case's own cost (the pipeline prices each model it used), else the chat model's
-    price times the tokens (the raw condition), else None.
+    """The case's own cost, else the chat model's price times the tokens, else None.
+
+    The case's own cost is the pipeline's (it prices each model it used); the price times the
+    tokens is the raw condition's.
     """
     if outcome.cost is not None:
         return outcome.cost
@@ -221,6 +241,7 @@ def _condition(rows: list[tuple[Case, Score, Outcome]], spec: CharterSpec) -> Co
 def scored(
     results: list[Result], ctx: Context
 ) -> list[tuple[Case, Score, Score, Outcome, Outcome]]:
+    """(case, off score, on score, off outcome, on outcome) for each case of `results`."""
     return [
         (case, score(case, off, ctx), score(case, on, ctx), off, on)
         for case, off, on in pairs(results)
@@ -237,6 +258,7 @@ def build(
     rows: list[tuple[Case, Score, Score, Outcome, Outcome]],
     wall_s: float,
 ) -> Report:
+    """The report of one run: its scored rows grouped by suite, latencies and readiness."""
     by_suite: dict[str, list[tuple[Case, Score, Score, Outcome, Outcome]]] = {}
     for row in rows:
         by_suite.setdefault(row[0].suite, []).append(row)
@@ -326,6 +348,7 @@ def _failure_rate(suites: dict[str, SuiteOut], suite: str, condition: str) -> fl
 def readiness(
     suites: dict[str, SuiteOut], rows: list[tuple[Case, Score, Score, Outcome, Outcome]]
 ) -> Readiness:
+    """The readiness score off and on, with every component (unmeasured ones not counted)."""
     components: list[Component] = []
     for name, (suite, weight) in WEIGHTS.items():
         values: dict[str, float | None] = {}

@@ -46,10 +46,11 @@ CONDITIONS: tuple[Condition, ...] = ("off", "on")
 
 
 def charter_fingerprint(spec: CharterSpec) -> str:
-    """Changes when anything set in the charter changes (cached completions are then stale).
-    Fields left at their defaults do not count, so a Charter release that adds a setting
-    does not invalidate every cache; nor do the charter's `tests` files, which change what
-    is asked, not how the assistant answers.
+    """A hash that changes when anything set in the charter changes (cached completions go stale).
+
+    Fields left at their defaults do not count, so a Charter release that adds a setting does
+    not invalidate every cache; nor do the charter's `tests` files, which change what is asked,
+    not how the assistant answers.
     """
     dumped = spec.model_dump_json(exclude_defaults=True, exclude={"tests"})
     return hashlib.sha256(dumped.encode()).hexdigest()[:16]
@@ -90,6 +91,8 @@ class Cache:
 
 @dataclass(frozen=True)
 class Result:
+    """One case's outcome in one condition, and whether it came from the cache."""
+
     case: Case
     condition: Condition
     outcome: Outcome
@@ -97,6 +100,8 @@ class Result:
 
 
 class Runner:
+    """Runs cases off and on for one charter and model (its rate limit removed), with a cache."""
+
     def __init__(
         self,
         spec: CharterSpec,
@@ -127,8 +132,10 @@ class Runner:
         return self._raw([Message(role="user", content=case.message)])
 
     def _raw(self, messages: list[Message], functions: tuple[dict[str, Any], ...] = ()) -> Outcome:
-        """The raw model with the charter's compiled prompt; offered functions are listed in
-        the prompt and calls read from the answer, as in the `tools` suite.
+        """The raw model with the charter's compiled prompt.
+
+        Offered functions are listed in the prompt and calls read from the answer, as in the
+        `tools` suite.
         """
         chat = self.spec.models.chat
         system = self.compiled.text
@@ -159,8 +166,9 @@ class Runner:
         return _from_reply(reply)
 
     def _tools(self, case: Case, condition: Condition) -> Outcome:
-        """BFCL: the raw model prompted with the functions (off), or Charter's tool layer with
-        the charter's tool limits (on). Calls are recorded, never executed.
+        """BFCL: the raw model prompted with the functions (off), or Charter's tool layer (on).
+
+        On uses the charter's tool limits. Calls are recorded, never executed.
         """
         item = case.meta["bfcl"]
         started = time.perf_counter()
@@ -193,8 +201,10 @@ class Runner:
         return _from_reply(reply, calls=list(reply.tool_calls) if functions else None)
 
     def _judged(self, own: OwnCase, outcome: Outcome) -> Outcome:
-        """The outcome with the judge's verdict on each of the case's rubrics (the judge's
-        time and tokens are the evaluation's, not the assistant's, so they are not added).
+        """The outcome with the judge's verdict on each of the case's rubrics.
+
+        The judge's time and tokens are the evaluation's, not the assistant's, so they are not
+        added.
         """
         rubrics = own.rubrics()
         if not rubrics:
@@ -206,8 +216,9 @@ class Runner:
         return replace(outcome, judged=verdicts)
 
     def _refusal(self, case: Case, outcome: Outcome) -> Outcome:
-        """The outcome with the refusal judge's verdict, for suites scored on refusals (the
-        judge's time is the evaluation's, not the assistant's).
+        """The outcome with the refusal judge's verdict, for suites scored on refusals.
+
+        The judge's time is the evaluation's, not the assistant's.
         """
         if case.suite not in REFUSAL_SUITES:
             return outcome

@@ -50,6 +50,7 @@ FILLERS = (
 
 
 def probe_turns(turns: int) -> tuple[int, ...]:
+    """The probe turns up to `turns`, or the last turn alone when no probe turn is that early."""
     return tuple(t for t in PROBE_TURNS if t <= turns) or (turns,)
 
 

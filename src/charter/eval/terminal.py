@@ -16,6 +16,7 @@ def _rate(rate: RateOut) -> str:
 
 
 def summary(report: Report, console: Console) -> None:
+    """Print each suite's failure rates off and on, then the readiness score and breakdown."""
     table = Table(title=f"charter eval · {report.charter} · {report.model}", title_justify="left")
     wide = console.width >= 110
     columns = ["suite", "a failure is"] if wide else ["suite"]

@@ -66,13 +66,19 @@ from charter.store.sqlite import Store
 
 
 def error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
+    """An error response in OpenAI's format, with HTTP status `status`.
+
+    `kind` is the error's `type` ("invalid_request_error", ...); `param` names the request field at
+    fault, if any.
+    """
     body = ErrorResponse(error=ErrorBody(message=message, type=kind, param=param))
     return JSONResponse(body.model_dump(), status_code=status)
 
 
 def _tag(part: object) -> bool:
-    """A pydantic union member's name in an error location ("str", "list[ContentPart]",
-    "constrained-str"), not a field.
+    """Whether a part of an error location is a pydantic union member's name, not a field.
+
+    Such names look like "str", "list[ContentPart]" or "constrained-str".
     """
     return isinstance(part, str) and (
         part in ("str", "int", "float", "bool") or "[" in part or "-" in part
@@ -85,8 +91,9 @@ def guards_ran(reply: Reply) -> list[str]:
 
 
 def planned_guards(charter: Charter) -> str:
-    """The guards the charter enables (streamed responses send headers before they run;
-    the verdicts are in the last chunk).
+    """The guards the charter enables, comma-separated ("none" when there are none).
+
+    Streamed responses send their headers before the guards run; the verdicts are in the last chunk.
     """
     guards = charter.spec.guards
     names = [f"input:{g}" for g in guards.input] + [f"output:{g}" for g in guards.output]
@@ -106,9 +113,11 @@ def wire_calls(reply: Reply, turn: Turn) -> list[WireToolCall]:
 
 
 def settle(charter: Charter, turn: Turn, reply: Reply, memory: TurnMemory) -> None:
-    """After the turn: its `gateway` record goes first in the trace (what the request asked
-    and what was derived from its history), and its drift decision is remembered for the
-    next request of the conversation (history.py).
+    """After the turn: put its `gateway` record in the trace and remember its drift decision.
+
+    The `gateway` record goes first in the trace (what the request asked and what was derived from
+    its history); the drift decision is remembered for the next request of the conversation
+    (history.py).
     """
     detail = dict(turn.detail)
     if turn.single_call and len(reply.tool_calls) > 1:
@@ -124,6 +133,7 @@ def settle(charter: Charter, turn: Turn, reply: Reply, memory: TurnMemory) -> No
 
 
 def finish_reason(reply: Reply) -> Literal["stop", "content_filter", "tool_calls"]:
+    """The reply's OpenAI finish reason: "content_filter" (blocked), "tool_calls" or "stop"."""
     if reply.blocked:
         return "content_filter"
     return "tool_calls" if reply.tool_calls else "stop"
@@ -137,6 +147,7 @@ def retry_after(reply: Reply) -> int | None:
 
 
 def charter_info(reply: Reply) -> CharterInfo:
+    """The `charter` object of a response: verdict, guard verdicts, trace, escalations and cost."""
     return CharterInfo(
         blocked=reply.blocked,
         block_reason=reply.block_reason,
@@ -151,6 +162,8 @@ def charter_info(reply: Reply) -> CharterInfo:
 
 
 class Auditor(Protocol):
+    """Writes a turn's audit record (`reply` None: the turn failed, with `failure` as the error)."""
+
     async def __call__(
         self,
         caller: Caller,
@@ -174,12 +187,13 @@ def create_app(  # noqa: C901 - the routes close over the app state
     store: GatewayRecords | None = None,
     report: Path | None = None,
 ) -> FastAPI:
-    """The gateway over `charters` (id -> Charter). With `load`, every charter's model and
-    guards load at start-up, and /readyz answers 200 once they have. `store` (default: the
-    Charter home's database) holds the API keys, the audit log and escalations. When it has
-    any live key, every /v1 call needs one; otherwise every call is the `local` tenant (and
-    `charter serve` binds to loopback only). Mounted in another app, its start-up runs only
-    inside `charter_lifespan(app)`.
+    """The gateway over `charters` (id -> Charter).
+
+    With `load`, every charter's model and guards load at start-up, and /readyz answers 200 once
+    they have. `store` (default: the Charter home's database) holds the API keys, the audit log and
+    escalations. When it has any live key, every /v1 call needs one; otherwise every call is the
+    `local` tenant (and `charter serve` binds to loopback only). Mounted in another app, its
+    start-up runs only inside `charter_lifespan(app)`.
     """
     started = asyncio.Event()
     ready = asyncio.Event()
@@ -207,8 +221,9 @@ def create_app(  # noqa: C901 - the routes close over the app state
         stream: bool,
         failure: str | None = None,
     ) -> None:
-        """One audit record per turn (and the turn's escalations, under the caller's tenant),
-        written before the response completes.
+        """One audit record per turn, written before the response completes.
+
+        The turn's escalations are recorded with it, under the caller's tenant.
         """
         record = AuditRecord(
             tenant=caller.tenant,
@@ -270,8 +285,10 @@ def create_app(  # noqa: C901 - the routes close over the app state
 
     @app.get("/", include_in_schema=False)
     async def playground() -> HTMLResponse:
-        """The web playground: chat with a charter, each turn's trace, the escalation queue
-        and the latest eval report. It holds no data: it calls the API like any client.
+        """The web playground, which holds no data: it calls the API like any client.
+
+        It shows a chat with a charter, each turn's trace, the escalation queue and the latest eval
+        report.
         """
         return HTMLResponse(page)
 
@@ -406,10 +423,11 @@ def create_app(  # noqa: C901 - the routes close over the app state
 
 @asynccontextmanager
 async def charter_lifespan(gateway: FastAPI) -> AsyncIterator[None]:
-    """The start-up and shut-down of a gateway from `create_app`, for a parent app that
-    mounts it: Starlette runs only the outermost app's lifespan, so the parent enters this
-    in its own. Inside it the charters' models and guards load (then /readyz says ready)
-    and their connection pools stay open; leaving it closes them.
+    """The start-up and shut-down of a gateway from `create_app`, for a parent app that mounts it.
+
+    Starlette runs only the outermost app's lifespan, so the parent enters this in its own. Inside
+    it the charters' models and guards load (then /readyz says ready) and their connection pools
+    stay open; leaving it closes them.
 
         gateway = create_app(charters)
         app = FastAPI(lifespan=lambda app: charter_lifespan(gateway))
@@ -429,10 +447,11 @@ def _stream(
     caller: Caller,
     memory: TurnMemory,
 ) -> StreamingResponse:
-    """SSE in OpenAI's chunk format. Text arrives only once the output guards released it;
-    the chunk with the finish reason carries the `charter` object, and the usage: with
-    `stream_options.include_usage`, the usage comes instead in one more chunk, with no
-    choices, as OpenAI sends it.
+    """SSE in OpenAI's chunk format.
+
+    Text arrives only once the output guards released it; the chunk with the finish reason carries
+    the `charter` object, and the usage: with `stream_options.include_usage`, the usage comes
+    instead in one more chunk, with no choices, as OpenAI sends it.
     """
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

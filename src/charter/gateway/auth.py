@@ -22,6 +22,7 @@ _KEY = re.compile(r"^chk_([a-z0-9]{8})_[A-Za-z0-9_-]{43}$")
 
 
 def hash_key(key: str) -> str:
+    """The SHA-256 of the whole key, as hex: what the store keeps instead of the key."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -37,6 +38,8 @@ def new_key(store: GatewayRecords, tenant: str, charters: list[str]) -> tuple[st
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling: the tenant, and the API key used (None when the gateway has no keys)."""
+
     tenant: str
     key_id: str | None
     key: ApiKey | None

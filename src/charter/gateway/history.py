@@ -45,9 +45,10 @@ def _norm(text: str) -> str:
 
 
 class TurnMemory:
-    """The drift decision of each exchange this gateway answered, by digest of (charter id,
-    user message, reply), in a bounded LRU. Replicas do not share it: an exchange another
-    replica answered is scored from its text instead.
+    """The drift decision of each exchange this gateway answered, in a bounded LRU.
+
+    Keyed by a digest of (charter id, user message, reply). Replicas do not share it: an exchange
+    another replica answered is scored from its text instead.
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
@@ -81,6 +82,8 @@ ReanchorSource = Literal["memory", "score", "none"]
 
 @dataclass(frozen=True)
 class ConversationState:
+    """The blocked streak and re-anchor decision derived from a caller's history."""
+
     prior_blocked: int
     reanchor: bool
     reanchor_from: ReanchorSource
@@ -101,8 +104,9 @@ class ConversationState:
 
 
 def exchanges(messages: list[Message]) -> list[tuple[str, str]]:
-    """The (user, reply) exchanges just before the newest message, newest first, as far
-    back as they run unbroken.
+    """The (user, reply) exchanges just before the newest message, newest first.
+
+    They go back as far as they run unbroken (at most `MAX_STREAK`).
     """
     found: list[tuple[str, str]] = []
     index = len(messages) - 2
@@ -116,6 +120,11 @@ def exchanges(messages: list[Message]) -> list[tuple[str, str]]:
 
 
 def was_blocked(charter: Charter, user_text: str, reply: str) -> bool:
+    """Whether this charter blocked the exchange of `user_text` and `reply`.
+
+    As `Charter.answered` recorded it, or else whether the reply is, word for word, the persona's
+    refusal or its apology (a history from another replica or from before a restart).
+    """
     outcome = charter.answered.outcome(user_text, reply)
     if outcome is not None:
         return outcome == "refused"
@@ -124,8 +133,10 @@ def was_blocked(charter: Charter, user_text: str, reply: str) -> bool:
 
 
 def derive(charter: Charter, messages: list[Message], memory: TurnMemory) -> ConversationState:
-    """`prior_blocked` and `reanchor` for the turn that answers `messages` (the caller's
-    history, ending with the new message), as `Conversation` would compute them.
+    """`prior_blocked` and `reanchor` for the turn that answers `messages`.
+
+    `messages` is the caller's history, ending with the new message; both are computed as
+    `Conversation` would compute them.
     """
     history = exchanges(messages)
     blocked = [was_blocked(charter, user, reply) for user, reply in history]

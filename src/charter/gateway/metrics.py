@@ -8,6 +8,12 @@ from charter.assistant import Reply
 
 
 class GatewayMetrics:
+    """The gateway's Prometheus metrics, in a registry of their own.
+
+    Turns, turn seconds, guard verdicts, tokens and rejected requests; `render` gives them in the
+    text exposition format.
+    """
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.turns = Counter(

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 
 class TurnSpan:
+    """A turn's OpenTelemetry span; with `span` None (no package), `record` does nothing.
+
+    `record` sets the reply's verdict, tokens and cost as attributes and adds one event per stage.
+    """
+
     def __init__(self, span: Any) -> None:
         self.span = span
 
@@ -48,6 +53,10 @@ class TurnSpan:
 
 @contextmanager
 def turn_span(charter_id: str, tenant: str, *, stream: bool) -> Iterator[TurnSpan]:
+    """A `charter.turn` span around the block, with the charter id, tenant and stream as attributes.
+
+    Without `opentelemetry-api` the span records nothing.
+    """
     try:
         from opentelemetry import trace
     except ImportError:

@@ -70,8 +70,10 @@ class Turn:
 
 
 def message_text(message: WireMessage, index: int) -> str:
-    """A message's content as text: a string as it is, an array's text parts joined with
-    newlines; any other part is refused.
+    """A message's content as text.
+
+    A string as it is; an array's text parts joined with newlines. Any other part raises Refused,
+    naming the message, the part and its type.
     """
     content = message.content
     if content is None:
@@ -95,10 +97,11 @@ def message_text(message: WireMessage, index: int) -> str:
 
 
 def to_turn(wire: list[WireMessage], texts: list[str]) -> list[Message]:
-    """The request's messages (no operator ones) as the pipeline reads them. A tool result
-    becomes a user-side message that says where it comes from (so the input guards check
-    it like any untrusted text: indirect injection); an assistant's tool calls become a
-    note of what it called.
+    """The request's messages (no operator ones) as the pipeline reads them.
+
+    A tool result becomes a user-side message that says where it comes from (so the input guards
+    check it like any untrusted text: indirect injection); an assistant's tool calls become a note
+    of what it called.
     """
     names = {c.id: c.function.name for m in wire for c in m.tool_calls or []}
     messages: list[Message] = []
@@ -116,8 +119,9 @@ def to_turn(wire: list[WireMessage], texts: list[str]) -> list[Message]:
 
 
 def answer_limit(charter: Charter) -> tuple[int, str]:
-    """The most tokens a reply may have (the largest `max_tokens` of the models that may
-    answer) and the field that sets it.
+    """The most tokens a reply may have, and the field that sets it.
+
+    The limit is the largest `max_tokens` of the models that may answer.
     """
     models = charter.spec.models
     if models.strong is not None and models.strong.max_tokens > models.chat.max_tokens:
@@ -126,6 +130,11 @@ def answer_limit(charter: Charter) -> tuple[int, str]:
 
 
 def sampling_of(charter: Charter, body: ChatCompletionRequest) -> Sampling:
+    """The sampling settings the request asks for: temperature, top_p, stop, seed and max_tokens.
+
+    Raises Refused for `n` above 1, for logprobs, for `max_tokens` and `max_completion_tokens` that
+    disagree, and for a token limit above the charter's.
+    """
     if body.n is not None and body.n > 1:
         raise Refused(
             f"n={body.n} is not supported: each request is one turn through the charter, with "

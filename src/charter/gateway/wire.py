@@ -17,6 +17,8 @@ from charter.store.records import AuditRecord, StoredEscalation
 
 
 class WireFunctionCall(BaseModel):
+    """A call to a function: its name and arguments."""
+
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(max_length=64)
@@ -24,6 +26,8 @@ class WireFunctionCall(BaseModel):
 
 
 class WireToolCall(BaseModel):
+    """A call to one of the caller's functions, with the id a `tool` message answers it by."""
+
     model_config = ConfigDict(extra="ignore")
 
     id: str = Field(max_length=100)
@@ -36,8 +40,10 @@ TEXT_PARTS = ("text", "refusal")
 
 
 class ContentPart(BaseModel):
-    """One part of an array `content`. Only text is read; any other type (image_url,
-    input_audio, file) is refused by the gateway, naming the part.
+    """One part of an array `content`.
+
+    Only text is read; any other type (image_url, input_audio, file) is refused by the gateway,
+    naming the part.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -53,6 +59,12 @@ Content = (
 
 
 class WireMessage(BaseModel):
+    """One message of the conversation the request sends.
+
+    A `tool` message carries the result of the call `tool_call_id` names; an assistant message may
+    carry `tool_calls` instead of content.
+    """
+
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"] = Field(
@@ -75,6 +87,8 @@ class WireMessage(BaseModel):
 
 
 class WireFunction(BaseModel):
+    """A function the caller offers: its name, description and JSON Schema `parameters`."""
+
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -83,6 +97,8 @@ class WireFunction(BaseModel):
 
 
 class WireTool(BaseModel):
+    """A tool the caller offers: one function."""
+
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["function"] = "function"
@@ -90,6 +106,8 @@ class WireTool(BaseModel):
 
 
 class JsonSchemaFormat(BaseModel):
+    """The JSON Schema a `json_schema` response format asks the reply to match."""
+
     model_config = ConfigDict(extra="ignore")
 
     name: str | None = None
@@ -97,6 +115,8 @@ class JsonSchemaFormat(BaseModel):
 
 
 class ResponseFormat(BaseModel):
+    """The reply's format: text, any JSON object, or JSON matching a schema."""
+
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["text", "json_object", "json_schema"]
@@ -111,6 +131,8 @@ class ResponseFormat(BaseModel):
 
 
 class NamedFunction(BaseModel):
+    """The function a named `tool_choice` picks."""
+
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(max_length=64)
@@ -126,6 +148,8 @@ class NamedToolChoice(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    """Options of a streamed response: `include_usage` adds a last chunk with the usage."""
+
     model_config = ConfigDict(extra="ignore")
 
     include_usage: bool = False
@@ -136,6 +160,11 @@ MetadataValue = Annotated[str, Field(max_length=512)]
 
 
 class ChatCompletionRequest(BaseModel):
+    """A chat-completions request: the charter (`model`) and the conversation to answer.
+
+    Fields the gateway does not use are accepted and ignored.
+    """
+
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(description="A charter id from GET /v1/models.")
@@ -187,18 +216,28 @@ class ChatCompletionRequest(BaseModel):
 
 
 class ChoiceMessage(BaseModel):
+    """The reply: its text, or the calls to the caller's functions it makes instead."""
+
     role: Literal["assistant"] = "assistant"
     content: str | None
     tool_calls: list[WireToolCall] | None = None
 
 
 class Choice(BaseModel):
+    """The one choice of a completion: the reply and why it finished.
+
+    `finish_reason` is "content_filter" when the turn was blocked, "tool_calls" when the reply calls
+    the caller's functions, else "stop".
+    """
+
     index: int = 0
     message: ChoiceMessage
     finish_reason: Literal["stop", "content_filter", "tool_calls"]
 
 
 class WireUsage(BaseModel):
+    """The tokens the turn spent, over all its model calls."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -218,6 +257,8 @@ class CharterInfo(BaseModel):
 
 
 class ChatCompletion(BaseModel):
+    """A chat completion: the reply as one choice, its usage, and what Charter did (`charter`)."""
+
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int
@@ -228,6 +269,8 @@ class ChatCompletion(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """A model of GET /v1/models: one charter, by its id."""
+
     id: str
     object: Literal["model"] = "model"
     created: int
@@ -235,11 +278,15 @@ class ModelCard(BaseModel):
 
 
 class ModelList(BaseModel):
+    """The charters the caller may use, as models."""
+
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
 
 class ErrorBody(BaseModel):
+    """What went wrong: a message, its type and the request field at fault (`param`)."""
+
     message: str
     type: str
     param: str | None = None
@@ -247,10 +294,18 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """An error response, in OpenAI's format."""
+
     error: ErrorBody
 
 
 class AuditEntry(BaseModel):
+    """One turn of the audit log: the request, the reply, its verdict, tokens, cost and trace.
+
+    `model` is the charter id; `created_at` is a Unix time in seconds; `ms` is the turn's time in
+    milliseconds.
+    """
+
     id: int
     created_at: float
     key_id: str | None
@@ -289,11 +344,18 @@ class AuditEntry(BaseModel):
 
 
 class AuditList(BaseModel):
+    """The caller's tenant's latest turns, newest first."""
+
     object: Literal["list"] = "list"
     data: list[AuditEntry]
 
 
 class EscalationEntry(BaseModel):
+    """A hand-off to a human: its id (the user's reference), the charter, trigger and reason.
+
+    `model` is the charter id; `created_at` is a Unix time in seconds.
+    """
+
     id: str
     model: str
     trigger: str
@@ -312,5 +374,7 @@ class EscalationEntry(BaseModel):
 
 
 class EscalationList(BaseModel):
+    """The caller's tenant's open hand-offs to a human."""
+
     object: Literal["list"] = "list"
     data: list[EscalationEntry]

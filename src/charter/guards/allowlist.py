@@ -15,6 +15,8 @@ from charter.spec.models import AllowRule
 
 @dataclass(frozen=True)
 class AllowHit:
+    """An allow-list rule that applied to a message, as the trace shows it."""
+
     rule: str
     """The phrase or regex as the charter gives it."""
     text: str
@@ -29,6 +31,8 @@ class AllowHit:
 
 
 class AllowList:
+    """A charter's allow rules (phrases and regexes, case-insensitive), to blank out of a text."""
+
     def __init__(self, rules: list[AllowRule]) -> None:
         self._rules = [
             (

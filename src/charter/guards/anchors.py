@@ -32,6 +32,8 @@ def read_anchor_texts(file: str, key: str) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Anchors:
+    """A guard's anchors, embedded: they turn a text's embedding into its anchor features."""
+
     kinds: tuple[str, ...]
     """The kind of each anchor (attack kind or hazard category), in the order of `vectors`."""
     vectors: np.ndarray[Any, np.dtype[np.float32]]
@@ -53,8 +55,10 @@ class Anchors:
         ]
 
     def features(self, embedded: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """One row per embedded text: its TOP highest similarities (ascending), then with
-        `per_kind` each kind's highest similarity (ascending).
+        """The anchor features, one row per embedded text.
+
+        Each row is the text's TOP highest similarities (ascending), then with `per_kind` each
+        kind's highest similarity (ascending).
         """
         sims = embedded @ self.vectors.T
         top = np.sort(sims, axis=1)[:, -TOP:]

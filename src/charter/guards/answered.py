@@ -46,6 +46,12 @@ class Vetting:
 
 
 class AnsweredTurns:
+    """A charter's record of the exchanges it produced, as digests in a thread-safe LRU.
+
+    `namespace` is the charter id; past `capacity` exchanges the least recently recorded is
+    dropped.
+    """
+
     def __init__(self, namespace: str, capacity: int = DEFAULT_CAPACITY) -> None:
         self.namespace = namespace
         self.capacity = capacity
@@ -72,8 +78,9 @@ class AnsweredTurns:
             return self._outcomes.get(self._key(user_text, reply))
 
     def vet(self, messages: list[Message]) -> Vetting:
-        """Which earlier user messages (all but the last message) are followed by the reply
-        Charter gave them.
+        """Which earlier user messages are followed by the reply Charter gave them.
+
+        The earlier user messages are all but the last message.
         """
         answered: set[int] = set()
         refused: set[int] = set()

@@ -31,6 +31,8 @@ Direction = Literal["input", "output"]
 
 @dataclass(frozen=True)
 class GuardVerdict:
+    """A guard's decision on one subject, with its score, reason and time taken (ms)."""
+
     guard: str
     action: Action
     score: float = 0.0
@@ -73,6 +75,8 @@ class Subject:
 
 
 class Guard(Protocol):
+    """What the guard stages run: a named object whose `check` returns a verdict."""
+
     name: str
     cost: int
     """Relative cost; cheaper guards run first (rules ~1, classifiers ~10, LLM judge ~100)."""
@@ -81,8 +85,10 @@ class Guard(Protocol):
 
 
 def allow(guard: str, score: float = 0.0, reason: str = "", **detail: Any) -> GuardVerdict:
+    """An `allow` verdict from `guard`, with `detail` as keyword arguments."""
     return GuardVerdict(guard, "allow", score, reason, detail=detail)
 
 
 def block(guard: str, score: float, reason: str, **detail: Any) -> GuardVerdict:
+    """A `block` verdict from `guard`, with `detail` as keyword arguments."""
     return GuardVerdict(guard, "block", score, reason, detail=detail)

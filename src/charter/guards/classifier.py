@@ -25,6 +25,12 @@ WEIGHTS_FILE = "injection_classifier.json"
 
 @dataclass(frozen=True)
 class ClassifierWeights:
+    """The injection classifier's fitted regression, thresholds and window triage.
+
+    `load` reads them from the packaged weights file or `path` (raising CharterError when it
+    cannot); `to_json` writes them back.
+    """
+
     coef: np.ndarray[Any, np.dtype[np.float32]]
     intercept: float
     threshold: float
@@ -78,6 +84,8 @@ class ClassifierWeights:
 
 
 class InjectionClassifier:
+    """Injection/jailbreak scores (0..1) for texts: the highest over each text's windows."""
+
     def __init__(self, embedder: Embedder, weights: ClassifierWeights | None = None) -> None:
         self.embedder = embedder
         self.weights = weights or ClassifierWeights.load()

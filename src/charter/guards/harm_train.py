@@ -63,9 +63,11 @@ NEAR_DUPLICATE = 0.95
 
 
 def training_sources(embedder: Embedder | None = None) -> dict[str, list[Text]]:
-    """Every training text by source (the unit of hold-out), less any text of the final
-    held-out group, and with an embedder also its near-duplicates (harmful and contrast
-    requests: AdvBench's goals reappear reworded in other sets).
+    """Every training text by source (the unit of hold-out), less the final held-out group.
+
+    Any text of the final held-out group is left out, and with an embedder also its
+    near-duplicates (harmful and contrast requests: AdvBench's goals reappear reworded in other
+    sets).
     """
     sources = _training_sources()
     final = final_fingerprints()
@@ -103,6 +105,7 @@ def _contrast(source: str) -> bool:
 
 
 def label_of(source: str) -> int:
+    """A source's training label: 1 for a harmful-request set, else 0."""
     return int(source in HARMFUL)
 
 
@@ -173,8 +176,10 @@ SHAREGPT_REPLIES = 1500
 
 
 def reply_pairs(rows: list[dict[str, str]]) -> list[tuple[str, str, int, str]]:
-    """(request, reply, label, source): the training sources' generated replies, and real
-    assistant replies from the ShareGPT training bucket.
+    """(request, reply, label, source) for the reply model's training.
+
+    The pairs are the training sources' generated replies, and real assistant replies from the
+    ShareGPT training bucket.
     """
     from charter.datasets.guard_sources import sharegpt_exchanges
     from charter.eval.refusal import detect_refusal

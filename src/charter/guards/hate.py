@@ -1,5 +1,6 @@
-"""The `hate` output guard: implicit hate toward groups, by logistic regression on MiniLM
-embeddings.
+"""The `hate` output guard: implicit hate toward groups, by logistic regression.
+
+The regression reads MiniLM embeddings.
 
 alt-profanity-check finds insults and slurs but reads "a good joke is to ask your asian
 friend if they can do ninja stuff" as clean: on ToxiGen it flags 13% of the hateful
@@ -33,6 +34,12 @@ BENIGN_FAMILIES = ("support_text", "support_complaint", "sharegpt", "toolbench_q
 
 @dataclass(frozen=True)
 class HateClassifier:
+    """The hate regression and its threshold; `score` is a text's highest window score (0..1).
+
+    `load` reads it from the packaged weights file or `path` (raising CharterError when it
+    cannot); `to_json` writes it back.
+    """
+
     coef: np.ndarray[Any, np.dtype[np.float32]]
     intercept: float
     threshold: float
@@ -72,8 +79,9 @@ class HateClassifier:
 
 
 class HateGuard:
-    """Blocks a reply that states hate toward a group; the toxicity guard covers slurs,
-    insults and threats.
+    """Blocks a reply that states hate toward a group.
+
+    The toxicity guard covers slurs, insults and threats.
     """
 
     name = "hate"

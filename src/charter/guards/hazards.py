@@ -1,8 +1,10 @@
-"""Charter's hazard categories: the MLCommons AI Safety taxonomy that Llama Guard 3 uses
-(S1-S14), with cyber attacks and misinformation split out because product teams switch them
-on and off on their own (a security product discusses exploits; a newsroom discusses
-disinformation). The `harm` and `safety_model` guards report these names
-(`charter.spec.models.Hazard`); this module maps other models' codes to them.
+"""Charter's hazard categories, and the mapping of other models' codes to them.
+
+The categories are the MLCommons AI Safety taxonomy that Llama Guard 3 uses (S1-S14), with
+cyber attacks and misinformation split out because product teams switch them on and off on
+their own (a security product discusses exploits; a newsroom discusses disinformation). The
+`harm` and `safety_model` guards report these names (`charter.spec.models.Hazard`); this module
+maps other models' codes to them.
 """
 
 from __future__ import annotations

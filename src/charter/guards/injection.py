@@ -22,6 +22,8 @@ STRONG_RULE = 0.9
 
 
 class InjectionGuard:
+    """Blocks jailbreaks and prompt injections through the cascade above; `judge` is optional."""
+
     name = "injection"
     cost = 10
 

@@ -34,11 +34,15 @@ _INSTRUCTIONS = (
 
 @dataclass(frozen=True)
 class JudgeVerdict:
+    """The judge's answer: whether the message is an attack, and why (at most 200 characters)."""
+
     attack: bool
     reason: str
 
 
 class LLMJudge:
+    """Asks `model` whether a message is an attack; raises ModelError on an off-schema answer."""
+
     def __init__(self, model: ChatModel) -> None:
         self.model = model
 

@@ -21,8 +21,10 @@ MIN_SHARE = 0.2
 
 
 def contains_secret(text: str, secret: str) -> bool:
-    """The secret verbatim (any case), or all of its word tokens in order within a short
-    span: "tram=32" leaks as "set tram to 32", "user:jabawockie" as "user: jabawockie".
+    """Whether `text` holds the secret verbatim (any case), or its word tokens in order.
+
+    The tokens count when all of them occur in order within a short span: "tram=32" leaks as
+    "set tram to 32", "user:jabawockie" as "user: jabawockie".
     """
     if not secret:
         return False
@@ -49,11 +51,17 @@ def contains_secret(text: str, secret: str) -> bool:
 
 
 def ngrams(text: str, n: int = N) -> set[tuple[str, ...]]:
+    """The text's word n-grams, lower-cased (empty when it has fewer than `n` words)."""
     words = re.findall(r"[a-z0-9']+", text.lower())
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 class LeakGuard:
+    """Blocks a reply with the canary, or sharing enough private n-grams with the system prompt.
+
+    It blocks at MIN_SHARED shared N-grams that are also MIN_SHARE of the reply's.
+    """
+
     name = "leak"
     cost = 2
 

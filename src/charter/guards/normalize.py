@@ -67,6 +67,7 @@ def clean(text: str) -> str:
 
 
 def english_ratio(text: str) -> float:
+    """The share of the text's words (0..1) that are common English words; 0 for no words."""
     words = re.findall(r"[a-z']+", text.lower())
     if not words:
         return 0.0

@@ -57,6 +57,8 @@ _REQUEST = re.compile(
 
 @dataclass(frozen=True)
 class OfftopicRequest:
+    """A request found off topic, with its cosine similarity to the document's opening words."""
+
     request: str
     similarity: float
 
@@ -72,8 +74,9 @@ def candidate_requests(text: str) -> list[str]:
 def offtopic_request(
     text: str, embedder: Embedder, max_similarity: float = MAX_SIMILARITY
 ) -> OfftopicRequest | None:
-    """The candidate request least related to the rest of the pasted content, if it is
-    below `max_similarity`; None when there is none.
+    """The candidate request least related to the rest of the pasted content, if any.
+
+    It counts only when its similarity is below `max_similarity`; None when there is none.
     """
     candidates = candidate_requests(text)
     if not candidates:

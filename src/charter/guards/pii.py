@@ -74,8 +74,10 @@ def analyzer(named_entities: bool = True) -> Any:
 
 
 def needs_named_entities(engine: Any, entities: list[str]) -> bool:
-    """Whether any of `entities` can come from the spaCy model's NER (names, places, dates)
-    rather than from a pattern: the NER labels it has, mapped to presidio's entity names.
+    """Whether any of `entities` can come from the spaCy model's NER rather than a pattern.
+
+    NER finds names, places and dates; the check reads the NER labels the model has, mapped to
+    presidio's entity names.
     """
     nlp = engine.nlp_engine.nlp["en"]
     if "ner" not in nlp.component_names:
@@ -90,6 +92,12 @@ def _digits(text: str) -> str:
 
 
 class PIIGuard:
+    """Rewrites a reply with its PII spans replaced by `[ENTITY]`, sparing the charter's own.
+
+    Spans scoring under MIN_SCORE are ignored; the charter's facts and escalation line are
+    allowed.
+    """
+
     name = "pii"
     cost = 8
 
@@ -114,12 +122,13 @@ class PIIGuard:
         return any(value in allowed for allowed in self._allowed)
 
     def _analyze(self, text: str) -> list[Any]:
-        """Presidio's results for `text`. With pattern entities only, the patterns first run
-        over bare tokens: context words (lemmas, from spaCy's tagger) only re-score the
-        candidates patterns find, so a text with no candidate is done without the tagger
-        (~0.5 ms instead of ~3.5 ms), and one with a candidate gets the full analysis. Same
-        spans as always running the full analysis, on all 1500 rows of presidio's synthetic
-        set and 208 model replies (tests/guards).
+        """Presidio's results for `text`, skipping the tagger when no pattern matches.
+
+        With pattern entities only, the patterns first run over bare tokens: context words
+        (lemmas, from spaCy's tagger) only re-score the candidates patterns find, so a text with
+        no candidate is done without the tagger (~0.5 ms instead of ~3.5 ms), and one with a
+        candidate gets the full analysis. Same spans as always running the full analysis, on all
+        1500 rows of presidio's synthetic set and 208 model replies (tests/guards).
         """
         if self._patterns_only:
             from presidio_analyzer.nlp_engine import NlpArtifacts

@@ -61,8 +61,10 @@ class TokenBucket:
             return self._bucket(key, self.clock()).tokens
 
     def charge(self, key: str, amount: float) -> None:
-        """Spend `amount` after the fact (tokens are known only once the reply is generated);
-        the balance may go negative, which delays the next request.
+        """Spend `amount` after the fact; the balance may go negative.
+
+        Tokens are known only once the reply is generated; a negative balance delays the next
+        request.
         """
         with self._lock:
             bucket = self._bucket(key, self.clock())
@@ -70,6 +72,8 @@ class TokenBucket:
 
 
 class RateLimiter:
+    """Per-key request and token limits a minute, in this process's memory; None or 0: no limit."""
+
     def __init__(
         self,
         *,

@@ -1,7 +1,8 @@
-"""Build the guards a charter enables, by name, through the `charter.guards` registry
-(`charter.plugins`): Charter's own guards below are registered there like any other
-package's. Each guard's module is imported when the guard is built, so a charter that names
-only rule guards needs no numpy; heavy parts (MiniLM, presidio) load once per process.
+"""Build the guards a charter enables, by name, through the `charter.guards` registry.
+
+The registry is `charter.plugins`: Charter's own guards below are registered there like any
+other package's. Each guard's module is imported when the guard is built, so a charter that
+names only rule guards needs no numpy; heavy parts (MiniLM, presidio) load once per process.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
 
 @contextmanager
 def _needs_guards_extra() -> Iterator[None]:
-    """The guards that embed text import numpy: with only the core installed, building one
-    says which extra to install instead of failing on a bare `No module named 'numpy'`.
+    """Name the `guards` extra when a guard that embeds text cannot import numpy.
+
+    The guards that embed text import numpy: with only the core installed, building one says
+    which extra to install instead of failing on a bare `No module named 'numpy'`.
     """
     with requires_extra("the guards", "guards", GuardDependencyError):
         yield
@@ -157,8 +160,10 @@ def build_guard(
     *,
     judge_model: Callable[[], ChatModel] | None = None,
 ) -> Guard:
-    """The guard registered as `name`, built for `side` with its options from the charter
-    (`guards.options.<name>`).
+    """The guard registered as `name`, built for `side` with its options from the charter.
+
+    The options are the charter's `guards.options.<name>`. Raises PluginError when no guard is
+    registered as `name` or it does not run on `side`.
     """
     factory = plugins.guards.get(name)
     if side not in factory.sides:
@@ -173,6 +178,7 @@ def build_guard(
 def build_input_guards(
     charter: CharterSpec, *, judge_model: Callable[[], ChatModel] | None = None
 ) -> list[Guard]:
+    """The charter's input guards, cheapest first; `judge_model` makes the LLM judge's model."""
     guards = [
         build_guard(charter, name, "input", judge_model=judge_model)
         for name in charter.guards.input
@@ -181,5 +187,6 @@ def build_input_guards(
 
 
 def build_output_guards(charter: CharterSpec) -> list[Guard]:
+    """The charter's output guards, cheapest first."""
     guards = [build_guard(charter, name, "output") for name in charter.guards.output]
     return sorted(guards, key=lambda g: g.cost)

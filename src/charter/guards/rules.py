@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Rule:
+    """One rule: its id, category, weight (0..1) and case-insensitive pattern."""
+
     id: str
     category: str
     weight: float
@@ -215,6 +217,8 @@ RULES: tuple[Rule, ...] = (
 
 @dataclass(frozen=True)
 class RuleMatch:
+    """A rule that matched, with the matched text's first 80 characters."""
+
     rule: str
     category: str
     weight: float
@@ -222,6 +226,7 @@ class RuleMatch:
 
 
 def match_rules(text: str, categories: frozenset[str] | None = None) -> list[RuleMatch]:
+    """The rules that match `text` (only those of `categories`, when given), in RULES order."""
     matches = []
     for rule in RULES:
         if categories is not None and rule.category not in categories:

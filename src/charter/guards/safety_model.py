@@ -1,5 +1,6 @@
-"""The `safety_model` guard: ask a dedicated safety model (Llama Guard, Qwen3Guard, Granite
-Guardian, ShieldGemma) whether a message or a reply is unsafe.
+"""The `safety_model` guard: ask a dedicated safety model whether a message or a reply is unsafe.
+
+The safety models are Llama Guard, Qwen3Guard, Granite Guardian and ShieldGemma.
 
 It sits at the end of the cascade, after the cheap classifiers: one model call per check
 (`cost = 100`, like the LLM judge). With `when: uncertain` the guard stage asks it only when
@@ -55,6 +56,8 @@ class Question:
 
 @dataclass(frozen=True)
 class Answer:
+    """A model's answer: its text, and its first token's candidates if the server sent logprobs."""
+
     text: str
     first_token: dict[str, float] = field(default_factory=dict)
     """Probability of each candidate first token (from the server's `top_logprobs`; token
@@ -74,6 +77,8 @@ class Reading:
 
 
 class SafetyFormat(Protocol):
+    """A safety model's format: `question` builds what to send, `read` maps the answer."""
+
     name: str
 
     def question(self, conversation: Sequence[Message], direction: Direction) -> Question: ...
@@ -82,6 +87,7 @@ class SafetyFormat(Protocol):
 
 
 def unreadable(format_name: str, text: str, expected: str) -> ModelError:
+    """The ModelError for an answer a format cannot read, quoting up to RAW_CHARS of it."""
     return ModelError(
         f"safety_model ({format_name}) answered {text[:RAW_CHARS]!r}, expected {expected}"
     )
@@ -91,9 +97,10 @@ def unreadable(format_name: str, text: str, expected: str) -> ModelError:
 
 
 class LlamaGuardFormat:
-    """Llama Guard's template (the S1-S14 category list, 'User' or 'Agent' chosen by the
-    last message's role) is applied by the server from plain user/assistant messages. The
-    answer is `safe`, or `unsafe` and a second line of comma-separated codes.
+    """Llama Guard's answers: `safe`, or `unsafe` and a second line of comma-separated codes.
+
+    Llama Guard's template (the S1-S14 category list, 'User' or 'Agent' chosen by the last
+    message's role) is applied by the server from plain user/assistant messages.
     """
 
     name = "llama_guard"
@@ -148,8 +155,10 @@ QWEN3GUARD_CATEGORIES: dict[str, Hazard | None] = {
 
 
 class Qwen3GuardFormat:
-    """Qwen3Guard-Gen answers `Safety: Safe|Unsafe|Controversial`, `Categories: ...` and,
-    for a reply, `Refusal: Yes|No`. Controversial blocks only with `strict` sensitivity.
+    """Qwen3Guard-Gen answers `Safety: Safe|Unsafe|Controversial` and `Categories: ...`.
+
+    For a reply it also answers `Refusal: Yes|No`. Controversial blocks only with `strict`
+    sensitivity.
     """
 
     name = "qwen3guard"
@@ -196,8 +205,9 @@ class Qwen3GuardFormat:
 
 
 class GraniteGuardianFormat:
-    """Granite Guardian answers `Yes` (the risk is present) or `No`; 3.2 adds
-    `<confidence> High </confidence>`, 3.3 answers `<score> yes </score>`.
+    """Granite Guardian answers `Yes` (the risk is present) or `No`.
+
+    3.2 adds `<confidence> High </confidence>`, 3.3 answers `<score> yes </score>`.
 
     The risk asked about is `harm`, which is the default of Granite Guardian's chat
     templates when no risk is named (Ollama's and IBM's GGUF templates read the risk from a
@@ -271,9 +281,10 @@ def shieldgemma_guideline(direction: Direction) -> str:
 
 
 class ShieldGemmaFormat:
-    """ShieldGemma answers whether the message violates its policies: the answer starts with
-    `Yes` or `No`. When the server returns logprobs for the first token, the probability of
-    Yes (against No) is compared with `threshold` instead.
+    """ShieldGemma answers whether the message violates its policies.
+
+    The answer starts with `Yes` or `No`. When the server returns logprobs for the first token,
+    the probability of Yes (against No) is compared with `threshold` instead.
 
     The policy question ("You are a policy expert trying to help determine whether a user
     prompt is in violation of the defined safety policies ... Does the human question
@@ -319,9 +330,10 @@ class ShieldGemmaFormat:
 
 
 def _p_yes(first_token: dict[str, float]) -> float | None:
-    """P(Yes) against P(No) for the first token, as ShieldGemma's model card scores it
-    (a softmax over the two); with only one of them among the top logprobs, its own
-    probability.
+    """P(Yes) against P(No) for the first token, as ShieldGemma's model card scores it.
+
+    The card's score is a softmax over the two; with only one of them among the top logprobs,
+    its own probability (None with neither).
     """
     yes = sum(p for token, p in first_token.items() if token.lower() == "yes")
     no = sum(p for token, p in first_token.items() if token.lower() == "no")
@@ -390,8 +402,9 @@ class HTTPBackend:
 
 
 def _first_token(logprobs: Any) -> dict[str, float]:
-    """The first generated token's candidates from an OpenAI `logprobs` object. Logprobs
-    are an extra that not every server sends, so a shape we do not know reads as none.
+    """The first generated token's candidates from an OpenAI `logprobs` object.
+
+    Logprobs are an extra that not every server sends, so a shape we do not know reads as none.
     """
     try:
         first = logprobs["content"][0]
@@ -406,8 +419,9 @@ def _first_token(logprobs: Any) -> dict[str, float]:
 
 
 class LocalBackend:
-    """A GGUF file run in-process, loaded on first use (loading takes seconds). The GGUF's
-    own chat template is applied; logprobs are not available, so ShieldGemma is not
+    """A GGUF file run in-process, loaded on first use (loading takes seconds).
+
+    The GGUF's own chat template is applied; logprobs are not available, so ShieldGemma is not
     supported here (see `SafetyModelGuard`).
     """
 
@@ -440,6 +454,7 @@ def _gguf_loader(path: Path) -> Callable[[], ChatModel]:
 
 
 def make_format(spec: SafetyModel, harm: Harm) -> SafetyFormat:
+    """The format for `spec.format`; Qwen3Guard is strict when the harm sensitivity is."""
     if spec.format == "llama_guard":
         return LlamaGuardFormat()
     if spec.format == "qwen3guard":
@@ -450,6 +465,13 @@ def make_format(spec: SafetyModel, harm: Harm) -> SafetyFormat:
 
 
 class SafetyModelGuard:
+    """Blocks what the safety model calls unsafe, unless the charter allows every category.
+
+    The model is asked over HTTP when `spec.base_url` is set, else `spec.model` is a .gguf file
+    run in-process. A setup that cannot work raises CharterError (ModelNotAvailableError for a
+    missing file, ModelError for an unset API key variable).
+    """
+
     name = "safety_model"
     cost = 100
 
@@ -461,8 +483,10 @@ class SafetyModelGuard:
         *,
         local_model: Callable[[], ChatModel] | None = None,
     ) -> None:
-        """`local_model` replaces loading `spec.model` as a GGUF file when there is no
-        `base_url` (tests pass a fake).
+        """Set up the format and the backend that asks the model.
+
+        `local_model` replaces loading `spec.model` as a GGUF file when there is no `base_url`
+        (tests pass a fake).
         """
         self.spec = spec
         self.direction = direction

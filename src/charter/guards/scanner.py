@@ -22,6 +22,11 @@ from charter.stages.guarding import GuardRun, run_guards
 
 @dataclass(frozen=True)
 class ScanResult:
+    """The guards' overall verdict on one scanned text, with every guard's verdict and ms taken.
+
+    `decoded` lists the decoded variants of an input text that the guards also read.
+    """
+
     verdict: str  # "allow", "block", "rewrite" or "escalate"
     score: float
     reason: str
@@ -54,6 +59,11 @@ class ScanResult:
 
 
 class Scanner:
+    """A charter's input or output guards, built once, to scan texts or conversations.
+
+    The last message is the text under check; a plain string is scanned as one user message.
+    """
+
     def __init__(self, charter: CharterSpec, *, direction: str = "input") -> None:
         self.charter = charter
         self.direction = direction

@@ -19,6 +19,8 @@ SIMILARITY = 0.55
 
 
 class PolicyGuard:
+    """Rewrites a reply to the policy's answer when the user's message is close to a policy."""
+
     name = "policy"
     cost = 9
 

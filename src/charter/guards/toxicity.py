@@ -76,6 +76,11 @@ class LinearProfanity:
 
 
 class ToxicityGuard:
+    """Blocks a reply with a threat, or one alt-profanity-check scores at THRESHOLD or above.
+
+    Raises GuardDependencyError when the `guards` extra is missing.
+    """
+
     name = "toxicity"
     cost = 3
 

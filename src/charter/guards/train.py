@@ -33,6 +33,7 @@ from charter.guards.triage import calibrate_floor, fit_triage
 
 
 def contains_marker(window: str, marker: str) -> bool:
+    """Whether `window` holds the marker: all of it when short, else any run of 5 of its words."""
     words = marker.split()
     if len(words) <= 5:
         return marker.strip() in window
@@ -47,8 +48,9 @@ def attack_anchors(embedder: Embedder) -> Anchors:
 
 
 def window_label(example: Example, window: str) -> int:
-    """A training window's label: the example's, or for an attack hidden in a document,
-    whether this window holds the attack.
+    """A training window's label: the example's, or whether this window holds a hidden attack.
+
+    For an attack hidden in a document, the label is whether this window holds the attack.
     """
     if example.marker is None:
         return example.label
@@ -56,6 +58,7 @@ def window_label(example: Example, window: str) -> int:
 
 
 def rule_score(text: str) -> float:
+    """The highest weight of any rule matching any view of `text`; 0 when none matches."""
     best = 0.0
     for view in views(text)[0]:
         for match in match_rules(view):
@@ -73,8 +76,10 @@ def train(
     extra: list[tuple[str, int, str]] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[ClassifierWeights, dict[str, Any], list[str]]:
-    """The weights, the validation report, and every text trained or calibrated on (for
-    the training manifest; BIPIA's hidden attacks as the attack and the email apart).
+    """The weights, the validation report, and every text trained or calibrated on.
+
+    The texts are for the training manifest; BIPIA's hidden attacks come as the attack and the
+    email apart.
     """
     with requires_extra("retraining the injection classifier", "train"):
         from sklearn.linear_model import LogisticRegression

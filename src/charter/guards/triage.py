@@ -35,6 +35,8 @@ def features(text: str) -> set[str]:
 
 @dataclass(frozen=True)
 class WindowTriage:
+    """The triage's linear model over word features; `score` is a window's attack probability."""
+
     weights: dict[str, float]
     intercept: float
     floor: float
@@ -46,9 +48,10 @@ class WindowTriage:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
 
     def pick(self, candidates: Sequence[str], budget: int = 3) -> list[str]:
-        """The windows worth embedding, most suspicious first: the top one if it reaches
-        the floor, then, up to `budget` in all, those the triage itself calls attacks
-        (score >= 0.5).
+        """The windows worth embedding, most suspicious first.
+
+        They are the top one if it reaches the floor, then, up to `budget` in all, those the
+        triage itself calls attacks (score >= 0.5).
         """
         scored = sorted(
             ((self.score(c), i) for i, c in enumerate(candidates)), key=lambda p: (-p[0], p[1])
@@ -80,8 +83,9 @@ class WindowTriage:
 def fit_triage(
     windows: Sequence[str], labels: Sequence[int], *, c: float = 0.3, keep: int = 3000
 ) -> WindowTriage:
-    """Fit on training windows (scikit-learn, training time only). Only the `keep` largest
-    weights are kept; the floor is set later by `calibrate_floor`.
+    """Fit on training windows (scikit-learn, training time only).
+
+    Only the `keep` largest weights are kept; the floor is set later by `calibrate_floor`.
     """
     with requires_extra("retraining the injection classifier's triage", "train"):
         import numpy as np

@@ -19,17 +19,23 @@ SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf"}
 
 
 class DocumentError(CharterError):
+    """A document cannot be read: an unsupported suffix, not UTF-8 text, or an unreadable PDF."""
+
     pass
 
 
 @dataclass(frozen=True)
 class Section:
+    """A document's text under one heading ("" before the first heading, or for plain text)."""
+
     heading: str
     text: str
 
 
 @dataclass(frozen=True)
 class Passage:
+    """A chunk of a document to retrieve and cite; `where` reads `source › heading`."""
+
     source: str
     heading: str
     text: str
@@ -40,6 +46,11 @@ class Passage:
 
 
 def read_sections(path: Path) -> list[Section]:
+    """The file's sections, by its suffix: markdown, text, HTML or PDF (a section per page).
+
+    Raises DocumentError for an unsupported suffix or an unreadable file, and MissingExtraError
+    for HTML or PDF without the `knowledge` extra.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DocumentError(
@@ -116,6 +127,11 @@ def _sentences(paragraph: str) -> list[str]:
 
 
 def chunk(source: str, sections: list[Section], max_words: int = 120) -> list[Passage]:
+    """Cut sections into passages of whole paragraphs, at most `max_words` words each.
+
+    A paragraph longer than the limit is split into sentences; a single sentence longer than
+    the limit makes a passage of its own.
+    """
     passages: list[Passage] = []
     for section in sections:
         paragraphs = [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", section.text)]

@@ -47,6 +47,7 @@ def figures(text: str) -> set[str]:
 
 
 def unsupported(reply: str, sources: list[str]) -> list[str]:
+    """The figures in `reply` that no source has, sorted; a source's "9:00" also supports "9"."""
     known: set[str] = set()
     for source in sources:
         known |= figures(source)
@@ -88,9 +89,11 @@ def _ner() -> Any:
 
 @lru_cache(maxsize=256)
 def named_entities(text: str) -> tuple[str, ...]:
-    """Names, organisations, places, products, events, and dates that name a month or a
-    weekday ("31 May", "Saturday"; not "daily" or "the next day"), in order, once each.
-    Cached: the critique checks a draft more than once.
+    """The named entities in `text`, in order, once each.
+
+    Names, organisations, places, products, events, and dates that name a month or a weekday
+    ("31 May", "Saturday"; not "daily" or "the next day"). Cached: the critique checks a draft
+    more than once.
     """
     found: list[str] = []
     for entity in _ner()(text).ents:
@@ -111,8 +114,9 @@ def unsupported_entities(reply: str, sources: list[str]) -> list[str]:
 
 
 def grounding_checks(sources: list[str], entity_sources: list[str]) -> list[PersonaCheck]:
-    """The figures check over `sources`, and the named-entity check over `entity_sources`
-    (the same plus the system prompt, where the persona's own names are).
+    """The figures check over `sources`, and the named-entity check over `entity_sources`.
+
+    `entity_sources` are the same plus the system prompt, where the persona's own names are.
     """
     return [
         PersonaCheck(
@@ -132,6 +136,7 @@ def grounding_checks(sources: list[str], entity_sources: list[str]) -> list[Pers
 
 
 def dont_know(charter: CharterSpec) -> str:
+    """The honest "I don't know" that replaces an ungrounded reply, with the persona's hand-off."""
     persona = charter.persona
     text = "I'm not sure about that, and I'd rather not guess."
     escalation = persona.escalation

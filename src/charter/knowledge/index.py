@@ -40,12 +40,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 @dataclass(frozen=True)
 class Hit:
+    """A passage found by a search, with its cosine similarity to the query."""
+
     passage: Passage
     score: float
 
 
 @dataclass
 class IngestReport:
+    """What adding files did: resolved paths by outcome, (path, error) failures, passages made."""
+
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -60,10 +64,12 @@ def embedded_text(heading: str, text: str) -> str:
 
 
 def index_path(charter_id: str) -> Path:
+    """Where a charter's index lives: `$CHARTER_HOME/knowledge/<charter id>.sqlite`."""
     return charter_home() / "knowledge" / f"{charter_id}.sqlite"
 
 
 def files_under(paths: list[Path]) -> list[Path]:
+    """The given files as they are, and every file with a readable suffix under the folders."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -74,6 +80,8 @@ def files_under(paths: list[Path]) -> list[Path]:
 
 
 class KnowledgeIndex:
+    """A charter's passages and their vectors in the SQLite file at `path` (created if absent)."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -120,8 +128,10 @@ class KnowledgeIndex:
         self.close()
 
     def add(self, paths: list[Path], *, prune: bool = True) -> IngestReport:
-        """Ingest files and folders. With `prune`, files previously added from under these
-        folders that no longer exist are removed.
+        """Ingest files and folders, re-embedding only files whose content changed.
+
+        With `prune`, files previously added from under these folders that no longer exist are
+        removed.
         """
         from charter.guards.embedder import shared_embedder
 

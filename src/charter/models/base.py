@@ -1,5 +1,6 @@
-"""The one protocol every model backend speaks: sync and async, whole or streamed,
-optionally constrained to a JSON schema.
+"""The one protocol every model backend speaks: sync and async, whole or streamed.
+
+Any call may be constrained to a JSON schema (`ChatRequest.json_schema`).
 
 A backend implements `complete` and `stream` (the sync pair); the async pair defaults to
 running those on a worker thread, and backends with a native async client override it.
@@ -41,6 +42,8 @@ def latest_user(messages: Sequence[Message]) -> str:
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """One call to a chat model: the messages and how to generate the reply."""
+
     messages: Sequence[Message]
     max_tokens: int = 256
     temperature: float = 0.2
@@ -59,11 +62,12 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Sampling:
-    """A caller's generation options for one turn (the gateway's `temperature`, `top_p`,
-    `max_tokens`, `stop`, `seed`). Each None (or empty `stop`) keeps the charter's model
-    setting; `max_tokens` can only lower the model's own `max_tokens`, never raise it. They
-    shape the reply (its generation and its revisions), not the internal calls (tool
-    decisions, judges), which keep their own settings.
+    """A caller's generation options for one turn.
+
+    They are the gateway's `temperature`, `top_p`, `max_tokens`, `stop` and `seed`. Each None (or
+    empty `stop`) keeps the charter's model setting; `max_tokens` can only lower the model's own
+    `max_tokens`, never raise it. They shape the reply (its generation and its revisions), not the
+    internal calls (tool decisions, judges), which keep their own settings.
     """
 
     temperature: float | None = None
@@ -85,8 +89,10 @@ class Sampling:
         seed: int | None,
         json_schema: dict[str, Any] | None = None,
     ) -> ChatRequest:
-        """The request for a reply, the model's settings (`max_tokens`, `temperature`,
-        `seed`) overridden by these options.
+        """The request for a reply: the model's settings, overridden by these options.
+
+        These options override the model's `max_tokens` (lower only), `temperature` and `seed`;
+        `stop` and `top_p` are these options' own.
         """
         return ChatRequest(
             messages=messages,
@@ -112,6 +118,8 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens spent, prompt and completion; usages add up with `+`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -128,6 +136,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
+    """A model's whole answer: text or tool calls, the model's name, tokens, finish reason."""
+
     text: str
     model: str
     usage: Usage = field(default_factory=Usage)
@@ -176,8 +186,9 @@ class ChatModel(ABC):
         """Release the backend's resources (loaded weights, connections)."""
 
     def share_connections(self) -> None:  # noqa: B027 - optional hook
-        """Keep connections open across async calls (a server's event loop) until
-        `aclose`. Backends without connections ignore it.
+        """Keep connections open across async calls (a server's event loop) until `aclose`.
+
+        Backends without connections ignore it.
         """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

@@ -1,7 +1,8 @@
-"""Build a model backend from its charter spec, through the `charter.backends` registry
-(`charter.plugins`): Charter's own backends below are registered there like any other
-package's. Backends are imported lazily, so an optional runtime that is not installed costs
-nothing until a charter asks for it.
+"""Build a model backend from its charter spec, through the `charter.backends` registry.
+
+The registry is `charter.plugins`: Charter's own backends below are registered there like any other
+package's. Backends are imported lazily, so an optional runtime that is not installed costs nothing
+until a charter asks for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from charter.spec.models import (
 
 
 def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) -> ChatModel:
-    """The model `spec` describes, built by the backend registered as `spec.backend`;
+    """The model `spec` describes, built by the backend registered as `spec.backend`.
+
     `progress` is told how a local model's weights are verified.
     """
     if progress is not None and isinstance(spec, LocalModelSpec):

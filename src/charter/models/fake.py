@@ -65,8 +65,9 @@ class Decision:
     """As JSON, the decision must match the request's schema (a grammar-forced backend)."""
 
     def to_json(self, schema: dict[str, Any]) -> Any:
-        """The decision as the tool loop's JSON, with `count` when given or when `schema`
-        asks for it.
+        """The decision as the tool loop's JSON.
+
+        With `count` when given, or when `schema` asks for it.
         """
         value: dict[str, Any] = {"calls": [c.to_decision() for c in self.calls]}
         if self.count is not None or _asks_count(schema):
@@ -95,14 +96,15 @@ Answered = str | tuple[dict[str, Any], ...]
 
 
 class FakeModel(ChatModel):
-    """Answers from a queue. When the queue runs dry it repeats `default` (or raises
-    `ModelError` if there is none). An exception in the queue is raised for that call,
-    which is how tests exercise failure policies; a callable is called with the request
-    and answers for it. Every request is kept in `calls`, in order. A reply that does not
-    fit the request (text where a JSON schema is asked, a tool decision where neither
-    tools nor JSON are) is a `ModelError` naming the mismatch: a script out of step with
-    the turn fails loudly. Token counts are whitespace words, which is enough for logic
-    tests and keeps the fake free of any tokenizer.
+    """Answers from a queue.
+
+    When the queue runs dry it repeats `default` (or raises `ModelError` if there is none). An
+    exception in the queue is raised for that call, which is how tests exercise failure policies; a
+    callable is called with the request and answers for it. Every request is kept in `calls`, in
+    order. A reply that does not fit the request (text where a JSON schema is asked, a tool decision
+    where neither tools nor JSON are) is a `ModelError` naming the mismatch: a script out of step
+    with the turn fails loudly. Token counts are whitespace words, which is enough for logic tests
+    and keeps the fake free of any tokenizer.
     """
 
     def __init__(
@@ -114,9 +116,11 @@ class FakeModel(ChatModel):
         context_window: int = 8192,
         native_tools: bool | None = None,
     ) -> None:
-        """`native_tools`: the model takes `tools` and answers with `tool_calls`, as the
-        OpenAI-compatible backends do (else the tool loop asks for JSON decisions); None
-        keeps the class's setting (off).
+        """A fake that answers with `replies`, in order, then `default`.
+
+        `native_tools`: the model takes `tools` and answers with `tool_calls`, as the
+        OpenAI-compatible backends do (else the tool loop asks for JSON decisions); None keeps the
+        class's setting (off).
         """
         self.name = name
         self.context_window = context_window

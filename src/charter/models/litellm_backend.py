@@ -1,5 +1,6 @@
-"""Providers that do not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...),
-through LiteLLM (the `litellm` extra).
+"""Providers that do not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...).
+
+They are reached through LiteLLM (the `litellm` extra).
 
 The charter names the model as LiteLLM does, "provider/model" (`anthropic/claude-...`,
 `bedrock/...`, `vertex_ai/...`, `azure/...`); LiteLLM translates Charter's OpenAI-shaped
@@ -32,6 +33,12 @@ litellm.suppress_debug_info = True
 
 
 class LiteLLMModel(ChatModel):
+    """A model of any provider LiteLLM reaches, named "provider/model" (`anthropic/claude-...`).
+
+    `params` go to every LiteLLM call as extra options; every failure is a ModelError with the
+    provider's words.
+    """
+
     def __init__(
         self,
         *,
@@ -143,8 +150,10 @@ class LiteLLMModel(ChatModel):
 
 
 def _upstream_status(exc: BaseException) -> int | None:
-    """The HTTP status the provider answered with. LiteLLM's own exception may carry a
-    status of its choosing (500 for Anthropic's 529); the provider's is deeper in the chain.
+    """The HTTP status the provider answered with.
+
+    LiteLLM's own exception may carry a status of its choosing (500 for Anthropic's 529); the
+    provider's is deeper in the chain.
     """
     status = None
     seen: set[int] = set()

@@ -20,6 +20,11 @@ from charter.models.openai_wire import StreamAssembler, completion_from_openai
 
 
 class LlamaCppPythonModel(ChatModel):
+    """A local GGUF model run in process by `llama-cpp-python` (the `llama-cpp` extra).
+
+    `n_ctx` is its context window; `threads` defaults to every CPU core.
+    """
+
     def __init__(
         self,
         path: str | Path,

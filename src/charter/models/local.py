@@ -72,8 +72,9 @@ class LocalModel(ChatModel):
         return completion_from_openai(data, model=self.name)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
-        """Generation runs on a worker thread that feeds a queue; closing this iterator
-        early tells llama.cpp to stop (its callback returns True).
+        """Stream the reply; generation runs on a worker thread that feeds a queue.
+
+        Closing this iterator early tells llama.cpp to stop (its callback returns True).
         """
         body = request_payload(request, stream=True) | {"cache_prompt": self.cache_prompt}
         chunks: queue.Queue[object] = queue.Queue()

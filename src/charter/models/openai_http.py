@@ -48,9 +48,10 @@ class _Retryable(Exception):
 
 
 def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """The wait a response asks for: OpenAI's `retry-after-ms`, else `Retry-After` as
-    delay-seconds or an HTTP date (a date in the past is no wait); None when absent or
-    unreadable. `headers` must look names up case-insensitively (httpx's and aiohttp's do).
+    """The wait a response asks for, in seconds (None when absent or unreadable).
+
+    OpenAI's `retry-after-ms`, else `Retry-After` as delay-seconds or an HTTP date (a date in the
+    past is no wait). `headers` must look names up case-insensitively (httpx's and aiohttp's do).
     """
     millis = headers.get("retry-after-ms")
     if millis is not None:
@@ -81,6 +82,13 @@ def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> fl
 
 
 class OpenAIModel(ChatModel):
+    """A model behind an OpenAI-compatible API: POST `/chat/completions` at `base_url`.
+
+    Transport errors and HTTP 408, 429, 500, 502, 503 and 504 are retried up to `max_retries` times,
+    after the wait the server asks for (at most `max_retry_wait_s`) or a short backoff; every
+    failure is a ModelError.
+    """
+
     def __init__(
         self,
         *,
@@ -180,9 +188,11 @@ class OpenAIModel(ChatModel):
         return float(min(0.25 * 2.0**attempt, 4.0))
 
     def _pause(self, attempt: int, exc: Exception, started: float) -> float:
-        """Seconds to wait before the next attempt: what the server asked for, when it said
-        (429/503 with `Retry-After`), else the backoff. A wait longer than `max_retry_wait_s`
-        or than what is left of `timeout_s` since the call started fails the call now.
+        """Seconds to wait before the next attempt.
+
+        What the server asked for, when it said (429/503 with `Retry-After`), else the backoff. A
+        wait longer than `max_retry_wait_s` or than what is left of `timeout_s` since the call
+        started fails the call now (ModelError).
         """
         asked = exc.retry_after if isinstance(exc, _Retryable) else None
         if asked is None:

@@ -69,6 +69,7 @@ def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_from_openai(usage: Any) -> Usage:
+    """The token usage of an OpenAI-style `usage` object (zeros when it is missing)."""
     if not isinstance(usage, dict):
         return Usage()
     return Usage(
@@ -78,6 +79,7 @@ def usage_from_openai(usage: Any) -> Usage:
 
 
 def timings(timings: Any) -> dict[str, float]:
+    """llama.cpp's `timings` of a response as `prompt_ms` and `generate_ms` (those it reports)."""
     if not isinstance(timings, dict):
         return {}
     out: dict[str, float] = {}
@@ -89,8 +91,9 @@ def timings(timings: Any) -> dict[str, float]:
 
 
 class StreamAssembler:
-    """Reads OpenAI-style stream chunks (dicts): yields the text deltas and keeps what the
-    final `Completion` needs (text, finish reason, usage, timings).
+    """Reads OpenAI-style stream chunks (dicts) and yields their text deltas.
+
+    It keeps what the final `Completion` needs (text, finish reason, usage, timings).
     """
 
     def __init__(self, model: str) -> None:

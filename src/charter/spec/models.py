@@ -32,6 +32,8 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 class StrictModel(BaseModel):
+    """The base of every charter-file model: unknown keys are errors, and values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -89,9 +91,10 @@ def _registered(registry: plugins.Registry[_F], name: str) -> _F:
 def _options(
     registry: plugins.Registry[Any], settings: dict[str, Any], *, optional: bool
 ) -> list[dict[str, Any]]:
-    """The problems of `settings` ({part name: its setting}): names that are not registered,
-    settings that do not validate as their factory's `options` (which, when not `optional`,
-    may be None: the part then takes no setting).
+    """The problems of `settings` ({part name: its setting}), as errors located below each name.
+
+    Names that are not registered, and settings that do not validate as their factory's `options`
+    (which, when not `optional`, may be None: the part then takes no setting).
     """
     problems: list[dict[str, Any]] = []
     for name, value in settings.items():
@@ -114,8 +117,10 @@ def _options(
 
 
 class StyleRules(StrictModel):
-    """How replies must look. Each rule is compiled into the system prompt; the
-    programmatic ones (words, sign-off, forbidden phrases) are also checkable in code.
+    """How replies must look.
+
+    Each rule is compiled into the system prompt; the programmatic ones (words, sign-off, forbidden
+    phrases) are also checkable in code.
     """
 
     max_words: int | None = Field(default=None, gt=0, description="Upper bound on reply length.")
@@ -130,6 +135,8 @@ class StyleRules(StrictModel):
 
 
 class Escalation(StrictModel):
+    """Where the assistant hands a user to a person: who, and how the user reaches them."""
+
     contact: str = Field(description="Who a human hand-off goes to, e.g. 'our support team'.")
     how: str | None = Field(default=None, description="How the user reaches them.")
     on_uncertain_guard: bool = Field(
@@ -141,6 +148,11 @@ class Escalation(StrictModel):
 
 
 class Persona(StrictModel):
+    """Who the assistant is: its name, role, tone, style, facts, what it never does, and hand-off.
+
+    `apology` and `refusal` are its replies to a failed turn and to a blocked message.
+    """
+
     name: str = Field(min_length=1)
     role: str = Field(min_length=1, description="e.g. 'customer support assistant'")
     organisation: str | None = None
@@ -179,9 +191,10 @@ class Persona(StrictModel):
 
 
 class ProgrammaticCheck(StrictModel):
-    """A principle that can be checked in code, without asking a judge. Besides the checks
-    below, a key may name a check an installed package registers (docs/extending.md), with
-    that check's setting as its value.
+    """A principle that can be checked in code, without asking a judge.
+
+    Besides the checks below, a key may name a check an installed package registers
+    (docs/extending.md), with that check's setting as its value.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -203,6 +216,12 @@ class ProgrammaticCheck(StrictModel):
 
 
 class Principle(StrictModel):
+    """One rule of the constitution, compiled into the system prompt.
+
+    With a `check` it is also checked in code; without one, the judge checks it when
+    `critique.judge` is on.
+    """
+
     id: str
     text: str = Field(min_length=1)
     check: ProgrammaticCheck | None = None
@@ -229,8 +248,9 @@ OneOrMany = str | list[str]
 
 
 class When(StrictModel):
-    """Conditions over the signals computed each turn; all that are given must hold. A list
-    means any of its values.
+    """Conditions over the signals computed each turn; all that are given must hold.
+
+    A list means any of its values.
     """
 
     code_language: OneOrMany | None = Field(
@@ -272,8 +292,9 @@ class Instruction(StrictModel):
 
 
 class Tool(StrictModel):
-    """A function the assistant may call. Arguments are validated against `parameters`
-    (JSON Schema) before it runs.
+    """A function the assistant may call.
+
+    Arguments are validated against `parameters` (JSON Schema) before it runs.
     """
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -369,8 +390,9 @@ class ToolLimits(StrictModel):
 
     @property
     def applied_checks(self) -> tuple[ToolCheckName, ...]:
-        """The checks a tool call must pass: `checks`, else all of them (none with
-        `grounded_arguments: false`).
+        """The checks a tool call must pass.
+
+        `checks`, else all of them (none with `grounded_arguments: false`).
         """
         from typing import get_args
 
@@ -396,8 +418,9 @@ class Knowledge(StrictModel):
 
 
 class _GuardOn:
-    """A guard name registered for `side` (`charter.guards` entry points); the JSON Schema
-    offers Charter's own as examples (editors complete them).
+    """A guard name registered for `side` (`charter.guards` entry points).
+
+    The JSON Schema offers Charter's own as examples (editors complete them).
     """
 
     def __init__(self, side: plugins.Side) -> None:
@@ -477,8 +500,9 @@ class Harm(StrictModel):
 
 
 class SafetyModel(StrictModel):
-    """A served or local safety model (Llama Guard, Qwen3Guard, Granite Guardian,
-    ShieldGemma), asked by the `safety_model` guard.
+    """A served or local safety model, asked by the `safety_model` guard.
+
+    Llama Guard, Qwen3Guard, Granite Guardian or ShieldGemma (`format`).
     """
 
     format: Literal["llama_guard", "qwen3guard", "granite_guardian", "shieldgemma"]
@@ -510,8 +534,9 @@ class SafetyModel(StrictModel):
 
 
 class AllowRule(StrictModel):
-    """A phrase or pattern this product's users legitimately send; the input guards read
-    the message without it (and the trace says so).
+    """A phrase or pattern this product's users legitimately send.
+
+    The input guards read the message without it (and the trace says so).
     """
 
     phrase: str | None = Field(default=None, min_length=1, description="Case-insensitive text.")
@@ -531,6 +556,12 @@ class AllowRule(StrictModel):
 
 
 class RateLimit(StrictModel):
+    """How many requests, and tokens spent, a user may have a minute.
+
+    A turn over a limit is answered with a wait notice (the gateway answers 429 with Retry-After);
+    null turns a limit off.
+    """
+
     requests_per_minute: int | None = Field(default=30, gt=0)
     tokens_per_minute: int | None = Field(default=None, gt=0)
     redis_url: str | None = Field(
@@ -656,8 +687,10 @@ class Price(StrictModel):
 
 
 class ModelSpecBase(StrictModel):
-    """What every model spec has: its sampling settings and price. A backend from another
-    package subclasses it with its own fields and `backend: Literal["<name>"]`.
+    """What every model spec has: its sampling settings and price.
+
+    A backend from another package subclasses it with its own fields and
+    `backend: Literal["<name>"]`.
     """
 
     if TYPE_CHECKING:
@@ -719,8 +752,9 @@ class OpenAIModelSpec(_ServedModelCommon):
 
 
 class LiteLLMModelSpec(_ServedModelCommon):
-    """A provider that does not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...),
-    through LiteLLM (the `litellm` extra).
+    """A provider that does not speak OpenAI's API (Anthropic, Bedrock, Vertex, Azure, ...).
+
+    It is reached through LiteLLM (the `litellm` extra).
     """
 
     backend: Literal["litellm"]
@@ -769,8 +803,10 @@ BUILTIN_BACKENDS: tuple[str, ...] = tuple(
 
 
 def _model_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """A built-in backend's spec by its own class (`BuiltinModelSpec`); any other backend's
-    by the spec class its package registers (`charter.backends`).
+    """Validate a model spec by the class its backend names.
+
+    A built-in backend's spec by its own class (`BuiltinModelSpec`); any other backend's by the spec
+    class its package registers (`charter.backends`).
     """
     if isinstance(value, ModelSpecBase) and not isinstance(value, BUILTIN_SPECS):
         return value  # a registered backend's spec, already validated
@@ -788,8 +824,9 @@ def _model_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 
 class _RegisteredBackends:
-    """Validation, serialisation and JSON Schema of a model spec whose backend may be
-    Charter's own or one an installed package registers.
+    """Validation, serialisation and JSON Schema of a model spec of any registered backend.
+
+    The backend may be Charter's own or one an installed package registers.
     """
 
     def __get_pydantic_core_schema__(
@@ -861,6 +898,11 @@ class Routing(StrictModel):
 
 
 class Models(StrictModel):
+    """The models a charter uses: the chat model, and optionally a strong one and a judge.
+
+    `routing` says which of the chat and strong models answers each turn.
+    """
+
     chat: ModelSpec = Field(default_factory=LocalModelSpec)
     strong: ModelSpec | None = Field(
         default=None,
@@ -883,9 +925,10 @@ FailureMode = Literal["closed", "open"]
 
 
 class FailurePolicy(StrictModel):
-    """What happens when a stage raises. `closed` (default) answers with the persona's
-    apology and marks the turn blocked; `open` skips the stage and carries on. Either way
-    the failure is recorded in the trace.
+    """What happens when a stage raises.
+
+    `closed` (default) answers with the persona's apology and marks the turn blocked; `open` skips
+    the stage and carries on. Either way the failure is recorded in the trace.
     """
 
     default: FailureMode = "closed"

@@ -57,6 +57,12 @@ JUDGE_SCHEMA = {
 
 
 class CritiqueStage:
+    """The critique stage: checks the draft, revises it within `rounds`, repairs what is left.
+
+    Streamed text is held back until the reply is final. `judge_model` (None: no judge) is asked
+    about `judge_principles`.
+    """
+
     name = "critique"
 
     def __init__(

@@ -1,7 +1,8 @@
-"""Drift monitor: score every draft reply by the persona's checks and, when the score falls
-below the charter's threshold, re-anchor the next turn (a persona reminder is placed next to
-the user's next message; see the generate stage). The score and the decision are in the
-trace, and the turn's `carry` hands the decision to the next turn.
+"""Drift monitor: score every draft reply by the persona's checks; re-anchor when it is low.
+
+When the score falls below the charter's threshold, the next turn is re-anchored (a persona reminder
+is placed next to the user's next message; see the generate stage). The score and the decision are
+in the trace, and the turn's `carry` hands the decision to the next turn.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ if TYPE_CHECKING:
 
 
 class DriftStage:
+    """The drift stage: re-anchor the next turn when the persona score is below `threshold`.
+
+    A turn without a score (blocked) hands on the decision it was given.
+    """
+
     name = "drift"
 
     def __init__(self, threshold: float) -> None:

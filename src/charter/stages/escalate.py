@@ -1,6 +1,7 @@
-"""Escalation to a human: when the user asks for one, when a policy says a specialist must
-follow up, when an input guard is unsure and the charter holds such messages for a person,
-or when turns keep failing.
+"""Escalation to a human: the stage that hands a conversation to a person.
+
+It does so when the user asks for one, when a policy says a specialist must follow up, when an input
+guard is unsure and the charter holds such messages for a person, or when turns keep failing.
 
 The stage decides and writes an escalation into the turn (`state.outcome.escalations`); the
 conversation saves it in the same transaction as the turn, so a hand-off is never lost.
@@ -31,10 +32,12 @@ NEGATIVE_TURNS = 3  # this many negative user messages in a row: hand off
 
 
 def asks_for_human(text: str) -> bool:
+    """Whether `text` asks to speak to a person ("talk to a human", "agent please", ...)."""
     return bool(_ASKS_FOR_HUMAN.search(text))
 
 
 def handoff_message(persona: Persona, reference: str) -> str:
+    """The hand-off notice: who follows up, how to reach them, and the user's reference."""
     contact = persona.escalation.contact if persona.escalation else "a human colleague"
     how = ""
     if persona.escalation and persona.escalation.how:
@@ -47,6 +50,13 @@ def handoff_message(persona: Persona, reference: str) -> str:
 
 
 class EscalationStage:
+    """The escalate stage: hands the turn to a person and tells the user, with a reference.
+
+    Triggers: the user asks for a person (the turn ends here), a guard held the message, a policy
+    needs a specialist, the last three user messages were negative, or a third blocked turn in a
+    row.
+    """
+
     name = "escalate"
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:

@@ -22,6 +22,7 @@ _MESSAGE_OVERHEAD_TOKENS = 6
 
 
 def estimate_tokens(message: Message) -> int:
+    """A pessimistic token count of `message`: 3 characters a token, plus 6 of overhead."""
     return int(len(message.content) / _CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS
 
 
@@ -29,6 +30,10 @@ GOAL_CHARS = 400
 
 
 def goal_note(first_request: str, dropped: int) -> str:
+    """The note that `dropped` earlier messages are not shown, quoting the user's first request.
+
+    The request is cut at a word near `GOAL_CHARS` characters.
+    """
     goal = first_request.strip()
     if len(goal) > GOAL_CHARS:
         goal = goal[:GOAL_CHARS].rsplit(" ", 1)[0] + " …"
@@ -73,6 +78,12 @@ def fit_history(
 
 
 class GenerateStage:
+    """The generate stage: the routed model writes the reply, streamed when the caller streams.
+
+    With the caller's own tools, the model may answer with calls to them instead. A model that fails
+    after part of its reply was streamed is not replaced by the other one.
+    """
+
     name = "generate"
 
     def __init__(self, models: ModelSet) -> None:
@@ -137,12 +148,14 @@ class GenerateStage:
         return await call_next(state)
 
     async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
-        """The caller offered its own tools: ask the model (`models.routing.tools`) whether to call
-        them, if the relevance gate offers any for the user's latest message (the charter's
-        `tool_limits`, as for its own tools). With `tool_choice` "required" every tool is
-        offered (no gate) and the model's first decision must hold at least one call. With
-        valid calls the turn answers with them and no text; otherwise the turn goes on to an
-        ordinary reply (the trace says when a required call did not come).
+        """Offer the caller's own tools to the model; True when the turn answers with calls.
+
+        The model that `models.routing.tools` names is asked whether to call them, if the relevance
+        gate offers any for the user's latest message (the charter's `tool_limits`, as for its own
+        tools). With `tool_choice` "required" every tool is offered (no gate) and the model's first
+        decision must hold at least one call. With valid calls the turn answers with them and no
+        text; otherwise the turn goes on to an ordinary reply (the trace says when a required call
+        did not come).
         """
         from charter.tools.executors import ProposeToCaller
         from charter.tools.registry import client_tools
@@ -204,8 +217,9 @@ class GenerateStage:
 
 
 class _Streamed(Exception):
-    """A model failed after part of its reply was streamed out: another model cannot take
-    over without the user seeing two replies.
+    """A model failed after part of its reply was streamed out.
+
+    Another model cannot take over without the user seeing two replies.
     """
 
     def __init__(self, error: ModelError) -> None:

@@ -1,7 +1,8 @@
-"""Running a list of guards for a stage: cheapest first, each on a worker thread with a
-timeout, every verdict in the trace, failures handled by the charter's policy. A guard with
-`when = "uncertain"` (a safety model asked only on the uncertain band) runs only if an
-earlier guard's verdict says it was unsure.
+"""Running a stage's list of guards: cheapest first, each on a worker thread with a timeout.
+
+Every verdict is in the trace, and failures are handled by the charter's policy. A guard with
+`when = "uncertain"` (a safety model asked only on the uncertain band) runs only if an earlier
+guard's verdict says it was unsure.
 
 A guard that raises or times out is a failure, never a pass: with the default policy
 (closed) it blocks the turn; with `on_failure.stages.<guard name>: open` it is recorded and
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class GuardRun:
+    """What a stage's guards decided: their verdicts, the text after rewrites, and any block."""
+
     verdicts: list[GuardVerdict] = field(default_factory=list)
     text: str = ""
     """The text after every rewrite."""
@@ -42,8 +45,10 @@ async def run_guards(
     failure: FailurePolicy,
     rewrite: bool = False,
 ) -> GuardRun:
-    """Run `guards` in order. With `rewrite`, a rewriting guard's text is what later guards
-    see (output side: redactions compose).
+    """Run `guards` in order.
+
+    With `rewrite`, a rewriting guard's text is what later guards see (output side: redactions
+    compose).
     """
     run = GuardRun(text=subject.text)
     for guard in guards:

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 
 class InputGuardStage:
+    """The input guard stage: checks the user's message before the model is called.
+
+    A block ends the turn with the persona's refusal; with `persona.escalation.on_uncertain_guard`,
+    an unsure verdict holds the message for a person.
+    """
+
     name = "input_guards"
 
     def __init__(

@@ -1,7 +1,8 @@
-"""Dynamic instructions: compute the turn's signals and add the charter's instructions whose
-`when` holds to the end of the system prompt (the persona prefix stays byte-identical, so
-the model's prompt cache still serves it). The trace lists the signals, their evidence, and
-which instructions applied and why.
+"""Dynamic instructions: add the charter's instructions whose `when` holds to the system prompt.
+
+The stage computes the turn's signals and adds those instructions to the end of the system prompt
+(the persona prefix stays byte-identical, so the model's prompt cache still serves it). The trace
+lists the signals, their evidence, and which instructions applied and why.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def holds(when: When, signals: Signals, message: str) -> tuple[bool, list[str]]:
 
 
 class InstructionsStage:
+    """The instructions stage: sets the turn's signals and adds the instructions that apply.
+
+    They go under "For this reply:" at the end of the system prompt.
+    """
+
     name = "instructions"
 
     def __init__(self, instructions: list[Instruction]) -> None:

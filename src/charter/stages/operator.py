@@ -53,8 +53,10 @@ each time (the guards would give the same verdicts)."""
 
 
 class OperatorReading:
-    """A guard as it reads operator instructions: the injection guard's learned verdicts
-    (a role or a rule being set) are flags here; everything else is unchanged.
+    """A guard as it reads operator instructions.
+
+    The injection guard's learned verdicts (a role or a rule being set) are flags here; everything
+    else is unchanged.
     """
 
     def __init__(self, guard: Guard) -> None:
@@ -83,6 +85,12 @@ def operator_block(text: str) -> str:
 
 
 class OperatorStage:
+    """The operator stage: checks a caller's operator instructions and places them in the prompt.
+
+    They go below the charter's prompt; a block ends the turn with the persona's refusal.
+    Instructions the guards allowed are remembered by digest (`allowed`) and not checked again.
+    """
+
     name = "operator"
 
     def __init__(
@@ -93,9 +101,11 @@ class OperatorStage:
         allow: AllowList | None = None,
         allowed: OrderedDict[str, None] | None = None,
     ) -> None:
-        """`guards`: the charter's input guards (none: the instructions are placed
-        unchecked, and the trace says so). `allowed`: the digests of instructions the guards
-        already allowed (shared across turns).
+        """Check operator instructions with `guards`, remembering the allowed ones in `allowed`.
+
+        `guards`: the charter's input guards (none: the instructions are placed unchecked, and the
+        trace says so). `allowed`: the digests of instructions the guards already allowed (shared
+        across turns).
         """
         self.guards: list[Guard] = [OperatorReading(g) for g in guards]
         self.timeout_s = timeout_s

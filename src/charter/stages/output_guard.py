@@ -71,8 +71,9 @@ class SentenceGate:
             await emit(self.release, new)
 
     async def finish(self, final: str, refusal: str | None) -> str:
-        """Release what is left of `final` (the reply after the full check), or, when the
-        turn was blocked, the persona's `refusal`. Returns what the user saw, whole.
+        """Release what is left of `final`, or the persona's `refusal` when the turn was blocked.
+
+        `final` is the reply after the full check. Returns what the user saw, whole.
         """
         if refusal is None and final.startswith(self.visible):
             rest = final[len(self.visible) :]
@@ -87,6 +88,12 @@ class SentenceGate:
 
 
 class OutputGuardStage:
+    """The output guard stage: no reply text reaches the user before the output guards pass it.
+
+    Streamed text goes through a `SentenceGate`; the whole reply is checked once more at the end,
+    and that verdict is the one in the trace.
+    """
+
     name = "output_guards"
 
     def __init__(self, guards: list[Guard], *, timeout_s: float) -> None:

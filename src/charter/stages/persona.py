@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 
 
 class PersonaStage:
+    """The persona stage: the compiled system prompt and its canary start the turn's prompt.
+
+    The prompt is compiled once; the trace records its digest and size, not its text.
+    """
+
     name = "persona"
 
     def __init__(self, charter: CharterSpec) -> None:

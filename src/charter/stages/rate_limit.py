@@ -19,6 +19,11 @@ class Limiter(Protocol):
 
 
 class RateLimitStage:
+    """The rate limit stage: a user over the limit gets a wait notice instead of an answer.
+
+    The key is `request.user` ("anonymous" without one); the turn's tokens are recorded after it.
+    """
+
     name = "rate_limit"
 
     def __init__(self, limiter: Limiter) -> None:

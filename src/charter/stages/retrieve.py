@@ -1,5 +1,6 @@
-"""Retrieve stage: the passages of the charter's knowledge that fit this turn, with numbers
-the reply cites ([1], [2]).
+"""Retrieve stage: the passages of the charter's knowledge that fit this turn.
+
+Each passage has a number the reply cites ([1], [2]).
 
 Runs inside the guards (a blocked message retrieves nothing) and before critique and
 generation. The passages go after the persona and this turn's instructions, so the cached
@@ -27,6 +28,12 @@ HEADER = (
 
 
 class RetrieveStage:
+    """The retrieve stage: up to `top_k` passages scoring at least `min_score`, numbered for citing.
+
+    After the turn, the passages the reply cites become `outcome.citations` (none for a blocked
+    turn).
+    """
+
     name = "retrieve"
 
     def __init__(self, index: KnowledgeIndex, *, top_k: int, min_score: float) -> None:

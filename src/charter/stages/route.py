@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 class RouteStage:
+    """The route stage: picks the model that answers this turn, by `routing`."""
+
     name = "route"
 
     def __init__(self, routing: Routing) -> None:

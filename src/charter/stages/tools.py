@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 
 class ToolsStage:
+    """The tools stage: runs the charter's tools the model calls; their results go into the prompt.
+
+    A call to a dangerous tool is filed for a person's approval (an escalation) instead of run.
+    """
+
     name = "tools"
 
     def __init__(

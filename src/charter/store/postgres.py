@@ -1,5 +1,6 @@
-"""The gateway's records (API keys, audit log, escalations by tenant) in PostgreSQL, for
-replicas on several hosts: `charter serve ... --db postgresql://user@host/charter`.
+"""The gateway's records (API keys, audit log, escalations by tenant) in PostgreSQL.
+
+For replicas on several hosts: `charter serve ... --db postgresql://user@host/charter`.
 
 The same queries as the SQLite store (`records.GatewayRecords`); the tables are created at
 connect time under an advisory lock, so replicas starting together do not race.
@@ -61,6 +62,12 @@ CREATE INDEX IF NOT EXISTS escalations_by_tenant ON escalations(tenant, created_
 
 
 class PostgresStore(GatewayRecords):
+    """The gateway's records in the PostgreSQL database at `url`, shared by replicas.
+
+    Raises StoreError when the `postgres` extra is missing, or the database cannot be reached
+    or its tables created; a query that fails also raises StoreError.
+    """
+
     def __init__(self, url: str) -> None:
         with requires_extra("the PostgreSQL store", "postgres", StoreError):
             import psycopg

@@ -1,5 +1,6 @@
-"""The gateway's records, written once for any SQL database: API keys, the audit log and
-escalations by tenant.
+"""The gateway's records, written once for any SQL database.
+
+The records are API keys, the audit log and escalations by tenant.
 
 `Store` (SQLite, the default) and `PostgresStore` (several hosts) both inherit these
 methods and supply two primitives, `_execute` and `_query`, with SQL written in `?`
@@ -20,6 +21,8 @@ from charter.turn import Escalation
 
 @dataclass(frozen=True)
 class ApiKey:
+    """A gateway API key: its tenant, the charters it may use, when it was made and revoked."""
+
     id: str
     tenant: str
     charters: tuple[str, ...]
@@ -33,6 +36,11 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class AuditRecord:
+    """One gateway call as the audit log keeps it: caller, request, reply, usage and trace.
+
+    `ms` is the turn's time in milliseconds; `created_at` and `id` are set by the store.
+    """
+
     tenant: str
     key_id: str | None
     charter_id: str
@@ -53,6 +61,8 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class StoredEscalation:
+    """An escalation as the store keeps it, with its `status` ("open" or "resolved")."""
+
     id: str
     conversation_id: str | None
     charter_id: str
@@ -83,6 +93,7 @@ _AUDIT_COLUMNS = (
 def escalation_args(
     item: Escalation, conversation_id: str | None, charter_id: str, tenant: str | None
 ) -> tuple[Any, ...]:
+    """The arguments of INSERT_ESCALATION for an escalation, stamped with the current time."""
     return (
         item["id"],
         conversation_id,
@@ -96,6 +107,7 @@ def escalation_args(
 
 
 def escalation_of(row: Sequence[Any]) -> StoredEscalation:
+    """The escalation in a row selected as ESCALATION_COLUMNS."""
     return StoredEscalation(
         row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], row[9]
     )
@@ -106,6 +118,8 @@ def _api_key(row: Sequence[Any]) -> ApiKey:
 
 
 class GatewayRecords(ABC):
+    """The gateway's record queries, over the `_execute` and `_query` a store supplies."""
+
     @abstractmethod
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one writing statement in its own transaction; the rows it changed."""

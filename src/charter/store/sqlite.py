@@ -135,6 +135,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class StoredTurn:
+    """One saved turn: the user's message and the reply, blocked or not, its trace and its ms."""
+
     id: int
     conversation_id: str
     user: str
@@ -311,8 +313,10 @@ class Store(GatewayRecords):
         return [] if row is None else list(json.loads(row[0]))
 
     def last_carry(self, conversation_id: str) -> dict[str, Any] | None:
-        """What the conversation's latest turn handed to the next (None: no turn yet, or
-        one saved before turns kept it).
+        """What the conversation's latest turn handed to the next.
+
+        None when the conversation has no turn yet, or its latest was saved before turns kept
+        it.
         """
         with self._lock:
             row = self._db.execute(

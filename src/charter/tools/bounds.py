@@ -26,10 +26,11 @@ _NESTED_MAP = ("properties", "$defs", "definitions", "patternProperties")
 
 
 def bounded(schema: Any, max_chars: int = MAX_CHARS, max_items: int = MAX_ITEMS) -> Any:
-    """A copy of a JSON Schema in which every string has at most `max_chars` characters and
-    every array at most `max_items` items (a tighter bound the schema states is kept). A
-    string with an `enum`, `const`, `format` or `pattern` is left as it is: its form is
-    already fixed.
+    """A copy of a JSON Schema with every string and array bounded in size.
+
+    Every string has at most `max_chars` characters and every array at most `max_items` items (a
+    tighter bound the schema states is kept). A string with an `enum`, `const`, `format` or
+    `pattern` is left as it is: its form is already fixed.
     """
     if isinstance(schema, list):
         return [bounded(s, max_chars, max_items) for s in schema]

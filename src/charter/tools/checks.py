@@ -103,9 +103,11 @@ class CallCheck(Protocol):
 
 
 class Redundant:
-    """A call that asks nothing an earlier call of the same tool (in its decision, or one
-    that returned something) did not already ask (`provenance.redundant`): "update the
-    name and e-mail" → the update, then the same update with only the e-mail.
+    """A call that asks nothing an earlier call of the same tool did not already ask.
+
+    The earlier call is one in its decision, or one that returned something
+    (`provenance.redundant`): "update the name and e-mail" → the update, then the same update with
+    only the e-mail.
     """
 
     name: ClassVar[str] = "redundant"
@@ -117,10 +119,11 @@ class Redundant:
 
 
 class Variants:
-    """A call that repeats an earlier call of the same tool except for values the request
-    never names (another enum member, a flipped flag, an argument left out): the model
-    fanning out over a parameter's options (`provenance.variants`); "both", "all", … in what
-    the user wrote turn it off.
+    """A call that repeats an earlier call of the same tool except for values nobody named.
+
+    Those are values the request never names (another enum member, a flipped flag, an argument left
+    out): the model fanning out over a parameter's options (`provenance.variants`); "both", "all", …
+    in what the user wrote turn it off.
     """
 
     name: ClassVar[str] = "variants"
@@ -138,9 +141,11 @@ class Variants:
 
 
 class NothingNew:
-    """Once the turn has made as many calls as its first decision said the request needs, a
-    further call of a tool already called must bring a value of the sources (the request, a
-    tool result) that no earlier call used (`provenance.nothing_new`).
+    """Once the request's calls are made, a further call must bring a value no call used yet.
+
+    Once the turn has made as many calls as its first decision said the request needs, a further
+    call of a tool already called must bring a value of the sources (the request, a tool result)
+    that no earlier call used (`provenance.nothing_new`).
     """
 
     name: ClassVar[str] = "nothing_new"
@@ -155,10 +160,11 @@ class NothingNew:
 
 
 class GroundedArguments:
-    """A number, a text with digits (a date, an account, an amount) or a name that the
-    sources do not hold (`provenance.ground_values`): in a required argument the call does
-    not run and the model is told to use the request's words or ask; in an optional one the
-    value is left out.
+    """Argument values the sources do not hold: a number, a text with digits, or a name.
+
+    A text with digits is a date, an account, an amount (`provenance.ground_values`). In a required
+    argument the call does not run and the model is told to use the request's words or ask; in an
+    optional one the value is left out.
     """
 
     name: ClassVar[str] = "grounded_arguments"
@@ -181,10 +187,11 @@ class GroundedArguments:
 
 
 class UnnamedOptions:
-    """Options (enum members, examples copied from a parameter's description) that nobody
-    named, where leaving them out costs nothing (`provenance.unnamed_options`): taken out of
-    a list of options, or an optional argument left out for the tool's default; "all",
-    "every", … in the request keep them.
+    """Options nobody named, left out where leaving them out costs nothing.
+
+    Options are enum members, or examples copied from a parameter's description
+    (`provenance.unnamed_options`): taken out of a list of options, or an optional argument left out
+    for the tool's default; "all", "every", … in the request keep them.
     """
 
     name: ClassVar[str] = "unnamed_options"

@@ -48,6 +48,8 @@ _CALENDAR = frozenset(
 
 @dataclass(frozen=True)
 class Value:
+    """A value of the request: its kind, its text and where it is in the request (start, end)."""
+
     kind: str
     """"number", "quoted" or "name"."""
     text: str
@@ -56,8 +58,9 @@ class Value:
 
 
 def request_values(text: str) -> list[Value]:
-    """The numbers, quoted texts and capitalised names of `text`, in order. A sentence's
-    first word is not a name ("Calculate", "What"), nor a month or day name.
+    """The numbers, quoted texts and capitalised names of `text`, in order.
+
+    A sentence's first word is not a name ("Calculate", "What"), nor a month or day name.
     """
     found: list[Value] = []
     for m in _NUMBER.finditer(text):
@@ -127,9 +130,10 @@ def _lists(text: str, names: list[Value]) -> list[list[Value]]:
 
 
 def unused(request: str, calls: list[dict[str, Any]], tools: Collection[str] = ()) -> list[str]:
-    """The values of `request` that no call in `calls` ({"tool"/"name", "arguments"}) holds,
-    of a kind the calls used (see the module doc), each once, in the request's order. The
-    names of `tools` are not values ("use the 'update_user' function").
+    """The values of `request` that no call in `calls` holds, each once, in the request's order.
+
+    Calls are {"tool"/"name", "arguments"}; only values of a kind the calls used count (see the
+    module doc). The names of `tools` are not values ("use the 'update_user' function").
     """
     held = [leaf for call in calls for leaf in leaves(call.get("arguments"))]
     values = [v for v in request_values(request) if v.text not in tools]

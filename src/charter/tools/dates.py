@@ -19,8 +19,10 @@ _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?=$|[T ])")
 
 
 def layout(description: str) -> tuple[tuple[str, str, str], str] | None:
-    """The one date layout `description` names, as (field order, separator); None when it
-    names none, several different ones, or a layout without each of year, month and day.
+    """The one date layout `description` names, as (field order, separator).
+
+    None when it names none, several different ones, or a layout without each of year, month and
+    day.
     """
     found = {
         ((m.group(1).lower(), m.group(3).lower(), m.group(4).lower()), m.group(2))
@@ -33,8 +35,10 @@ def layout(description: str) -> tuple[tuple[str, str, str], str] | None:
 
 
 def convert(arguments: dict[str, Any], schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """`arguments` with each top-level ISO date in a parameter that states another layout
-    rewritten to that layout; and `name: old → new` for each.
+    """`arguments` with ISO dates rewritten to the layout their parameter states.
+
+    Only top-level ISO dates in a parameter whose description states another layout are rewritten;
+    also returns `name: old → new` for each.
     """
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):

@@ -121,8 +121,9 @@ class Executor(ABC):
 
     @abstractmethod
     async def act(self, turn: Turn, checked: Checked) -> Step:
-        """Act on `checked` (run it, propose it): its step, with the turn's results,
-        evidence and transcript updated.
+        """Act on `checked` (run it, propose it).
+
+        Returns its step, with the turn's results, evidence and transcript updated.
         """
 
     def key(self, checked: Checked) -> Any:
@@ -133,8 +134,9 @@ class Executor(ABC):
         """A call did not pass the checks; `told` says why. By default nothing follows."""
 
     def unreadable(self, turn: Turn) -> bool:
-        """A decision could not be read (cut off by the token limit): whether to ask again,
-        with each value bounded. By default once.
+        """A decision could not be read (cut off by the token limit): whether to ask again.
+
+        When asked again, each value is bounded. By default once.
         """
         if turn.cut_off:
             return False
@@ -146,15 +148,18 @@ class Executor(ABC):
 
     @abstractmethod
     def after(self, turn: Turn, progressed: bool, reminded: bool) -> bool:
-        """After a decision's calls (`progressed`: one was acted on; `reminded`: the model
-        was told of values the calls left unused): whether the model decides again.
+        """After a decision's calls: whether the model decides again.
+
+        `progressed`: one was acted on; `reminded`: the model was told of values the calls left
+        unused.
         """
 
 
 class RunHere(Executor):
-    """The charter's own tools, run here. Every problem is fed back to the model, which
-    tries again within `max_retries`; the loop goes on until the model is done or a budget
-    is spent.
+    """The charter's own tools, run here.
+
+    Every problem is fed back to the model, which tries again within `max_retries`; the loop goes on
+    until the model is done or a budget is spent.
     """
 
     def __init__(
@@ -163,10 +168,11 @@ class RunHere(Executor):
         result_guard: Guard | None = None,
         approve: Callable[[str], str] | None = None,
     ) -> None:
-        """`result_guard` checks each result before the model sees it (a tool result is
-        untrusted text: indirect injection). `approve` files a request for a human's
-        approval of a dangerous call and returns its reference; without it such a call is
-        refused.
+        """Run the tools here, with a guard on results and approval for dangerous calls.
+
+        `result_guard` checks each result before the model sees it (a tool result is untrusted text:
+        indirect injection). `approve` files a request for a human's approval of a dangerous call
+        and returns its reference; without it such a call is refused.
         """
         self.result_guard = result_guard
         self.approve = approve
@@ -267,17 +273,20 @@ class RunHere(Executor):
 
 
 class ProposeToCaller(Executor):
-    """A caller's own tools, which the caller runs: valid calls are collected, and the turn
-    stops. Calls that do not pass the checks are left out (the trace says why), not fed
-    back; a cut-off decision is asked once more, with each value bounded. The model decides
-    again only when told of values its calls left unused, within `max_calls`.
+    """A caller's own tools, which the caller runs: valid calls are collected, and the turn stops.
+
+    Calls that do not pass the checks are left out (the trace says why), not fed back; a cut-off
+    decision is asked once more, with each value bounded. The model decides again only when told of
+    values its calls left unused, within `max_calls`.
     """
 
     budgeted = False
 
     def __init__(self, *, require: bool = False) -> None:
-        """`require` (a gateway caller's `tool_choice: required`): the first decision must
-        hold at least one call (the grammar, or the backend's own `tool_choice`).
+        """Collect the model's calls for the caller to run.
+
+        `require` (a gateway caller's `tool_choice: required`): the first decision must hold at
+        least one call (the grammar, or the backend's own `tool_choice`).
         """
         self.require = require
 
@@ -288,9 +297,7 @@ class ProposeToCaller(Executor):
         return checked.step("proposed")
 
     def key(self, checked: Checked) -> Any:
-        """Proposals are told apart by value, as the caller gets them (1 and 1.0 are one
-        call).
-        """
+        """Proposals are told apart by value, as the caller gets them (1 and 1.0 are one call)."""
         return {"name": checked.name, "arguments": checked.arguments}
 
     def after(self, turn: Turn, progressed: bool, reminded: bool) -> bool:

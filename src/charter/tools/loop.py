@@ -1,5 +1,4 @@
-"""One turn's tool use: ask the model for its next calls, check them, act on them, feed
-back, repeat.
+"""One turn's tool use: ask the model for its next calls, check and act on them, feed back, repeat.
 
 Each decision asks the chat model for its next calls as schema-forced JSON,
 `{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`: each item one of the offered tools
@@ -69,9 +68,10 @@ if TYPE_CHECKING:
 def decision_schema(
     tools: dict[str, LoadedTool], max_calls: int = 4, min_calls: int = 0
 ) -> dict[str, Any]:
-    """`{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`: one item per call the model
-    wants now (several when the question asks for several), none when it is done (unless
-    `min_calls`: a caller's `tool_choice: required`).
+    """The JSON Schema of a decision: `{"calls": [{"tool": NAME, "arguments": {...}}, ...]}`.
+
+    One item per call the model wants now (several when the question asks for several), none when it
+    is done (unless `min_calls`: a caller's `tool_choice: required`).
     """
     options: list[dict[str, Any]] = [
         {
@@ -90,10 +90,10 @@ def decision_schema(
 def counted_decision_schema(
     tools: dict[str, LoadedTool], max_calls: int = 4, min_calls: int = 0
 ) -> dict[str, Any]:
-    """`{"count": N, "calls": [...]}` with exactly N calls: one branch per N (from
-    `min_calls`), so the grammar holds the model to the count it wrote first. Asked for the
-    turn's first decision: the 0.5B model, asked only for a list, stops after the first of
-    several calls.
+    """`{"count": N, "calls": [...]}` with exactly N calls: one branch per N (from `min_calls`).
+
+    So the grammar holds the model to the count it wrote first. Asked for the turn's first decision:
+    the 0.5B model, asked only for a list, stops after the first of several calls.
     """
     call = decision_schema(tools, max_calls)["properties"]["calls"]["items"]
     return {
@@ -137,8 +137,9 @@ REQUIRED_DECISION = (
 
 
 def parse_decision(parsed: Any) -> list[dict[str, Any]]:
-    """The calls of a decision: `{"calls": [...]}`, or a single `{"tool": NAME, ...}` (which
-    `{"tool": "none"}` makes an empty list).
+    """The calls of a decision: `{"calls": [...]}`, or a single `{"tool": NAME, ...}`.
+
+    `{"tool": "none"}` makes an empty list; the same call twice in one answer is one call.
     """
     if isinstance(parsed, dict) and isinstance(parsed.get("calls"), list):
         items = parsed["calls"]
@@ -155,6 +156,7 @@ def parse_decision(parsed: Any) -> list[dict[str, Any]]:
 
 
 def tool_menu(tools: dict[str, LoadedTool]) -> str:
+    """The tools as lines of the system prompt: name, description, approval note, arguments."""
     lines = []
     for name, tool in tools.items():
         params = json.dumps(tool.spec.parameters.get("properties", {}))
@@ -180,8 +182,10 @@ class ToolLoop:
         price: Price | None = None,
         require: bool = False,
     ) -> None:
-        """`max_tokens`: of each decision. `price`: the model's, for `max_cost`. `require`:
-        for `propose` (`ProposeToCaller.require`).
+        """A tool loop of `model` over `tools`, within `limits`.
+
+        `max_tokens`: of each decision. `price`: the model's, for `max_cost`. `require`: for
+        `propose` (`ProposeToCaller.require`).
         """
         self.model = model
         self.tools = tools
@@ -198,8 +202,9 @@ class ToolLoop:
     async def propose(
         self, system_prompt: str, messages: list[Message]
     ) -> tuple[list[dict[str, Any]], LoopOutcome]:
-        """The calls proposed to a caller that runs its tools itself (`ProposeToCaller`),
-        as {"name", "arguments"}, and the outcome.
+        """The calls proposed to a caller that runs its tools itself (`ProposeToCaller`).
+
+        Returns them as {"name", "arguments"}, and the outcome.
         """
         out = await self.turn(system_prompt, messages, ProposeToCaller(require=self.require))
         return out.proposals, out
@@ -207,8 +212,9 @@ class ToolLoop:
     async def turn(
         self, system_prompt: str, messages: list[Message], executor: Executor
     ) -> LoopOutcome:
-        """Decide, check, act (`executor`), feed back, until the model is done, the
-        executor stops, or a limit is reached.
+        """Decide, check, act (`executor`) and feed back, in rounds, until the turn is over.
+
+        It is over when the model is done, the executor stops, or a limit is reached.
         """
         turn = Turn(system_prompt, messages, self.limits, latest_user(messages))
         out, limits = turn.out, self.limits
@@ -239,8 +245,9 @@ class ToolLoop:
         return out
 
     async def _act_on(self, turn: Turn, calls: list[Call], executor: Executor) -> bool:
-        """Check each call of a decision and act on those that pass: whether any was acted
-        on (not a loop).
+        """Check each call of a decision and act on those that pass.
+
+        Returns whether any was acted on (not a loop).
         """
         out, limits = turn.out, self.limits
         context = CheckContext(
@@ -285,11 +292,12 @@ class ToolLoop:
     def _check(
         self, decision: Call, withheld: Withhold | None, context: CheckContext
     ) -> Checked | tuple[Step, str]:
-        """One decided call, checked before it is acted on: what it is acted on with
-        (percentages and dates in their parameter's form, values nobody gave or named left
-        out), or, when it must not be, its step and what to tell the model (`withheld` by a
-        check of the decision stage, an unknown tool, invalid arguments, a finding of the
-        arguments stage).
+        """One decided call, checked before it is acted on.
+
+        Returns what it is acted on with (percentages and dates in their parameter's form, values
+        nobody gave or named left out), or, when it must not be, its step and what to tell the model
+        (`withheld` by a check of the decision stage, an unknown tool, invalid arguments, a finding
+        of the arguments stage).
         """
         name = str(decision.get("tool"))
         if withheld is not None:
@@ -325,10 +333,11 @@ class ToolLoop:
     def _forms(
         self, tool: LoadedTool, arguments: dict[str, Any], request: str
     ) -> tuple[dict[str, Any], list[str]] | None:
-        """The arguments with values in the form each parameter takes: the request's
-        percentages (`convert_percentages`, `percent.convert`: 8 → 0.08 for a rate) and ISO
-        dates in a stated layout (`convert_dates`, `dates.convert`), and the rewrites (the
-        step's `converted`); None when nothing changes.
+        """The arguments with values in the form each parameter takes, and the rewrites.
+
+        The request's percentages (`convert_percentages`, `percent.convert`: 8 → 0.08 for a rate)
+        and ISO dates in a stated layout (`convert_dates`, `dates.convert`); the rewrites are the
+        step's `converted`. None when nothing changes.
         """
         converted, notes = arguments, list[str]()
         if self.limits.convert_percentages:
@@ -345,10 +354,10 @@ class ToolLoop:
         return converted, notes
 
     def _remind(self, turn: Turn) -> list[Message]:
-        """With `remind_unused`: the values of the request that none of the turn's calls
-        has used yet (`coverage.unused`), for the model to make the calls it left out. Said
-        again after a decision only while the list shrinks (the model is working through
-        it).
+        """With `remind_unused`: a note of the request's values no call of the turn has used yet.
+
+        The note (`coverage.unused`) is for the model to make the calls it left out. It is said
+        again after a decision only while the list shrinks (the model is working through it).
         """
         if not self.limits.remind_unused:
             return []
@@ -374,9 +383,11 @@ class ToolLoop:
         return None
 
     async def _decide(self, turn: Turn, *, require: bool) -> list[Call]:
-        """The model's next calls. After a decision was cut off (`turn.cut_off`), the
-        grammar holds each string and list of the arguments to `bounds.MAX_CHARS` /
-        `bounds.MAX_ITEMS`. `require`: the turn's first decision must hold a call.
+        """The model's next calls.
+
+        After a decision was cut off (`turn.cut_off`), the grammar holds each string and list of the
+        arguments to `bounds.MAX_CHARS` / `bounds.MAX_ITEMS`. `require`: the turn's first decision
+        must hold a call.
         """
         transcript, out = turn.transcript, turn.out
         required = require and not transcript
@@ -411,8 +422,9 @@ class ToolLoop:
         return parse_decision(parsed)
 
     async def _decide_native(self, turn: Turn, *, required: bool) -> list[Call]:
-        """The backend's own tool calling: the offered tools as `tools`, the answer's
-        `tool_calls` as the calls (no calls: the model is done).
+        """The backend's own tool calling: the offered tools as `tools`, `tool_calls` as the calls.
+
+        No calls: the model is done.
         """
         request = ChatRequest(
             messages=[

@@ -63,8 +63,10 @@ def _close(a: float, b: float) -> bool:
 def convert(
     arguments: dict[str, Any], schema: dict[str, Any], request: str
 ) -> tuple[dict[str, Any], list[str]]:
-    """`arguments` with each top-level number that is one of `request`'s percentages in the
-    other form rewritten to its parameter's form; and `name: old → new` for each.
+    """`arguments` with the request's percentages in the form their parameter takes.
+
+    Each top-level number that is one of `request`'s percentages in the other form is rewritten to
+    its parameter's form; also returns `name: old → new` for each.
     """
     written = percentages(request)
     properties = schema.get("properties", {})

@@ -28,11 +28,17 @@ class ToolError(CharterError):
 
 
 class InvalidArguments(ToolError):
-    pass
+    """A call's arguments are not a JSON object or do not match the tool's JSON Schema."""
 
 
 @dataclass(frozen=True)
 class LoadedTool:
+    """A tool ready to call: its spec, the function that runs it, and its arguments' validator.
+
+    `validate` raises InvalidArguments naming the first problem; `call` raises ToolError when the
+    function fails or returns something that is not JSON.
+    """
+
     spec: Tool
     function: Callable[[dict[str, Any]], Any]
     validator: jsonschema.protocols.Validator
@@ -106,8 +112,9 @@ def _http(url: str, timeout_s: float) -> Callable[[dict[str, Any]], Any]:
 
 
 def _validator(parameters: dict[str, Any], where: str) -> jsonschema.protocols.Validator:
-    """The validator for a tool's `parameters`; a schema that is not valid JSON Schema is a
-    ToolError naming `where` it came from.
+    """The validator for a tool's `parameters`.
+
+    A schema that is not valid JSON Schema is a ToolError naming `where` it came from.
     """
     try:
         validator_class = jsonschema.validators.validator_for(parameters)
@@ -118,6 +125,12 @@ def _validator(parameters: dict[str, Any], where: str) -> jsonschema.protocols.V
 
 
 def load_tool(tool: Tool) -> LoadedTool:
+    """The charter's tool, ready to call: its Python function, or its http(s) URL.
+
+    A Python function is called with the arguments as keywords; a URL receives them as a JSON POST.
+    Raises ToolError when the implementation cannot be found or `parameters` is not valid JSON
+    Schema.
+    """
     validator = _validator(tool.parameters, f"tools.{tool.name}.parameters")
     if tool.implementation.startswith(("http://", "https://")):
         function = _http(tool.implementation, tool.timeout_s)
@@ -138,10 +151,11 @@ def client_tools(
     functions: list[dict[str, Any]],
     run: Callable[[dict[str, Any]], Any] = _not_here,
 ) -> dict[str, LoadedTool]:
-    """Functions offered from outside the charter ({"name", "description", "parameters"}:
-    a gateway caller's `tools`, BFCL's functions) as tools Charter can decide on and
-    validate. By default they never run here; `run` stands in for them (BFCL records the
-    call). A schema that is not valid JSON Schema is a ToolError.
+    """Functions offered from outside the charter, as tools Charter can decide on and validate.
+
+    The functions are {"name", "description", "parameters"}: a gateway caller's `tools`, BFCL's
+    functions. By default they never run here; `run` stands in for them (BFCL records the call). A
+    schema that is not valid JSON Schema is a ToolError.
     """
     tools: dict[str, LoadedTool] = {}
     for function in functions:
@@ -157,4 +171,5 @@ def client_tools(
 
 
 def load_tools(tools: list[Tool]) -> dict[str, LoadedTool]:
+    """The charter's tools, loaded (`load_tool`), by name."""
     return {t.name: load_tool(t) for t in tools}

@@ -78,6 +78,11 @@ def features(message: str, tools: Sequence[LoadedTool]) -> list[list[float]]:
 
 @dataclass(frozen=True)
 class Gate:
+    """The relevance gate: a logistic regression over a tool's features for a message.
+
+    `score` gives the probability that the tool fits the message (0-1).
+    """
+
     coefficients: tuple[float, ...]
     intercept: float
     threshold: float
@@ -90,6 +95,10 @@ class Gate:
 
 @lru_cache(maxsize=1)
 def packaged_gate() -> Gate:
+    """The gate Charter ships (data/relevance_gate.json), read once.
+
+    Raises ValueError when it was fitted on other features or embeddings than this Charter makes.
+    """
     from charter.guards.embedder import EMBEDDING_ID
 
     data: dict[str, Any] = json.loads(
@@ -111,8 +120,9 @@ def threshold(min_relevance: float | None) -> float:
 def relevance(
     message: str, tools: dict[str, LoadedTool], min_relevance: float | None = None
 ) -> dict[str, float]:
-    """The gate's score of each tool for `message`; every tool scores 1.0 without embedding
-    anything when `min_relevance` is -1 (offer them all).
+    """The gate's score of each tool for `message`.
+
+    Every tool scores 1.0 without embedding anything when `min_relevance` is -1 (offer them all).
     """
     if min_relevance is not None and min_relevance <= -1:
         return dict.fromkeys(tools, 1.0)
@@ -124,8 +134,9 @@ def relevance(
 def offer(
     tools: dict[str, LoadedTool], scores: dict[str, float], min_relevance: float | None = None
 ) -> dict[str, LoadedTool]:
-    """The tools at or above the threshold, most relevant first: a small model picks the
-    right tool more often from a short, ordered menu.
+    """The tools at or above the threshold, most relevant first.
+
+    A small model picks the right tool more often from a short, ordered menu.
     """
     needed = threshold(min_relevance)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])

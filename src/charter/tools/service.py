@@ -66,9 +66,10 @@ class ToolUse:
         *,
         gated: bool = True,
     ) -> ToolUseOutcome:
-        """Offer the tools the relevance gate scores at or above `min_relevance` for the
-        user's latest message (every tool with `gated` False), and run the loop over them
-        with `executor`. No tool offered: no model call.
+        """Offer the tools the relevance gate passes and run the loop over them with `executor`.
+
+        The gate scores each tool for the user's latest message against `min_relevance` (every tool
+        is offered with `gated` False). No tool offered: no model call.
         """
         outcome = ToolUseOutcome()
         offered = tools

@@ -53,6 +53,8 @@ _TIMED_FIRST: frozenset[Action] = frozenset({"ran", "withheld"})
 
 @dataclass
 class Step:
+    """One step of the tool loop: a decided call and what came of it (`action`)."""
+
     decision: Call | None
     """The call as decided, with the arguments it ran with when they were converted or had
     values dropped; {"tool": "none"} for `answer`; None for a decision that could not be
@@ -72,8 +74,9 @@ class Step:
     """The size of the result the model saw."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The step as the trace shows it: the fields that are set, in the order traces
-        have always had them (a run's time before its action).
+        """The step as the trace shows it: the fields that are set.
+
+        In the order traces have always had them (a run's time before its action).
         """
         out: dict[str, Any] = {"decision": self.decision}
         if self.converted is not None:
@@ -112,8 +115,9 @@ class LoopOutcome:
 
     @property
     def calls(self) -> list[Call]:
-        """The calls made (run, filed for approval, or proposed), in order: {"tool",
-        "arguments"}.
+        """The calls made (run, filed for approval, or proposed), in order.
+
+        Each is {"tool", "arguments"}.
         """
         return [s.decision for s in self.steps if s.action in MADE and s.decision is not None]
 

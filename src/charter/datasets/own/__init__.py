@@ -1,0 +1,1 @@
+"""The project's own data files, written for Charter; README.md describes each one."""

@@ -1,0 +1,1 @@
+"""The guards' packaged data: classifier weights, and digests of the texts each learnt from."""

@@ -1,0 +1,1 @@
+"""Data files the tools read: the relevance gate's fitted model (relevance_gate.json)."""
