@@ -12,7 +12,7 @@ The client (the official openai SDK with a system and a user message, or bare ht
 gateway, in the same run, alternating, one at a time for latency and `--concurrency` at a
 time for throughput, plus streamed requests for time to first token. Prints p50 / p99
 milliseconds and the difference gateway - direct, requests per second and the ratio to
-direct, and writes bench/results/gateway.json. Targets (issue 7): <= 3 ms p50 added without
+direct, and writes bench/results/gateway.json. Targets: <= 3 ms p50 added without
 guards, <= 15 ms with the default guards.
 """
 
