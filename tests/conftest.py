@@ -34,6 +34,7 @@ ACME_STAGES = [
     "output_guards",
     "retrieve",
     "tools",
+    "hygiene",
     "critique",
     "generate",
 ]

@@ -53,20 +53,21 @@ def test_the_table_lists_the_turn_in_order() -> None:
 
 def test_a_charter_builds_the_rows_it_enables() -> None:
     plain = spec(drift={"enabled": False})
-    assert stage_names(plain) == ["persona", "operator", "critique", "generate"]
+    assert stage_names(plain) == ["persona", "operator", "hygiene", "critique", "generate"]
     assert stage_names(spec()) == [
         "persona",
         "drift",
         "operator",
+        "hygiene",
         "critique",
         "generate",
     ]
     charter = Charter(plain, model=FakeModel([], default="hi"))
     assert [s.name for s in charter.pipeline.stages] == stage_names(plain)
     # the operator stage takes part only in turns that carry operator instructions
-    assert charter.respond("hello").trace.stages == ["persona", "critique", "generate"]
+    assert charter.respond("hello").trace.stages == ["persona", "hygiene", "critique", "generate"]
     reply = charter.respond("hello", operator_instructions="Answer briefly.")
-    assert reply.trace.stages == ["persona", "operator", "critique", "generate"]
+    assert reply.trace.stages == ["persona", "operator", "hygiene", "critique", "generate"]
 
 
 class Shout:

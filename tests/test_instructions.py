@@ -9,9 +9,16 @@ import pytest
 from charter import Charter, Conversation, FakeModel, Store
 from charter.models.base import Message
 from charter.persona.signals import code_language, compute, expertise, language, sentiment
-from charter.spec import load_charter, parse_charter
+from charter.spec import CharterSpec, load_charter, parse_charter
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def given(spec: CharterSpec, model: FakeModel) -> set[str]:
+    """The charter's instructions (by id) whose text the model was given for its latest
+    reply."""
+    system = model.calls[-1].messages[0].content
+    return {i.id for i in spec.instructions if i.then.strip() in system}
 
 
 @pytest.mark.parametrize(
@@ -43,27 +50,27 @@ def test_stored_profile_fills_in_expertise() -> None:
 
 
 def test_upset_customer_gets_the_apology_first_instruction() -> None:
+    spec = load_charter(EXAMPLES / "acme-bank" / "charter.yaml")
     model = FakeModel(default="I'm so sorry about that. Let me help.")
-    charter = Charter(load_charter(EXAMPLES / "acme-bank" / "charter.yaml"), model=model)
-    reply = charter.respond("I was charged twice and this is unacceptable!!")
-    applied = [a["id"] for a in reply.trace["instructions"].detail["applied"]]
-    assert applied == ["apologise-first"]
-    system = model.calls[0].messages[0].content
-    assert system.endswith("then give one concrete next step. Do not argue.")
+    charter = Charter(spec, model=model)
+    charter.respond("I was charged twice and this is unacceptable!!")
+    assert given(spec, model) == {"apologise-first"}
+    system = model.calls[-1].messages[0].content
+    assert system.endswith("then give one concrete next step. Do not argue.")  # placed last
     assert "For this reply:" in system
-    calm = charter.respond("What are your opening hours?")
-    assert calm.trace["instructions"].detail["applied"] == []
+    charter.respond("What are your opening hours?")
+    assert given(spec, model) == set()
     assert "For this reply:" not in model.calls[-1].messages[0].content
 
 
 def test_tutor_adapts_to_python_and_a_beginner() -> None:
+    spec = load_charter(EXAMPLES / "code-tutor" / "charter.yaml")
     model = FakeModel(default="Let's look at line 2 together. What does it return?")
-    charter = Charter(load_charter(EXAMPLES / "code-tutor" / "charter.yaml"), model=model)
-    reply = charter.respond("I'm new to this. Why does this fail?\ndef f(x):\n    print(x)\nf()")
-    applied = {a["id"] for a in reply.trace["instructions"].detail["applied"]}
-    assert applied == {"python", "beginner"}
-    js = charter.respond("Why is this undefined?\nconst x = () => { let y; console.log(y); };")
-    assert {a["id"] for a in js.trace["instructions"].detail["applied"]} == {"javascript"}
+    charter = Charter(spec, model=model)
+    charter.respond("I'm new to this. Why does this fail?\ndef f(x):\n    print(x)\nf()")
+    assert given(spec, model) == {"python", "beginner"}
+    charter.respond("Why is this undefined?\nconst x = () => { let y; console.log(y); };")
+    assert given(spec, model) == {"javascript"}
 
 
 def test_expertise_is_remembered_across_conversations(tmp_path: Path) -> None:
@@ -76,13 +83,9 @@ def test_expertise_is_remembered_across_conversations(tmp_path: Path) -> None:
         assert store.profile("lena") == {"expertise": "beginner"}
         second = Conversation(Charter(spec, model=model), store, user="lena")
         reply = second.send("How do I sort it?")
-        applied = [
-            a for a in reply.trace["instructions"].detail["applied"] if a["id"] == "beginner"
-        ]
-        assert applied
-        assert reply.trace["instructions"].detail["evidence"]["expertise"] == (
-            "from the stored profile"
-        )
+        assert "beginner" in given(spec, model)
+        assert reply.signals is not None
+        assert (reply.signals.expertise, reply.signals.expertise_source) == ("beginner", "profile")
     finally:
         store.close()
 
@@ -95,12 +98,10 @@ def test_profile_conditions() -> None:
     )
     model = FakeModel(default="Hello!")
     charter = Charter(spec, model=model)
-    reply = charter.respond("hi", profile={"plan": "premium"})
-    assert reply.trace["instructions"].detail["applied"][0]["why"] == ["profile.plan=premium"]
-    assert (
-        charter.respond("hi", profile={"plan": "basic"}).trace["instructions"].detail["applied"]
-        == []
-    )
+    charter.respond("hi", profile={"plan": "premium"})
+    assert given(spec, model) == {"vip"}
+    charter.respond("hi", profile={"plan": "basic"})
+    assert given(spec, model) == set()
 
 
 def test_bad_conditions_are_caught_when_loading() -> None:

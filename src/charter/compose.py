@@ -39,6 +39,7 @@ from charter.stages import (
     RouteStage,
     ToolsStage,
 )
+from charter.stages.hygiene import HygieneStage
 from charter.stages.operator import OperatorStage
 
 if TYPE_CHECKING:
@@ -251,6 +252,14 @@ STAGES: tuple[Row, ...] = (
         reads="request.latest, tool_results, request.carry.reanchor",
         writes="route",
         build=lambda p: RouteStage(p.spec.models.routing),
+    ),
+    Row(
+        "hygiene",
+        _always,
+        reads="on the way out outcome.reply, messages, canary, outcome.revisions",
+        writes="outcome.reply (scaffolding taken out; a new try, or an honest note, when it "
+        "spins); messages (a copied earlier reply left out of the new try)",
+        build=lambda p: HygieneStage(p.spec, held=p.spec.critique.enabled),
     ),
     Row(
         "critique",

@@ -126,6 +126,8 @@ class TurnOutcome:
     specialist_policy: str | None = None
     """A policy the reply matched that needs a specialist to follow up (output guards);
     escalate hands it over."""
+    revisions: int = 0
+    """How many times the critique had the model rewrite its draft (critique)."""
     persona_score: float | None = None
     """Share of the persona's checks the draft reply passed (critique); drift reads it."""
     reanchor_next: bool = False

@@ -55,7 +55,15 @@ def test_chat_once_json(fake_charter_file: Callable[..., Path]) -> None:
     payload = json.loads(result.stdout)
     assert payload["reply"] == "Hi, I'm Penny from Acme Bank."
     stages = [s["stage"] for s in payload["trace"]]
-    assert stages == ["persona", "drift", "input_guards", "output_guards", "critique", "generate"]
+    assert stages == [
+        "persona",
+        "drift",
+        "input_guards",
+        "output_guards",
+        "hygiene",
+        "critique",
+        "generate",
+    ]
     assert payload["conversation"]
     assert payload["blocked"] is False
 

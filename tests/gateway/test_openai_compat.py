@@ -77,6 +77,12 @@ def record(body: dict[str, Any], stage: str) -> dict[str, Any]:
     return next(r for r in body["charter"]["trace"] if r["stage"] == stage)
 
 
+def turns_run(client: TestClient) -> int:
+    """How many turns the gateway ran (its audit log has one entry a turn; a refused
+    request has none)."""
+    return len(client.get("/v1/audit?limit=1000").json()["data"])
+
+
 def refused(response: Any, param: str, *says: str) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -112,11 +118,7 @@ def test_system_and_developer_messages_are_operator_instructions_below_the_chart
     )
     assert "always take precedence" in OPERATOR_HEADING
     assert [m.role for m in rest] == ["user"]  # no system message left in the history
-    operator = record(body, "operator")
-    assert operator["detail"]["text"] == "Answer in French.\n\nKeep it short."
-    assert operator["detail"]["guards"][0]["guard"] == "extraction"
-    assert "operator:extraction=allow" in body["charter"]["guards"]
-    assert record(body, "gateway")["detail"]["operator_messages"] == 2
+    assert "operator:extraction=allow" in body["charter"]["guards"]  # checked, then placed
 
 
 def test_an_attack_in_a_system_message_is_refused_like_one_in_a_user_message(
@@ -174,18 +176,22 @@ def test_the_injection_guard_reads_operator_instructions_and_the_allow_list_appl
         ).json()
     assert "operator:injection=block" in attacked["charter"]["guards"]
     assert attacked["choices"][0]["finish_reason"] == "content_filter"
+    sent = [m.content for request in model.calls for m in request.messages]
+    assert not any(dan in text for text in sent)  # the attack never reached the model
     assert allowed["charter"]["blocked"] is False
+    assert "operator:injection=allow" in allowed["charter"]["guards"]
+    # The trace says which allow-list entry applied, and why it is there.
     assert record(allowed, "operator")["detail"]["allowed"][0]["reason"] == "our app"
     # The same instructions, sent again with the next request, are not checked again.
-    assert record(again, "operator")["detail"]["cached"] is True
-    assert len(model.calls) == 2
+    assert again["charter"]["blocked"] is False
+    assert not [g for g in again["charter"]["guards"] if g.startswith("operator:")]
 
 
 def test_a_system_prompt_that_sets_a_role_is_flagged_not_blocked(store: Store) -> None:
     # The injection classifier reads "You are a helpful assistant." in a user's message as
     # a role override; in the operator's system message it is what a system prompt is for.
     spec = variant(guards={"input": ["extraction", "injection"]})
-    client, model = serve(store, spec=spec)
+    client, _ = serve(store, spec=spec)
     with client:
         body = client.post(
             "/v1/chat/completions",
@@ -200,14 +206,15 @@ def test_a_system_prompt_that_sets_a_role_is_flagged_not_blocked(store: Store) -
             "/v1/chat/completions", json=chat([user("You are a helpful assistant.")])
         ).json()
     assert body["charter"]["blocked"] is False
-    assert len(model.calls) == 1  # only the operator's turn reached the model
+    assert body["choices"][0]["message"]["content"] == "Happy to help."
+    assert "operator:injection=allow" in body["charter"]["guards"]
     injection = next(
         v for v in record(body, "operator")["detail"]["guards"] if v["guard"] == "injection"
     )
-    assert injection["action"] == "allow"
-    assert injection["detail"]["flagged"] is True
-    assert injection["reason"].startswith("flagged, not blocked")
-    assert as_user["charter"]["blocked"] is True  # the user channel is unchanged
+    assert injection["reason"].startswith("flagged, not blocked")  # the trace says why
+    # The user channel is unchanged: the same words there are refused before the model.
+    assert as_user["charter"]["blocked"] is True
+    assert "input:injection=block" in as_user["charter"]["guards"]
 
 
 def test_a_charter_can_refuse_system_messages(store: Store, tmp_path: Path) -> None:
@@ -223,7 +230,7 @@ def test_a_charter_can_refuse_system_messages(store: Store, tmp_path: Path) -> N
     spec = parse_charter(text)
     assert spec.gateway.client_system == "reject"
     assert SPEC.gateway.client_system == "merge"  # the default
-    client, model = serve(store, spec=spec)
+    client, _ = serve(store, spec=spec)
     with client:
         for role in ("system", "developer"):
             response = client.post(
@@ -237,7 +244,7 @@ def test_a_charter_can_refuse_system_messages(store: Store, tmp_path: Path) -> N
                 "gateway.client_system: reject",
             )
         assert client.post("/v1/chat/completions", json=chat([user("hi")])).status_code == 200
-    assert len(model.calls) == 1
+        assert turns_run(client) == 1  # the refused requests ran no turn
 
 
 def test_a_wrong_client_system_names_the_field_and_the_line() -> None:
@@ -275,7 +282,7 @@ def test_text_parts_are_joined_and_other_parts_refused_by_index_and_type(store: 
                 f"messages[2].content[1]: {kind!r} parts are not supported",
                 "text only",
             )
-    assert len(model.calls) == 1
+        assert turns_run(client) == 1  # the refused requests ran no turn
 
 
 # --- sampling and the other parameters -----------------------------------------------------
@@ -312,20 +319,11 @@ def test_sampling_parameters_reach_the_model_call_and_the_trace(store: Store) ->
         None,
     )
     assert not default.stop
-    gateway = record(body, "gateway")["detail"]
-    assert gateway["sampling"] == {
-        "temperature": 0.9,
-        "top_p": 0.5,
-        "max_tokens": 120,
-        "seed": 7,
-        "stop": ["\n\n", "END"],
-    }
-    assert gateway["user"] == "alice"
-    assert gateway["metadata"] == {"session": "s-1", "app": "web"}
-    assert record(body, "generate")["detail"]["sampling"]["temperature"] == 0.9
-    # The metadata is in the audit log with the trace.
+    assert body["choices"][0]["message"]["content"] == "Happy to help."
+    # The metadata is recorded in the trace, which the audit log keeps.
     recorded = audit[1]["trace"][0]
-    assert recorded["stage"] == "gateway" and recorded["detail"]["metadata"]["session"] == "s-1"
+    assert recorded["stage"] == "gateway"
+    assert recorded["detail"]["metadata"] == {"session": "s-1", "app": "web"}
     wire = request_payload(asked, stream=False)
     assert (wire["top_p"], wire["stop"], wire["seed"]) == (0.5, ["\n\n", "END"], 7)
 
@@ -361,11 +359,11 @@ def test_a_single_stop_string_and_max_completion_tokens(store: Store) -> None:
 def test_parameters_out_of_bounds_are_refused_by_name(
     store: Store, extra: dict[str, Any], param: str, says: str
 ) -> None:
-    client, model = serve(store)
+    client, _ = serve(store)
     with client:
         response = client.post("/v1/chat/completions", json=chat([user("hi")], **extra))
+        assert turns_run(client) == 0
     refused(response, param, says)
-    assert not model.calls
 
 
 def test_user_keys_the_rate_limit(store: Store) -> None:
@@ -459,9 +457,6 @@ def test_tool_choice_required_skips_the_gate_and_demands_a_call(store: Store) ->
     [call] = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
-    generate = record(body, "generate")["detail"]
-    assert generate["client_tool_choice"] == "required"
-    assert "client_tool_relevance" not in generate  # the gate did not run
 
 
 def test_a_named_tool_choice_offers_only_that_function(store: Store) -> None:
@@ -483,7 +478,6 @@ def test_a_named_tool_choice_offers_only_that_function(store: Store) -> None:
     assert offered(model.calls[0]) == ["track_order"]
     [call] = body["choices"][0]["message"]["tool_calls"]
     assert call["function"]["name"] == "track_order"
-    assert record(body, "gateway")["detail"]["tool_choice"] == {"function": "track_order"}
     refused(unknown, "tool_choice", "'launch', which is not in tools (get_weather)")
 
 
@@ -498,7 +492,8 @@ def test_required_but_no_valid_call_answers_with_text_and_says_so(store: Store) 
             json=chat([user("Where is my order?")], tools=[ORDER], tool_choice="required"),
         ).json()
     assert body["choices"][0]["message"]["content"] == "What is your order number?"
-    assert "client_tool_choice_unmet" in record(body, "generate")["detail"]
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert "client_tool_choice_unmet" in record(body, "generate")["detail"]  # the trace says so
 
 
 def test_tool_choice_none_offers_nothing_and_parallel_false_keeps_one_call(store: Store) -> None:
@@ -520,9 +515,8 @@ def test_tool_choice_none_offers_nothing_and_parallel_false_keeps_one_call(store
         ).json()
     assert none["choices"][0]["message"]["content"] == "No tools today."
     assert model.calls[0].json_schema is None
-    [call] = single["choices"][0]["message"]["tool_calls"]
+    [call] = single["choices"][0]["message"]["tool_calls"]  # the model proposed two
     assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
-    assert record(single, "gateway")["detail"]["tool_calls_dropped"] == 1
 
 
 class NativeModel(FakeModel):
@@ -574,10 +568,12 @@ def test_the_blocked_streak_comes_from_the_history_and_escalates_like_a_conversa
     # charter chat: three blocked turns in a row hand off on the third.
     direct = Conversation(Charter(SPEC, model=FakeModel(default="x")), store)
     replies = [direct.send(text) for text in attacks]
-    assert [r.trace["escalate"].detail.get("trigger") for r in replies] == [
-        None,
-        None,
-        "repeated_failure",
+    assert all(r.blocked for r in replies)
+    assert [r.carry.blocked_streak for r in replies] == [1, 2, 3]
+    assert [[e["trigger"] for e in r.escalations] for r in replies] == [
+        [],
+        [],
+        ["repeated_failure"],
     ]
     # The gateway, with the history each client sends back.
     client, _ = serve(store)
@@ -591,10 +587,12 @@ def test_the_blocked_streak_comes_from_the_history_and_escalates_like_a_conversa
             history.append(
                 {"role": "assistant", "content": body["choices"][0]["message"]["content"]}
             )
-    streaks = [record(b, "gateway")["detail"]["conversation"]["prior_blocked"] for b in bodies]
-    assert streaks == [0, 1, 2]
-    assert [e["trigger"] for e in bodies[2]["charter"]["escalations"]] == ["repeated_failure"]
-    assert not bodies[1]["charter"]["escalations"]
+    assert all(b["charter"]["blocked"] for b in bodies)
+    assert [[e["trigger"] for e in b["charter"]["escalations"]] for b in bodies] == [
+        [],
+        [],
+        ["repeated_failure"],
+    ]
 
     # Another replica (nothing remembered): the refusals are known by their text.
     fresh, _ = serve(store)
@@ -602,7 +600,6 @@ def test_the_blocked_streak_comes_from_the_history_and_escalates_like_a_conversa
         body = fresh.post(
             "/v1/chat/completions", json=chat([*history[:4], user(attacks[2])])
         ).json()
-    assert record(body, "gateway")["detail"]["conversation"]["prior_blocked"] == 2
     assert [e["trigger"] for e in body["charter"]["escalations"]] == ["repeated_failure"]
 
 
@@ -632,7 +629,7 @@ def test_a_drifted_reply_reanchors_the_next_turn_as_in_a_conversation(store: Sto
     direct = Conversation(Charter(SIGNED, model=direct_model), store)
     first = direct.send("When do you open?")
     direct.send("And on Sunday?")
-    assert first.trace["drift"].detail["reanchor_next"] is True
+    assert first.carry.reanchor
     reminded = reminders(direct_model)
     assert len(reminded) == 1 and reminded[0].endswith("\n\nAnd on Sunday?")
 
@@ -645,24 +642,24 @@ def test_a_drifted_reply_reanchors_the_next_turn_as_in_a_conversation(store: Sto
         two = client.post(
             "/v1/chat/completions", json=chat([*history, user("And on Sunday?")])
         ).json()
-    state = record(two, "gateway")["detail"]["conversation"]
-    assert state == {"prior_blocked": 0, "reanchor": True, "reanchor_from": "memory"}
-    assert record(two, "drift")["detail"]["reanchored_this_turn"] is True
+    assert two["charter"]["blocked"] is False
+    # Remembered, not scored: the reply it was sent back is signed, and would score fine.
     assert reminders(model) == reminded
 
 
 def test_an_unknown_history_is_scored_by_the_persona_checks(store: Store) -> None:
-    client, _ = serve(store, spec=SIGNED, default="We open at 9. - Penny")
+    client, model = serve(store, spec=SIGNED, default="We open at 9. - Penny")
 
-    def state_after(reply: str) -> dict[str, Any]:
+    def reminded_after(reply: str) -> bool:
+        """Whether the next turn, after `reply`, restates the persona to the model."""
         history = [user("When do you open?"), {"role": "assistant", "content": reply}]
+        before = len(reminders(model))
         body = client.post(
             "/v1/chat/completions", json=chat([*history, user("And on Sunday?")])
         ).json()
-        return dict(record(body, "gateway")["detail"]["conversation"])
+        assert body["charter"]["blocked"] is False
+        return len(reminders(model)) > before
 
     with client:
-        drifted = state_after("We open at nine.")  # no sign-off
-        fine = state_after("We open at nine. - Penny")
-    assert drifted == {"prior_blocked": 0, "reanchor": True, "reanchor_from": "score"}
-    assert fine == {"prior_blocked": 0, "reanchor": False, "reanchor_from": "score"}
+        assert reminded_after("We open at nine.")  # no sign-off: it drifted
+        assert not reminded_after("We open at nine. - Penny")

@@ -98,13 +98,14 @@ def test_acme_answers_from_its_documents_and_cites_them() -> None:
     model = FakeModel(["The daily cash limit on Premium is 1,000 EUR [1]."], default="ok")
     charter = Charter(load_charter(ACME).model_copy(update={"tools": []}), model=model)
     reply = charter.respond("How much cash can I withdraw per day with Premium?")
-    system = model.calls[0].messages[0].content
+    [request] = model.calls  # the passages reach the model that writes the reply
+    system = request.messages[0].content
     assert "Knowledge for this reply" in system
     assert "1,000 EUR on Premium" in system
-    retrieve = reply.trace["retrieve"]
-    assert retrieve.detail["passages"][0]["where"] == "cards-and-limits.md › Daily limits"
-    assert retrieve.detail["cited"] == [1]
-    assert reply.citations[0]["where"] == "cards-and-limits.md › Daily limits"
+    assert [(c["n"], c["where"]) for c in reply.citations] == [
+        (1, "cards-and-limits.md › Daily limits")
+    ]
+    assert "1,000 EUR on Premium" in reply.citations[0]["text"]
     charter.close()
 
 
@@ -144,7 +145,8 @@ def test_an_invented_figure_is_revised_then_replaced_by_dont_know() -> None:
     charter = Charter(load_charter(ACME).model_copy(update={"tools": []}), model=model)
     fixed = charter.respond("How much cash can I withdraw per day with Premium?")
     assert fixed.text == "On Premium you can take out 1,000 EUR a day [1]."
-    assert "grounded.figures" in fixed.trace["critique"].detail["draft_violations"][0]
+    revision = model.calls[1].messages[-1].content  # the model is told what to fix
+    assert "grounded.figures" in revision
     invented = charter.respond("And with Premium, how much cash per day?")
     assert "not sure" in invented.text and "3,000" not in invented.text
     assert invented.trace["critique"].detail["ungrounded"] == ["3000"]
@@ -178,7 +180,8 @@ def test_an_invented_name_is_revised_then_replaced_by_dont_know() -> None:
     charter = Charter(load_charter(ACME).model_copy(update={"tools": []}), model=model)
     fixed = charter.respond("Where is your branch?")
     assert fixed.text == "Go to our branch on Main Street [1]."
-    assert "grounded.entities" in " ".join(fixed.trace["critique"].detail["draft_violations"])
+    revision = model.calls[1].messages[-1].content  # the model is told what to fix
+    assert "grounded.entities" in revision
     invented = charter.respond("And where exactly is the branch?")
     assert "not sure" in invented.text and "Oxford" not in invented.text
     assert "Oxford Street" in invented.trace["critique"].detail["ungrounded"]

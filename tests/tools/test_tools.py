@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,13 @@ import pytest
 
 from charter import Charter, FakeModel
 from charter.models.base import ChatRequest
+from charter.models.fake import tool_call
 from charter.spec import CharterSpec
 from charter.tools.bounds import MAX_CHARS, MAX_ITEMS
 from charter.tools.registry import InvalidArguments, ToolError, load_tool
+from tests.kit import TestChat
+
+Chat = Callable[..., TestChat]  # the `chat` fixture (conftest.py)
 
 BANK = Path(__file__).resolve().parents[2] / "examples" / "acme-bank" / "bank_tools.py"
 TOOLS = [
@@ -85,45 +90,43 @@ def test_arguments_are_validated_against_the_schema() -> None:
         load_tool(Tool.model_validate({**TOOLS[0], "implementation": "nope.py:f"}))
 
 
-def test_a_balance_question_calls_the_tool_and_answers_from_its_result() -> None:
-    model = FakeModel([call("get_balance", account="premium"), NONE, "You have 8020.0 EUR."])
-    reply = Charter(spec(), model=model).respond("What's my premium balance?")
-    assert reply.text == "You have 8020.0 EUR."
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["ran", "answer"]
-    final_system = model.calls[-1].messages[0].content
+def test_a_balance_question_calls_the_tool_and_answers_from_its_result(chat: Chat) -> None:
+    penny = chat(spec(), call("get_balance", account="premium"), NONE, "You have 8020.0 EUR.")
+    turn = penny.say("What's my premium balance?")
+    assert turn.text == "You have 8020.0 EUR."
+    assert turn.tool_calls == [tool_call("get_balance", account="premium")]
+    assert turn.asked[0].json_schema is not None  # the decision is schema-forced
+    answer = turn.asked[-1].messages[0].content  # the result reaches the reply's model
     assert (
         'get_balance({"account": "premium"}) → {"account": "premium", "balance_eur": 8020.0}'
-        in final_system
+        in answer
     )
-    assert model.calls[0].json_schema is not None  # the decision is schema-forced
 
 
-def test_invalid_arguments_are_fed_back_and_retried() -> None:
-    model = FakeModel(
-        [
-            call("get_balance", account="savings"),
-            call("get_balance", account="everyday"),
-            NONE,
-            "ok",
-        ]
+def test_invalid_arguments_are_fed_back_and_retried(chat: Chat) -> None:
+    penny = chat(
+        spec(),
+        call("get_balance", account="savings"),
+        call("get_balance", account="everyday"),
+        NONE,
+        "ok",
     )
-    reply = Charter(spec(), model=model).respond("balance?")
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["invalid", "ran", "answer"]
-    assert "not run, invalid arguments" in model.calls[1].messages[-1].content
+    turn = penny.say("balance?")
+    assert turn.text == "ok"
+    assert turn.tool_calls == [tool_call("get_balance", account="everyday")]  # savings: not run
+    assert "not run, invalid arguments" in turn.asked[1].messages[-1].content
 
 
-def test_a_repeated_identical_call_is_stopped_as_a_loop() -> None:
+def test_a_repeated_identical_call_is_stopped_as_a_loop(chat: Chat) -> None:
     same = call("get_balance", account="everyday")
-    model = FakeModel([same, same, "ok"])
-    reply = Charter(spec(), model=model).respond("balance?")
-    tools = reply.trace["tools"]
-    assert [s["action"] for s in tools.detail["steps"]] == ["ran", "loop"]
-    assert "loop" in (tools.reason or "")
+    # "ok" answers the next request: a third decision asked for would get text and fail.
+    turn = chat(spec(), same, same, "ok").say("balance?")
+    assert turn.text == "ok" and not turn.blocked
+    assert turn.tool_calls == [tool_call("get_balance", account="everyday")]  # it ran once
+    assert "loop" in (turn.reply.trace["tools"].reason or "")  # the trace says why
 
 
-def test_a_failing_tool_is_retried_then_stopped_safely() -> None:
+def test_a_failing_tool_is_retried_then_stopped_safely(chat: Chat) -> None:
     # list_cards takes no arguments: every call with one fails inside the tool.
     broken = [{**TOOLS[0], "implementation": f"{BANK}:list_cards"}]
     failing = CharterSpec.model_validate(
@@ -133,31 +136,35 @@ def test_a_failing_tool_is_retried_then_stopped_safely() -> None:
             "tool_limits": {"min_relevance": -1, "max_retries": 1},
         }
     )
-    model = FakeModel(
-        [call("get_balance", account="premium"), call("get_balance", account="everyday"), "Sorry."]
+    penny = chat(
+        failing,
+        call("get_balance", account="premium"),
+        call("get_balance", account="everyday"),
+        "Sorry.",
     )
-    reply = Charter(failing, model=model).respond("balance?")
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["failed", "failed"]
-    assert "unexpected keyword argument" in steps[0]["error"]
-    assert "failed" in model.calls[-1].messages[0].content  # the answer knows it failed
-    assert reply.text == "Sorry."
+    turn = penny.say("balance?")
+    assert turn.text == "Sorry." and not turn.blocked  # stopped after one retry, and answered
+    assert turn.tool_calls == []
+    retry = turn.asked[1].messages[-1].content  # the first failure is fed back
+    assert "failed:" in retry and "unexpected keyword argument" in retry
+    assert "→ failed:" in turn.asked[-1].messages[0].content  # the answer knows it failed
 
 
-def test_a_dangerous_tool_waits_for_a_human(bank_state: Path) -> None:
-    model = FakeModel([call("freeze_card", last4="4821"), "I've asked a colleague to approve it."])
-    reply = Charter(spec(), model=model).respond("Freeze my card ending 4821")
-    (escalation,) = reply.escalations
+def test_a_dangerous_tool_waits_for_a_human(chat: Chat, bank_state: Path) -> None:
+    penny = chat(spec(), call("freeze_card", last4="4821"), "I've asked a colleague to approve it.")
+    turn = penny.say("Freeze my card ending 4821")
+    (escalation,) = turn.escalations
     assert escalation["trigger"] == "approval"
     assert "freeze_card" in escalation["reason"]
-    assert reply.trace["tools"].detail["steps"][0]["action"] == "awaiting_approval"
-    assert "awaits a human's approval" in model.calls[-1].messages[0].content
+    assert [e.id for e in penny.queued] == [escalation["id"]]  # waiting for a colleague
+    assert turn.tool_calls == []
+    assert "awaits a human's approval" in turn.asked[-1].messages[0].content
     assert (
         not bank_state.exists() or not json.loads(bank_state.read_text())["cards"]["4821"]["frozen"]
     )
 
 
-def test_an_injected_tool_result_is_withheld(tmp_path: Path) -> None:
+def test_an_injected_tool_result_is_withheld(chat: Chat, tmp_path: Path) -> None:
     evil = tmp_path / "evil.py"
     evil.write_text(
         "def get_balance(account):\n"
@@ -165,45 +172,44 @@ def test_an_injected_tool_result_is_withheld(tmp_path: Path) -> None:
     )
     tools = [{**TOOLS[0], "implementation": f"{evil}:get_balance"}]
     guarded = spec(["injection"], tools=tools)
-    model = FakeModel(
-        [call("get_balance", account="premium"), NONE, "Your balance is unavailable."]
+    penny = chat(
+        guarded, call("get_balance", account="premium"), NONE, "Your balance is unavailable."
     )
-    reply = Charter(guarded, model=model).respond("What's my premium balance?")
-    steps = reply.trace["tools"].detail["steps"]
-    assert steps[0]["action"] == "withheld"
-    assert "Ignore all previous instructions" not in model.calls[-1].messages[0].content
+    turn = penny.say("What's my premium balance?")
+    assert turn.text == "Your balance is unavailable."
+    assert "result withheld" in turn.asked[1].messages[-1].content  # the model is told so
+    shown = [m.content for request in turn.asked for m in request.messages]
+    assert not any("Ignore all previous instructions" in text for text in shown)
 
 
-def test_no_tool_call_is_asked_when_no_tool_is_relevant() -> None:
+def test_no_tool_call_is_asked_when_no_tool_is_relevant(chat: Chat) -> None:
     gated = CharterSpec.model_validate({**spec().model_dump(), "tool_limits": {}})
-    model = FakeModel(["We open at nine."])
-    reply = Charter(gated, model=model).respond("What time do branches open on Saturday?")
-    assert len(model.calls) == 1
-    assert "no tool relevant" in (reply.trace["tools"].reason or "")
+    # Only the answer is scripted: a tool decision asked for would get text and fail the turn.
+    turn = chat(gated, "We open at nine.").say("What time do branches open on Saturday?")
+    assert turn.text == "We open at nine." and not turn.blocked
+    assert "no tool relevant" in (turn.reply.trace["tools"].reason or "")  # the trace says why
 
 
-def test_the_gate_offers_the_tool_a_message_asks_for_first() -> None:
+def test_the_gate_offers_the_tool_a_message_asks_for_first(chat: Chat) -> None:
     gated = CharterSpec.model_validate({**spec().model_dump(), "tool_limits": {}})
-    model = FakeModel([call("get_balance", account="premium"), NONE, "It is 10.00 EUR."])
-    reply = Charter(gated, model=model).respond("What is the balance of my premium account?")
-    record = reply.trace["tools"]
-    assert record.detail["offered"][0] == "get_balance"
-    scores = record.detail["relevance"]
-    assert scores["get_balance"] > scores["freeze_card"]
-    assert [s["action"] for s in record.detail["steps"]] == ["ran", "answer"]
+    penny = chat(gated, call("get_balance", account="premium"), NONE, "It is 10.00 EUR.")
+    turn = penny.say("What is the balance of my premium account?")
+    offered = [o["properties"]["tool"]["const"] for o in _call_options(turn.asked[0].json_schema)]
+    assert offered[0] == "get_balance"  # the decision's grammar lists it first
+    assert turn.tool_calls == [tool_call("get_balance", account="premium")]
 
 
-def test_an_explicit_min_relevance_overrides_the_gate_threshold() -> None:
+def test_an_explicit_min_relevance_overrides_the_gate_threshold(chat: Chat) -> None:
     strict = CharterSpec.model_validate(
         {**spec().model_dump(), "tool_limits": {"min_relevance": 0.999}}
     )
-    model = FakeModel(["I can't look that up."])
-    reply = Charter(strict, model=model).respond("What is the balance of my premium account?")
-    assert len(model.calls) == 1
-    assert "no tool relevant" in (reply.trace["tools"].reason or "")
+    # Only the answer is scripted: a tool decision asked for would get text and fail the turn.
+    turn = chat(strict, "I can't look that up.").say("What is the balance of my premium account?")
+    assert turn.text == "I can't look that up." and not turn.blocked
+    assert "no tool relevant" in (turn.reply.trace["tools"].reason or "")  # the trace says why
 
 
-def test_several_calls_in_one_answer_run_in_order_and_duplicates_run_once() -> None:
+def test_several_calls_in_one_answer_run_in_order_and_duplicates_run_once(chat: Chat) -> None:
     both = json.dumps(
         {
             "calls": [
@@ -213,17 +219,19 @@ def test_several_calls_in_one_answer_run_in_order_and_duplicates_run_once() -> N
             ]
         }
     )
-    model = FakeModel([both, json.dumps({"calls": []}), "Both balances."])
-    reply = Charter(spec(), model=model).respond("Balances of both my accounts?")
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["ran", "ran", "answer"]
-    assert reply.trace["tools"].detail["calls"] == 2
+    turn = chat(spec(), both, json.dumps({"calls": []}), "Both balances.").say(
+        "Balances of both my accounts?"
+    )
+    assert turn.tool_calls == [
+        tool_call("get_balance", account="everyday"),
+        tool_call("get_balance", account="premium"),
+    ]
     # The first decision counts its calls (count_calls); the next one only lists them, at
     # most tool_limits.max_calls.
-    first = model.calls[0].json_schema or {}
+    first = turn.asked[0].json_schema or {}
     assert [b["properties"]["count"]["const"] for b in first["anyOf"]] == [0, 1, 2, 3, 4]
-    assert '"count": N' in model.calls[0].messages[0].content
-    following = model.calls[1].json_schema or {}
+    assert '"count": N' in turn.asked[0].messages[0].content
+    following = turn.asked[1].json_schema or {}
     assert following["properties"]["calls"]["maxItems"] == 4
 
 
@@ -246,35 +254,38 @@ def test_the_first_decision_is_held_to_the_count_it_states() -> None:
     assert not validator.is_valid({"count": 1, "calls": [bad]})  # each call keeps its schema
 
 
-def test_the_stated_count_is_in_the_trace_and_can_be_turned_off() -> None:
+def test_the_stated_count_is_in_the_trace_and_can_be_turned_off(chat: Chat) -> None:
     counted = json.dumps(
         {"count": 1, "calls": [json.loads(call("get_balance", account="premium"))]}
     )
-    model = FakeModel([counted, json.dumps({"calls": []}), "8020.0 EUR."])
-    reply = Charter(spec(), model=model).respond("What's my premium balance?")
-    assert reply.trace["tools"].detail["count"] == 1
-    assert [s["action"] for s in reply.trace["tools"].detail["steps"]] == ["ran", "answer"]
+    balance = [tool_call("get_balance", account="premium")]
+    turn = chat(spec(), counted, json.dumps({"calls": []}), "8020.0 EUR.").say(
+        "What's my premium balance?"
+    )
+    assert turn.tool_calls == balance
+    assert turn.reply.trace["tools"].detail["count"] == 1  # the count stated, for people
 
-    model = FakeModel([call("get_balance", account="premium"), NONE, "8020.0 EUR."])
-    reply = Charter(spec(count_calls=False), model=model).respond("What's my premium balance?")
-    assert "count" not in reply.trace["tools"].detail
-    assert "anyOf" not in (model.calls[0].json_schema or {})
-
-
-def test_an_answer_naming_an_unknown_tool_is_fed_back() -> None:
-    model = FakeModel([call("transfer_all", to="x"), NONE, "ok"])
-    reply = Charter(spec(), model=model).respond("balance?")
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["invalid", "answer"]
-    assert "no tool named transfer_all" in model.calls[1].messages[-1].content
+    off = chat(spec(count_calls=False), call("get_balance", account="premium"), NONE, "8020.0 EUR.")
+    turn = off.say("What's my premium balance?")
+    assert turn.tool_calls == balance
+    first = turn.asked[0].json_schema or {}
+    assert "anyOf" not in first and "count" not in first["properties"]  # no count asked
 
 
-def test_the_turns_token_budget_stops_tool_decisions() -> None:
-    model = FakeModel([call("get_balance", account="premium"), NONE, "ok"])
-    reply = Charter(spec(max_tokens=5), model=model).respond("balance?")
-    record = reply.trace["tools"]
-    assert "tokens spent on tool decisions (limit 5)" in str(record.reason)
-    assert record.detail["calls"] == 0  # the over-budget decision was not acted on
+def test_an_answer_naming_an_unknown_tool_is_fed_back(chat: Chat) -> None:
+    turn = chat(spec(), call("transfer_all", to="x"), NONE, "ok").say("balance?")
+    assert turn.text == "ok"
+    assert turn.tool_calls == []
+    assert "no tool named transfer_all" in turn.asked[1].messages[-1].content
+
+
+def test_the_turns_token_budget_stops_tool_decisions(chat: Chat) -> None:
+    # "ok" answers the next request: a second decision asked for would get text and fail.
+    turn = chat(spec(max_tokens=5), call("get_balance", account="premium"), "ok").say("balance?")
+    assert turn.text == "ok" and not turn.blocked
+    assert turn.tool_calls == []  # the over-budget decision was not acted on
+    reason = turn.reply.trace["tools"].reason  # the trace says why
+    assert "tokens spent on tool decisions (limit 5)" in str(reason)
 
 
 def test_a_cost_budget_needs_a_price() -> None:
@@ -293,13 +304,11 @@ class CutOffFake(FakeModel):
         return super()._next(request)
 
 
-def test_a_cut_off_decision_is_fed_back_and_retried() -> None:
-    model = CutOffFake([NONE, "ok"])
-    reply = Charter(spec(), model=model).respond("balance?")
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["invalid", "answer"]
-    assert reply.text == "ok" and not reply.blocked
-    assert "cut off" in model.calls[1].messages[-1].content
+def test_a_cut_off_decision_is_fed_back_and_retried(chat: Chat) -> None:
+    turn = chat(spec(), model=CutOffFake([NONE, "ok"])).say("balance?")
+    assert turn.text == "ok" and not turn.blocked
+    assert turn.tool_calls == []
+    assert "cut off" in turn.asked[1].messages[-1].content
 
 
 def test_the_retry_after_a_cut_off_decision_bounds_each_value() -> None:
@@ -344,33 +353,33 @@ def _call_options(schema: object) -> list[dict[str, Any]]:
     return list(schema["properties"]["calls"]["items"]["anyOf"])
 
 
-def test_values_the_request_names_that_no_call_used_are_pointed_out() -> None:
+def test_values_the_request_names_that_no_call_used_are_pointed_out(chat: Chat) -> None:
     def decision(*accounts: str, count: int | None = None) -> str:
         calls = [json.loads(call("get_balance", account=a)) for a in accounts]
         return json.dumps({"calls": calls} if count is None else {"count": count, "calls": calls})
 
     request = "Balances of my 'everyday' and 'premium'?"
-    model = FakeModel(
-        [decision("everyday", count=1), decision("premium"), decision(), "Both balances."]
+    everyday = tool_call("get_balance", account="everyday")
+    penny = chat(
+        spec(), decision("everyday", count=1), decision("premium"), decision(), "Both balances."
     )
-    reply = Charter(spec(), model=model).respond(request)
-    detail = reply.trace["tools"].detail
-    assert [s["action"] for s in detail["steps"]] == ["ran", "ran", "answer"]
-    assert detail["unused"] == ["premium"]
-    assert "no call so far used premium from the request" in model.calls[1].messages[-1].content
+    turn = penny.say(request)
+    assert turn.tool_calls == [everyday, tool_call("get_balance", account="premium")]
+    assert "no call so far used premium from the request" in turn.asked[1].messages[-1].content
     # nothing is left to point out after the second call
-    assert "no call so far" not in model.calls[2].messages[-1].content
+    assert "no call so far" not in turn.asked[2].messages[-1].content
 
     # said again only while the list shrinks: a model that ignores it is not nagged
-    model = FakeModel([decision("everyday", count=1), decision("everyday"), "Everyday only."])
-    reply = Charter(spec(), model=model).respond(request)
-    assert [s["action"] for s in reply.trace["tools"].detail["steps"]] == ["ran", "loop"]
-    assert sum("no call so far" in r.messages[-1].content for r in model.calls) == 1
+    penny = chat(spec(), decision("everyday", count=1), decision("everyday"), "Everyday only.")
+    turn = penny.say(request)
+    assert turn.text == "Everyday only." and turn.tool_calls == [everyday]  # the loop stopped
+    assert sum("no call so far" in r.messages[-1].content for r in turn.asked) == 1
 
-    model = FakeModel([decision("everyday", count=1), decision(), "Your everyday balance."])
-    reply = Charter(spec(remind_unused=False), model=model).respond(request)
-    assert "unused" not in reply.trace["tools"].detail
-    assert "no call so far" not in model.calls[1].messages[-1].content
+    off = spec(remind_unused=False)
+    penny = chat(off, decision("everyday", count=1), decision(), "Your everyday balance.")
+    turn = penny.say(request)
+    assert turn.tool_calls == [everyday]
+    assert "no call so far" not in turn.asked[1].messages[-1].content
 
 
 def test_proposals_to_a_callers_tools_get_the_same_reminder() -> None:

@@ -33,6 +33,7 @@ from charter.knowledge.grounding import (
 from charter.models.base import ChatModel, ChatRequest, Message, latest_user
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
+from charter.persona.scaffolding import Markers, strip
 
 if TYPE_CHECKING:
     from charter.models.routing import ModelSet
@@ -127,6 +128,7 @@ class CritiqueStage:
             state.outcome.reply = revised[0]
             problems = await self._violations(state.outcome.reply, state, record.detail, checks)
         record.detail["revisions"] = rounds
+        state.outcome.revisions = rounds
         if failed(checks, state.outcome.reply):
             state.outcome.reply = repair(checks, state.outcome.reply)
             record.detail["repaired"] = True
@@ -223,5 +225,9 @@ class CritiqueStage:
         completion = routed.completion
         state.add_usage(completion.usage, model=routed.role)
         state.trace[self.name].detail.update(routed.to_detail())
-        text = completion.text.strip() or draft
+        # A small model frames its rewrite ("Sure, here's the rewritten message: ...") and
+        # grades it; the frame would count against the rules and reach the user.
+        markers = Markers(check_ids=frozenset(c.id for c in self.checks))
+        kept = strip(completion.text, markers, revised=True, request=latest_user(state.messages))
+        text = kept.text.strip() or draft
         return text, completion.usage.prompt_tokens, completion.usage.completion_tokens

@@ -1,0 +1,181 @@
+"""Hygiene stage: no pipeline scaffolding in a reply, and no spinning. Always on.
+
+On the way out, after critique and generate and before the output guards:
+1. **Scaffolding** (persona/scaffolding.py): check ids, the reminder or the revision
+   request echoed back, the canary (unless the leak guard is on: it blocks such a reply),
+   and the frame a small model puts around a revision ("Sure, here's the rewritten
+   message: ..."; critique takes it out of its own revisions first) are taken out. A reply
+   with nothing left is generated again.
+2. **Spinning** (persona/repetition.py): a reply that repeats an earlier reply of the
+   conversation is generated again with that earlier reply left out of what the model
+   sees; a reply that repeats itself is generated again. After `regenerations` tries the
+   persona says, honestly, that it is going in circles, and offers a person where the
+   charter names one.
+
+Each finding and each new try is in the trace. With critique on, the stream is already held
+until the reply is final, so checking it whole costs no time to first token. With critique
+off and a streaming caller, scaffolding is taken out sentence by sentence as the text is
+released (nothing to regenerate there: without a revision there is little to echo), and a
+repeat is recorded, not regenerated (the user has seen it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from charter.persona.checks import persona_checks
+from charter.persona.repetition import repeats_earlier, repeats_itself
+from charter.persona.scaffolding import Markers, strip
+from charter.stages.guarding import GuardRun
+from charter.stages.output_guard import SentenceGate
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from charter.models.base import Message
+    from charter.pipeline import CallNext, StageRecord, TurnState
+    from charter.spec.models import CharterSpec
+
+_PIPELINE_IDS = re.compile(r"\b(?:asked|grounded)\.[a-z_]+\b")
+
+
+def exchanges(messages: Sequence[Message]) -> tuple[list[str], list[str]]:
+    """The assistant's earlier replies, and the user message each one answered."""
+    replies: list[str] = []
+    asked: list[str] = []
+    last_user = ""
+    for message in messages:
+        if message.role == "user":
+            last_user = message.content
+        elif message.role == "assistant":
+            replies.append(message.content)
+            asked.append(last_user)
+    return replies, asked
+
+
+def circling(spec: CharterSpec) -> str:
+    """What the persona says when it keeps giving the same answer."""
+    escalation = spec.persona.escalation
+    offer = (
+        f"If you'd like, I can pass this to {escalation.contact}: just say so."
+        if escalation is not None
+        else "Could you tell me what my earlier answers were missing, or put the question "
+        "another way?"
+    )
+    return f"I notice I keep giving you the same answer, which isn't helping. {offer}"
+
+
+class HygieneStage:
+    """Takes the pipeline's own scaffolding out of replies and stops the assistant spinning."""
+
+    name = "hygiene"
+
+    def __init__(self, spec: CharterSpec, *, held: bool, regenerations: int = 1) -> None:
+        """`held`: an inner stage (critique) holds streamed text until the reply is final."""
+        self.spec = spec
+        self.held = held
+        self.regenerations = regenerations
+        self.check_ids = frozenset(c.id for c in persona_checks(spec))
+        self.leak_guarded = "leak" in spec.guards.output
+        """With the leak guard on, a reply with the canary is blocked there: the canary says
+        the prompt itself may be in the reply, which taking out one line would not fix."""
+
+    def _markers(self, state: TurnState, reply: str) -> Markers:
+        found = frozenset(_PIPELINE_IDS.findall(reply))
+        canary = "" if self.leak_guarded else state.canary
+        return Markers(check_ids=self.check_ids | found, canary=canary)
+
+    async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
+        record = state.trace[self.name]
+        outer = state.stream.sink
+        if outer is not None and not self.held:
+            return await self._streamed(state, call_next, record)
+        with state.stream.diverted(None):
+            state = await call_next(state)
+            tries = 0
+            while True:
+                problem = self._inspect(state, record)
+                if problem is None:
+                    break
+                if tries >= self.regenerations:
+                    record.verdict = "rewrite"
+                    record.reason = f"{problem}; still after {tries} new tries: said so"
+                    state.outcome.reply = circling(self.spec)
+                    break
+                tries += 1
+                record.detail.setdefault("regenerated", []).append(problem)
+                state.outcome.reply = None
+                state.outcome.tool_calls = []
+                state = await call_next(state)
+        if state.outcome.reply:
+            await state.stream.send(state.outcome.reply)
+        return state
+
+    def _inspect(self, state: TurnState, record: StageRecord) -> str | None:
+        """Clean the reply in place; the problem that needs a new try, if any."""
+        outcome = state.outcome
+        if outcome.blocked or not outcome.reply:
+            return None
+        reply = outcome.reply
+        stripped = strip(
+            reply,
+            self._markers(state, reply),
+            revised=outcome.revisions > 0,
+            request=state.request.latest,
+        )
+        if stripped.removed:
+            record.detail.setdefault("scaffolding", []).extend(stripped.removed)
+            record.verdict = "rewrite"
+            record.reason = "took the pipeline's own words out of the reply"
+            if not stripped.text:
+                return "the reply was only scaffolding"
+            outcome.reply = reply = stripped.text
+        earlier, asked = exchanges(state.request.messages)
+        index = repeats_earlier(reply, earlier, request=state.request.latest, asked=asked)
+        if index is not None:
+            self._leave_out(state, earlier[index])
+            record.detail.setdefault("repeats", []).append("an earlier reply")
+            return "the reply repeats an earlier reply"
+        itself = repeats_itself(reply)
+        if itself is not None:
+            record.detail.setdefault("repeats", []).append(f"itself: {itself}")
+            return f"the reply repeats itself ({itself!r})"
+        return None
+
+    @staticmethod
+    def _leave_out(state: TurnState, reply: str) -> None:
+        """The model will not see the earlier reply it copied (nor will the next try)."""
+        state.messages = [
+            m for m in state.messages if not (m.role == "assistant" and m.content == reply)
+        ]
+
+    async def _streamed(
+        self, state: TurnState, call_next: CallNext, record: StageRecord
+    ) -> TurnState:
+        outer = state.stream.sink
+        assert outer is not None
+
+        async def check(text: str) -> GuardRun:
+            cleaned = strip(text, self._markers(state, text), revised=False, request="")
+            return GuardRun(text=cleaned.text if cleaned.removed else text)
+
+        gate = SentenceGate(outer, check)
+        with state.stream.diverted(gate):
+            state = await call_next(state)
+        outcome = state.outcome
+        if outcome.reply and not outcome.blocked:
+            final = (await check(outcome.reply)).text
+            if final != outcome.reply:
+                record.verdict = "rewrite"
+                record.reason = "took the pipeline's own words out of the reply"
+            earlier, asked = exchanges(state.request.messages)
+            latest = state.request.latest
+            if repeats_earlier(final, earlier, request=latest, asked=asked) is not None or (
+                repeats_itself(final)
+            ):
+                record.detail["repeats_seen_by_user"] = True
+            outcome.reply = await gate.finish(final, None)
+        elif outcome.reply:
+            outcome.reply = await gate.finish(outcome.reply, outcome.reply)
+        return state
