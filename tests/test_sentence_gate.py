@@ -75,3 +75,22 @@ def test_with_critique_on_only_the_final_reply_is_streamed() -> None:
     reply = asyncio.run(Charter(spec, model=model).arespond("Hi", on_delta=pieces.append))
     assert "".join(pieces) == reply.text == "Short and sweet."
     assert draft not in "".join(pieces)
+
+
+def test_a_stream_that_ends_in_whitespace_is_not_sent_twice() -> None:
+    """The model's deltas end in a space or newline; the reply is trimmed: the user gets the
+    text once."""
+    released: list[str] = []
+
+    async def check(text: str) -> GuardRun:
+        return GuardRun(text=text)
+
+    async def run() -> str:
+        gate = SentenceGate(released.append, check)
+        for word in "Open at 9 on weekdays. Call us any time.\n".split(" "):
+            await gate(word + " ")
+        return await gate.finish("Open at 9 on weekdays. Call us any time.", None)
+
+    shown = asyncio.run(run())
+    assert "".join(released) == shown
+    assert shown.strip() == "Open at 9 on weekdays. Call us any time."

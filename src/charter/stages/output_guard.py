@@ -75,11 +75,15 @@ class SentenceGate:
 
         `final` is the reply after the full check. Returns what the user saw, whole.
         """
-        if refusal is None and final.startswith(self.visible):
-            rest = final[len(self.visible) :]
+        shown = self.visible
+        core = shown.rstrip()  # the final text is trimmed; the stream may end in whitespace
+        if refusal is None and final.startswith(core):
+            rest = final[len(core) :]
+            tail = shown[len(core) :]  # whitespace the user already has
+            rest = rest[len(tail) :] if rest.startswith(tail) else rest.lstrip()
             if rest:
                 await emit(self.release, rest)
-            return final
+            return shown + rest
         ending = refusal if refusal is not None else final
         if self.visible and not self.visible.endswith(("\n", " ")):
             ending = "\n\n" + ending
