@@ -37,6 +37,15 @@ def test_common_phrasings_are_recognised() -> None:
     )
 
 
+def test_a_negated_keyword_rule_forbids_the_words_whatever_the_case() -> None:
+    for message in (
+        "Do not use words 'ours' or 'have' in your answer.",
+        "Please do NOT include keywords 'BC' or 'AD' in the response.",
+    ):
+        assert ids(message) == ["asked.forbidden_words"]
+    assert ids("Include the keywords 'tea' and 'milk'.") == ["asked.keywords"]
+
+
 def test_limits_are_checked_exactly() -> None:
     (check,) = requested_checks("Answer in less than 5 words.")
     assert check.passes("one two three four")
@@ -90,3 +99,42 @@ def test_user_requests_can_be_turned_off() -> None:
     reply = Charter(spec, model=model).respond("Capital of France? Don't use any commas.")
     assert reply.text == "Sure, Paris."
     assert len(model.calls) == 1
+
+
+PLAIN = {
+    "id": "plain",
+    "persona": {"name": "Pat", "role": "assistant"},
+    "guards": {"input": [], "output": []},
+}
+
+
+def test_a_missing_postscript_is_asked_for_in_the_revision_not_written_in_code() -> None:
+    message = "What is the capital of France? At the end, add a postscript starting with P.S."
+    revised = "Paris is the capital of France.\n\nP.S. The Louvre is worth a visit."
+    model = FakeModel(["Paris is the capital of France.", revised])
+    reply = Charter(CharterSpec.model_validate(PLAIN), model=model).respond(message)
+    revision = model.calls[1].messages[-1].content
+    assert "asked.postscript: the user asked: a postscript at the end starting with P.S." in (
+        revision
+    )
+    assert reply.text == revised
+    assert reply.trace["critique"].detail["final_violations"] == []
+
+    # a revision that still has none goes out as the model wrote it: no P.S. is made up
+    model = FakeModel(["Paris is the capital of France.", "Paris, of course."])
+    reply = Charter(CharterSpec.model_validate(PLAIN), model=model).respond(message)
+    assert reply.text == "Paris, of course."
+    assert reply.trace["critique"].detail["final_violations"] == ["asked.postscript"]
+
+
+def test_all_capitals_are_asked_for_in_the_revision_not_forced_in_code() -> None:
+    message = "What is the capital of France? Answer in English, in all capital letters."
+    model = FakeModel(["Paris is the capital.", "PARIS IS THE CAPITAL."])
+    reply = Charter(CharterSpec.model_validate(PLAIN), model=model).respond(message)
+    assert "asked.uppercase" in model.calls[1].messages[-1].content
+    assert reply.text == "PARIS IS THE CAPITAL."
+
+    model = FakeModel(["Paris is the capital.", "Paris, in France."])
+    reply = Charter(CharterSpec.model_validate(PLAIN), model=model).respond(message)
+    assert reply.text == "Paris, in France."  # not upper-cased in code
+    assert reply.trace["critique"].detail["final_violations"] == ["asked.uppercase"]

@@ -109,7 +109,7 @@ def test_an_unknown_check_is_an_error_that_lists_the_known_ones() -> None:
     with pytest.raises(ValidationError, match="grounded_arguments: false turns every check"):
         ToolLimits(grounded_arguments=False, checks=["variants"])
     assert set(NAMES) == set(get_args(ToolCheckName))
-    assert [c.stage for c in CHECKS] == ["decision"] * 3 + ["arguments"] * 2
+    assert [c.stage for c in CHECKS] == ["decision"] * 2 + ["arguments"] * 2
 
 
 def test_a_message_no_tool_fits_asks_no_model() -> None:

@@ -8,10 +8,8 @@ from pathlib import Path
 from charter import Charter, FakeModel
 from charter.spec import CharterSpec
 from charter.tools.provenance import (
-    Sources,
     given,
     ground_arguments,
-    nothing_new,
     numbers_in,
     redundant,
     unsupported_values,
@@ -327,35 +325,20 @@ def test_a_value_the_system_prompt_gives_goes_through() -> None:
     assert [s["action"] for s in steps] == ["awaiting_approval"]
 
 
-def test_numbers_with_a_scale_are_also_read_whole() -> None:
-    text = "revenues of $1M in 2019 and $1.2M in 2020, a 3 billion market, 5k users, 20 m"
-    assert {1e6, 1.2e6, 3e9, 5000.0, 1.0, 1.2, 2019.0} <= numbers_in(text)
-    assert 2e7 not in numbers_in(text)  # a lower-case m is metres or minutes, not millions
-
-
 def test_commas_are_thousands_only_in_groups_of_three() -> None:
     assert {1250.5} <= numbers_in("1,250.50 EUR") and 250.5 not in numbers_in("1,250.50")
     assert {1.0, 5.0, 1.5, 10.0} <= numbers_in("for 1,5 and 10 years")
     assert 15.0 not in numbers_in("for 1,5 and 10 years")  # not fifteen
 
 
-def test_percentages_read_either_way_but_only_between_fraction_and_percent() -> None:
+def test_percentages_read_either_way() -> None:
     assert given(0.08, {8.0}) and given(5.0, {0.05}) and given(100.0, {1.0})
-    # "5,10" also reads as 5.1 (a decimal comma): 510 is no percentage of it
-    assert not given(510.0, numbers_in("Find the factorial of 5,10 and 15."))
 
 
 def test_a_single_unit_of_time_gives_one() -> None:
     assert 1.0 in numbers_in("Predict the house prices for the next month in New York.")
     assert 1.0 in numbers_in("Set it to cool at 20 degrees. Power off after an hour")
     assert 1.0 not in numbers_in("A deck of cards, a king: the odds?")  # no unit of time
-
-
-def test_counting_words_give_their_number() -> None:
-    assert 2.0 in numbers_in("What's the probability of rolling a six twice in a row?")
-    assert 10.0 in numbers_in("the growth of the deer population over the past decade")
-    assert {1.0, 3.0, 12.0} <= numbers_in("once, thrice, a dozen eggs")
-    assert 2.0 not in numbers_in("rolling a six in a row")
 
 
 FREE_TEXT = {
@@ -433,54 +416,6 @@ def test_lists_of_options_keep_only_the_options_the_request_names() -> None:
     ]
 
 
-def test_a_word_with_a_hyphen_is_an_option_judged_like_any_other() -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "amenities": {
-                "type": "array",
-                "items": {"type": "string", "enum": ["Patio", "Wi-Fi", "Happy Hour"]},
-            },
-            "language": {"type": "string", "enum": ["en-US", "zh-Hant", "fr-FR"]},
-        },
-    }
-    request = "Find the closest sushi restaurant with a patio in Boston."
-    padded = {"amenities": ["Patio", "Wi-Fi"], "language": "zh-Hant"}
-    grounded = ground_arguments(padded, schema, request, request)
-    # "Wi-Fi" is a word nobody said; "zh-Hant" is a code (a script subtag), not judged
-    assert grounded.arguments == {"amenities": ["Patio"], "language": "zh-Hant"}
-    assert grounded.dropped == ["amenities[1]='Wi-Fi'"]
-    wifi = "A sushi place in Boston with a patio and wi-fi"
-    assert ground_arguments(padded, schema, wifi, wifi).arguments == padded
-
-
-def test_list_items_copied_from_the_descriptions_examples_are_left_out() -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "food": {"type": "string"},
-            "diet": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Special dietary requirements, e.g. vegan, gluten-free.",
-            },
-        },
-        "required": ["food", "diet"],
-    }
-    request = "Find 5 restaurants in Manhattan offering Thai food and a vegan menu."
-    copied = {"food": "Thai", "diet": ["vegan", "gluten-free"]}
-    grounded = ground_arguments(copied, schema, request, request)
-    assert grounded.arguments == {"food": "Thai", "diet": ["vegan"]}
-    assert grounded.dropped == ["diet[1]='gluten-free'"]
-    # items the description does not give are free text, not judged here; a required list
-    # whose every item was copied stays whole (its value is then the model's to own)
-    assert ground_arguments({"food": "Thai", "diet": ["halal"]}, schema, request).dropped == []
-    only_copied = {"food": "Thai", "diet": ["gluten-free"]}
-    assert ground_arguments(only_copied, schema, request).arguments == only_copied
-    both = "Thai food in Manhattan, vegan and gluten-free please"
-    assert ground_arguments(copied, schema, both, both).arguments == copied
-
-
 def test_an_optional_option_nobody_named_is_left_out_for_the_default() -> None:
     schema = {
         "type": "object",
@@ -530,74 +465,3 @@ def test_a_call_that_asks_nothing_new_is_redundant() -> None:
     assert list(redundant(calls, schemas)) == [1]
     # against a call of an earlier decision, too
     assert list(redundant(calls[1:2], schemas, earlier=calls[:1])) == [0]
-
-
-GROUP = {
-    "type": "object",
-    "properties": {
-        "total": {"type": "integer"},
-        "extroverts": {"type": "integer"},
-        "introverts": {"type": "integer"},
-    },
-    "required": ["total", "extroverts", "introverts"],
-}
-
-
-def test_a_call_after_the_requests_calls_must_bring_a_value_of_the_sources() -> None:
-    request = Sources("A group of 50: 15 extroverts and 35 introverts. Then a group of 20.")
-    schemas = {"pattern": GROUP, "echo": {"type": "object", "properties": {}}}
-    made = [{"tool": "pattern", "arguments": {"total": 50, "extroverts": 15, "introverts": 35}}]
-    swapped = {"tool": "pattern", "arguments": {"total": 50, "extroverts": 35, "introverts": 15}}
-    second = {"tool": "pattern", "arguments": {"total": 20, "extroverts": 15, "introverts": 35}}
-    invented = {"tool": "pattern", "arguments": {"total": 60, "extroverts": 15, "introverts": 35}}
-    other_tool = {"tool": "echo", "arguments": {}}
-    found = nothing_new([swapped, second, invented, other_tool, made[0]], schemas, request, made)
-    # the swap and an invented 60 add nothing the request gives; 20 is new; another tool is
-    # another step; the very same call again is a loop (the loop's to stop)
-    assert sorted(found) == [0, 2]
-    # text counts when the sources spell it out, whatever its case
-    text = Sources("what is the date, using the date or echo command")
-    shell = {"run": {"type": "object", "properties": {"command": {"type": "string"}}}}
-    ran = [{"tool": "run", "arguments": {"command": "date"}}]
-    later = [
-        {"tool": "run", "arguments": {"command": "echo done"}},
-        {"tool": "run", "arguments": {"command": "DATE "}},
-        {"tool": "run", "arguments": {"command": "echo"}},
-    ]
-    assert sorted(nothing_new(later, shell, text, ran)) == [0, 1]
-
-
-def test_once_the_stated_count_is_made_a_call_with_nothing_new_is_not_run(
-    tmp_path: Path,
-) -> None:
-    group = tmp_path / "group.py"
-    group.write_text("def pattern(total, extroverts, introverts):\n    return {'mixed': True}\n")
-    tools = [
-        {
-            "name": "pattern",
-            "description": "Social patterns of a group",
-            "parameters": GROUP,
-            "implementation": f"{group}:pattern",
-        }
-    ]
-    charter = CharterSpec.model_validate({**spec().model_dump(), "tools": tools})
-
-    def decision(*groups: tuple[int, int, int], count: int | None = None) -> str:
-        calls = [
-            {"tool": "pattern", "arguments": dict(zip(GROUP["properties"], g, strict=True))}
-            for g in groups
-        ]
-        return json.dumps({"calls": calls} if count is None else {"count": count, "calls": calls})
-
-    request = "Patterns in a group of 50 with 15 extroverts and 35 introverts?"
-    done = json.dumps({"calls": []})
-    model = FakeModel([decision((50, 15, 35), count=1), decision((50, 35, 15)), done, "Mixed."])
-    reply = Charter(charter, model=model).respond(request)
-    steps = reply.trace["tools"].detail["steps"]
-    assert [s["action"] for s in steps] == ["ran", "variant", "answer"]
-    assert "brings no value from the request" in model.calls[2].messages[-1].content
-
-    # a count the turn has not reached yet (a fake model need not keep to it): it runs
-    model = FakeModel([decision((50, 15, 35), count=2), decision((50, 35, 15)), done, "Mixed."])
-    reply = Charter(charter, model=model).respond(request)
-    assert [s["action"] for s in reply.trace["tools"].detail["steps"]] == ["ran", "ran", "answer"]

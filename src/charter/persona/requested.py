@@ -5,8 +5,10 @@
 expects it kept, and a small model breaks it often. This module reads the rules it can
 recognise from the latest user message and turns each into a `PersonaCheck` for this turn
 only; the critique stage then verifies the draft, asks for a revision, and applies the
-deterministic repairs (lowercase, uppercase, drop commas, add the closing phrase or the
-postscript, wrap in quotes, put the repeated request first).
+deterministic repairs (lowercase, drop commas, cut to the word limit, add the user's closing
+phrase, wrap in quotes, put the repeated request first). A rule with no repair (all
+capitals, a P.S., a minimum length, ...) is asked for in the revision only: a repair never
+adds words of its own.
 
 The phrasings are matched with regular expressions written for common English wording. They
 were developed on the even-keyed half of IFEval; results are reported on the odd-keyed half.
@@ -88,10 +90,12 @@ def _less(phrase: str) -> bool:
 
 
 def count_words(text: str) -> int:
+    """The number of words in `text` (runs of letters, digits, apostrophes and hyphens)."""
     return len(_WORD.findall(text))
 
 
 def count_sentences(text: str) -> int:
+    """The number of sentences in `text`: each `.`, `!` or `?` run, plus an unfinished last one."""
     stripped = text.strip()
     ends = len(re.findall(r"[.!?]+(?=\s|$)", stripped))
     return ends + (0 if not stripped or re.search(r"[.!?][\"')\]*_]*$", stripped) else 1)
@@ -164,7 +168,7 @@ def _case(message: str) -> list[PersonaCheck]:
     if re.search(upper, message, _FLAGS) and not re.search(
         r"capital (letter|word)s? (should|must)? ?appear|capital words", message, _FLAGS
     ):
-        return [_check("uppercase", "all capital letters", lambda t: t == t.upper(), str.upper)]
+        return [_check("uppercase", "all capital letters", lambda t: t == t.upper())]
     return []
 
 
@@ -372,7 +376,9 @@ def _wording(message: str) -> list[PersonaCheck]:  # noqa: C901 - one pattern pe
         message,
         _FLAGS,
     )
-    if include and not re.search(r"(do not|don't|never|without)\s*$", message[: include.start()]):
+    if include and not re.search(
+        r"(do not|don't|never|without)\s*$", message[: include.start()], _FLAGS
+    ):
         required = _quoted(include.group(4))
         if required:
             out.append(
@@ -543,7 +549,6 @@ def _edges(message: str) -> list[PersonaCheck]:
                         re.IGNORECASE | re.MULTILINE,
                     )
                 ),
-                lambda t, m=mark: f"{t.rstrip()}\n\n{m} Let me know if you need anything else.",
             )
         )
     if re.search(r"(wrap|enclose|put)\w* [^.]{0,60}(double quot|quotation marks)", message, _FLAGS):
@@ -555,16 +560,6 @@ def _edges(message: str) -> list[PersonaCheck]:
                 lambda t: f'"{t.strip()}"',
             )
         )
-    options = re.search(r"\(\s*[\"'](My answer is[^)]+)\)", message, _FLAGS)
-    if options:
-        choices = _quoted("'" + options.group(1))
-        out.append(
-            _check(
-                "options",
-                "contain one of the options " + ", ".join(repr(c) for c in choices),
-                lambda t, cs=choices: any(c in t for c in cs),
-            )
-        )
     return out
 
 
@@ -573,8 +568,10 @@ def _append_phrase(text: str, phrase: str) -> str:
 
 
 def _repeat(message: str) -> list[PersonaCheck]:
-    """'First repeat the request word for word, then answer': the request is the rest of the
-    message (before the instruction when it comes last, after it when it comes first).
+    """The check for "first repeat the request word for word, then answer".
+
+    The request is the rest of the message: before the instruction when it comes last, after
+    it when it comes first.
     """
     sentence = re.search(
         r"[^.!?\n]*\brepeat (the |this |my |all )?(exact, entire |exact |entire )?"

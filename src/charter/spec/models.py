@@ -310,9 +310,7 @@ class Tool(StrictModel):
     timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
-ToolCheckName = Literal[
-    "grounded_arguments", "unnamed_options", "variants", "redundant", "nothing_new"
-]
+ToolCheckName = Literal["grounded_arguments", "unnamed_options", "variants", "redundant"]
 """The checks a tool call can be held to (`charter.tools.checks`)."""
 
 
@@ -350,8 +348,7 @@ class ToolLimits(StrictModel):
         default=None,
         description="The checks a tool call must pass before it runs: grounded_arguments "
         "(values nobody gave), unnamed_options (options nobody named), variants (options "
-        "nobody asked for), redundant (a call that asks nothing an earlier one did not), "
-        "nothing_new (a call after the request's calls are made that brings no new value). "
+        "nobody asked for), redundant (a call that asks nothing an earlier one did not). "
         "Unset: all of them, or none with grounded_arguments: false.",
     )
     count_calls: bool = Field(

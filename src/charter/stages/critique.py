@@ -130,8 +130,10 @@ class CritiqueStage:
         record.detail["revisions"] = rounds
         state.outcome.revisions = rounds
         if failed(checks, state.outcome.reply):
-            state.outcome.reply = repair(checks, state.outcome.reply)
-            record.detail["repaired"] = True
+            repaired = repair(checks, state.outcome.reply)
+            if repaired != state.outcome.reply:  # not every rule has a repair in code
+                state.outcome.reply = repaired
+                record.detail["repaired"] = True
         if sources:
             ungrounded = unsupported(state.outcome.reply, sources)
             ungrounded += unsupported_entities(state.outcome.reply, entity_sources)

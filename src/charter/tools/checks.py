@@ -25,7 +25,6 @@ from charter.tools.provenance import (
     Sources,
     ground_values,
     named_options,
-    nothing_new,
     redundant,
     variants,
 )
@@ -80,10 +79,6 @@ class CheckContext:
     answered: Sequence[Call] = ()
     """The calls of the turn's earlier decisions that returned something (after an empty
     result, trying another option is a fair retry), or were proposed."""
-    made: Sequence[Call] = ()
-    """The calls of the turn's earlier decisions that were made (`LoopOutcome.calls`)."""
-    count: int | None = None
-    """How many calls the turn's first decision said the request needs."""
     before: Sequence[Call] = ()
     """The calls before this one in its decision (`decision` stage)."""
 
@@ -140,25 +135,6 @@ class Variants:
         return _variant(found)
 
 
-class NothingNew:
-    """Once the request's calls are made, a further call must bring a value no call used yet.
-
-    Once the turn has made as many calls as its first decision said the request needs, a further
-    call of a tool already called must bring a value of the sources (the request, a tool result)
-    that no earlier call used (`provenance.nothing_new`).
-    """
-
-    name: ClassVar[str] = "nothing_new"
-    stage: ClassVar[Stage] = "decision"
-
-    def check(self, call: Call, context: CheckContext) -> Finding | None:
-        if not context.count or len(context.made) < context.count:
-            return None
-        earlier = [*context.made, *context.before]
-        found = nothing_new([call], context.schemas, context.sources, earlier)
-        return _variant(found)
-
-
 class GroundedArguments:
     """Argument values the sources do not hold: a number, a text with digits, or a name.
 
@@ -189,9 +165,8 @@ class GroundedArguments:
 class UnnamedOptions:
     """Options nobody named, left out where leaving them out costs nothing.
 
-    Options are enum members, or examples copied from a parameter's description
-    (`provenance.unnamed_options`): taken out of a list of options, or an optional argument left out
-    for the tool's default; "all", "every", … in the request keep them.
+    Options are enum members (`provenance.unnamed_options`): taken out of a list of options, or an
+    optional argument left out for the tool's default; "all", "every", … in the request keep them.
     """
 
     name: ClassVar[str] = "unnamed_options"
@@ -213,7 +188,6 @@ def _variant(found: dict[int, str]) -> Finding | None:
 CHECKS: tuple[CallCheck, ...] = (
     Redundant(),
     Variants(),
-    NothingNew(),
     GroundedArguments(),
     UnnamedOptions(),
 )

@@ -6,9 +6,8 @@ with arguments matching that tool's schema (several when the request asks for se
 things: parallel calls), none when it is done (or, with a backend's own tool calling, its
 `tool_calls`). Then, for each call, in code:
 1. the checks of the `decision` stage (`tool_limits.checks`, see `checks.py`): a call that
-   only fans out over options nobody asked for, asks nothing an earlier call did not, or,
-   once the turn has made as many calls as its first decision said, brings no value of the
-   request or a tool result that no earlier call used, is not acted on (`variant`);
+   only fans out over options nobody asked for, or asks nothing an earlier call did not, is
+   not acted on (`variant`);
 2. the arguments are validated against the tool's JSON Schema (an invalid call is fed back
    with the reason and retried, at most `max_retries` times); a percentage of the request
    is given in the form its parameter takes (`convert_percentages`, see `percent.py`), and
@@ -258,8 +257,6 @@ class ToolLoop:
             request=turn.request,
             said="\n".join(m.content for m in turn.messages if m.role == "user"),
             answered=list(turn.answered),
-            made=out.calls,
-            count=out.count,
         )
         room = limits.max_calls - len(out.results)
         progressed = False

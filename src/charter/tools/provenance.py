@@ -6,9 +6,8 @@ digits (numbers, and strings such as dates, account or card numbers) and appear 
 the conversation or in earlier tool results. Values the tool's schema itself offers (an enum
 member, the default) are fine, and so are percentages written either way (7 % vs 0.07).
 Runs of one or two digits inside text are not checked (a month or an hour is often derived:
-"21 February" → "2024-02-21"). Numbers may be written as words up to twelve (and "once",
-"twice", "thrice", "dozen", "fortnight", "decade", "century"), or with a scale ("$1.2M"
-gives 1200000); "next month" or "an hour" gives 1.
+"21 February" → "2024-02-21"). Numbers may be written as words up to twelve; "next month"
+or "an hour" gives 1.
 
 Names are held to the same rule, loosely, because a paraphrase ("Spanish" → "es-ES") is
 legitimate: a text value with a capitalised word of four letters or more ("Manchester
@@ -48,38 +47,31 @@ _WORDS = {
         "zero one two three four five six seven eight nine ten eleven twelve".split()
     )
 }
-# "twice in a row" gives 2, "over the past decade" 10 (years), "a fortnight" 14 (days)
-_WORDS |= {"once": 1.0, "twice": 2.0, "thrice": 3.0, "dozen": 12.0, "fortnight": 14.0}
-_WORDS |= {"decade": 10.0, "decades": 10.0, "century": 100.0, "centuries": 100.0}
-
 
 # "next month", "in an hour", "a week from now": one of the unit
 _ONE_UNIT = re.compile(
     r"\b(?:a|an|next|last)\s+(?:second|minute|hour|day|night|week|month|quarter|year|decade)\b"
 )
-_SCALE = re.compile(r"\s?(k|K|thousand|M|mn|million|B|bn|billion)\b")
-_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}
-_SCALES |= {"b": 1e9, "bn": 1e9, "billion": 1e9}
 
 
 def thousands(raw: str) -> bool:
-    """`raw` ("1,250.50", "1,5", "2,5") uses its commas as thousands separators: every group
-    after a comma has three digits.
+    """Whether `raw` ("1,250.50", "1,5", "2,5") uses its commas as thousands separators.
+
+    It does when every group after a comma has three digits.
     """
     return all(len(group.split(".")[0]) == 3 for group in raw.split(",")[1:])
 
 
 def numbers_in(text: str) -> set[float]:
-    """The numbers `text` writes: as digits (1,250.50; a decimal comma; a list "1,5"),
-    with a scale ("$1.2M", "3 billion", "5k": also 1200000, 3e9, 5000), negative when a
-    minus stands apart before them ("- 7x"), as words up to twelve (and `_WORDS`' others:
-    "twice", "decade"), and a single unit of time ("next month", "an hour": 1).
+    """The numbers `text` writes.
+
+    As digits (1,250.50; a decimal comma; a list "1,5"), negative when a minus stands apart
+    before them ("- 7x"), as words up to twelve, and a single unit of time ("next month",
+    "an hour": 1).
     """
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(0)
-        scale = _SCALE.match(text, match.end())
-        factor = _SCALES[scale.group(1).lower()] if scale else 1.0
         # "5x^2 - 7x + 3": a minus sign apart from its number still makes it negative
         signed = re.search(r"[-\u2212]\s+$", text[max(0, match.start() - 3) : match.start()])
         if thousands(raw):  # 1,250.50
@@ -94,8 +86,6 @@ def numbers_in(text: str) -> set[float]:
             found.add(number)
             if signed:
                 found.add(-number)
-            if factor != 1.0:
-                found.add(round(number * factor, 6))
     lowered = text.lower()
     for word in re.findall(r"[a-z]+", lowered):
         if word in _WORDS:
@@ -114,8 +104,10 @@ _NAME = re.compile(r"\b[A-Z][a-z]{3,}")
 
 
 def _supported(text: str, vocabulary: Vocabulary, foreign: bool) -> bool:
-    """`text` shares a word with the sources, is spelled out from initials they hold ("New
-    York City" for "NYC"), or is not judged: no capitalised word of four letters or more, a
+    """Whether a name in `text` is supported by the sources, or not judged.
+
+    Supported: it shares a word with the sources, or is spelled out from initials they hold
+    ("New York City" for "NYC"). Not judged: no capitalised word of four letters or more, a
     code ("AAPL", "es-ES"), any text when the sources are mostly not in Latin script.
     """
     if foreign or not _NAME.search(text):
@@ -141,11 +133,13 @@ _COMMON = frozenset(
 
 
 def _mentioned(text: str, sources: Sources) -> bool:
-    """A required free-text value (no enum, no format) is held to more than a name: it must
-    share a word with the sources (three letters or more, less the commonest), appear in them
-    whole, or, as a name, be spelled out from initials they hold (`_initials`). Codes and
-    text without a lower-case word of three letters ("USD", "es-ES", "x**3") are not judged,
-    nor is anything when the sources are mostly in another script.
+    """Whether the sources mention a required free-text value (no enum, no format).
+
+    Such a value is held to more than a name: it must share a word with the sources (three
+    letters or more, less the commonest), appear in them whole, or, as a name, be spelled out
+    from initials they hold (`_initials`). Codes and text without a lower-case word of three
+    letters ("USD", "es-ES", "x**3") are not judged, nor is anything when the sources are
+    mostly in another script.
     """
     if sources.foreign or not re.search(r"[a-z]{3,}", text):
         return True
@@ -158,22 +152,21 @@ def _mentioned(text: str, sources: Sources) -> bool:
 
 
 def given(value: float, known: set[float]) -> bool:
-    """`value` is one of the numbers given, or one of them as a percentage either way: 8 as
-    0.08, or a fraction (at most 1 either side of 0) as its percentage, 0.05 as 5. A larger
-    number times 100 is no percentage: "the factorial of 5,10" holds 5.1 (a decimal comma)
-    but does not give 510.
+    """Whether `value` is one of the numbers given, or one of them as a percentage either way.
+
+    8 may be given as 0.08, and 0.05 as 5.
     """
     return any(
-        abs(value - k) < 1e-9
-        or abs(value * 100 - k) < 1e-6
-        or (abs(k) <= 1 and abs(value - k * 100) < 1e-6)
+        abs(value - k) < 1e-9 or abs(value * 100 - k) < 1e-6 or abs(value - k * 100) < 1e-6
         for k in known
     )
 
 
 class Sources:
-    """What the sources hold, read once (on first use): a decision's calls are all checked
-    against the same text (the system prompt, the conversation, earlier tool results).
+    """What the sources hold, each part read once (on first use).
+
+    A decision's calls are all checked against the same text (the system prompt, the
+    conversation, earlier tool results).
     """
 
     def __init__(self, text: str) -> None:
@@ -207,8 +200,10 @@ class Sources:
 def unsupported_values(  # noqa: C901 - one branch per JSON type
     arguments: dict[str, Any], schema: dict[str, Any], sources: Sources | str
 ) -> list[tuple[str, str]]:
-    """(argument, `path=value`) for each value of `arguments` that `sources` does not
-    hold (see the module doc); `argument` is the top-level argument the value sits in.
+    """The values of `arguments` that `sources` does not hold (see the module doc).
+
+    One (argument, `path=value`) for each, where `argument` is the top-level argument the
+    value sits in.
     """
     held = sources if isinstance(sources, Sources) else Sources(sources)
     known, runs = held.numbers, held.runs
@@ -256,6 +251,8 @@ def unsupported_values(  # noqa: C901 - one branch per JSON type
 
 @dataclass(frozen=True)
 class Grounded:
+    """What becomes of a call whose values were held to the sources."""
+
     arguments: dict[str, Any]
     """The arguments, less the optional ones that carried a value nobody gave."""
     refused: list[str]
@@ -270,9 +267,10 @@ def ground_arguments(
     sources: Sources | str,
     request: str | None = None,
 ) -> Grounded:
-    """What to do with a call whose values `sources` may not hold (`ground_values`), and
-    its lists of options pruned to those named (`named_options`; "all", "every", … in
-    `request`, by default the sources, keep them whole).
+    """What to do with a call whose values `sources` may not hold (`ground_values`).
+
+    Its lists of options are also pruned to those named (`named_options`; "all", "every", …
+    in `request`, by default the sources, keep them whole).
     """
     held = sources if isinstance(sources, Sources) else Sources(sources)
     grounded = ground_values(arguments, schema, held)
@@ -285,9 +283,10 @@ def ground_arguments(
 
 
 def ground_values(arguments: dict[str, Any], schema: dict[str, Any], sources: Sources) -> Grounded:
-    """The values of a call that `sources` does not hold (`unsupported_values`): all of them
-    `refused` when one sits in a required argument (the call must not run), else the
-    optional arguments that hold one left out (`dropped`).
+    """The values of a call that `sources` does not hold (`unsupported_values`).
+
+    All of them are `refused` when one sits in a required argument (the call must not run);
+    otherwise the optional arguments that hold one are left out (`dropped`).
     """
     guessed = unsupported_values(arguments, schema, sources)
     required = set(schema.get("required", []))
@@ -301,9 +300,10 @@ def ground_values(arguments: dict[str, Any], schema: dict[str, Any], sources: So
 def named_options(
     arguments: dict[str, Any], schema: dict[str, Any], sources: Sources, request: str
 ) -> tuple[dict[str, Any], list[str]]:
-    """`unnamed_options` taken out, unless `request` says "all", "every", "each", "both" or
-    "any" (it may mean every option): the arguments kept, and `path=value` for each option
-    taken out.
+    """The arguments with `unnamed_options` taken out, and `path=value` for each one taken out.
+
+    Nothing is taken out when `request` says "all", "every", "each", "both" or "any" (it may
+    mean every option).
     """
     if _EVERY.search(request.lower()):
         return arguments, []
@@ -313,15 +313,13 @@ def named_options(
 def unnamed_options(
     arguments: dict[str, Any], schema: dict[str, Any], sources: Sources
 ) -> tuple[dict[str, Any], list[str]]:
-    """The arguments less the options (enum members) that the sources never name, where a
-    guess costs nothing to undo:
+    """The arguments less the options (enum members) that the sources never name.
+
+    Only where a guess costs nothing to undo:
     - members of a list of options (an array of enum strings): the small model pads such a
       list with every option the schema offers ("a pet-friendly library with disabled
       access" → `preferences=["Pet-friendly", "Disabled Access", "24 hours", "Cafe
       Inside"]`); an optional list left empty is left out, a required one stays whole;
-    - items of a list of free text that the parameter's description gives as examples
-      ("Special dietary requirements, e.g. vegan, gluten-free"): "Thai food and a vegan
-      menu" → `["vegan", "gluten-free"]`, the second copied from the description;
     - an optional argument's option ("close firefox with taskkill" → `unit="seconds"`): it
       is left out, so the tool's default applies.
     A member is named when the sources hold it (`_` and `-` read as spaces) or share a word
@@ -353,7 +351,7 @@ def unnamed_options(
         items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
         if not isinstance(value, list):
             continue
-        options = (items or {}).get("enum") or _examples(value, prop, items or {})
+        options = (items or {}).get("enum")
         if not options:
             continue
         out = [i for i, member in enumerate(value) if unnamed(member, options)]
@@ -368,17 +366,8 @@ def unnamed_options(
     return kept, pruned
 
 
-def _examples(value: list[Any], prop: dict[str, Any], items: dict[str, Any]) -> list[Any]:
-    """The items of a list of free text that the parameter's description (or its `items`')
-    spells out: examples the model may have copied rather than values it was given.
-    """
-    described = f"{prop.get('description', '')} {items.get('description', '')}".lower()
-    return [m for m in value if isinstance(m, str) and m and _spelled(m, described)]
-
-
-# A code's parts are each in one case ("es-ES", "en_US", "USD", "mph"), or a script subtag
-# ("zh-Hant"); "Wi-Fi" is a word
-_CODE = re.compile(r"(?:[a-z]{2,3}|[A-Z]{2,3})(?:[-_](?:[a-z]{2,4}|[A-Z]{2,4}|[A-Z][a-z]{3}))?")
+# A code: "es-ES", "en_US", "zh-Hant", "USD", "mph"
+_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?")
 
 
 def _option_named(member: str, sources: Sources) -> bool:
@@ -398,8 +387,9 @@ _ABSENT = object()
 
 
 def _judged(member: str) -> bool:
-    """An enum member written as a word ("delete", "most_frequent"), not a code ("es",
-    "JPY"), which a request names in other words ("Spanish", "yen").
+    """Whether an enum member is written as a word ("delete", "most_frequent").
+
+    A code ("es", "JPY") is not judged: a request names it in other words ("Spanish", "yen").
     """
     return len(member) >= 4 and not member.isupper()
 
@@ -408,10 +398,11 @@ _EVERY = re.compile(r"\b(both|all|each|every|any)\b")
 
 
 def _named(value: Any, prop: dict[str, Any], text: str) -> bool:
-    """Whether the request names `value`: an enum member written as a word appears in it (as
-    written, or with `_`/`-` read as spaces); a flag or a missing value is never named. Other
-    values are not judged here (numbers have `unsupported_values`; free text may be a
-    paraphrase).
+    """Whether the request (lower-cased `text`) names `value`.
+
+    An enum member written as a word is named when it appears in it (as written, or with
+    `_`/`-` read as spaces); a flag or a missing value is never named. Other values are not
+    judged here (numbers have `unsupported_values`; free text may be a paraphrase).
     """
     if value is _ABSENT or isinstance(value, bool) or value is None:
         return False
@@ -428,15 +419,16 @@ def variants(
     request: str | None = None,
     earlier: Sequence[dict[str, Any]] = (),
 ) -> dict[int, str]:
-    """Calls of one decision that repeat an earlier call of the same tool except for values
-    the request never names (another member of an enum, a flipped flag, an argument left
-    out): the model fanning out over a parameter's options rather than the request asking
-    for several things ("add a todo" → add and delete). The earlier call is one before it
-    in `calls`, or one of `earlier`: calls of the turn's earlier decisions that ran and
-    returned something (after an empty result, trying another option is a fair retry).
-    Values are named when `sources` has them. A `request` (by default `sources`) that says
-    "both", "all", "each", "every" or "any" may mean every option, so then none is a
-    variant. Index in `calls` → why.
+    """Calls that repeat an earlier call of the same tool except for values nobody named.
+
+    Those values are ones the request never names (another member of an enum, a flipped
+    flag, an argument left out): the model fanning out over a parameter's options rather
+    than the request asking for several things ("add a todo" → add and delete). The earlier
+    call is one before it in `calls`, or one of `earlier`: calls of the turn's earlier
+    decisions that ran and returned something (after an empty result, trying another option
+    is a fair retry). Values are named when `sources` has them. A `request` (by default
+    `sources`) that says "both", "all", "each", "every" or "any" may mean every option, so
+    then none is a variant. Index in `calls` → why.
     """
     text = sources.lower()
     found: dict[int, str] = {}
@@ -475,8 +467,10 @@ def _asked(arguments: dict[str, Any], properties: Any) -> dict[str, Any]:
 
 
 def _within(value: Any, other: Any) -> bool:
-    """`value` asks nothing `other` does not: equal, or an object or a list whose every
-    field or item is within `other`'s.
+    """Whether `value` asks nothing `other` does not.
+
+    That is: it equals `other`, or it is an object or a list whose every field or item is
+    within `other`'s.
     """
     if isinstance(value, dict) and isinstance(other, dict):
         return all(k in other and _within(v, other[k]) for k, v in value.items())
@@ -490,11 +484,12 @@ def redundant(
     schemas: dict[str, dict[str, Any]],
     earlier: Sequence[dict[str, Any]] = (),
 ) -> dict[int, str]:
-    """Calls that ask nothing an earlier call of the same tool (one before it in `calls`, or
-    one of `earlier`) did not already ask: every argument, less those at the schema's
-    default, is held by the earlier call (the very same call is a loop, not this). The
-    small model splits one request into such pieces ("update user 43523's name and email"
-    → the update, then the e-mail update again). Index in `calls` → why.
+    """Calls that ask nothing an earlier call of the same tool did not already ask.
+
+    The earlier call is one before it in `calls`, or one of `earlier`; every argument, less
+    those at the schema's default, is held by it (the very same call is a loop, not this).
+    The small model splits one request into such pieces ("update user 43523's name and
+    email" → the update, then the e-mail update again). Index in `calls` → why.
     """
     found: dict[int, str] = {}
     for i, call in enumerate(calls):
@@ -523,66 +518,3 @@ def leaves(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for item in value for leaf in leaves(item)]
     return [value]
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return a.strip().lower() == b.strip().lower()
-    return type(a) is type(b) and bool(a == b)
-
-
-def _sourced(leaf: Any, sources: Sources) -> bool:
-    """The sources hold `leaf`: a number given (`given`), or text they spell out ("scenic",
-    "Los Angeles") or whose runs of digits they hold (a date rewritten: "2023-07-10").
-    """
-    if isinstance(leaf, bool) or leaf is None:
-        return False
-    if isinstance(leaf, (int, float)):
-        return given(float(leaf), sources.numbers)
-    if isinstance(leaf, str) and leaf.strip():
-        runs = _digit_runs(leaf)
-        return _spelled(leaf.strip(), sources.lowered) or (
-            bool(runs) and all(r in sources.runs for r in runs)
-        )
-    return False
-
-
-def nothing_new(
-    calls: list[dict[str, Any]],
-    schemas: dict[str, dict[str, Any]],
-    sources: Sources,
-    earlier: Sequence[dict[str, Any]],
-) -> dict[int, str]:
-    """Calls, asked after the turn has made as many calls as its first decision said the
-    request needs, that bring no value of the sources (the request, tool results) that the
-    earlier calls of the same tool did not already hold. The small model goes on after its
-    work is done: the same values swapped between arguments ("50 people, 15 extroverts and
-    35 introverts", then 35 and 15), an invented extra (`command="echo done"` after
-    `command="date"`). A call that uses a value left out so far, or one a tool returned,
-    brings something new; so does any call of a tool not called yet this turn. Index in
-    `calls` → why.
-    """
-    found: dict[int, str] = {}
-    for i, call in enumerate(calls):
-        arguments = call.get("arguments")
-        before = [
-            c.get("arguments")
-            for c in [*earlier, *calls[:i]]
-            if c.get("tool") == call.get("tool") and isinstance(c.get("arguments"), dict)
-        ]
-        # none before is a new tool; the very same call again is a loop, not this
-        if not isinstance(arguments, dict) or not before or arguments in before:
-            continue
-        properties = schemas.get(str(call.get("tool")), {}).get("properties", {})
-        held = [leaf for b in before for leaf in leaves(b)]
-        new = [
-            leaf
-            for leaf in leaves(_asked(arguments, properties))
-            if not any(_same(leaf, h) for h in held) and _sourced(leaf, sources)
-        ]
-        if not new:
-            found[i] = (
-                "the request's calls are made, and this one brings no value from the "
-                "request or a tool result that an earlier call did not already use"
-            )
-    return found

@@ -34,7 +34,7 @@ Action = Literal[
 - `invalid`: not run: an unknown tool, arguments the schema rejects, a required value
   nobody gave (`grounded_arguments`), or a decision that could not be read;
 - `variant`: not run: a check found it adds nothing the request asked for (`variants`,
-  `redundant`, `nothing_new`);
+  `redundant`);
 - `loop`: not run: the very same call was made earlier in the turn;
 - `failed`: the tool raised an error or timed out;
 - `withheld`: the tool ran, but the result guard flagged its result, which the model did
