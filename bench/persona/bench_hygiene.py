@@ -75,9 +75,11 @@ def main() -> None:
                 if reply.blocked:
                     counts["blocked"] += 1
                     continue
-                if ECHO.search(reply.text):
+                echo = ECHO.search(reply.text)
+                if echo:
                     counts["scaffolding"] += 1
-                    examples.append(f"{cid}: {reply.text[:120]!r}")
+                    around = reply.text[max(0, echo.start() - 80) : echo.end() + 40]
+                    examples.append(f"{cid}: {echo.group(0)!r} in {around!r}")
                 if any(
                     _norm(reply.text) == _norm(e) or _overlap(reply.text, e) >= 0.9 for e in earlier
                 ):

@@ -1,6 +1,7 @@
 """Charter: the last-mile layer for LLM products, from one charter file."""
 
 from charter.assistant import Charter, Reply
+from charter.compose import Insert
 from charter.conversation import Conversation, ConversationNotFoundError
 from charter.errors import (
     CharterError,
@@ -13,10 +14,12 @@ from charter.models import ChatModel, ChatRequest, Completion, FakeModel, Messag
 from charter.pipeline import Pipeline, Stage, StageRecord, Trace, TurnState
 from charter.spec import CharterFileError, CharterSpec, load_charter, parse_charter
 from charter.store import Store
+from charter.turn import Carry, TurnOutcome, TurnRequest
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Carry",
     "Charter",
     "CharterError",
     "CharterFileError",
@@ -27,6 +30,7 @@ __all__ = [
     "Conversation",
     "ConversationNotFoundError",
     "FakeModel",
+    "Insert",
     "Message",
     "ModelError",
     "ModelNotAvailableError",
@@ -37,6 +41,8 @@ __all__ = [
     "Store",
     "StoreError",
     "Trace",
+    "TurnOutcome",
+    "TurnRequest",
     "TurnState",
     "WeightsIntegrityError",
     "__version__",
