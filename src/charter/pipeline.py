@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from charter.knowledge.documents import Passage
 from charter.models.base import Message, Usage
@@ -209,6 +209,7 @@ class Stage(Protocol):
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState: ...
 
 
+@runtime_checkable
 class Conditional(Protocol):
     """A stage that takes part only in some turns.
 
@@ -256,7 +257,7 @@ class Pipeline:
         return state
 
     def _guarded(self, stage: Stage, inner: CallNext) -> CallNext:
-        applies = getattr(stage, "applies", None)
+        applies = stage.applies if isinstance(stage, Conditional) else None
 
         async def call(state: TurnState) -> TurnState:
             if applies is not None and not applies(state.request):
