@@ -32,8 +32,7 @@ def test_a_revision_the_model_framed_reaches_the_user_without_its_frame() -> Non
         [
             "Our branches open at nine in the morning and close at five in the evening.",
             "Sure, here's the rewritten message that follows the rules:\n\n---\n\n"
-            "Branches open 9 to 5.\n\n---\n\n"
-            "This message follows the rules by keeping it under 8 words.",
+            "Branches open 9 to 5.\n\n---",
         ]
     )
     charter = Charter(

@@ -23,7 +23,6 @@ def pipeline_replies() -> dict[str, str]:
 @pytest.mark.parametrize(
     ("key", "opening"),
     [
-        ("code-tutor/jailbreak/past_tense:185/on", "Unfortunately, there was no physical card"),
         (
             "code-tutor/under_refusal/harmbench:sql_server_version_blind_sql_injection_template/on",
             "**Blind SQL Injection Attack",
@@ -39,7 +38,6 @@ def test_a_revision_frame_the_pipeline_produced_is_taken_out(key: str, opening: 
     assert stripped.text.startswith(opening)
     assert "rewritten" not in stripped.text.lower()
     assert "revised version" not in stripped.text.lower()
-    assert "follows the guidelines" not in stripped.text
     assert stripped.removed
 
 

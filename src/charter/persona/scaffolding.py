@@ -9,9 +9,8 @@ models echo them. The echo shows up in three ways:
   opening, the revision request's opening. A line that holds one is dropped.
 - **A frame around a revision**, only in a turn the critique revised: an opening paragraph
   that announces the text in the revision request's own words (a rewritten "message", a
-  revised version of "your last reply": "Sure, here's the rewritten message:"), a closing
-  paragraph that grades it ("This message follows the guidelines by keeping it under 150
-  words..."), separators and quotes around the body. "Here's a revised version of the
+  revised version of "your last reply": "Sure, here's the rewritten message:"), and the
+  separators and quotes around the body. "Here's a revised version of the
   paragraph" is how an assistant answers a request for changes, and is left alone. The
   frame is dropped only when the user did not ask for a rewrite themselves (then "here's
   the rewritten message" is the answer, not an echo). On 11,420 held-out ChatGPT replies
@@ -37,12 +36,6 @@ _ANNOUNCES = re.compile(
     r"\b(?:message|(?:version|text) of (?:your|my|the) (?:last |previous )?"
     r"(?:reply|message|response))\b"
     r"[^\n]{0,80}$",
-    re.IGNORECASE,
-)
-_GRADES = re.compile(
-    rf"^\W*(?:this|the|my) (?:(?:rewritten|revised|updated|new) )?{_ABOUT_TEXT}\b[^\n]{{0,60}}?"
-    r"\b(?:follows|adheres|complies|meets|keeps|stays|sticks|respects)\b[^\n]*"
-    r"\b(?:rules?|guidelines?|requirements?|instructions?|limit)\b",
     re.IGNORECASE,
 )
 _SEPARATOR = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$")
@@ -110,8 +103,6 @@ def _unframed(paragraphs: list[str], removed: list[str]) -> list[str]:
     body = list(paragraphs)
     if body and _ANNOUNCES.match(body[0].strip()) and len(body) > 1:
         removed.append(f"revision frame: {body.pop(0).strip()[:80]}")
-    if len(body) > 1 and _GRADES.match(body[-1].strip()):
-        removed.append(f"revision frame: {body.pop().strip()[:80]}")
     while body and _SEPARATOR.match(body[0]):
         body.pop(0)
     while body and _SEPARATOR.match(body[-1]):

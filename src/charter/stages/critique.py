@@ -227,8 +227,8 @@ class CritiqueStage:
         completion = routed.completion
         state.add_usage(completion.usage, model=routed.role)
         state.trace[self.name].detail.update(routed.to_detail())
-        # A small model frames its rewrite ("Sure, here's the rewritten message: ...") and
-        # grades it; the frame would count against the rules and reach the user.
+        # A small model frames its rewrite ("Sure, here's the rewritten message: ..."); the
+        # frame would count against the rules and reach the user.
         markers = Markers(check_ids=frozenset(c.id for c in self.checks))
         kept = strip(completion.text, markers, revised=True, request=latest_user(state.messages))
         text = kept.text.strip() or draft
