@@ -139,3 +139,18 @@ def test_cli_keys_are_shown_once_and_stored_hashed(tmp_path: Path) -> None:
     assert again.exit_code == 1
     bad = runner.invoke(cli, ["keys", "add", "--tenant", "no spaces", "--db", str(db)])
     assert bad.exit_code == 2 and "tenant" in bad.output
+
+
+def test_two_tenants_naming_the_same_user_do_not_share_a_rate_limit(
+    store: Store, keys: dict[str, str]
+) -> None:
+    data = BANK.model_dump(exclude_defaults=True)
+    data["guards"]["rate_limit"] = {"requests_per_minute": 1}
+    spec = CharterSpec.model_validate(data)
+    charters = {"bank": Charter(spec, model=FakeModel(default="Happy to help. Bye."))}
+    a, b = bearer(keys["alpha"]), bearer(keys["beta"])
+    with TestClient(create_app(charters, store=store)) as c:
+        first = c.post("/v1/chat/completions", json=ask("bank", "hi", user="alice"), headers=a)
+        again = c.post("/v1/chat/completions", json=ask("bank", "hi", user="alice"), headers=a)
+        other = c.post("/v1/chat/completions", json=ask("bank", "hi", user="alice"), headers=b)
+    assert (first.status_code, again.status_code, other.status_code) == (200, 429, 200)

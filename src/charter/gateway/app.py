@@ -376,7 +376,7 @@ def create_app(  # noqa: C901 - the routes close over the app state
         with turn_span(body.model, caller.tenant, stream=False) as span:
             try:
                 reply = await charter.arespond(
-                    turn.messages, user=body.user or caller.tenant, **turn.options()
+                    turn.messages, user=caller.user(body.user), **turn.options()
                 )
             except Exception as exc:  # the failure policy handles stage errors; not these
                 await audit(caller, body.model, turn, None, stream=False, failure=repr(exc))
@@ -483,7 +483,7 @@ def _stream(
                 try:
                     reply = await charter.arespond(
                         messages,
-                        user=body.user or caller.tenant,
+                        user=caller.user(body.user),
                         on_delta=on_delta,
                         **turn.options(),
                     )

@@ -47,6 +47,18 @@ class Caller:
     def may_use(self, charter_id: str) -> bool:
         return self.key is None or self.key.allows(charter_id)
 
+    def user(self, named: str | None) -> str:
+        """Whom a turn is for: rate limits and profiles are kept per user, within the tenant.
+
+        A request's `user` field is the caller's own name for its end user, so two tenants
+        may both send "alice": with keys, the tenant is put in front ("acme/alice") so they
+        never share a rate-limit bucket or a profile. A request without `user` counts as
+        the tenant itself; a gateway without keys (loopback only) uses the name as sent.
+        """
+        if named is None:
+            return self.tenant
+        return named if self.key is None else f"{self.tenant}/{named}"
+
 
 def authenticate(store: GatewayRecords, authorization: str | None) -> Caller | str:
     """The caller of a request with this `Authorization` header, or why it is refused."""
