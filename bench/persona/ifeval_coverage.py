@@ -30,7 +30,7 @@ MATCH = {
     "detectable_format:title": "asked.title",
     "detectable_format:json_format": "asked.json",
     "detectable_format:multiple_sections": "asked.sections",
-    "detectable_format:constrained_response": "asked.options",
+    "detectable_format:constrained_response": (),  # no detector (docs/design/011)
     "detectable_content:number_placeholders": "asked.placeholders",
     "detectable_content:postscript": "asked.postscript",
     "startend:quotation": "asked.quotation",
