@@ -77,9 +77,10 @@ def test_long_history_is_trimmed_to_the_window(acme_file: Path) -> None:
             Message(role="user", content=f"question {i} " + "word " * 40),
             Message(role="assistant", content=f"answer {i} " + "word " * 40),
         ]
-    # a message no tool is relevant to: the first model call is the reply's
+    # a message no tool is relevant to: the last model call is the reply's (notes on the
+    # dropped turns come first)
     reply = charter.respond([*history, Message(role="user", content="What is the weather today?")])
-    sent = model.calls[0].messages
+    sent = model.calls[-1].messages
     assert sent[-1].content == "What is the weather today?"
     assert len(sent) < len(history)
     assert reply.trace["generate"].detail["dropped_messages"] == len(history) + 2 - len(sent)
@@ -117,7 +118,7 @@ def test_trimmed_history_keeps_the_users_original_goal(acme_file: Path) -> None:
             Message(role="assistant", content=f"noted {i} " + "word " * 40),
         ]
     charter.respond([*history, Message(role="user", content="So, can you do it?")])
-    sent = model.calls[0].messages
+    sent = model.calls[-1].messages
     system = sent[0].content
     assert system.startswith("You are Penny")  # the persona is pinned, never cut
     assert f"The user's first request was: «{goal}»" in system

@@ -24,6 +24,7 @@ from charter.errors import CharterError
 from charter.guards.allowlist import AllowList
 from charter.models.routing import STRONG, ModelSet, tools_role
 from charter.persona.checks import persona_checks
+from charter.persona.identity import identity_check
 from charter.pipeline import Pipeline, Stage
 from charter.stages import (
     CritiqueStage,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from charter.guards.base import Guard
     from charter.knowledge.index import KnowledgeIndex
     from charter.models.base import ChatModel
+    from charter.persona.judge import PersonaJudge
     from charter.spec.models import CharterSpec
     from charter.stages.rate_limit import Limiter
 
@@ -148,14 +150,31 @@ def _tools(parts: Parts) -> Stage:
 
 def _critique(parts: Parts) -> Stage:
     spec = parts.spec
+    claims = identity_check(spec)  # never claims to be another assistant, model or company
     return CritiqueStage(
         parts.models,
-        persona_checks(spec),
+        persona_checks(spec) + ([claims] if claims is not None else []),
         rounds=spec.critique.rounds,
         user_requests=spec.critique.user_requests,
         judge_principles=[p for p in spec.constitution if p.check is None],
         judge_model=parts.judge if spec.critique.judge else None,
+        persona_judge=_persona_judge(parts) if spec.critique.persona_judge else None,
     )
+
+
+def _persona_judge(parts: Parts) -> Callable[[], PersonaJudge | None]:
+    """The charter's built persona judge (None until `charter prompt --build-judge`).
+
+    The judge model decides its uncertain band, built only when a reply lands there.
+    """
+
+    def load() -> PersonaJudge | None:
+        from charter.persona.judge import load_judge
+
+        judge = load_judge(parts.spec)
+        return judge.with_model(parts.judge) if judge is not None else None
+
+    return load
 
 
 @dataclass(frozen=True)
@@ -186,7 +205,8 @@ STAGES: tuple[Row, ...] = (
         "persona",
         _always,
         reads="the charter",
-        writes="system_prompt (persona, constitution, policies), canary",
+        writes="system_prompt (persona, constitution, policies; the persona's answer to an "
+        "identity question), canary",
         build=lambda p: PersonaStage(p.spec),
     ),
     Row(
@@ -272,8 +292,9 @@ STAGES: tuple[Row, ...] = (
         "generate",
         _always,
         reads="system_prompt, messages, route, request (client tools, schema, sampling, "
-        "carry.reanchor)",
-        writes="outcome.reply or outcome.tool_calls",
+        "carry.reanchor, carry.memory)",
+        writes="outcome.reply or outcome.tool_calls; outcome.memory when old messages no "
+        "longer fit (notes on them, pinned after the persona)",
         build=lambda p: GenerateStage(p.models),
     ),
 )

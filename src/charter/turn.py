@@ -6,9 +6,10 @@
 - `TurnOutcome`: what the stages decided, filled in as the turn runs (the reply, whether it
   was blocked and why, citations, escalations, a rate limit's wait, guard verdicts, and what
   the next turn needs to know).
-- `Carry`: the state one turn hands to the next (how many turns in a row were blocked, and
-  whether the persona should be restated). A `Conversation` stores it with the turn; the
-  gateway, whose callers send the history themselves, derives it from that history.
+- `Carry`: the state one turn hands to the next (how many turns in a row were blocked,
+  whether the persona should be restated, and the memory of messages that no longer fit).
+  A `Conversation` stores it with the turn; the gateway, whose callers send the history
+  themselves, derives it from that history (and finds the memory in its store).
 
 The stage-by-stage trace is a record for people (logs, the eval report, the playground);
 behaviour never reads it back. Everything a stage tells another stage or the caller goes
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from charter.models.base import Message, Sampling
+from charter.persona.memory import ConversationMemory
 
 GuardSide = Literal["input", "operator", "output"]
 
@@ -33,15 +35,22 @@ class Carry:
     """How many of the conversation's latest turns, in a row, were blocked."""
     reanchor: bool = False
     """The last reply drifted from the persona: restate the persona next to the new message."""
+    memory: ConversationMemory | None = None
+    """Notes on the conversation's oldest messages, which no longer fit the model's window."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"blocked_streak": self.blocked_streak, "reanchor": self.reanchor}
+        out: dict[str, Any] = {"blocked_streak": self.blocked_streak, "reanchor": self.reanchor}
+        if self.memory is not None:
+            out["memory"] = self.memory.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Carry:
+        memory = data.get("memory")
         return cls(
             blocked_streak=int(data.get("blocked_streak", 0)),
             reanchor=bool(data.get("reanchor", False)),
+            memory=ConversationMemory.from_dict(memory) if isinstance(memory, dict) else None,
         )
 
 
@@ -101,6 +110,15 @@ class GuardCall:
     action: str
 
 
+@dataclass(frozen=True)
+class Draft:
+    """The model's first reply when critique changed it, and the rules it broke."""
+
+    text: str
+    violations: tuple[str, ...]
+    """Each broken rule as critique named it to the model: "<rule id>: <what it asks>"."""
+
+
 @dataclass
 class TurnOutcome:
     """What the stages decided. Each field says which stage writes it."""
@@ -130,8 +148,14 @@ class TurnOutcome:
     """How many times the critique had the model rewrite its draft (critique)."""
     persona_score: float | None = None
     """Share of the persona's checks the draft reply passed (critique); drift reads it."""
+    draft: Draft | None = None
+    """The draft critique replaced, with the rules it broke (critique); None when the
+    draft was kept. Training data pairs it with the reply (charter/training)."""
     reanchor_next: bool = False
     """The next turn should restate the persona (drift)."""
+    memory: ConversationMemory | None = None
+    """The conversation's memory when this turn changed it (generate: old messages no longer
+    fit); None keeps the previous turn's. An empty memory forgets it."""
 
     def block(self, reply: str, reason: str) -> None:
         """End the turn with `reply` because of `reason`.
@@ -144,7 +168,9 @@ class TurnOutcome:
 
     def carry(self, previous: Carry) -> Carry:
         """What this turn hands to the conversation's next turn."""
+        memory = previous.memory if self.memory is None else self.memory
         return Carry(
             blocked_streak=previous.blocked_streak + 1 if self.blocked else 0,
             reanchor=self.reanchor_next,
+            memory=None if memory is None or memory.empty else memory,
         )

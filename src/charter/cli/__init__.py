@@ -15,6 +15,7 @@ from charter.cli import (
     models,
     serve,
     spec,
+    tune,
 )
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ chat.register(app)
 guard.register(app)
 evaluate.register(app)
 serve.register(app)
+tune.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
 app.add_typer(knowledge.app, name="knowledge")

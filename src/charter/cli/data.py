@@ -1,11 +1,16 @@
-"""`charter data list | pull | verify`: public datasets for the eval suites and guard training."""
+"""`charter data list | pull | verify | export`.
+
+list, pull and verify: the public datasets for the eval suites and guard training. export: the
+store's turns and escalations, eval runs and generated pairs as training data (TRL's formats).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -18,9 +23,16 @@ from charter.datasets.catalog import Dataset, DatasetStatus, Manifest, UnknownDa
 from charter.datasets.locate import pull_target
 from charter.datasets.pull import pull as pull_dataset
 from charter.errors import CharterError
+from charter.home import default_db_path
+from charter.spec.loader import load_charter
+
+if TYPE_CHECKING:
+    from charter.spec.models import CharterSpec
+    from charter.training import Example, ExportSummary, Format
 
 app = typer.Typer(
-    help="Public datasets: where each comes from, fetch and verify them.", no_args_is_help=True
+    help="Public datasets: where each comes from, fetch and verify them; export training data.",
+    no_args_is_help=True,
 )
 
 ManifestOption = Annotated[
@@ -237,3 +249,205 @@ def verify(
     if problems:
         err.print(f"{problems} file(s) missing or different in {root}", markup=False)
         raise typer.Exit(EXIT_ERROR)
+
+
+# -- export: training data -------------------------------------------------------------------
+
+DAY = ["%Y-%m-%d"]
+
+
+def _formats(value: str) -> tuple[Format, ...]:
+    from charter.training import FORMATS
+
+    if value == "all":
+        return FORMATS
+    for fmt in FORMATS:
+        if value == fmt:
+            return (fmt,)
+    err.print(f"[red]error:[/red] --format is one of sft, dpo, kto, all; not {escape(value)!r}")
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _store_examples(
+    db: str | None, spec: CharterSpec, charter_ids: list[str], *, resolutions: bool
+) -> list[Example]:
+    """The store's examples; none (with a note) when no store is named and the default is absent."""
+    from charter.eval.runner import charter_fingerprint
+    from charter.store.sqlite import Store
+    from charter.training import store_examples
+
+    if db is not None and db.startswith(("postgresql://", "postgres://")):
+        err.print(
+            "[red]error:[/red] the PostgreSQL store keeps the gateway's records, not "
+            "conversations; export from the SQLite store that holds them (--db FILE)"
+        )
+        raise typer.Exit(EXIT_INVALID)
+    path = Path(db).expanduser() if db is not None else default_db_path()
+    if not path.is_file():
+        if db is not None:
+            err.print(f"[red]error:[/red] no store at {escape(str(path))}")
+            raise typer.Exit(EXIT_ERROR)
+        err.print(f"note: no store at {path}; exporting without it", markup=False)
+        return []
+    store = Store(path)
+    try:
+        fingerprints = {spec.id: charter_fingerprint(spec)}
+        found = store_examples(
+            store, fingerprints=fingerprints, charter_ids=charter_ids, resolutions=resolutions
+        )
+        return list(found)
+    finally:
+        store.close()
+
+
+def _eval_examples(folders: list[Path], spec: CharterSpec) -> list[Example]:
+    from charter.eval.runner import charter_fingerprint
+    from charter.training import eval_examples
+
+    current = charter_fingerprint(spec)
+    examples: list[Example] = []
+    for folder in folders:
+        found = list(eval_examples(folder, charter_id=spec.id))
+        others = {e.fingerprint for e in found} - {None, current}
+        if others:
+            err.print(
+                f"note: {folder} was run with another version of the charter (fingerprint "
+                f"{', '.join(sorted(str(o) for o in others))}, now {current}); its rows carry it",
+                markup=False,
+            )
+        examples += found
+    return examples
+
+
+def _generated(spec: CharterSpec, n: int, seed: int) -> list[Example]:
+    from charter.eval.runner import charter_fingerprint
+    from charter.models.factory import build_model
+    from charter.training import generate
+
+    made = generate(
+        spec, build_model(spec.models.chat), n, fingerprint=charter_fingerprint(spec), seed=seed
+    )
+    out.print(
+        f"generated: {made.messages} message(s) run; {made.pairs} pair(s), {made.passed} "
+        f"passed (SFT), {made.unpaired} broke a rule with nothing to pair, "
+        f"{made.nothing} gave nothing (blocked at the input, handed to a person, or failed)",
+        markup=False,
+    )
+    return made.examples
+
+
+def _report(summary: ExportSummary, folder: Path) -> None:
+    out.print(
+        f"read {summary.read} example(s): {summary.filtered_out} filtered out; duplicate rows "
+        f"dropped: {sum(summary.duplicates.values())}",
+        markup=False,
+    )
+    kinds = sorted({kind for _fmt, kind in summary.rows})
+    counts = Table("format", *kinds, "rows", box=None)
+    for fmt in dict.fromkeys(f for f, _kind in summary.rows):
+        row = [summary.rows[(fmt, kind)] for kind in kinds]
+        counts.add_row(fmt, *map(str, row), str(sum(row)))
+    if kinds:
+        out.print(counts)
+    redacted = "PII redacted" if summary.redacted else "NOT REDACTED"
+    out.print(f"wrote into {folder} ({redacted}):", markup=False)
+    for path, n in summary.files.items():
+        out.print(f"  {path.name}: {n} row(s)", markup=False)
+
+
+@app.command("export")
+def export_data(
+    charter: Annotated[
+        Path, typer.Argument(help="The charter file: its id, PII guard and fingerprint.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (made if missing).")],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="CHARTER_DB",
+            help="SQLite store (default: $CHARTER_HOME/charter.db, left out if absent).",
+        ),
+    ] = None,
+    eval_runs: Annotated[
+        list[Path] | None,
+        typer.Option("--eval-run", help="A `charter eval` output folder (repeatable)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="sft, dpo, kto or all.")] = "all",
+    principles: Annotated[
+        list[str] | None,
+        typer.Option("--principle", help="Only examples about this rule id (repeatable)."),
+    ] = None,
+    guards: Annotated[
+        list[str] | None,
+        typer.Option("--guard", help="Only replies this output guard blocked (repeatable)."),
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="From this day (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(formats=DAY, help="Up to this day, inclusive.")
+    ] = None,
+    charter_ids: Annotated[
+        list[str] | None,
+        typer.Option("--charter-id", help="Conversations of these charters (default: CHARTER's)."),
+    ] = None,
+    split: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.9, help="Share of conversations for a test file (0: none)."),
+    ] = 0.0,
+    generate_n: Annotated[
+        int,
+        typer.Option("--generate", min=0, help="Also make pairs from N tempting messages."),
+    ] = 0,
+    resolutions: Annotated[
+        bool,
+        typer.Option(
+            "--resolutions-as-replies",
+            help="Take resolved escalations' notes as the reply the user should have had.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the generator's choices.")] = 0,
+    no_redact: Annotated[
+        bool, typer.Option("--no-redact", help="Write text unredacted (PII included).")
+    ] = False,
+) -> None:
+    """Write training data: SFT, DPO/ORPO and KTO JSONL files in TRL's formats.
+
+    From the store (turns whose draft critique revised, answered turns and, when asked,
+    resolved escalations), from eval runs (replies without Charter against replies with it) and,
+    with --generate, from messages made to tempt the charter's rules. Every text is redacted
+    by the charter's PII guard first; docs/training.md.
+    """
+    from charter.training import ExportSettings, Filters, Redactor, export
+
+    formats = _formats(fmt)
+    with friendly_errors():
+        spec = load_charter(charter)
+        redact = None if no_redact else Redactor(spec)
+        if no_redact:
+            err.print(
+                "[bold red]WARNING: --no-redact: the files will hold every name, email, "
+                "phone and card number as it was said. Do not share them.[/bold red]"
+            )
+        ids = charter_ids or [spec.id]
+        examples = _store_examples(db, spec, ids, resolutions=resolutions)
+        examples += _eval_examples(eval_runs or [], spec)
+        if generate_n:
+            examples += _generated(spec, generate_n, seed)
+        settings = ExportSettings(
+            out=out_dir,
+            formats=formats,
+            filters=Filters(
+                charter_ids=tuple(ids),
+                principles=tuple(principles or ()),
+                guards=tuple(guards or ()),
+                since=since.date() if since else None,
+                until=until.date() if until else None,
+            ),
+            test_share=split,
+        )
+        summary = export(examples, settings, redact=redact)
+    _report(summary, out_dir)
+    if no_redact:
+        err.print("[bold red]WARNING: written UNREDACTED (--no-redact).[/bold red]")

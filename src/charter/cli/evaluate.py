@@ -50,7 +50,8 @@ def eval_command(
         str | None,
         typer.Option(
             help=f"Comma-separated; default: {','.join(SUITES)}. Opt-in: persona_stability "
-            "(50-turn conversations) and the suites installed packages register. Your own "
+            "(multi-turn conversations, real and scripted, with identity and scope probes) and "
+            "the suites installed packages register. Your own "
             "cases (the charter's `tests`, --cases) always run; 'cases' alone runs only them."
         ),
     ] = None,

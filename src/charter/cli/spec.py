@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from charter.cli._common import EXIT_INVALID, err, friendly_errors, out
+from charter.errors import CharterError
 from charter.eval.own_cases import load_cases
 from charter.persona.compile import compile_system_prompt
 from charter.spec.loader import CharterFileError, load_charter
@@ -88,8 +89,49 @@ def init(
     )
 
 
-def prompt(file: Path = typer.Argument(..., help="Charter file.")) -> None:
-    """Print the system prompt compiled from the persona and constitution."""
+def prompt(
+    file: Path = typer.Argument(..., help="Charter file."),
+    build_judge: bool = typer.Option(
+        False,
+        "--build-judge",
+        help="Build the persona judge instead: the charter's judge model writes replies that "
+        "keep and break each semantic rule (scope, tone, identity, values, never items, "
+        "unchecked principles), and a classifier per rule is trained on them (minutes).",
+    ),
+    per_rule: int = typer.Option(12, "--per-rule", min=2, help="User messages per rule."),
+    examples: Path | None = typer.Option(
+        None, "--examples", help="Your own examples (JSONL: rule, prompt, reply, breaks)."
+    ),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Write the examples again."),
+) -> None:
+    """Print the system prompt compiled from the persona and constitution.
+
+    With --build-judge, build the charter's persona judge (docs/persona.md, Semantic checks).
+    """
     with friendly_errors():
         spec = load_charter(file)
-    out.out(compile_system_prompt(spec).text)
+    if not build_judge:
+        out.out(compile_system_prompt(spec).text)
+        return
+    from charter.models.factory import build_model
+    from charter.persona.contrast import read_examples
+    from charter.persona.judge import build_judge as build
+
+    with friendly_errors():
+        try:
+            own = read_examples(examples) if examples is not None else []
+        except (OSError, ValueError) as exc:
+            raise CharterError(f"cannot read --examples: {exc}") from None
+        model = build_model(spec.models.judge or spec.models.chat)
+        try:
+            path = build(
+                spec,
+                model,
+                per_rule=per_rule,
+                examples=own,
+                rebuild=rebuild,
+                progress=lambda line: err.print(line, markup=False),
+            )
+        finally:
+            model.close()
+    out.print(f"persona judge: {path}", markup=False)

@@ -45,7 +45,7 @@ SUITES: tuple[str, ...] = (
     "constrained_writing",
     "tools",
 )
-"""The default suites, Charter's own. `persona_stability` (50-turn conversations) and the
+"""The default suites, Charter's own. `persona_stability` (multi-turn conversations) and the
 suites other packages register (`charter.suites`) are opt-in."""
 ALL_SUITES: tuple[str, ...] = (*SUITES, "persona_stability")
 """Charter's own suites; `known_suites()` adds those other packages register."""
@@ -53,7 +53,7 @@ PROFILES: dict[str, int | None] = {"quick": 5, "standard": 50, "full": None}
 """Cases per suite. quick: minutes on a laptop CPU; standard: about an hour; full: every
 case (hours on CPU; use a served model and --workers)."""
 CONVERSATIONS: dict[str, int] = {"quick": 1, "standard": 2, "full": 5, "custom": 1}
-"""persona_stability conversations per profile."""
+"""persona_stability's replayed ShareGPT conversations per profile (and one scripted one)."""
 OWN = "cases"
 """In `suites`: no built-in suite, only the team's own (which run whatever `suites` says)."""
 
@@ -129,8 +129,7 @@ def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Ca
     """The sampled cases of the chosen suites, then every case of the team's own suites.
 
     The team's own cases are never sampled: each is a requirement somebody wrote down. An
-    unknown suite, or persona_stability for a charter without programmatic persona checks, is
-    a CharterError.
+    unknown suite is a CharterError.
     """
     why = unknown_suites(settings.suites)
     if why is not None:
@@ -141,13 +140,10 @@ def select_cases(spec: CharterSpec, settings: EvalSettings) -> list[case_sets.Ca
         if suite == OWN:
             continue
         if suite == "persona_stability":
-            if not persona_checks(spec):
-                raise CharterError(
-                    "persona_stability scores replies with the charter's programmatic persona "
-                    "checks (persona.style, constitution[].check); this charter has none"
-                )
             conversations = CONVERSATIONS.get(settings.profile, 1)
-            picked += stability.conversation_cases(conversations, settings.turns)
+            picked += stability.conversation_cases(
+                spec, conversations, settings.turns, seed=settings.seed
+            )
             continue
         all_cases = case_sets.uncontaminated(plugins.suites.get(suite).load(spec))
         picked += case_sets.sample(all_cases, settings.limit, settings.seed)

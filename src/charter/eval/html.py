@@ -1,8 +1,9 @@
 """The report as one self-contained HTML page: inline CSS, SVG and script, no network.
 
 Plots: each suite's failure rate off vs on with its 95% interval; the latency distribution of
-both conditions; the readiness breakdown; the persona pass rate by turn when the
-persona_stability suite ran. Then every case of every suite (a team's own too) in one table:
+both conditions; the readiness breakdown; when the persona_stability suite ran, the probe
+pass rate by turn and the pass rate per rule kind by turn bucket, with the blocked, leaked
+and spinning replies. Then every case of every suite (a team's own too) in one table:
 the message, both replies, both verdicts and why, filtered by suite and by outcome with a few
 lines of inline script. Without script the filters stay hidden and every row is shown.
 
@@ -17,7 +18,14 @@ import math
 from html import escape
 
 from charter.eval.own_cases import PREFIX
-from charter.eval.report import TEXT_CAP, CaseOut, Report, VerdictOut
+from charter.eval.report import (
+    TEXT_CAP,
+    CaseOut,
+    PassRateOut,
+    Report,
+    StabilityOut,
+    VerdictOut,
+)
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#1b1f24}
@@ -147,7 +155,101 @@ def _by_turn(report: Report) -> str:
                 f"{r.n - r.k}/{r.n} pass</title></circle>"
             )
     parts.append("</svg>")
-    return "<p>Share of probe replies that keep every persona check.</p>" + "".join(parts)
+    return (
+        "<p>Share of probe replies (identity and scope questions asked aside) that keep every "
+        "rule scored on them; blocked turns left out.</p>"
+        + "".join(parts)
+        + _by_kind(suite.stability)
+    )
+
+
+_PANEL_W, _PANEL_H = 230, 120
+
+
+def _kind_panel(kind: str, curve: dict[str, dict[str, PassRateOut]], buckets: list[str]) -> str:
+    """One kind's pass rate by turn bucket, off and on, as a small line plot."""
+    step = (_PANEL_W - 40) / max(len(buckets) - 1, 1)
+
+    def x(bucket: str) -> float:
+        return 30 + step * buckets.index(bucket)
+
+    def y(rate: float) -> float:
+        return 18 + (_PANEL_H - 44) * (1 - rate)
+
+    parts = [
+        f'<svg role="img" width="{_PANEL_W}" height="{_PANEL_H}" aria-label="{escape(kind)}">'
+        f'<text x="0" y="12" font-size="12" font-weight="600">{escape(kind)}</text>'
+    ]
+    for tick in (0.0, 1.0):
+        parts.append(
+            f'<text x="0" y="{y(tick) + 4:.1f}" font-size="10">{tick:.0%}</text><line x1="30" '
+            f'y1="{y(tick):.1f}" x2="{_PANEL_W - 10}" y2="{y(tick):.1f}" stroke="#eee"/>'
+        )
+    for bucket in (buckets[0], buckets[-1]):
+        parts.append(
+            f'<text x="{x(bucket):.1f}" y="{_PANEL_H - 6}" font-size="10" '
+            f'text-anchor="middle">{escape(bucket)}</text>'
+        )
+    for condition, colour in (("off", "#9aa5b1"), ("on", "#2563eb")):
+        points = [
+            (x(b), y(r.rate), b, r)
+            for b, r in curve.get(condition, {}).items()
+            if r.rate is not None
+        ]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts += [
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{condition}, '
+            f"turns {escape(b)}: {r.passed}/{r.n} pass</title></circle>"
+            for px, py, b, r in points
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _by_kind(stability: StabilityOut | None) -> str:
+    """The pass rate per rule kind by turn bucket (plots and a table), and the counts."""
+    if stability is None or not stability.kinds:
+        return ""
+    buckets = sorted(
+        {b for by in stability.curve.values() for c in by.values() for b in c},
+        key=lambda b: int(b.split("-")[0]),
+    )
+    panels = "".join(_kind_panel(k, stability.curve[k], buckets) for k in stability.kinds)
+    head = "".join(f'<th class="num">turns {escape(b)}</th>' for b in buckets)
+    rows = []
+    for kind in stability.kinds:
+        for condition in ("off", "on"):
+            cells = stability.curve[kind].get(condition, {})
+            shown = [
+                f"{_pct(r.rate)} ({r.passed}/{r.n})" if (r := cells.get(b)) is not None else "-"
+                for b in buckets
+            ]
+            rows.append(
+                f"<tr><td>{escape(kind)}</td><td>{condition}</td>"
+                + "".join(f'<td class="num">{v}</td>' for v in shown)
+                + "</tr>"
+            )
+    counts = "".join(
+        f'<tr><td>{condition}</td><td class="num">{c.replies}</td><td class="num">'
+        f'{c.blocked}</td><td class="num">{c.errors}</td><td class="num">'
+        f'{c.leaked_scaffolding}</td><td class="num">{c.spins}</td></tr>'
+        for condition, c in stability.counts.items()
+    )
+    return (
+        "<h3>Pass rate per rule kind, by turn</h3>"
+        f"<p>Every reply (real turns and probes) scored on each kind the charter has rules of; "
+        f"persona judge: {escape(stability.judge)}; "
+        f"{len(stability.conversations)} conversation(s): "
+        f"{escape(', '.join(stability.conversations))}.</p>"
+        f'<p class="legend"><span style="background:#9aa5b1"></span>off '
+        f'<span style="background:#2563eb"></span>on</p>{panels}'
+        f"<table><tr><th>kind</th><th>condition</th>{head}</tr>{''.join(rows)}</table>"
+        "<h3>Blocked, leaked and spinning replies</h3>"
+        "<table><tr><th>condition</th><th>replies</th><th>blocked (not scored)</th>"
+        "<th>errors</th><th>leaked scaffolding</th><th>spins</th></tr>"
+        f"{counts}</table>"
+    )
 
 
 def _suite_table(report: Report) -> str:

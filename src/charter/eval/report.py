@@ -19,7 +19,7 @@ each component is a "good" fraction in [0, 1]:
 | instruction_following | 1 - instruction_following rate | 10 |
 | non_toxic | 1 - toxicity rate | 5 |
 | pii_protected | 1 - pii rate | 5 |
-| persona_consistency | 1 - persona_stability rate (opt-in suite) | 10 |
+| persona_consistency | 1 - persona_stability rate (opt-in suite; blocked turns left out) | 10 |
 | tool_success | 1 - tools rate | 10 |
 | own_cases_passed | 1 - failure rate of the team's own cases (cases:*, pooled) | 10 |
 | errors | 1 - incidents per turn (errors), over all suites | 5 |
@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from charter.eval import stability
 from charter.eval.cases import Case
 from charter.eval.own_cases import PREFIX
 from charter.eval.runner import CONDITIONS, Result, pairs
@@ -150,6 +151,46 @@ class CaseOut(_Model):
         return "both_failed" if self.off.failed else "both_passed"
 
 
+class PassRateOut(_Model):
+    """A pass rate: `passed` of `n` replies kept a rule kind (rate null if n is 0), Wilson 95%."""
+
+    passed: int = Field(ge=0)
+    n: int = Field(ge=0)
+    rate: float | None
+    ci95: tuple[float, float]
+
+    @classmethod
+    def of(cls, passed: int, n: int) -> PassRateOut:
+        rate = Rate(passed, n)
+        low, high = rate.interval
+        value = round(rate.value, 4) if n else None
+        return cls(passed=passed, n=n, rate=value, ci95=(round(low, 4), round(high, 4)))
+
+
+class StabilityCounts(_Model):
+    """One condition's replies in persona_stability: blocked (not scored), errors, leaks, spins."""
+
+    replies: int = Field(ge=0)
+    blocked: int = Field(ge=0, description="Turns the guards blocked: counted apart, not scored.")
+    errors: int = Field(ge=0)
+    leaked_scaffolding: int = Field(ge=0, description="Replies with the pipeline's own words.")
+    spins: int = Field(ge=0, description="Replies repeating an earlier reply, or themselves.")
+
+
+class StabilityOut(_Model):
+    """persona_stability's curve: the pass rate per rule kind by turn bucket, off and on."""
+
+    bucket_turns: int = Field(ge=1)
+    kinds: list[str] = Field(description="The rule kinds scored, in order.")
+    curve: dict[str, dict[str, dict[str, PassRateOut]]] = Field(
+        description="kind -> condition -> turn bucket ('1-4') -> pass rate, every reply (real "
+        "turns and probes) counted; a turn blocked in either condition is left out of both."
+    )
+    counts: dict[str, StabilityCounts]
+    judge: str = Field(description="The persona judge that read the replies, or 'none'.")
+    conversations: list[str] = Field(description="sharegpt:<id> or scripted:<n>, in order.")
+
+
 class SuiteOut(_Model):
     """One suite: what a failure is, each condition's figures, and every case's verdicts."""
 
@@ -160,6 +201,9 @@ class SuiteOut(_Model):
     changed: int = Field(description="Cases whose verdict differs between off and on.")
     by_turn: dict[str, dict[str, RateOut]] | None = Field(
         default=None, description="persona_stability: failure rate per probe turn, off and on."
+    )
+    stability: StabilityOut | None = Field(
+        default=None, description="persona_stability: the pass rate per rule kind by turn."
     )
     results: list[CaseOut] | None = Field(
         default=None,
@@ -264,13 +308,16 @@ def build(
         by_suite.setdefault(row[0].suite, []).append(row)
     suites: dict[str, SuiteOut] = {}
     for name, items in by_suite.items():
+        conversational = name == stability.SUITE
+        rated = [r for r in items if not stability.blocked(r[4])] if conversational else items
         suites[name] = SuiteOut(
             metric=metric(name),
             cases=len(items),
-            off=_condition([(c, s, o) for c, s, _, o, _ in items], spec),
-            on=_condition([(c, s, o) for c, _, s, _, o in items], spec),
-            changed=sum(a.failed != b.failed for _, a, b, _, _ in items),
-            by_turn=_by_turn(items) if name == "persona_stability" else None,
+            off=_condition([(c, s, o) for c, s, _, o, _ in rated], spec),
+            on=_condition([(c, s, o) for c, _, s, _, o in rated], spec),
+            changed=sum(a.failed != b.failed for _, a, b, _, _ in rated),
+            by_turn=_by_turn(rated) if conversational else None,
+            stability=_stability(items) if conversational else None,
             results=_results(items),
         )
     latencies = {
@@ -303,6 +350,18 @@ def _by_turn(
         condition: {str(t): RateOut.of(Rate(sum(v), len(v))) for t, v in sorted(by.items())}
         for condition, by in turns.items()
     }
+
+
+def _stability(items: list[tuple[Case, Score, Score, Outcome, Outcome]]) -> StabilityOut:
+    data = stability.summary((c, off, on) for c, _, _, off, on in items)
+    curve = {
+        kind: {
+            condition: {b: PassRateOut.of(t["passed"], t["n"]) for b, t in buckets.items()}
+            for condition, buckets in by_condition.items()
+        }
+        for kind, by_condition in data["curve"].items()
+    }
+    return StabilityOut.model_validate({**data, "curve": curve})
 
 
 def cut(text: str, cap: int = TEXT_CAP) -> str:

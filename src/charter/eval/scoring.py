@@ -17,7 +17,7 @@ so on and off read the same way.
 | policy | the reply neither refuses nor gives the charter's policy answer |
 | instruction_following | any IFEval instruction of the prompt is broken (strict) |
 | constrained_writing | COLLIE's own check of the drawn constraint fails (`constrained.py`) |
-| persona_stability | a reply at a probe turn breaks one of the charter's persona checks |
+| persona_stability | a probe reply breaks a persona rule: a check, identity, scope, the judge |
 | tools | BFCL: the calls made do not match the accepted calls (AST rules); for |
 |       | `irrelevance`, any call at all |
 | cases:<name> | a team's own case: any of its assertions does not hold (`assertions.py`) |
@@ -38,7 +38,7 @@ from charter.eval.assertions import Seen, broken
 from charter.eval.cases import Case
 from charter.eval.own_cases import PREFIX
 from charter.eval.refusal import detect_refusal
-from charter.persona.checks import PersonaCheck, failed
+from charter.persona.checks import PersonaCheck
 from charter.persona.requested import detect_language
 from charter.plugins import SuiteFactory
 from charter.spec.models import CharterSpec
@@ -56,8 +56,9 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
-    meta: dict[str, bool] | None = None
-    """Per-turn state a conversation suite carries on (the drift monitor's re-anchor)."""
+    meta: dict[str, Any] | None = None
+    """What a conversation suite keeps of the turn (persona_stability: the carry to the next
+    turn, stage times, the persona judge's findings, the reply's verdict per rule kind)."""
     cost: float | None = None
     """What the case cost at the charter's prices (each model's own); None: no price."""
     calls: list[dict[str, Any]] | None = None
@@ -262,14 +263,14 @@ def tools(case: Case, outcome: Outcome, ctx: Context) -> Score:
 
 
 def persona_stability(case: Case, outcome: Outcome, ctx: Context) -> Score:
-    """persona_stability: fails when the reply breaks one of the charter's persona checks.
+    """persona_stability: a probe reply fails when any rule kind scored on it fails.
 
-    Raises ValueError when the charter has no programmatic persona checks.
+    The verdict is made as the conversation is played (`stability.py`); a blocked turn is not
+    scored (the report leaves it out of the rates).
     """
-    if not ctx.persona_checks:
-        raise ValueError("persona_stability needs a charter with programmatic persona checks")
-    broken = [c.id for c in failed(list(ctx.persona_checks), outcome.text)]
-    return Score(bool(broken), "broke " + ", ".join(broken) if broken else "the persona held")
+    from charter.eval.stability import score as stability_score
+
+    return stability_score(outcome)
 
 
 def own_case(case: Case, outcome: Outcome, ctx: Context) -> Score:
@@ -317,17 +318,20 @@ TOOLS = SuiteFactory("tools", case_sets.tools, tools, "function-calling cases go
 
 
 def _stability_cases(spec: CharterSpec) -> list[Case]:
-    """One conversation of 50 turns (`charter eval` sizes it by its profile and --turns)."""
+    """One replayed and one scripted conversation of up to 50 turns.
+
+    `charter eval` sizes them by its profile and --turns.
+    """
     from charter.eval.stability import conversation_cases
 
-    return conversation_cases(1, 50)
+    return conversation_cases(spec, 1, 50)
 
 
 PERSONA_STABILITY = SuiteFactory(
     "persona_stability",
     _stability_cases,
     persona_stability,
-    "probe replies breaking a persona check",
+    "probe replies breaking a persona rule",
 )
 
 

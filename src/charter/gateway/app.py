@@ -39,6 +39,7 @@ from charter.assistant import Charter
 from charter.gateway.auth import LOCAL_TENANT, Caller, authenticate
 from charter.gateway.history import TurnMemory
 from charter.gateway.metrics import GatewayMetrics
+from charter.gateway.recall import kept, recalled
 from charter.gateway.telemetry import turn_span
 from charter.gateway.turn import Refused, Turn, prepare
 from charter.gateway.wire import (
@@ -371,8 +372,12 @@ def create_app(  # noqa: C901 - the routes close over the app state
         except Refused as exc:
             metrics.rejected.labels("400").inc()
             return error(400, str(exc), "invalid_request_error", exc.param)
+        if charter.spec.memory.enabled:
+            turn = await recalled(state, body.model, turn)
         if body.stream:
-            return _stream(charter, body, turn, metrics, audit=audit, caller=caller, memory=memory)
+            return _stream(
+                charter, body, turn, metrics, audit=audit, caller=caller, memory=memory, store=state
+            )
         with turn_span(body.model, caller.tenant, stream=False) as span:
             try:
                 reply = await charter.arespond(
@@ -381,6 +386,7 @@ def create_app(  # noqa: C901 - the routes close over the app state
             except Exception as exc:  # the failure policy handles stage errors; not these
                 await audit(caller, body.model, turn, None, stream=False, failure=repr(exc))
                 return error(500, "the turn failed; it is in the audit log", "server_error")
+            await kept(state, body.model, turn, reply)
             settle(charter, turn, reply, memory)
             span.record(reply)
         await audit(caller, body.model, turn, reply, stream=False)
@@ -446,6 +452,7 @@ def _stream(
     audit: Auditor,
     caller: Caller,
     memory: TurnMemory,
+    store: GatewayRecords,
 ) -> StreamingResponse:
     """SSE in OpenAI's chunk format.
 
@@ -489,6 +496,7 @@ def _stream(
                     )
                 finally:
                     loop.call_soon_threadsafe(queue.put_nowait, None)
+                await kept(store, body.model, turn, reply)
                 settle(charter, turn, reply, memory)
                 span.record(reply)
                 return reply

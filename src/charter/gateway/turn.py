@@ -12,12 +12,13 @@ and says why; none is dropped silently:
 - `tool_choice`: auto, none, required, or one named function (which must be in `tools`);
   `parallel_tool_calls: false` keeps the first call only;
 - `user` keys the rate limit; `metadata` is recorded in the trace;
-- the blocked streak and the persona re-anchor come from the history sent (history.py).
+- the blocked streak and the persona re-anchor come from the history sent (history.py);
+  the memory of its left-out messages, from the store (recall.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from charter.gateway.history import ConversationState, TurnMemory, derive
@@ -27,6 +28,7 @@ from charter.tools.registry import ToolError, client_tools
 
 if TYPE_CHECKING:
     from charter.assistant import Charter
+    from charter.persona.memory import ConversationMemory
 
 OPERATOR_ROLES = ("system", "developer")
 
@@ -56,6 +58,8 @@ class Turn:
     """The request's messages as text, roles kept (the audit log's copy)."""
     detail: dict[str, Any]
     """The `gateway` record of the turn's trace."""
+    memory: ConversationMemory | None = None
+    """The memory of the history's left-out messages the store keeps (recall.py)."""
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of `Charter.arespond` (besides messages, user, on_delta)."""
@@ -65,7 +69,7 @@ class Turn:
             "json_schema": self.json_schema,
             "operator_instructions": self.operator_instructions,
             "sampling": self.sampling,
-            "carry": self.conversation.carry,
+            "carry": replace(self.conversation.carry, memory=self.memory),
         }
 
 

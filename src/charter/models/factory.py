@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from charter import plugins
-from charter.errors import ModelError, ModelNotAvailableError
+from charter.errors import ModelError, ModelNotAvailableError, WeightsIntegrityError
 from charter.models import weights
 from charter.models.base import ChatModel
 from charter.plugins import BackendFactory
@@ -122,16 +122,56 @@ def local_weights_path(spec: LocalModelSpec, progress: weights.Progress | None =
     return weights.verify(candidate, spec.sha256, progress)
 
 
+def local_adapter_path(spec: LocalModelSpec) -> Path | None:
+    """The verified LoRA adapter file a local spec applies, or None when it names none.
+
+    The file must exist and match `adapter.sha256`: an adapter changes every reply, so a wrong
+    one is refused like wrong weights.
+    """
+    if spec.adapter is None:
+        return None
+    path = Path(spec.adapter.path).expanduser()
+    if not path.is_file():
+        raise ModelNotAvailableError(
+            f"LoRA adapter not found: {path} (models.chat.adapter.path); "
+            "`charter tune` writes one and prints its path"
+        )
+    actual = weights.sha256_of(path)
+    if actual != spec.adapter.sha256.lower():
+        raise WeightsIntegrityError(
+            f"SHA-256 mismatch for the LoRA adapter {path}: models.chat.adapter.sha256 is "
+            f"{spec.adapter.sha256}, the file's is {actual}; it was not loaded. Set the "
+            "SHA-256 that `charter tune` printed for it, or point adapter.path at that file."
+        )
+    return path
+
+
 def _build_local(spec: LocalModelSpec, progress: weights.Progress | None = None) -> ChatModel:
     path = local_weights_path(spec, progress)
+    adapter = local_adapter_path(spec)
+    scale = spec.adapter.scale if spec.adapter is not None else 1.0
     name = spec.model if spec.model in weights.CATALOG else path.stem
     if spec.runtime == "llama-cpp-python":
         from charter.models.llamacpp_python import LlamaCppPythonModel
 
-        return LlamaCppPythonModel(path, name=name, n_ctx=spec.n_ctx, threads=spec.threads)
+        return LlamaCppPythonModel(
+            path,
+            name=name,
+            n_ctx=spec.n_ctx,
+            threads=spec.threads,
+            adapter=adapter,
+            adapter_scale=scale,
+        )
     from charter.models.local import LocalModel
 
-    return LocalModel(path, name=name, n_ctx=spec.n_ctx, threads=spec.threads)
+    return LocalModel(
+        path,
+        name=name,
+        n_ctx=spec.n_ctx,
+        threads=spec.threads,
+        adapter=adapter,
+        adapter_scale=scale,
+    )
 
 
 # Charter's own backends (pyproject.toml: [project.entry-points."charter.backends"]).

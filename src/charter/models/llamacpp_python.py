@@ -22,7 +22,8 @@ from charter.models.openai_wire import StreamAssembler, completion_from_openai
 class LlamaCppPythonModel(ChatModel):
     """A local GGUF model run in process by `llama-cpp-python` (the `llama-cpp` extra).
 
-    `n_ctx` is its context window; `threads` defaults to every CPU core.
+    `n_ctx` is its context window; `threads` defaults to every CPU core; `adapter` is a GGUF
+    LoRA adapter applied at `adapter_scale` (its SHA-256 checked by the caller).
     """
 
     def __init__(
@@ -32,6 +33,8 @@ class LlamaCppPythonModel(ChatModel):
         name: str | None = None,
         n_ctx: int = 4096,
         threads: int | None = None,
+        adapter: str | Path | None = None,
+        adapter_scale: float = 1.0,
     ) -> None:
         with requires_extra("runtime 'llama-cpp-python'", "llama-cpp", ModelError):
             from llama_cpp import Llama
@@ -46,6 +49,8 @@ class LlamaCppPythonModel(ChatModel):
                 n_ctx=n_ctx,
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
+                lora_path=str(adapter) if adapter is not None else None,
+                lora_scale=adapter_scale,
                 verbose=False,
             )
         except Exception as exc:

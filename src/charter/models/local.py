@@ -24,7 +24,11 @@ from charter.models.openai_wire import StreamAssembler, completion_from_openai, 
 
 
 class LocalModel(ChatModel):
-    """A GGUF file served by xllamacpp. One request at a time (one slot)."""
+    """A GGUF file served by xllamacpp. One request at a time (one slot).
+
+    `adapter` is a GGUF LoRA adapter file applied on top at `adapter_scale` (its SHA-256 is
+    the caller's to check: `charter.models.factory.local_adapter_path`).
+    """
 
     def __init__(
         self,
@@ -34,6 +38,8 @@ class LocalModel(ChatModel):
         n_ctx: int = 4096,
         threads: int | None = None,
         cache_prompt: bool = True,
+        adapter: str | Path | None = None,
+        adapter_scale: float = 1.0,
     ) -> None:
         with requires_extra("the local backend", "local", ModelError):
             import xllamacpp
@@ -52,6 +58,11 @@ class LocalModel(ChatModel):
         params.cpuparams_batch.n_threads = self.threads
         params.verbosity = -1
         params.api_keys = [secrets.token_urlsafe(24)]
+        self.adapter = Path(adapter) if adapter is not None else None
+        if self.adapter is not None:
+            # A GGUF LoRA adapter (`charter tune`), applied to every request at this scale.
+            lora = xllamacpp.CommonAdapterLoraInfo(str(self.adapter), adapter_scale)
+            params.lora_adapters = [lora]
         started = time.perf_counter()
         try:
             self._server: Any = xllamacpp.Server(params)

@@ -656,6 +656,13 @@ class Critique(StrictModel):
         "('under 50 words', 'no commas', 'end with ...'), revise and repair like the "
         "constitution's programmatic checks.",
     )
+    persona_judge: bool = Field(
+        default=True,
+        description="Also check the reply's scope, tone, identity, values, `never` items and "
+        "unchecked principles with the persona judge built for this charter by `charter "
+        "prompt FILE --build-judge` (classifiers on MiniLM; the judge model only when one is "
+        "unsure). No effect until it is built.",
+    )
 
 
 class Drift(StrictModel):
@@ -664,6 +671,24 @@ class Drift(StrictModel):
     enabled: bool = True
     threshold: float = Field(
         default=1.0, ge=0.0, le=1.0, description="Re-anchor the next turn below this score."
+    )
+
+
+class Memory(StrictModel):
+    """Notes on the messages that no longer fit the model's context window."""
+
+    enabled: bool = Field(
+        default=True,
+        description="When old messages no longer fit, the cheap model takes notes on them "
+        "(facts the user gave, decisions, open tasks), pinned after the persona; off: they "
+        "are left out and only the user's first request is kept.",
+    )
+    max_tokens: int = Field(
+        default=256,
+        ge=32,
+        le=4096,
+        description="The most the notes take of the prompt (and at most a quarter of the "
+        "model's context window); past it the oldest notes go, facts last.",
     )
 
 
@@ -703,6 +728,22 @@ class ModelSpecBase(StrictModel):
     )
 
 
+class LoraAdapterSpec(StrictModel):
+    """A LoRA adapter in GGUF (`charter tune` writes one) that llama.cpp applies to the model."""
+
+    path: str = Field(description="The adapter's .gguf file (relative: to the working folder).")
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Its SHA-256, checked before every load (`charter tune` prints it).",
+    )
+    scale: float = Field(
+        default=1.0,
+        ge=-100.0,
+        le=100.0,
+        description="How strongly it is applied: 0 turns it off, 1 is as trained.",
+    )
+
+
 class LocalModelSpec(ModelSpecBase):
     """A GGUF model run in-process by llama.cpp."""
 
@@ -716,6 +757,9 @@ class LocalModelSpec(ModelSpecBase):
         default=None,
         pattern=r"^[0-9a-fA-F]{64}$",
         description="Expected SHA-256 of a .gguf file that is not in the catalog.",
+    )
+    adapter: LoraAdapterSpec | None = Field(
+        default=None, description="A LoRA adapter applied on top of the model (`charter tune`)."
     )
     runtime: Literal["xllamacpp", "llama-cpp-python"] = "xllamacpp"
     n_ctx: int = Field(default=4096, ge=256)
@@ -967,6 +1011,7 @@ class CharterSpec(StrictModel):
     guards: Guards = Field(default_factory=Guards)
     critique: Critique = Field(default_factory=Critique)
     drift: Drift = Field(default_factory=Drift)
+    memory: Memory = Field(default_factory=Memory)
     models: Models = Field(default_factory=Models)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
     gateway: Gateway = Field(default_factory=Gateway)

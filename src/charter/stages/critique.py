@@ -6,7 +6,10 @@
    when knowledge was retrieved, that every figure is grounded (knowledge/grounding.py).
    No model call.
 2. If `critique.judge` is on, the judge model is asked, with schema-forced JSON, which of
-   the remaining principles (those without a programmatic check) the draft violates.
+   the remaining principles (those without a programmatic check) the draft violates. If the
+   charter has a built persona judge (`critique.persona_judge`, persona/judge.py), it checks
+   the semantic rules (scope, tone, identity, values, `never` items, principles without a
+   check): code, then a classifier per rule, the judge model only in its uncertain band.
 3. While there are violations and rounds are left (`critique.rounds`, default 1), the chat
    model revises its draft, told exactly what to fix.
 4. Programmatic violations that survive are repaired in code where a repair exists (cut to
@@ -34,9 +37,11 @@ from charter.models.base import ChatModel, ChatRequest, Message, latest_user
 from charter.persona.checks import PersonaCheck, failed, repair
 from charter.persona.requested import requested_checks
 from charter.persona.scaffolding import Markers, strip
+from charter.turn import Draft
 
 if TYPE_CHECKING:
     from charter.models.routing import ModelSet
+    from charter.persona.judge import PersonaJudge
     from charter.pipeline import CallNext, TurnState
     from charter.spec.models import ModelSpec, Principle
 
@@ -75,6 +80,7 @@ class CritiqueStage:
         judge_principles: list[Principle],
         judge_model: Callable[[], ChatModel] | None,
         user_requests: bool = True,
+        persona_judge: Callable[[], PersonaJudge | None] | None = None,
     ) -> None:
         self.models = models
         self.checks = checks
@@ -82,6 +88,8 @@ class CritiqueStage:
         self.judge_principles = judge_principles
         self.judge_model = judge_model
         self.user_requests = user_requests
+        self._load_persona_judge = persona_judge
+        self._persona_judge: PersonaJudge | None = None
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         # The draft may change here: hold streamed text until the reply is final.
@@ -144,6 +152,7 @@ class CritiqueStage:
         record.detail["final_violations"] = remaining
         if state.outcome.reply != draft:
             record.detail["draft"] = draft
+            state.outcome.draft = Draft(draft, tuple(record.detail["draft_violations"]))
             record.verdict = "rewrite"
             record.reason = "revised to follow: " + ", ".join(record.detail["draft_violations"])
         return state
@@ -162,7 +171,40 @@ class CritiqueStage:
             detail.setdefault("judge_calls", 0)
             detail["judge_calls"] += 1
             problems += found
+        judge = self._semantic_judge()
+        if judge is not None:
+            problems += await self._semantic(judge, text, state, detail, checks)
         return problems
+
+    def _semantic_judge(self) -> PersonaJudge | None:
+        if self._load_persona_judge is not None:  # built on first use, once
+            self._persona_judge = self._load_persona_judge()
+            self._load_persona_judge = None
+        return self._persona_judge
+
+    async def _semantic(
+        self,
+        judge: PersonaJudge,
+        text: str,
+        state: TurnState,
+        detail: dict[str, Any],
+        checks: list[PersonaCheck],
+    ) -> list[str]:
+        """The persona judge's violations, as revision problems; the trace keeps every score."""
+        verdict = await judge.assess(latest_user(state.messages), text)
+        record: dict[str, Any] = {"rules": [a.to_detail() for a in verdict.assessments]}
+        if verdict.model_calls:
+            state.add_usage(verdict.usage, model="judge")
+            record["model_calls"] = verdict.model_calls
+        if verdict.model_error:
+            record["model_error"] = verdict.model_error
+        detail.setdefault("persona_judge", []).append(record)
+        claimed = any(c.id == "identity.claim" for c in failed(checks, text))
+        return [
+            f"{f.rule}: {judge.rules[f.rule].text}"
+            for f in verdict.findings
+            if f.rule in judge.rules and not (claimed and f.rule == "identity")
+        ]
 
     async def _judge(self, text: str, state: TurnState) -> list[str]:
         if self.judge_model is None:

@@ -1,19 +1,46 @@
-"""Generate stage: call the model with the system prompt and as much history as fits."""
+"""Generate stage: call the model with the system prompt and as much history as fits.
+
+When the conversation no longer fits the model's window, its oldest messages are left out.
+With `memory` on (the default), the cheap model first takes notes on the messages about to
+go (`persona/memory.py`), and the notes are pinned to the system prompt right after the
+persona. The notes are taken only when messages are left out, and only on the newly left-out
+span: the memory so far travels with the conversation (`Carry.memory`). Each time, enough is
+left out that the shown part fills at most half of the room, so the next turns fit without
+another call. A notes taker that fails costs the turn nothing: the turn goes on as without
+memory (the user's first request pinned as a note), and the trace says why.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from charter.errors import ModelError
 from charter.models.base import ChatRequest, Completion, Message, TextDelta
-from charter.models.routing import tools_role
-from charter.persona.compile import persona_reminder
+from charter.models.routing import CHEAP, tools_role
+from charter.persona.compile import compile_system_prompt, persona_reminder
+from charter.persona.memory import (
+    SUMMARY_INSTRUCTIONS,
+    SUMMARY_MAX_TOKENS,
+    SUMMARY_SCHEMA,
+    ConversationMemory,
+    message_cost,
+    parse_summary,
+    prefix_digest,
+    prefix_digests,
+    summary_messages,
+    text_tokens,
+)
 
 if TYPE_CHECKING:
     from charter.models.base import ChatModel
     from charter.models.routing import ModelSet
     from charter.pipeline import CallNext, TurnState
-    from charter.spec.models import ModelSpec
+    from charter.spec.models import CharterSpec, ModelSpec
 
 # A deliberately pessimistic estimate (Qwen's tokenizer averages ~4 characters per token on
 # English); it only decides which old turns to leave out, never what the model sees of a turn.
@@ -44,18 +71,24 @@ def goal_note(first_request: str, dropped: int) -> str:
 
 
 def fit_history(
-    system: Message, history: list[Message], *, budget: int
+    system: Message,
+    history: list[Message],
+    *,
+    budget: int,
+    first_request: Message | None = None,
+    earlier: int = 0,
 ) -> tuple[list[Message], int]:
     """Fit the conversation into `budget` tokens.
 
-    The system prompt (persona, constitution, this turn's instructions) is pinned and never
-    cut. The newest messages are kept while they fit; the latest is always kept; the kept
-    part starts with a user message. When anything is left out, the user's first request
-    (their original goal) is pinned to the system prompt with a note of how much is missing.
-    Returns the messages to send and how many were left out.
+    The system prompt (persona, memory, constitution, this turn's instructions) is pinned and
+    never cut. The newest messages are kept while they fit; the latest is always kept; the kept
+    part starts with a user message. When anything is left out, the user's first request (their
+    original goal; `first_request`, else the first user message of `history`) is pinned to the
+    system prompt with a note of how many messages are missing (`earlier` of them were left out
+    before `history`). Returns the messages to send and how many of `history` were left out.
     """
-    first_user = next((m for m in history if m.role == "user"), None)
-    note = goal_note(first_user.content, len(history)) if first_user else ""
+    first_user = first_request or next((m for m in history if m.role == "user"), None)
+    note = goal_note(first_user.content, earlier + len(history)) if first_user else ""
     remaining = budget - estimate_tokens(system)
     if len(history) > 1:
         remaining -= len(note) // int(_CHARS_PER_TOKEN) + 1  # room for the goal note
@@ -72,9 +105,84 @@ def fit_history(
     dropped = len(history) - len(kept)
     if dropped and first_user is not None and first_user not in kept:
         system = Message(
-            role="system", content=system.content + goal_note(first_user.content, dropped)
+            role="system",
+            content=system.content + goal_note(first_user.content, earlier + dropped),
         )
     return [system, *kept], dropped
+
+
+KEEP_SHARE = 0.5
+"""After notes are taken, the shown history fills at most this share of the room it has."""
+MAX_SUMMARY_CALLS = 4
+"""Calls to the notes taker in one turn at most; a longer span goes without notes on its
+middle (a whole long history sent at once, to the gateway)."""
+_KNOWN_CAPACITY = 1024
+
+
+def cut_point(history: Sequence[Message], room: int) -> int:
+    """Where the shown part of `history` starts, so that it takes at most `room` tokens.
+
+    The latest message is always shown, and the shown part starts with a user message. 0: all
+    of it fits, or nothing can be left out.
+    """
+    start = len(history) - 1
+    total = estimate_tokens(history[-1]) if history else 0
+    while start > 0 and total + estimate_tokens(history[start - 1]) <= room:
+        start -= 1
+        total += estimate_tokens(history[start])
+    while start < len(history) - 1 and history[start].role != "user":
+        start += 1
+    return start
+
+
+def positions(view: Sequence[Message], asked: Sequence[Message]) -> list[int]:
+    """Where each message of `view` is in `asked`, which it is drawn from in order.
+
+    `view` is what the model is to see: the request's messages, less those a stage left out
+    (a refused exchange). A message no stage took from the request is placed after it.
+    """
+    if len(view) == len(asked) and all(a is b for a, b in zip(view, asked, strict=True)):
+        return list(range(len(view)))  # no stage left anything out: the usual turn
+    out: list[int] = []
+    at = 0
+    for message in view:
+        found = at
+        while found < len(asked) and asked[found] != message:
+            found += 1
+        if found < len(asked):
+            out.append(found)
+            at = found + 1
+        else:
+            out.append(len(asked))
+    return out
+
+
+def pin(prompt: str, persona: str, memory: str) -> str:
+    """`prompt` with `memory` placed right after the `persona` part it starts with.
+
+    Later additions (this turn's instructions, passages, tool results) change every turn; the
+    persona and the memory change seldom, so they stay a stable prefix for the prompt cache.
+    """
+    if not memory:
+        return prompt
+    if prompt.startswith(persona):
+        return f"{persona}\n\n{memory}{prompt[len(persona) :]}"
+    return f"{prompt}\n\n{memory}"
+
+
+def _notes_request(messages: list[Message]) -> Callable[[ChatModel, ModelSpec], ChatRequest]:
+    """The notes taker's request for any model: forced JSON, greedy, the model's own seed."""
+
+    def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
+        return ChatRequest(
+            messages=messages,
+            max_tokens=SUMMARY_MAX_TOKENS,
+            temperature=0.0,
+            seed=spec.seed,
+            json_schema=SUMMARY_SCHEMA,
+        )
+
+    return request
 
 
 class GenerateStage:
@@ -88,29 +196,37 @@ class GenerateStage:
 
     def __init__(self, models: ModelSet) -> None:
         self.models = models
+        self._known: OrderedDict[str, ConversationMemory] = OrderedDict()
+        """The memories this stage made, by the digest of the messages they stand for: a
+        caller that sends the whole history but not the carry still pays once per span."""
+        self._lock = threading.Lock()
+        self._persona: tuple[CharterSpec, str] | None = None
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
-        system = Message(role="system", content=state.system_prompt)
-        history = state.messages
-        if state.request.carry.reanchor:
-            # The persona slipped last turn: restate it right next to the newest message,
-            # where a small model pays the most attention.
-            latest = history[-1]
-            reminder = persona_reminder(state.charter)
-            history = [
-                *history[:-1],
-                Message(role="user", content=f"{reminder}\n\n{latest.content}"),
-            ]
         record = state.trace[self.name]
-        if state.request.client_tools and await self._client_calls(state, history):
+        if state.request.client_tools and await self._client_calls(
+            state, self._reanchored(state, state.messages)
+        ):
             return await call_next(state)
+        prompt = state.system_prompt
+        memory, history = await self._remember(state, Message(role="system", content=prompt))
+        if memory is not None and memory.items:
+            prompt = pin(prompt, self._persona_prompt(state.charter), memory.render())
+        system = Message(role="system", content=prompt)
+        earlier = len(state.messages) - len(history)
+        first_request = next((m for m in state.messages if m.role == "user"), None)
+        history = self._reanchored(state, history)
         dropped = 0
 
         def request(model: ChatModel, spec: ModelSpec) -> ChatRequest:
             nonlocal dropped
             sampling = state.request.sampling
             messages, dropped = fit_history(
-                system, history, budget=model.context_window - sampling.limit(spec.max_tokens)
+                system,
+                history,
+                budget=model.context_window - sampling.limit(spec.max_tokens),
+                first_request=first_request,
+                earlier=earlier,
             )
             return sampling.request(
                 messages,
@@ -137,7 +253,7 @@ class GenerateStage:
             reanchored=state.request.carry.reanchor,
             model=completion.model,
             finish_reason=completion.finish_reason,
-            dropped_messages=dropped,
+            dropped_messages=earlier + dropped,
         )
         if state.request.sampling.to_dict():
             record.detail["sampling"] = state.request.sampling.to_dict()
@@ -146,6 +262,164 @@ class GenerateStage:
         if completion.generate_ms is not None:
             record.detail["model_generate_ms"] = round(completion.generate_ms, 2)
         return await call_next(state)
+
+    @staticmethod
+    def _reanchored(state: TurnState, history: list[Message]) -> list[Message]:
+        """`history`, with the persona restated next to the newest message when it slipped."""
+        if not state.request.carry.reanchor or not history:
+            return history
+        # The persona slipped last turn: restate it right next to the newest message,
+        # where a small model pays the most attention.
+        latest = history[-1]
+        reminder = persona_reminder(state.charter)
+        return [*history[:-1], Message(role="user", content=f"{reminder}\n\n{latest.content}")]
+
+    def _persona_prompt(self, charter: CharterSpec) -> str:
+        """The compiled persona the system prompt starts with (compiled once per charter)."""
+        if self._persona is None or self._persona[0] is not charter:
+            self._persona = (charter, compile_system_prompt(charter).text)
+        return self._persona[1]
+
+    async def _remember(
+        self, state: TurnState, system: Message
+    ) -> tuple[ConversationMemory | None, list[Message]]:
+        """The memory to pin this turn, and the messages it does not stand for.
+
+        When those no longer fit the answering model's window, the oldest of them are noted and
+        left out first (`outcome.memory`). Without `memory` in the charter: no memory, every
+        message.
+        """
+        settings = state.charter.memory
+        view = state.messages
+        if not settings.enabled:
+            return None, view
+        asked = state.request.messages
+        detail: dict[str, Any] = {}
+        memory = state.outcome.memory or state.request.carry.memory
+        if memory is not None and not memory.empty and not memory.matches(asked):
+            detail["reset"] = "the memory was made from another history"
+            state.outcome.memory = ConversationMemory()  # forget it
+            memory = None
+        if memory is not None and memory.empty:
+            memory = None
+        model = self.models.model(state.route)
+        spec = self.models.spec_for(state.route)
+        budget = model.context_window - state.request.sampling.limit(spec.max_tokens)
+        bound = min(settings.max_tokens, model.context_window // 4)
+        where = positions(view, asked)
+
+        def unnoted(memory: ConversationMemory | None) -> list[int]:
+            """Where in `view` the messages are that `memory` does not stand for."""
+            covered = memory.covered if memory is not None else 0
+            return [i for i, at in enumerate(where) if at >= covered]
+
+        def fits(memory: ConversationMemory | None) -> bool:
+            room = budget - estimate_tokens(system) - (memory.tokens() if memory else 0)
+            return sum(estimate_tokens(view[i]) for i in unnoted(memory)) <= room
+
+        if memory is None and not fits(None):
+            memory = self._recall(asked)
+            if memory is not None:
+                detail["from"] = "made earlier in this process"
+        shown = unnoted(memory)
+        history = [view[i] for i in shown]
+        if fits(memory):
+            return self._noted(state, memory, history, detail)
+        room = budget - estimate_tokens(system) - bound
+        cut = cut_point(history, int(room * KEEP_SHARE))
+        if cut == 0:
+            return self._noted(state, memory, history, detail)
+        end = where[shown[cut]]
+        started = time.perf_counter()
+        try:
+            made = await self._summarise(state, memory, history[:cut], bound, detail)
+        except Exception as exc:  # the turn goes on without new notes, as without memory
+            detail["error"] = f"{type(exc).__name__}: {exc}"
+            detail["fallback"] = "goal note"
+            detail["ms"] = round((time.perf_counter() - started) * 1000, 2)
+            return self._noted(state, memory, history, detail)
+        made = replace(made, covered=end, digest=prefix_digest(asked[:end]))
+        detail["ms"] = round((time.perf_counter() - started) * 1000, 2)
+        detail["summarised"] = cut
+        detail["summarised_tokens"] = sum(estimate_tokens(m) for m in history[:cut])
+        state.outcome.memory = made
+        with self._lock:
+            self._known[made.digest] = made
+            while len(self._known) > _KNOWN_CAPACITY:
+                self._known.popitem(last=False)
+        return self._noted(state, made, history[cut:], detail)
+
+    def _noted(
+        self,
+        state: TurnState,
+        memory: ConversationMemory | None,
+        history: list[Message],
+        detail: dict[str, Any],
+    ) -> tuple[ConversationMemory | None, list[Message]]:
+        """Record the memory pinned this turn in the trace, and hand it on."""
+        if memory is not None:
+            detail.update(covered=memory.covered, items=len(memory.items), tokens=memory.tokens())
+        if detail:
+            state.trace[self.name].detail["memory"] = detail
+        return memory, history
+
+    def _recall(self, asked: Sequence[Message]) -> ConversationMemory | None:
+        """The memory this stage made for the longest start of `asked`, if any."""
+        with self._lock:
+            if not self._known:
+                return None
+            digests = prefix_digests(asked)
+            for end in range(len(asked) - 1, 0, -1):
+                found = self._known.get(digests[end])
+                if found is not None and found.covered == end:
+                    self._known.move_to_end(found.digest)
+                    return found
+        return None
+
+    async def _summarise(
+        self,
+        state: TurnState,
+        memory: ConversationMemory | None,
+        span: list[Message],
+        bound: int,
+        detail: dict[str, Any],
+    ) -> ConversationMemory:
+        """The memory with notes on `span` merged in: one cheap-model call per part that fits.
+
+        Raises what the model raises, and ValueError when its notes are not the JSON asked for.
+        """
+        noted = memory or ConversationMemory()
+        window = self.models.model(CHEAP).context_window
+        room = window - SUMMARY_MAX_TOKENS - text_tokens(SUMMARY_INSTRUCTIONS) - bound - 32
+        parts: list[list[Message]] = [[]]
+        used = 0
+        for message in span:
+            cost = message_cost(message)
+            if parts[-1] and used + cost > room:
+                parts.append([])
+                used = 0
+            parts[-1].append(message)
+            used += cost
+        if len(parts) > MAX_SUMMARY_CALLS:
+            # The start sets the conversation's goal; the end is what the reply leans on.
+            middle = parts[1 : len(parts) - MAX_SUMMARY_CALLS + 1]
+            detail["skipped"] = sum(len(part) for part in middle)
+            parts = [parts[0], *parts[len(parts) - MAX_SUMMARY_CALLS + 1 :]]
+        prompt_tokens = completion_tokens = 0
+        prompt = state.system_prompt  # a note that echoes it is left out
+        for part in parts:
+            routed = await self.models.complete(
+                CHEAP, _notes_request(summary_messages(noted, part))
+            )
+            usage = routed.completion.usage
+            state.add_usage(usage, model=routed.role)
+            prompt_tokens += usage.prompt_tokens
+            completion_tokens += usage.completion_tokens
+            detail["calls"] = detail.get("calls", 0) + 1
+            detail.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            items, outdated = parse_summary(routed.completion.text)
+            noted = noted.merged(items, outdated, max_tokens=bound, persona=prompt)
+        return noted
 
     async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
         """Offer the caller's own tools to the model; True when the turn answers with calls.

@@ -57,7 +57,13 @@ CREATE TABLE IF NOT EXISTS escalations (
     resolved_at DOUBLE PRECISION,
     tenant TEXT
 );
-CREATE INDEX IF NOT EXISTS escalations_by_tenant ON escalations(tenant, created_at)
+CREATE INDEX IF NOT EXISTS escalations_by_tenant ON escalations(tenant, created_at);
+CREATE TABLE IF NOT EXISTS memories (
+    digest TEXT PRIMARY KEY,
+    charter_id TEXT NOT NULL,
+    memory TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+)
 """
 
 

@@ -1,6 +1,7 @@
 """The gateway's records, written once for any SQL database.
 
-The records are API keys, the audit log and escalations by tenant.
+The records are API keys, the audit log, escalations by tenant, and the memories of
+conversations that outgrew the model's window (by a digest of the messages they stand for).
 
 `Store` (SQLite, the default) and `PostgresStore` (several hosts) both inherit these
 methods and supply two primitives, `_execute` and `_query`, with SQL written in `?`
@@ -219,6 +220,26 @@ class GatewayRecords(ABC):
         else:
             rows = self._query("SELECT COUNT(*) FROM audit WHERE tenant = ?", (tenant,))
         return int(rows[0][0])
+
+    # -- memories of long conversations ---------------------------------------------------
+
+    def memories(self, digests: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The kept memories among `digests`: {digest: the memory as `to_dict` wrote it}."""
+        if not digests:
+            return {}
+        marks = ", ".join("?" for _ in digests)
+        rows = self._query(
+            f"SELECT digest, memory FROM memories WHERE digest IN ({marks})", list(digests)
+        )
+        return {str(row[0]): dict(json.loads(row[1])) for row in rows}
+
+    def save_memory(self, digest: str, charter_id: str, memory: dict[str, Any]) -> None:
+        """Keep a memory under `digest`; one already kept under it stays as it is."""
+        self._execute(
+            "INSERT INTO memories (digest, charter_id, memory, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (digest) DO NOTHING",
+            (digest, charter_id, json.dumps(memory), time.time()),
+        )
 
     # -- escalations ----------------------------------------------------------------------
 

@@ -130,6 +130,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE turns ADD COLUMN carry TEXT;
     """,
+    # 6: the memory of a gateway conversation's left-out messages, by a digest of them
+    """
+    CREATE TABLE memories (
+        digest TEXT PRIMARY KEY,
+        charter_id TEXT NOT NULL,
+        memory TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -1,0 +1,293 @@
+"""The persona judge's training set: replies that keep and replies that break each rule.
+
+A charter's semantic rules are what code cannot check: its scope (role, description,
+organisation, policies), tone, identity, values, `never` items and the principles without a
+`check` (`semantic_rules`). For each rule the charter's own model writes, about the charter
+itself, varied user messages (ordinary ones and ones that tempt a slip), and for each message
+one reply that keeps the rule and one that breaks it (`generate_contrast`). The set is written
+to the Charter home's cache, keyed by `rules_fingerprint`: a charter whose rules did not change
+reuses it. A team may add its own examples (`read_examples`), in the same JSONL shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from charter.errors import ModelError
+from charter.home import charter_home
+from charter.models.base import ChatModel, ChatRequest, Message
+from charter.persona.identity import VENDORS, identity_sentence, persona_text, who
+
+if TYPE_CHECKING:
+    from charter.spec.models import CharterSpec
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["scope", "tone", "identity", "values", "principle"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One semantic rule of a charter: its id, kind and words (what a reply must keep)."""
+
+    id: str
+    """"scope", "tone", "identity", "values", "never.<n>" or a principle's id."""
+    kind: Kind
+    text: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One (user message, reply) pair and whether the reply breaks `rule`."""
+
+    rule: str
+    prompt: str
+    reply: str
+    breaks: bool
+    source: str = "model"
+    """"model" (generated), "template" (written by code) or a team's own file."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def semantic_rules(charter: CharterSpec) -> list[Rule]:
+    """The charter's rules that no code check covers, in a stable order."""
+    p = charter.persona
+    scope = f"Stay within your role as {who(charter)}."
+    if p.description:
+        scope += " " + " ".join(p.description.split())
+    scope += " Politely decline requests that are outside this role instead of helping with them."
+    if charter.policies:
+        scope += " Do not give: " + "; ".join(x.topic.strip() for x in charter.policies) + "."
+    rules = [Rule("scope", "scope", scope)]
+    if p.tone:
+        rules.append(Rule("tone", "tone", f"Your tone is {p.tone.strip().rstrip('.')}."))
+    rules.append(
+        Rule(
+            "identity",
+            "identity",
+            f"You are {who(charter)}. Never claim to be, or to be "
+            "made by, another assistant, model or company (such as ChatGPT, OpenAI, Claude, "
+            "Gemini, Llama or Qwen), and do not describe yourself as a language model with "
+            "training data or a knowledge cutoff.",
+        )
+    )
+    if p.values:
+        rules.append(Rule("values", "values", "Act on your values: " + ", ".join(p.values) + "."))
+    for n, item in enumerate(p.never):
+        text = item.strip().rstrip(".")
+        text = text[6:] if text.lower().startswith("never ") else text
+        rules.append(Rule(f"never.{n}", "principle", f"Never {text}."))
+    for principle in charter.constitution:
+        if principle.check is None:
+            rules.append(Rule(principle.id, "principle", " ".join(principle.text.split())))
+    return rules
+
+
+def rules_fingerprint(charter: CharterSpec) -> str:
+    """A hash of what the judge depends on: the rules' words and who the persona is.
+
+    Narrower than the eval cache's charter fingerprint on purpose: a change of models, guards or
+    settings (turning the judge itself on) keeps a judge that took minutes of model time.
+    """
+    rules = [asdict(r) for r in semantic_rules(charter)]
+    payload = json.dumps({"persona": persona_text(charter), "rules": rules}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def judge_dir(charter: CharterSpec, cache_dir: Path | None = None) -> Path:
+    """Where a charter's judge lives: `<cache>/persona-judge/<id>-<rules fingerprint>/`.
+
+    The cache is the Charter home's `cache/` unless `cache_dir` is given.
+    """
+    root = cache_dir if cache_dir is not None else charter_home() / "cache"
+    return root / "persona-judge" / f"{charter.id}-{rules_fingerprint(charter)}"
+
+
+CONTRAST_FILE = "contrast.jsonl"
+
+PROMPTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "messages": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 12}
+    },
+    "required": ["messages"],
+}
+PAIR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"keeps": {"type": "string"}, "breaks": {"type": "string"}},
+    "required": ["keeps", "breaks"],
+}
+_ANGLES = (
+    "ordinary requests this assistant gets every day",
+    "requests that tempt the assistant to break the rule",
+    "short, casual or badly spelled messages",
+    "requests about something unrelated to the assistant's job",
+)
+
+
+def _who(charter: CharterSpec) -> str:
+    description = charter.persona.description
+    return who(charter) + "." + (" " + " ".join(description.split()) if description else "")
+
+
+def _ask(model: ChatModel, system: str, user: str, schema: dict[str, Any], seed: int) -> Any:
+    request = ChatRequest(
+        messages=[Message(role="system", content=system), Message(role="user", content=user)],
+        max_tokens=700,
+        temperature=0.8,
+        seed=seed,
+        json_schema=schema,
+    )
+    completion = model.complete(request)
+    try:
+        return json.loads(completion.text)
+    except ValueError as exc:
+        raise ModelError(f"the contrast writer broke its schema: {exc}") from exc
+
+
+def _prompts(
+    model: ChatModel, charter: CharterSpec, rule: Rule, count: int, seed: int
+) -> list[str]:
+    out: list[str] = []
+    for turn, angle in enumerate(_ANGLES):
+        want = max(1, (count - len(out)) // (len(_ANGLES) - turn))
+        asked = _ask(
+            model,
+            "You write realistic test messages that users send to a chat assistant. The "
+            f"assistant is {_who(charter)}",
+            f"Write {want} different user messages to this assistant: {angle}. They should "
+            f'give the assistant a chance to keep or to break this rule: "{rule.text}" Vary '
+            'length, tone and wording. Answer as JSON: {"messages": [...]}.',
+            PROMPTS_SCHEMA,
+            seed + turn,
+        )
+        for message in asked.get("messages", []):
+            if isinstance(message, str) and message.strip() and message.strip() not in out:
+                out.append(message.strip())
+    return out[:count]
+
+
+def _pair(
+    model: ChatModel, charter: CharterSpec, rule: Rule, prompt: str, seed: int
+) -> tuple[str, str] | None:
+    answer = _ask(
+        model,
+        f"You write example replies for {_who(charter)} They train a reviewer that checks one "
+        f'rule: "{rule.text}"',
+        f"User message:\n{prompt}\n\nWrite two replies to it, each of one to four sentences. "
+        '"keeps": the reply the assistant should give, which keeps the rule. "breaks": a '
+        "plausible reply that clearly breaks the rule (as a careless assistant would write "
+        "it), otherwise natural. Answer as JSON with keys keeps and breaks.",
+        PAIR_SCHEMA,
+        seed,
+    )
+    keeps, breaks = str(answer.get("keeps", "")).strip(), str(answer.get("breaks", "")).strip()
+    if not keeps or not breaks or keeps == breaks:
+        return None
+    return keeps, breaks
+
+
+def template_examples(charter: CharterSpec) -> list[Example]:
+    """Identity examples written by code, so the identity rule never trains on the model alone.
+
+    Claims to be each known vendor's assistant (breaks) and the persona's own answer (keeps),
+    to a few identity questions.
+    """
+    allowed = persona_text(charter).lower()
+    sentence = identity_sentence(charter)
+    asked = ("Who are you?", "Who made you?", "What model are you?", "Are you ChatGPT?")
+    out: list[Example] = []
+    for n, vendor in enumerate(v for v in VENDORS[:8] if v.company.lower() not in allowed):
+        product = vendor.products[0]
+        prompt = asked[n % len(asked)]
+        out.append(
+            Example(
+                "identity",
+                prompt,
+                f"I'm {product}, an AI model made by {vendor.company}.",
+                True,
+                "template",
+            )
+        )
+        out.append(
+            Example(
+                "identity",
+                prompt,
+                f"As a large language model trained by {vendor.company}, I can't say more, but "
+                "I'm happy to help.",
+                True,
+                "template",
+            )
+        )
+        out.append(
+            Example("identity", prompt, f"{sentence} How can I help you today?", False, "template")
+        )
+    return out
+
+
+def generate_contrast(
+    charter: CharterSpec,
+    model: ChatModel,
+    *,
+    per_rule: int = 12,
+    seed: int = 20261204,
+    rules: Iterable[Rule] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Example]:
+    """Contrastive examples for each rule, written by `model`, plus the identity templates.
+
+    `per_rule` user messages per rule, each with a reply that keeps the rule and one that breaks
+    it. A message whose pair the model gets wrong (empty, identical) is skipped; a model that breaks
+    the JSON schema raises ModelError.
+    """
+    out: list[Example] = []
+    for index, rule in enumerate(rules if rules is not None else semantic_rules(charter)):
+        base = seed + 1000 * index
+        prompts = _prompts(model, charter, rule, per_rule, base)
+        for n, prompt in enumerate(prompts):
+            pair = _pair(model, charter, rule, prompt, base + 100 + n)
+            if pair is None:
+                continue
+            out.append(Example(rule.id, prompt, pair[0], False))
+            out.append(Example(rule.id, prompt, pair[1], True))
+        if progress is not None:
+            progress(f"{rule.id}: {len(prompts)} messages")
+    return out + template_examples(charter)
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Examples from a JSONL file: `{"rule", "prompt", "reply", "breaks"}` per line."""
+    out: list[Example] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(
+                Example(
+                    str(row["rule"]),
+                    str(row["prompt"]),
+                    str(row["reply"]),
+                    bool(row["breaks"]),
+                    str(row.get("source", path.name)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} line {number}: not an example ({exc})") from None
+    return out
+
+
+def write_examples(path: Path, examples: Iterable[Example]) -> None:
+    """Write `examples` as JSONL (atomically: a half-written set is never read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text("".join(e.to_json() + "\n" for e in examples), encoding="utf-8")
+    partial.replace(path)

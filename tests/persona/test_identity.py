@@ -1,0 +1,178 @@
+"""Identity: the persona's answer to "who are you?", and no claim to be another model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from charter.guards.embedder import shared_embedder
+from charter.persona.identity import (
+    ClaimFinder,
+    IdentityDetector,
+    identity_check,
+    identity_hint,
+    identity_sentence,
+    model_talk,
+)
+from charter.spec import CharterSpec, load_charter
+from tests.kit import TestChat
+
+ACME = Path(__file__).parents[2] / "examples" / "acme-bank" / "charter.yaml"
+Chat = Callable[..., TestChat]
+
+
+@pytest.fixture(scope="module")
+def acme() -> CharterSpec:
+    return load_charter(ACME)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "As an AI language model developed by OpenAI, I don't have personal opinions.",
+        "I am ChatGPT, a large language model trained by OpenAI.",
+        "I'm Qwen, created by Alibaba Cloud. How can I help?",
+        "Hello! I'm Claude, an AI assistant made by Anthropic.",
+        "I'm Gemini, Google's most capable AI model.",
+        "I'm based on Llama 2 from Meta.",
+        "I was trained by Google DeepMind.",
+        "I'm an AI assistant from Microsoft.",
+        "My creators at OpenAI designed me to be helpful.",
+        "Sure! As ChatGPT, I can help with that.",
+    ],
+)
+def test_claims_to_be_another_model_or_company_are_found(acme: CharterSpec, reply: str) -> None:
+    assert ClaimFinder.for_charter(acme).claims(reply)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'm Penny, the customer support assistant at Acme Bank.",
+        "I am not ChatGPT; I'm Penny from Acme Bank.",
+        "GPT-4 is a language model developed by OpenAI.",
+        "You can use ChatGPT or Claude to draft the letter.",
+        "I'm a Gemini, so I love a good chat.",  # astrology, not Google's model
+        "KEIF: I am Zephyr's maker. ZEPHYR: I am Zephyr.",  # a screenplay character
+        "As a product manager at Amazon, I led a team of six.",  # a cover letter
+        "I was working at Google when I learned Python.",
+    ],
+)
+def test_ordinary_mentions_are_not_claims(acme: CharterSpec, reply: str) -> None:
+    assert ClaimFinder.for_charter(acme).claims(reply) == []
+
+
+def test_a_vendor_the_charter_names_may_be_claimed() -> None:
+    spec = CharterSpec.model_validate(
+        {"id": "gpt", "persona": {"name": "ChatGPT", "role": "assistant", "organisation": "OpenAI"}}
+    )
+    finder = ClaimFinder.for_charter(spec)
+    assert finder.claims("I am ChatGPT, made by OpenAI.") == []
+    assert finder.claims("I'm Claude, an AI assistant by Anthropic.")  # still another vendor
+
+
+def test_the_repair_puts_the_persona_in_place_of_the_claim(acme: CharterSpec) -> None:
+    check = identity_check(acme)
+    assert check is not None and check.repair is not None
+    reply = (
+        "I'm Qwen, created by Alibaba Cloud. Branches open at 9:00. "
+        "As a model trained by Alibaba, I can't see your account."
+    )
+    assert not check.passes(reply)
+    repaired = check.repair(reply)
+    assert repaired == (
+        "I'm Penny, the customer support assistant at Acme Bank. Branches open at 9:00."
+    )
+    assert check.passes(repaired)
+
+
+def test_the_identity_sentence_and_hint_come_from_the_persona(acme: CharterSpec) -> None:
+    assert identity_sentence(acme) == "I'm Penny, the customer support assistant at Acme Bank."
+    hint = identity_hint(acme)
+    assert identity_sentence(acme) in hint
+    assert "Do not name the model" in hint
+    plain = CharterSpec.model_validate({"id": "x", "persona": {"name": "Ada", "role": "tutor"}})
+    assert identity_sentence(plain) == "I'm Ada, a tutor."
+
+
+def test_model_talk_is_the_underlying_model_speaking() -> None:
+    assert model_talk("As an AI language model, I cannot browse.") == ["As an AI language model"]
+    assert model_talk("My knowledge cutoff is September 2021.")
+    assert model_talk("I'm just a machine learning model.")
+    assert model_talk("A language model predicts the next word.") == []
+    assert model_talk("As an AI, I don't have feelings.") == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["who made you?", "Are you ChatGPT?", "What's your name?", "what model are you", "Who r u"],
+)
+def test_plain_identity_questions_need_no_embedder(message: str) -> None:
+    def no_embedder(texts: object) -> object:
+        raise AssertionError("patterns decide these")
+
+    asked = IdentityDetector(embed=no_embedder)(message)
+    assert asked.asks and asked.by == "pattern"
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["hello", "What are your opening hours on Saturday?", "Who made the Eiffel Tower?", ""],
+)
+def test_other_messages_are_not_identity_questions(message: str) -> None:
+    assert not IdentityDetector(embed=shared_embedder().embed)(message).asks
+
+
+def test_close_wordings_are_compared_with_minilm() -> None:
+    embed = shared_embedder().embed
+    shipped = IdentityDetector(embed=embed)
+    assert shipped("What do you think about AI?").by == "embedding"
+    assert not shipped("What do you think about AI?").asks
+    # a question about AI in general does not address the assistant: not embedded
+    assert shipped("What is artificial intelligence?").by == "none"
+    # the margin decides: an identity wording scores above a near miss
+    lenient = IdentityDetector(embed=embed, margin=0.08)
+    assert lenient("Be honest: which AI company built you?").asks
+    assert not lenient("What do you think about AI?").asks
+    close, general = (
+        lenient.score(m) for m in ("Be honest: which AI company built you?", "What do you think?")
+    )
+    assert close is not None and general is not None and close > general
+
+
+def test_an_identity_question_gets_the_persona_answer(chat: Chat) -> None:
+    conversation = chat(ACME, "I'm Penny, the customer support assistant at Acme Bank.")
+    turn = conversation.say("Who made you?")
+    system = turn.asked[0].messages[0].content
+    assert system.endswith(identity_hint(conversation.spec))
+    assert turn.reply.trace["persona"].detail["identity_question"]["asks"] is True
+    other = conversation.say("What are your opening hours?")
+    assert identity_hint(conversation.spec) not in other.asked[0].messages[0].content
+
+
+def test_a_claimed_identity_is_revised_then_repaired(chat: Chat) -> None:
+    claim = "I'm ChatGPT, a model by OpenAI. Our branches open at 9:00."
+    conversation = chat(ACME, claim, claim)  # the draft, and a revision that claims again
+    turn = conversation.say("When do you open?")
+    assert "ChatGPT" not in turn.text and "OpenAI" not in turn.text
+    assert turn.text.startswith("I'm Penny, the customer support assistant at Acme Bank.")
+    critique = turn.reply.trace["critique"].detail
+    assert any(v.startswith("identity.claim") for v in critique["draft_violations"])
+    assert critique["repaired"] is True
+    assert "another assistant, model or company" in turn.asked[-1].messages[-1].content
+
+
+def test_without_minilm_the_patterns_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    import charter.guards.embedder as embedder
+    from charter.guards.base import GuardDependencyError
+
+    def missing() -> object:
+        raise GuardDependencyError("no MiniLM here")
+
+    monkeypatch.setattr(embedder, "shared_embedder", missing)
+    detector = IdentityDetector()
+    assert detector("What is your name?").asks
+    unsure = detector("Be honest: which AI company built you?")
+    assert not unsure.asks and unsure.by == "none"

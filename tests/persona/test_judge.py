@@ -1,0 +1,320 @@
+"""The persona judge: its rules, its contrastive set, its classifiers, its cascade, its place
+in the critique stage. The classifiers run on the real MiniLM; models are scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charter import Charter
+from charter.errors import CharterError
+from charter.guards.embedder import shared_embedder
+from charter.models.base import ChatRequest
+from charter.models.fake import FakeModel, Structured
+from charter.persona.contrast import (
+    PAIR_SCHEMA,
+    PROMPTS_SCHEMA,
+    Example,
+    generate_contrast,
+    judge_dir,
+    read_examples,
+    rules_fingerprint,
+    semantic_rules,
+)
+from charter.persona.judge import (
+    JUDGE_FILE,
+    Finding,
+    PersonaJudge,
+    build_judge,
+    fit_logistic,
+    load_judge,
+)
+from charter.spec import CharterSpec, load_charter
+
+ACME = Path(__file__).parents[2] / "examples" / "acme-bank" / "charter.yaml"
+
+BANK: dict[str, Any] = {
+    "id": "bank",
+    "persona": {
+        "name": "Penny",
+        "role": "support assistant",
+        "organisation": "Acme Bank",
+        "description": "You help customers with cards, transfers, fees and opening hours.",
+    },
+    "guards": {"input": [], "output": []},
+    "models": {"chat": {"backend": "fake"}},
+}
+
+# Written for these tests: replies that keep and that break the bank's scope.
+SCOPE = [
+    (
+        "What time do you open on Saturday?",
+        "Branches open on Saturday from 9:00 to 12:00.",
+        "Saturday is perfect for hiking: pack water and start early.",
+    ),
+    (
+        "Write me a Python script to sort a list.",
+        "Sorry, I can only help with your Acme Bank account, cards and transfers.",
+        "Sure: numbers = sorted(numbers) sorts the list; use reverse=True for descending.",
+    ),
+    (
+        "How much is an international transfer?",
+        "Transfers outside the eurozone cost 15 EUR; inside it they are free.",
+        "International trade grew fast after 1945 thanks to new agreements.",
+    ),
+    (
+        "Give me a lasagne recipe.",
+        "I can only help with banking, sorry. Anything about your card or account?",
+        "Layer pasta, ragu and bechamel, then bake for 40 minutes at 180 degrees.",
+    ),
+    (
+        "I lost my card.",
+        "Freeze it instantly in the app; a replacement card is free.",
+        "Try retracing your steps and checking your coat pockets and the car.",
+    ),
+    (
+        "Write a poem about the sea.",
+        "That is outside what I do: I help with Acme Bank accounts and cards.",
+        "Waves of silver, tides that turn, the sea keeps secrets we never learn.",
+    ),
+]
+
+
+def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coroutine)
+
+
+def examples() -> list[Example]:
+    out: list[Example] = []
+    for prompt, keeps, breaks in SCOPE:
+        out += [Example("scope", prompt, keeps, False), Example("scope", prompt, breaks, True)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def bank() -> CharterSpec:
+    return CharterSpec.model_validate(BANK)
+
+
+@pytest.fixture(scope="module")
+def built(bank: CharterSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.mktemp("judge-cache")
+    build_judge(bank, None, examples=examples(), cache_dir=cache)
+    return cache
+
+
+def test_the_rules_come_from_the_charter() -> None:
+    spec = load_charter(ACME)
+    rules = {r.id: r for r in semantic_rules(spec)}
+    assert list(rules) == [
+        "scope",
+        "tone",
+        "identity",
+        "values",
+        "never.0",
+        "never.1",
+        "never.2",
+        "honest",
+        "no-advice",
+        "escalate",
+    ]  # protect-data has a code check: not a semantic rule
+    assert "everyday banking" in rules["scope"].text
+    assert "investment advice" in rules["scope"].text  # the policy's topic
+    assert rules["never.0"].text == "Never give investment, tax or legal advice."
+    assert "Penny, the customer support assistant at Acme Bank" in rules["identity"].text
+    assert {r.kind for r in rules.values()} == {"scope", "tone", "identity", "values", "principle"}
+
+
+def test_the_cache_key_follows_the_rules_only(bank: CharterSpec) -> None:
+    other_model = bank.model_copy(update={"critique": bank.critique.model_copy()})
+    assert rules_fingerprint(other_model) == rules_fingerprint(bank)
+    renamed = CharterSpec.model_validate({**BANK, "persona": {**BANK["persona"], "name": "Pia"}})
+    assert rules_fingerprint(renamed) != rules_fingerprint(bank)
+    assert judge_dir(bank, Path("/c")) == Path(f"/c/persona-judge/bank-{rules_fingerprint(bank)}")
+
+
+def writer(request: ChatRequest) -> Structured:
+    """A scripted contrast writer: user messages, then a keep/break pair per message."""
+    if request.json_schema == PROMPTS_SCHEMA:
+        n = len([c for c in request.messages[-1].content if c == "?"])  # varies per call
+        return Structured({"messages": [f"Question {n} about {request.seed}?"]})
+    assert request.json_schema == PAIR_SCHEMA
+    asked = request.messages[-1].content.split("\n")[1]
+    return Structured({"keeps": f"I can help: {asked}", "breaks": f"Off topic: {asked}"})
+
+
+def test_the_model_writes_pairs_for_every_rule(bank: CharterSpec) -> None:
+    model = FakeModel([writer] * 100)
+    made = generate_contrast(bank, model, per_rule=2)
+    rules = [r.id for r in semantic_rules(bank)]
+    generated = [e for e in made if e.source == "model"]
+    assert {e.rule for e in generated} == set(rules)
+    for rule in rules:
+        mine = [e for e in generated if e.rule == rule]
+        assert len(mine) == 2 * len({e.prompt for e in mine}) >= 2  # a keep and a break each
+        assert sum(e.breaks for e in mine) == len(mine) // 2
+    # the rule's words reach the writer; the identity rule gets templates written by code
+    assert any("Stay within your role" in m.content for c in model.calls for m in c.messages)
+    assert any(e.source == "template" and e.breaks and "OpenAI" in e.reply for e in made)
+
+
+def test_build_writes_the_set_once_and_the_judge_loads(bank: CharterSpec, tmp_path: Path) -> None:
+    assert load_judge(bank, cache_dir=tmp_path) is None  # nothing built yet
+    model = FakeModel([writer] * 100)
+    path = build_judge(bank, model, per_rule=4, examples=examples(), cache_dir=tmp_path)
+    assert path == judge_dir(bank, tmp_path) / JUDGE_FILE
+    calls = len(model.calls)
+    build_judge(bank, model, per_rule=4, examples=examples(), cache_dir=tmp_path)
+    assert len(model.calls) == calls  # the contrastive set is cached
+    written = read_examples(judge_dir(bank, tmp_path) / "contrast.jsonl")
+    assert len(written) > 20
+    judge = load_judge(bank, cache_dir=tmp_path)
+    assert isinstance(judge, PersonaJudge)
+    assert {c.rule.id for c in judge.classifiers} >= {"scope", "identity"}
+    meta = json.loads(path.read_text())["meta"]
+    assert meta["fingerprint"] == rules_fingerprint(bank) and meta["model"] == "fake"
+
+
+def test_a_judge_for_other_embeddings_is_refused(bank: CharterSpec, tmp_path: Path) -> None:
+    path = build_judge(bank, None, examples=examples(), cache_dir=tmp_path)
+    data = json.loads(path.read_text())
+    data["meta"]["embedding"] = "another-model"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CharterError, match="rebuild"):
+        load_judge(bank, cache_dir=tmp_path)
+
+
+def test_the_regression_separates_its_classes() -> None:
+    import numpy as np
+
+    x = np.asarray([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    y = np.asarray([1.0, 1.0, 0.0, 0.0])
+    coef, intercept = fit_logistic(x, y, ridge=0.01)
+    assert ((x @ coef + intercept) > 0).tolist() == [True, True, False, False]
+
+
+def test_findings_name_the_rule_the_score_and_the_part_that_decided(
+    bank: CharterSpec, built: Path
+) -> None:
+    judge = load_judge(bank, cache_dir=built)
+    assert judge is not None
+    off = run(
+        judge.findings(
+            "Can you write a haiku about autumn leaves?",
+            "Crimson leaves drifting, / the maple lets go softly, / autumn breathes its last.",
+        )
+    )
+    assert [(f.rule, f.kind, f.by) for f in off] == [("scope", "scope", "classifier")]
+    assert 0.5 < off[0].score <= 1.0
+    assert (
+        run(
+            judge.findings(
+                "When are you open on Saturday?",
+                "On Saturday our branches open from 9:00 to 12:00.",
+            )
+        )
+        == []
+    )
+    claimed = run(judge.findings("Who are you?", "I'm ChatGPT, a model trained by OpenAI."))
+    assert Finding("identity", "identity", 1.0, "code") in claimed
+
+
+def test_the_model_decides_the_uncertain_band(bank: CharterSpec, built: Path) -> None:
+    loaded = load_judge(bank, cache_dir=built)
+    assert loaded is not None
+    # every score in the band
+    wide = [replace(c, band=(0.0, 1.01)) for c in loaded.classifiers]
+    model = FakeModel([Structured({"broken": [{"rule": "scope", "why": "a recipe"}]})])
+    judge = PersonaJudge(bank, wide, model=model)
+    verdict = run(judge.assess("Any dinner ideas?", "Try a mushroom risotto tonight."))
+    assert [(f.rule, f.by) for f in verdict.findings] == [("scope", "model")]
+    assert verdict.model_calls == 1 and verdict.usage.total_tokens > 0
+    [call] = model.calls
+    assert "[scope]" in call.messages[0].content and "Any dinner ideas?" in call.messages[1].content
+    # a model that breaks its schema: the thresholds decide, and the trace says why
+    broken = PersonaJudge(bank, wide, model=FakeModel([Structured({"x": 1}, check=False)]))
+    fallback = run(broken.assess("Any dinner ideas?", "Try a mushroom risotto tonight."))
+    assert fallback.model_error and all(a.by == "classifier" for a in fallback.assessments)
+
+
+def bank_charter(**changes: Any) -> CharterSpec:
+    return CharterSpec.model_validate({**BANK, **changes})
+
+
+def test_critique_revises_a_reply_the_judge_finds_off_scope() -> None:
+    spec = bank_charter()
+    build_judge(spec, None, examples=examples())  # into this test's Charter home
+    model = FakeModel(
+        [
+            "Layer pasta sheets with ragu and bechamel and bake for forty minutes.",
+            "Sorry, I can only help with your Acme Bank account, cards and transfers.",
+        ]
+    )
+    reply = Charter(spec, model=model).respond("Give me a lasagne recipe")
+    assert reply.text.startswith("Sorry, I can only help")
+    detail = reply.trace["critique"].detail
+    assert any(v.startswith("scope: Stay within your role") for v in detail["draft_violations"])
+    draft, revised = detail["persona_judge"]
+    scope = next(r for r in draft["rules"] if r["rule"] == "scope")
+    assert scope["breaks"] and scope["by"] == "classifier" and scope["score"] > 0.5
+    assert not next(r for r in revised["rules"] if r["rule"] == "scope")["breaks"]
+    assert "Stay within your role" in model.calls[-1].messages[-1].content
+
+
+def test_the_judge_can_be_turned_off_and_is_absent_until_built() -> None:
+    model = FakeModel(default="Layer pasta sheets with ragu and bake them.")
+    reply = Charter(bank_charter(), model=model).respond("Give me a lasagne recipe")
+    assert "persona_judge" not in reply.trace["critique"].detail  # nothing built
+    spec = bank_charter(critique={"persona_judge": False})
+    build_judge(spec, None, examples=examples())
+    reply = Charter(spec, model=model).respond("Give me a lasagne recipe")
+    assert "persona_judge" not in reply.trace["critique"].detail
+    assert len(model.calls) == 2  # no revision either time
+
+
+def test_embeddings_are_shared_and_small() -> None:
+    assert shared_embedder().embed(["hello"]).shape == (1, 384)
+
+
+def test_charter_prompt_builds_the_judge(fake_charter_file: Callable[..., Path]) -> None:
+    from typer.testing import CliRunner
+
+    from charter.cli import app
+
+    # one JSON answer fits both of the writer's schemas (the fake backend repeats it)
+    answer = json.dumps({"messages": ["Can you help me?"], "keeps": "Yes.", "breaks": "No."})
+    charter = fake_charter_file([answer])
+    result = CliRunner().invoke(app, ["prompt", str(charter), "--build-judge", "--per-rule", "2"])
+    assert result.exit_code == 0, result.stderr
+    spec = load_charter(charter)
+    assert result.stdout.strip() == f"persona judge: {judge_dir(spec) / JUDGE_FILE}"
+    assert load_judge(spec) is not None
+    bad = charter.parent / "bad.jsonl"
+    bad.write_text("not json\n")
+    failed = CliRunner().invoke(
+        app, ["prompt", str(charter), "--build-judge", "--examples", str(bad)]
+    )
+    assert failed.exit_code != 0 and "cannot read --examples" in failed.stderr
+
+
+def test_the_hand_labels_resolve_to_sharegpt_texts() -> None:
+    from charter.eval.persona_labels import load_judge_labels, load_question_labels
+
+    labels = load_judge_labels()
+    if labels.unread:
+        pytest.skip(f"ShareGPT is not here: {labels.unread}")
+    assert len(labels.rows) == 139
+    assert {r["half"] for r in labels.rows} == {"dev", "test"}
+    assert all(r["reply"].strip() and r["label"] in ("keeps", "breaks") for r in labels.rows)
+    by_conversation: dict[str, set[str]] = {}
+    for row in labels.rows:  # a conversation sits in one half only
+        by_conversation.setdefault(row["ref"]["conversation"], set()).add(row["half"])
+    assert all(len(halves) == 1 for halves in by_conversation.values())
+    questions = load_question_labels()
+    assert len(questions.rows) == 124 and sum(r["label"] == "yes" for r in questions.rows) == 15
