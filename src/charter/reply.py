@@ -49,6 +49,8 @@ class Reply:
     """When the rate limit stopped the turn: seconds until the caller may try again."""
     guards: list[GuardCall] = field(default_factory=list)
     """Every guard verdict of the turn, in order."""
+    revisions: int = 0
+    """How many times critique had the model rewrite its draft: what holding the persona cost."""
 
     @classmethod
     def of(cls, state: TurnState, *, ms: float) -> Reply:
@@ -70,6 +72,7 @@ class Reply:
             carry=outcome.carry(state.request.carry),
             retry_after_s=outcome.retry_after_s,
             guards=list(outcome.guards),
+            revisions=outcome.revisions,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -66,6 +66,18 @@ def test_a_report_on_every_suite_validates_against_the_published_schema(
     assert {c.name for c in measured} >= {"helpfulness", "policy_kept", "errors", "latency"}
 
 
+def test_the_report_counts_the_revisions_charter_made_per_case(
+    charter_file: Path, tmp_path: Path
+) -> None:
+    # Every draft runs past the charter's 80-word limit: critique rewrites it once (then
+    # repairs it in code); the raw model is never revised.
+    long = "Our branches are open on weekdays. " * 30
+    report = evaluate(settings(charter_file, tmp_path / "out"), model=FakeModel(default=long))
+    for suite in report.suites.values():
+        assert suite.on.revisions_per_case == 1.0
+        assert suite.off.revisions_per_case is None
+
+
 def _all_suites() -> list[str]:
     from charter.eval.evaluate import SUITES
 

@@ -116,6 +116,11 @@ class ConditionOut(_Model):
     cost_per_case: float | None = Field(
         description="In the charter's price currency; null: no price."
     )
+    revisions_per_case: float | None = Field(
+        default=None,
+        description="Mean number of times critique had the model rewrite its draft (on); null: "
+        "no case recorded it (off, or cached before it was recorded).",
+    )
 
 
 class VerdictOut(_Model):
@@ -271,6 +276,7 @@ def _condition(rows: list[tuple[Case, Score, Outcome]], spec: CharterSpec) -> Co
     cost = None
     if n and all(c is not None for c in costs):
         cost = round(sum(c or 0.0 for c in costs) / n, 8)
+    revisions = [o.revisions for _, _, o in rows if o.revisions is not None]
     return ConditionOut(
         failures=RateOut.of(Rate(sum(s.failed for _, s, _ in rows), n)),
         errors=sum(o.error is not None for _, _, o in rows),
@@ -279,6 +285,7 @@ def _condition(rows: list[tuple[Case, Score, Outcome]], spec: CharterSpec) -> Co
         prompt_tokens_per_case=round(statistics.mean(prompt), 1) if n else 0.0,
         completion_tokens_per_case=round(statistics.mean(completion), 1) if n else 0.0,
         cost_per_case=cost,
+        revisions_per_case=round(statistics.mean(revisions), 3) if revisions else None,
     )
 
 

@@ -298,6 +298,7 @@ def _from_reply(reply: Reply, calls: list[dict[str, Any]] | None = None) -> Outc
         prompt_tokens=reply.usage.prompt_tokens,
         completion_tokens=reply.usage.completion_tokens,
         calls=calls,
+        revisions=reply.revisions,
     )
 
 

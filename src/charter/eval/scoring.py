@@ -66,6 +66,8 @@ class Outcome:
     "arguments"} each."""
     judged: list[dict[str, Any]] | None = None
     """A team case's `judge` verdicts on this reply: {"rubric", "pass", "reason"} each."""
+    revisions: int | None = None
+    """How many times critique rewrote the draft (Charter's side; None: no critique ran)."""
     refusal: dict[str, Any] | None = None
     """The refusal judge's verdict, for suites scored on refusals: {"refused", "why", "by"}
     (`by`: the detector, or the judge model for the detector's uncertain band)."""
