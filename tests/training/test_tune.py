@@ -53,8 +53,9 @@ def test_every_trl_format_is_read_and_sorted_by_what_it_trains(tmp_path: Path) -
     data = load_training_data([tmp_path / "a", tmp_path / "prompts.jsonl"])
 
     assert data.counts() == {"sft": 2, "preference": 1, "prompt": 1, "unpaired": 1}
-    assert data.sft.rows[1] == SFT_ROW  # only the columns TRL reads
-    assert data.sft.format == "messages"
+    # only the columns TRL reads; the loss goes on the reply alone
+    assert data.sft.rows[1] == {"prompt": [USER], "completion": [PIRATE]}
+    assert data.sft.format == "prompt-completion (conversational)"
     assert data.preference.format == "preference (conversational, explicit prompt)"
     assert all(p.name != "sft.test.jsonl" for p in data.files)
 
@@ -101,7 +102,8 @@ def test_a_malformed_row_names_its_file_and_line(tmp_path: Path, line: str, says
 def test_two_formats_of_one_kind_are_refused(tmp_path: Path) -> None:
     first = _jsonl(tmp_path / "a.jsonl", [SFT_ROW])
     second = _jsonl(tmp_path / "b.jsonl", [{"text": "Ahoy."}])
-    with pytest.raises(TrainingDataError, match=rf"{second}:1: a text row among messages rows"):
+    among = r"a text row among prompt-completion \(conversational\) rows"
+    with pytest.raises(TrainingDataError, match=rf"{second}:1: {among}"):
         load_training_data([first, second])
 
 

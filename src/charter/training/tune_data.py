@@ -2,7 +2,10 @@
 
 Each line is one JSON object, in one of TRL's formats:
 
-- SFT, conversational: `{"messages": [{"role": "user", "content": ...}, ...]}`;
+- SFT, conversational: `{"messages": [{"role": "user", "content": ...}, ...]}`; a row whose
+  last message is the assistant's is trained as prompt and completion (the messages before it,
+  and that reply), so that the loss is on the reply only: the user's words, often a message
+  written to tempt the charter's rules, are context, not something to learn to write;
 - SFT, prompt and completion: `{"prompt": [...messages], "completion": [...messages]}` (the
   loss is on the completion only), or both as plain strings;
 - SFT, plain text: `{"text": "..."}`;
@@ -127,8 +130,12 @@ def classify_row(row: Any, where: str) -> tuple[Kind, str, dict[str, Any]]:
         raise TrainingDataError(f"{where}: a row is a JSON object, not {type(row).__name__}")
     keys = set(row)
     if "messages" in keys:
-        _messages(row["messages"], where, "messages", needs_assistant=True)
-        return "sft", "messages", {"messages": row["messages"]}
+        messages = row["messages"]
+        _messages(messages, where, "messages", needs_assistant=True)
+        if len(messages) > 1 and messages[-1]["role"] == "assistant":
+            prompt = {"prompt": messages[:-1], "completion": messages[-1:]}
+            return "sft", "prompt-completion (conversational)", prompt
+        return "sft", "messages", {"messages": messages}
     if {"chosen", "rejected"} <= keys:
         return _preference(row, where)
     if {"prompt", "completion", "label"} <= keys:
