@@ -333,6 +333,11 @@ def _generated(spec: CharterSpec, n: int, seed: int) -> list[Example]:
         f"{made.nothing} gave nothing (blocked at the input, handed to a person, or failed)",
         markup=False,
     )
+    if made.messages < n:
+        out.print(
+            f"  (asked for {n}: the charter's rules gave {made.messages} distinct messages)",
+            markup=False,
+        )
     return made.examples
 
 
