@@ -94,11 +94,21 @@ def _pooled(base: Report, tuned: Report, names: list[str]) -> dict[str, Any]:
         "same_cases": True,
         **{key: f"{k}/{n}" for key, (k, n) in cols.items()},
         "closed": None if closed is None else round(closed, 3),
-        "revisions_base_on": None,
-        "revisions_tuned_on": None,
-        "p50_ms_base_on": 0.0,
-        "p50_ms_tuned_on": 0.0,
+        "revisions_base_on": _revisions(base, names),
+        "revisions_tuned_on": _revisions(tuned, names),
+        "p50_ms_base_on": None,
+        "p50_ms_tuned_on": None,
     }
+
+
+def _revisions(report: Report, names: list[str]) -> float | None:
+    """Revisions per case (on) over the suites that record them, weighted by their cases."""
+    pairs = [
+        (report.suites[n].on.revisions_per_case, report.suites[n].on.failures.n) for n in names
+    ]
+    known = [(r, n) for r, n in pairs if r is not None]
+    cases = sum(n for _, n in known)
+    return round(sum(r * n for r, n in known) / cases, 3) if cases else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     for r in table:
         closed = "-" if r["closed"] is None else f"{r['closed']:.0%}"
-        revs = f"{r['revisions_base_on'] or 0:.2f}/{r['revisions_tuned_on'] or 0:.2f}"
-        ms = f"{r['p50_ms_base_on']:.0f}/{r['p50_ms_tuned_on']:.0f}"
+        revs = "/".join(
+            "-" if v is None else f"{v:.2f}"
+            for v in (r["revisions_base_on"], r["revisions_tuned_on"])
+        )
+        ms = "/".join(
+            "-" if v is None else f"{v:.0f}" for v in (r["p50_ms_base_on"], r["p50_ms_tuned_on"])
+        )
         mark = "" if r["same_cases"] else "  (different cases)"
         print(
             f"{r['suite']:24} {r['base_off']:>9} {r['base_on']:>9} {r['tuned_off']:>9} "
