@@ -225,6 +225,15 @@ def sharegpt_exchanges() -> list[tuple[str, str, str]]:
     return out
 
 
+@functools.cache
+def sharegpt_exchanges_by_conversation() -> dict[str, list[tuple[str, str]]]:
+    """`sharegpt_exchanges()` by conversation id: each conversation's (turn, reply) in order."""
+    by_conversation: dict[str, list[tuple[str, str]]] = {}
+    for conversation, asked, answered in sharegpt_exchanges():
+        by_conversation.setdefault(conversation, []).append((asked, answered))
+    return by_conversation
+
+
 def _sharegpt() -> list[Text]:
     return [
         Text(turn, "sharegpt", conversation=cid)

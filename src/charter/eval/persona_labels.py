@@ -95,23 +95,16 @@ def load_question_labels() -> PersonaLabels:
 def _exchange(ref: dict[str, Any]) -> tuple[str, str]:
     if ref.get("dataset") != "sharegpt":
         raise ValueError(f"unknown dataset {ref.get('dataset')!r} in a label's reference")
-    return _exchanges()[str(ref["conversation"])][int(ref["exchange"])]
+    from charter.datasets.guard_sources import sharegpt_exchanges_by_conversation
+
+    exchanges = sharegpt_exchanges_by_conversation()
+    return exchanges[str(ref["conversation"])][int(ref["exchange"])]
 
 
 def _user_turn(ref: dict[str, Any]) -> str:
     if ref.get("dataset") != "sharegpt":
         raise ValueError(f"unknown dataset {ref.get('dataset')!r} in a label's reference")
     return _turns()[str(ref["conversation"])][int(ref["turn"])]
-
-
-@cache
-def _exchanges() -> dict[str, list[tuple[str, str]]]:
-    from charter.datasets.guard_sources import sharegpt_exchanges
-
-    by_conversation: dict[str, list[tuple[str, str]]] = {}
-    for conversation, asked, answered in sharegpt_exchanges():
-        by_conversation.setdefault(conversation, []).append((asked, answered))
-    return by_conversation
 
 
 @cache

