@@ -34,6 +34,7 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,33 @@ def probes(facts: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def facts_message_varied(facts: dict[str, Any]) -> str:
+    """The same facts in other words, inside a longer message (the `varied` wording)."""
+    return (
+        f"Oh, and since you'll be helping me all month, some background. We adopted a "
+        f"{facts['pet']} last spring and named it {facts['name']}; it has been a lot of "
+        f"paperwork. For the record, the code the agency gave me for the booking is "
+        f"{facts['reference']}. The whole thing needs wrapping up before {facts['month']} "
+        f"{facts['day']}, no later, or I lose the deposit."
+    )
+
+
+def probes_varied(facts: dict[str, Any]) -> list[tuple[str, str]]:
+    """The probes of the `varied` wording: none repeats the words the facts were given in."""
+    return [
+        ("name", "Remind me, what name did we give our new pet?"),
+        ("reference", "I've lost the paper from the agency. Which code was it?"),
+        ("deadline", "What's my cut-off for wrapping all this up?"),
+    ]
+
+
+Wording = tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[tuple[str, str]]]]
+WORDINGS: dict[str, Wording] = {
+    "plain": (facts_message, probes),
+    "varied": (facts_message_varied, probes_varied),
+}
+
+
 def _compact(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
@@ -168,7 +196,7 @@ def fake_answer(request: ChatRequest) -> Answer:
         said = re.findall(r"^User: «(.*)»$", request.messages[-1].content, re.MULTILINE)
         found = {m.lower(): m for line in said for m in _NOTED.findall(line)}
         notes = [{"kind": "fact", "text": f"The user said: {m}."} for m in found.values()]
-        return Structured({"notes": notes, "outdated": []})
+        return Structured({"notes": notes})
     question = request.messages[-1].content
     shown = "\n".join(m.content for m in request.messages[:-1])
     for kind, asks in (("name", "called?"), ("reference", "reference again"), ("deadline", "date")):
@@ -182,8 +210,11 @@ def fake_answer(request: ChatRequest) -> Answer:
 # -- the run ---------------------------------------------------------------------------------
 
 
-async def converse(charter: Charter, facts: dict[str, Any]) -> dict[str, Any]:
+async def converse(
+    charter: Charter, facts: dict[str, Any], wording: Wording = WORDINGS["plain"]
+) -> dict[str, Any]:
     """39 scripted turns, then the three probes; what each condition did."""
+    said, asked = wording
     history: list[Message] = []
     carry = Carry()
     turn_ms: list[float] = []
@@ -200,23 +231,20 @@ async def converse(charter: Charter, facts: dict[str, Any]) -> dict[str, Any]:
             prompt_tokens += memory.get("prompt_tokens", 0)
             completion_tokens += memory.get("completion_tokens", 0)
 
-    for user in (OPENING, facts_message(facts), *FILLERS):
+    for user in (OPENING, said(facts), *FILLERS):
         history.append(Message(role="user", content=user))
         reply = await charter.arespond(list(history), carry=carry)
         account(reply)
         carry = reply.carry
         history.append(Message(role="assistant", content=reply.text or "(no reply)"))
     answers: list[dict[str, Any]] = []
-    for kind, question in probes(facts):
+    for kind, question in asked(facts):
         reply = await charter.arespond(
             [*history, Message(role="user", content=question)], carry=carry
         )
         account(reply)
-        dropped = (
-            reply.trace["generate"].detail.get("dropped_messages")
-            if "generate" in reply.trace
-            else None
-        )
+        generate = reply.trace["generate"].detail if "generate" in reply.trace else {}
+        dropped = generate.get("dropped_messages")
         answers.append(
             {
                 "kind": kind,
@@ -224,6 +252,7 @@ async def converse(charter: Charter, facts: dict[str, Any]) -> dict[str, Any]:
                 "reply": reply.text,
                 "recalled": recalled(kind, reply.text, facts),
                 "dropped_messages": dropped,
+                "recalled_passages": generate.get("memory", {}).get("recalled", 0),
             }
         )
     memory = carry.memory
@@ -239,14 +268,16 @@ async def converse(charter: Charter, facts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run(spec: CharterSpec, model: ChatModel, conversations: int) -> dict[str, Any]:
+async def run(
+    spec: CharterSpec, model: ChatModel, conversations: int, sides: list[str], wording: Wording
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for condition, enabled in (("off", False), ("on", True)):
+    for condition in sides:
         runs = []
         for facts in FACTS[:conversations]:
-            charter = Charter(with_memory(spec, enabled), model=model)
+            charter = Charter(with_memory(spec, condition == "on"), model=model)
             started = time.perf_counter()
-            runs.append(await converse(charter, facts))
+            runs.append(await converse(charter, facts, wording))
             print(
                 f"  memory {condition}, the {facts['pet']}: "
                 f"{sum(p['recalled'] for p in runs[-1]['probes'])}/3 recalled, "
@@ -279,9 +310,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-tokens", type=int, default=128, help="reply length, both sides")
     parser.add_argument("--conversations", type=int, default=3, choices=range(1, len(FACTS) + 1))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--wording", choices=sorted(WORDINGS), default="plain")
+    parser.add_argument("--sides", default="off,on", help="off, on or both (comma-separated)")
     parser.add_argument("--fake", action="store_true", help="a scripted model: checks the harness")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
     args = parser.parse_args(argv)
+    sides = [side for side in ("off", "on") if side in args.sides.split(",")]
+    if not sides:
+        parser.error("--sides: off, on or off,on")
+    if args.fake and args.wording != "plain":
+        parser.error("--fake reads only the plain wording")
     spec = with_window(
         load_charter(args.charter), args.context_window, args.max_tokens, fake=args.fake
     )
@@ -303,27 +341,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"charter {spec.id} ({args.charter}), model {model_name}, context window "
         f"{args.context_window} tokens (set small, so turn 2 leaves the window early), replies "
         f"at most {args.max_tokens} tokens, memory max_tokens {spec.memory.max_tokens}; "
-        f"{args.conversations} conversation(s) of 39 turns + 3 probes at turn 40, per condition",
+        f"{args.conversations} conversation(s) of 39 turns + 3 probes at turn 40, per condition; "
+        f"{args.wording} wording",
         flush=True,
     )
     try:
-        runs = asyncio.run(run(spec, model, args.conversations))
+        runs = asyncio.run(run(spec, model, args.conversations, sides, WORDINGS[args.wording]))
     finally:
         model.close()
-    off, on = summary(runs["off"]), summary(runs["on"])
-    print(f"\nrecall at turn 40   memory off: {off['recall']}")
-    print(f"                    memory on:  {on['recall']}")
-    print(
-        f"ms per turn         off {off['ms_per_turn']:.0f}, on {on['ms_per_turn']:.0f} "
-        f"(added {on['ms_per_turn'] - off['ms_per_turn']:+.0f}; mean over {on['turns']} turns "
-        "each, replies differ between the sides)"
-    )
-    print(
-        f"notes taker         {on['notes_calls']} calls, {on['notes_ms_per_turn']:.0f} ms per "
-        f"turn on average, {on['notes_prompt_tokens']} prompt + "
-        f"{on['notes_completion_tokens']} completion tokens in all"
-    )
-    notes = runs["on"][0]["memory"]
+    summaries = {side: summary(runs[side]) for side in sides}
+    print()
+    for side, s in summaries.items():
+        print(f"recall at turn 40, memory {side}: {s['recall']}")
+        print(f"  ms per turn {s['ms_per_turn']:.0f} (mean over {s['turns']} turns)")
+    if "off" in summaries and "on" in summaries:
+        added = summaries["on"]["ms_per_turn"] - summaries["off"]["ms_per_turn"]
+        print(f"  added by memory: {added:+.0f} ms per turn (replies differ between the sides)")
+    if "on" in summaries:
+        on = summaries["on"]
+        recalled = [p["recalled_passages"] for r in runs["on"] for p in r["probes"]]
+        print(
+            f"notes taker: {on['notes_calls']} calls, {on['notes_ms_per_turn']:.0f} ms per "
+            f"turn on average, {on['notes_prompt_tokens']} prompt + "
+            f"{on['notes_completion_tokens']} completion tokens in all; passages recalled "
+            f"per probe: {recalled}"
+        )
+    notes = runs["on"][0]["memory"] if "on" in runs else None
     if notes is not None:
         print(f"notes at turn 40, conversation 1: covering {notes['covered']} messages")
         for item in notes["items"]:
@@ -334,9 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "context_window": args.context_window,
         "max_tokens": args.max_tokens,
         "conversations": args.conversations,
-        "summary": {
-            side: {**s, "recall": s["recall"].to_dict()} for side, s in (("off", off), ("on", on))
-        },
+        "wording": args.wording,
+        "summary": {side: {**s, "recall": s["recall"].to_dict()} for side, s in summaries.items()},
         "runs": runs,
     }
     if not args.fake:

@@ -25,7 +25,9 @@ from charter.persona.memory import (
     SUMMARY_SCHEMA,
     ConversationMemory,
     MemoryItem,
+    grounded,
     parse_summary,
+    passages,
     prefix_digest,
 )
 from charter.reply import Reply
@@ -56,7 +58,7 @@ def answer(request: ChatRequest) -> Answer:
         return "ok"
     transcript = request.messages[-1].content
     facts = re.findall(r"User: «(My [^»]*?)(?: word0|»)", transcript)
-    return Structured({"notes": [{"kind": "fact", "text": f} for f in facts], "outdated": []})
+    return Structured({"notes": [{"kind": "fact", "text": f} for f in facts]})
 
 
 def fake(*first: Any) -> FakeModel:
@@ -172,7 +174,7 @@ def test_notes_that_restate_the_persona_are_left_out() -> None:
     assert [i.text for i in memory.items] == ["The user lives in Lyon."]
 
 
-def test_merge_drops_outdated_notes_repeats_and_keeps_facts_under_the_bound() -> None:
+def test_merge_drops_repeats_and_keeps_facts_under_the_bound() -> None:
     old = ConversationMemory(
         (
             MemoryItem("fact", "The user's deadline is Friday."),
@@ -184,32 +186,48 @@ def test_merge_drops_outdated_notes_repeats_and_keeps_facts_under_the_bound() ->
     )
     new = old.merged(
         [MemoryItem("fact", "The user's deadline is Monday."), MemoryItem("task", "send the FORM")],
-        outdated=[1],
         max_tokens=200,
     )
     assert [i.text for i in new.items] == [
+        "The user's deadline is Friday.",
         "Send the form.",
         "Use the blue plan.",
-        "The user's deadline is Monday.",
+        "The user's deadline is Monday.",  # the later note: the rendering says it holds
     ]
+    assert "the later one holds" in new.render()
     assert (new.covered, new.digest) == (4, "d")
     rex = MemoryItem("fact", "The user's dog is Rex.")
-    facts = ConversationMemory((new.items[-1], rex))
+    facts = ConversationMemory((*new.items[::3], rex))
     tight = new.merged([rex], max_tokens=facts.tokens())
     assert tight.items == facts.items  # the task and the decision went first
-    assert new.merged([rex], max_tokens=facts.tokens() - 1).items == (rex,)  # then the oldest fact
+    assert (
+        new.merged([rex], max_tokens=facts.tokens() - 1).items == facts.items[1:]
+    )  # then the oldest fact
     assert ConversationMemory.from_dict(tight.to_dict()) == tight
 
 
+def test_a_note_the_messages_never_said_is_left_out() -> None:
+    source = "User: my dog is called Pepper and my reference is RX-20417-K.\nAssistant: Noted."
+    notes = [
+        MemoryItem("fact", "The user's sister lives in Lyon."),  # copied from nowhere
+        MemoryItem("fact", "The user's dog is called Pepper."),
+        MemoryItem("fact", "Reference RX-20417-K."),
+    ]
+    memory = ConversationMemory().merged(notes, max_tokens=200, source=source)
+    assert [i.text for i in memory.items] == [
+        "The user's dog is called Pepper.",
+        "Reference RX-20417-K.",
+    ]
+    assert not grounded("", source) and grounded("dog Pepper", source)
+
+
 def test_the_notes_takers_answer_must_be_its_json() -> None:
-    items, outdated = parse_summary(
-        '{"notes": [{"kind": "task", "text": "Call back"}], "outdated": [2]}'
-    )
-    assert items == [MemoryItem("task", "Call back")] and outdated == [2]
+    items = parse_summary('{"notes": [{"kind": "task", "text": "Call back"}]}')
+    assert items == [MemoryItem("task", "Call back")]
     for bad in (
         "not json",
-        '{"notes": []}',
-        '{"notes": [{"kind": "wish", "text": "x"}], "outdated": []}',
+        '{"outdated": []}',
+        '{"notes": [{"kind": "wish", "text": "x"}]}',
     ):
         with pytest.raises(ValueError, match="note"):
             parse_summary(bad)
@@ -248,7 +266,7 @@ def test_only_the_newly_left_out_span_is_sent_to_the_notes_taker() -> None:
     two = ask(charter, later, "And after that?", one.carry)
     second = notes_asked(model)[1]
     transcript = second.messages[-1].content
-    assert "1. [fact] " + FACT in transcript  # the memory so far, numbered
+    assert "- [fact] " + FACT in transcript  # the memory so far
     assert FACT not in transcript.split("New messages:")[1]  # its span is not sent again
     m2 = two.carry.memory
     assert m2 is not None and m2.covered > m1.covered
@@ -390,3 +408,48 @@ def test_postgres_keeps_memories_as_sqlite_does(postgres_url: str) -> None:
     assert lookup(store, "memo", messages) == memory
     assert store.memories([]) == {}
     store.close()
+
+
+# -- recall --------------------------------------------------------------------------------
+
+
+def test_long_messages_are_recalled_by_passages_cut_at_sentence_ends() -> None:
+    text = "First sentence here. " * 30
+    parts = passages(text, size=100)
+    assert all(len(p) <= 100 for p in parts) and all(p.endswith(".") for p in parts)
+    assert " ".join(parts) == text.strip()
+    assert passages("one " * 60, size=50)[0] == ("one " * 12).strip()  # no sentence end: a word
+    assert passages("") == []
+
+
+def test_the_left_out_message_that_bears_on_the_latest_is_pinned() -> None:
+    model = fake()
+    reply = ask(Charter(spec(), model=model), history(16), "What is my dog called?")
+    [sent] = replies_asked(model)
+    system = sent.messages[0].content
+    assert f"- The user wrote: «{FACT}»" in system  # its first passage, from MiniLM's ranking
+    assert system.count("The user wrote:") == 1  # the filler questions are not alike enough
+    detail = reply.trace["generate"].detail["memory"]
+    assert detail["recalled"] == 1 and detail["recall_ms"] >= 0
+    assert all(FACT not in m.content for m in sent.messages[1:])  # still left out of the history
+
+
+def test_recall_off_or_nothing_left_out_pins_nothing() -> None:
+    model = fake()
+    ask(Charter(spec(memory={"recall": 0}), model=model), history(16), "What is my dog called?")
+    ask(Charter(spec(), model=model), history(2), "What is my dog called?")
+    assert all("The user wrote:" not in c.messages[0].content for c in replies_asked(model))
+
+
+def test_a_failing_embedder_is_recorded_and_the_turn_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> Any:
+        raise RuntimeError("no embedder here")
+
+    monkeypatch.setattr("charter.stages.generate._shared_embed", broken)
+    reply = ask(Charter(spec(), model=fake()), history(16), "What is my dog called?")
+    assert reply.text == "ok"
+    detail = reply.trace["generate"].detail["memory"]
+    assert detail["recall_error"] == "RuntimeError: no embedder here"
+    assert "recalled" not in detail

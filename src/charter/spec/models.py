@@ -690,6 +690,21 @@ class Memory(StrictModel):
         description="The most the notes take of the prompt (and at most a quarter of the "
         "model's context window); past it the oldest notes go, facts last.",
     )
+    recall: int = Field(
+        default=2,
+        ge=0,
+        le=8,
+        description="Each turn, pin at most this many passages of the left-out user messages "
+        "that are most like the latest one (embedded with the `guards` extra's MiniLM); 0: "
+        "notes only.",
+    )
+    recall_min_similarity: float = Field(
+        default=0.3,
+        ge=-1.0,
+        le=1.0,
+        description="A passage is recalled only when its cosine similarity to the latest "
+        "message is at least this.",
+    )
 
 
 # --- models --------------------------------------------------------------------------------

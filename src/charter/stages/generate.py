@@ -28,10 +28,14 @@ from charter.persona.memory import (
     SUMMARY_MAX_TOKENS,
     SUMMARY_SCHEMA,
     ConversationMemory,
+    Embed,
     message_cost,
     parse_summary,
     prefix_digest,
     prefix_digests,
+    recall,
+    recall_tokens,
+    render_recalled,
     summary_messages,
     text_tokens,
 )
@@ -157,6 +161,13 @@ def positions(view: Sequence[Message], asked: Sequence[Message]) -> list[int]:
     return out
 
 
+def _shared_embed() -> Embed:
+    """The process's shared MiniLM (the `guards` extra), loaded on first use."""
+    from charter.guards.embedder import shared_embedder
+
+    return shared_embedder().embed
+
+
 def pin(prompt: str, persona: str, memory: str) -> str:
     """`prompt` with `memory` placed right after the `persona` part it starts with.
 
@@ -194,8 +205,10 @@ class GenerateStage:
 
     name = "generate"
 
-    def __init__(self, models: ModelSet) -> None:
+    def __init__(self, models: ModelSet, *, embed: Embed | None = None) -> None:
         self.models = models
+        self._embed = embed
+        """What embeds texts for recall (default: the process's shared MiniLM)."""
         self._known: OrderedDict[str, ConversationMemory] = OrderedDict()
         """The memories this stage made, by the digest of the messages they stand for: a
         caller that sends the whole history but not the carry still pays once per span."""
@@ -210,10 +223,18 @@ class GenerateStage:
             return await call_next(state)
         prompt = state.system_prompt
         memory, history = await self._remember(state, Message(role="system", content=prompt))
-        if memory is not None and memory.items:
-            prompt = pin(prompt, self._persona_prompt(state.charter), memory.render())
-        system = Message(role="system", content=prompt)
         earlier = len(state.messages) - len(history)
+        pinned = "\n\n".join(
+            part
+            for part in (
+                memory.render() if memory is not None else "",
+                self._recalled(state, state.messages[:earlier]),
+            )
+            if part
+        )
+        if pinned:
+            prompt = pin(prompt, self._persona_prompt(state.charter), pinned)
+        system = Message(role="system", content=prompt)
         first_request = next((m for m in state.messages if m.role == "user"), None)
         history = self._reanchored(state, history)
         dropped = 0
@@ -305,6 +326,7 @@ class GenerateStage:
         model = self.models.model(state.route)
         spec = self.models.spec_for(state.route)
         budget = model.context_window - state.request.sampling.limit(spec.max_tokens)
+        reserve = recall_tokens(settings.recall)  # once messages are left out, for recall
         bound = min(settings.max_tokens, model.context_window // 4)
         where = positions(view, asked)
 
@@ -314,7 +336,9 @@ class GenerateStage:
             return [i for i, at in enumerate(where) if at >= covered]
 
         def fits(memory: ConversationMemory | None) -> bool:
-            room = budget - estimate_tokens(system) - (memory.tokens() if memory else 0)
+            # with a memory, messages are left out: room for the notes and for recall
+            held = memory.tokens() + reserve if memory is not None else 0
+            room = budget - estimate_tokens(system) - held
             return sum(estimate_tokens(view[i]) for i in unnoted(memory)) <= room
 
         if memory is None and not fits(None):
@@ -325,7 +349,7 @@ class GenerateStage:
         history = [view[i] for i in shown]
         if fits(memory):
             return self._noted(state, memory, history, detail)
-        room = budget - estimate_tokens(system) - bound
+        room = budget - estimate_tokens(system) - bound - reserve
         cut = cut_point(history, int(room * KEEP_SHARE))
         if cut == 0:
             return self._noted(state, memory, history, detail)
@@ -348,6 +372,36 @@ class GenerateStage:
             while len(self._known) > _KNOWN_CAPACITY:
                 self._known.popitem(last=False)
         return self._noted(state, made, history[cut:], detail)
+
+    def _recalled(self, state: TurnState, left_out: Sequence[Message]) -> str:
+        """The left-out user messages that bear on the latest one, rendered to be pinned.
+
+        Without `memory.recall`, or with nothing left out, "". A failing embedder is recorded in
+        the trace and the turn goes on without recall, as it does without notes.
+        """
+        settings = state.charter.memory
+        latest = state.messages[-1] if state.messages else None
+        if not settings.enabled or settings.recall == 0 or latest is None or latest.role != "user":
+            return ""
+        if not any(message.role == "user" for message in left_out):
+            return ""
+        detail = state.trace[self.name].detail.setdefault("memory", {})
+        started = time.perf_counter()
+        try:
+            embed = self._embed or _shared_embed()
+            recalled = recall(
+                embed,
+                latest.content,
+                left_out,
+                k=settings.recall,
+                min_similarity=settings.recall_min_similarity,
+            )
+        except Exception as exc:  # the turn goes on without recall
+            detail["recall_error"] = f"{type(exc).__name__}: {exc}"
+            return ""
+        detail["recall_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        detail["recalled"] = len(recalled)
+        return render_recalled(recalled)
 
     def _noted(
         self,
@@ -417,8 +471,9 @@ class GenerateStage:
             completion_tokens += usage.completion_tokens
             detail["calls"] = detail.get("calls", 0) + 1
             detail.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-            items, outdated = parse_summary(routed.completion.text)
-            noted = noted.merged(items, outdated, max_tokens=bound, persona=prompt)
+            items = parse_summary(routed.completion.text)
+            source = "\n".join(message.content for message in part)
+            noted = noted.merged(items, max_tokens=bound, persona=prompt, source=source)
         return noted
 
     async def _client_calls(self, state: TurnState, history: list[Message]) -> bool:
