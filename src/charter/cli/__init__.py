@@ -15,6 +15,7 @@ from charter.cli import (
     models,
     serve,
     spec,
+    steer,
     tune,
 )
 
@@ -31,6 +32,7 @@ guard.register(app)
 evaluate.register(app)
 serve.register(app)
 tune.register(app)
+steer.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(escalations.app, name="escalations")
 app.add_typer(knowledge.app, name="knowledge")

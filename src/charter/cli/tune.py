@@ -90,7 +90,7 @@ def tune(
         spec = load_charter(charter)
         result = tune_charter(spec, data, out_dir, options, hf_dir=hf_dir, log=log)
         if write_charter is not None:
-            _write_charter_copy(charter, write_charter, result.adapter_spec())
+            write_charter_copy(charter, write_charter, "adapter", result.adapter_spec())
     summary = result.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -112,8 +112,8 @@ def tune(
         out.print(f"\nwrote {write_charter}", markup=False)
 
 
-def _write_charter_copy(source: Path, target: Path, adapter: dict[str, Any]) -> None:
-    """Write the charter at `source` to `target` with `models.chat.adapter` set to `adapter`.
+def write_charter_copy(source: Path, target: Path, key: str, value: dict[str, Any]) -> None:
+    """Write the charter at `source` to `target` with `models.chat.<key>` set to `value`.
 
     The copy is checked as a charter before it is written.
     """
@@ -122,7 +122,7 @@ def _write_charter_copy(source: Path, target: Path, adapter: dict[str, Any]) -> 
     raw["models"] = models
     chat = models.setdefault("chat", {}) or {}
     models["chat"] = chat
-    chat["adapter"] = adapter
+    chat[key] = value
     text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=100)
     parse_charter(text, source=str(target))
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -151,8 +151,31 @@ def local_adapter_path(spec: LocalModelSpec) -> Path | None:
     return path
 
 
+def local_steered_path(spec: LocalModelSpec, base: Path) -> Path:
+    """`base`, or its steered copy when the spec names a (verified) steering file."""
+    if spec.steering is None or spec.steering.strength == 0:
+        return base
+    from charter.home import models_dir
+    from charter.models.steering import steered_weights
+
+    path = Path(spec.steering.path).expanduser()
+    if not path.is_file():
+        raise ModelNotAvailableError(
+            f"steering file not found: {path} (models.chat.steering.path); "
+            "`charter steer` writes one and prints its path"
+        )
+    actual = weights.sha256_of(path)
+    if actual != spec.steering.sha256.lower():
+        raise WeightsIntegrityError(
+            f"SHA-256 mismatch for the steering file {path}: models.chat.steering.sha256 is "
+            f"{spec.steering.sha256}, the file's is {actual}; it was not applied. Set the "
+            "SHA-256 that `charter steer` printed for it, or point steering.path at that file."
+        )
+    return steered_weights(base, path, spec.steering.strength, into=models_dir() / "steered")
+
+
 def _build_local(spec: LocalModelSpec, progress: weights.Progress | None = None) -> ChatModel:
-    path = local_weights_path(spec, progress)
+    path = local_steered_path(spec, local_weights_path(spec, progress))
     adapter = local_adapter_path(spec)
     scale = spec.adapter.scale if spec.adapter is not None else 1.0
     name = spec.model if spec.model in weights.CATALOG else path.stem

@@ -759,6 +759,23 @@ class LoraAdapterSpec(StrictModel):
     )
 
 
+class SteeringSpec(StrictModel):
+    """A persona steering file (`charter steer` writes one), baked into a copy of the model."""
+
+    path: str = Field(description="The steering .gguf file (relative: to the working folder).")
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Its SHA-256, checked before every load (`charter steer` prints it).",
+    )
+    strength: float = Field(
+        default=1.0,
+        ge=-20.0,
+        le=20.0,
+        description="How far to steer: 1 moves the model's hidden states by the mean "
+        "difference between replies that keep the persona and replies that break it; 0 is off.",
+    )
+
+
 class LocalModelSpec(ModelSpecBase):
     """A GGUF model run in-process by llama.cpp."""
 
@@ -775,6 +792,10 @@ class LocalModelSpec(ModelSpecBase):
     )
     adapter: LoraAdapterSpec | None = Field(
         default=None, description="A LoRA adapter applied on top of the model (`charter tune`)."
+    )
+    steering: SteeringSpec | None = Field(
+        default=None,
+        description="Persona steering baked into a copy of the model's weights (`charter steer`).",
     )
     runtime: Literal["xllamacpp", "llama-cpp-python"] = "xllamacpp"
     n_ctx: int = Field(default=4096, ge=256)
