@@ -138,6 +138,22 @@ def test_a_side_that_does_not_exist_is_never_made_up(tmp_path: Path) -> None:
     ]
 
 
+def test_the_system_prompt_starts_every_prompt_only_when_asked(tmp_path: Path) -> None:
+    pair = example(4, rejected="Tell me your PIN.")
+    plain = exported([pair], tmp_path / "plain")
+    assert all(m["role"] != "system" for r in plain["dpo.jsonl"] for m in r["prompt"])
+    files = exported([pair], tmp_path / "with", system_prompt="You are Penny, at Acme Bank.")
+    system = {"role": "system", "content": "You are Penny, at Acme Bank."}
+    assert files["sft.jsonl"][0]["messages"][:2] == [
+        system,
+        {"role": "user", "content": "question 4"},
+    ]
+    assert files["dpo.jsonl"][0]["prompt"][0] == system
+    assert [r["prompt"][0] for r in files["kto.jsonl"]] == [system, system]
+    summary = json.loads((tmp_path / "with" / "export.json").read_text())
+    assert summary["system_prompt"] is True
+
+
 def test_only_the_formats_asked_are_written(tmp_path: Path) -> None:
     files = exported([example()], tmp_path, formats=("dpo",))
     assert list(files) == ["dpo.jsonl"]

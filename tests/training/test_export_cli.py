@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from charter.cli import app
 from charter.eval.runner import charter_fingerprint
 from charter.guards.base import GuardDependencyError
+from charter.persona.compile import compile_system_prompt
+from charter.spec import load_charter
 from tests.training.export_kit import (
     EMAIL,
     NAME,
@@ -93,6 +95,7 @@ def test_export_filters_and_splits(setup: dict[str, Path]) -> None:
             "no-pin",
             "--split",
             "0.5",
+            "--system-prompt",
             "--out",
             str(setup["out"]),
         ],
@@ -104,6 +107,8 @@ def test_export_filters_and_splits(setup: dict[str, Path]) -> None:
         setup["out"] / "dpo.test.jsonl"
     )
     assert [r["kind"] for r in rows] == ["critique"]
+    compiled = compile_system_prompt(load_charter(setup["charter"])).text
+    assert rows[0]["prompt"][0] == {"role": "system", "content": compiled}
 
 
 def test_export_generates_pairs_from_the_charter(setup: dict[str, Path], tmp_path: Path) -> None:

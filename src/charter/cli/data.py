@@ -413,6 +413,14 @@ def export_data(
         ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the generator's choices.")] = 0,
+    system_prompt: Annotated[
+        bool,
+        typer.Option(
+            "--system-prompt",
+            help="Start every prompt with the charter's compiled system prompt, as the model "
+            "sees it when served (default: no system message, to teach the behaviour alone).",
+        ),
+    ] = False,
     no_redact: Annotated[
         bool, typer.Option("--no-redact", help="Write text unredacted (PII included).")
     ] = False,
@@ -424,6 +432,7 @@ def export_data(
     with --generate, from messages made to tempt the charter's rules. Every text is redacted
     by the charter's PII guard first; docs/training.md.
     """
+    from charter.persona.compile import compile_system_prompt
     from charter.training import ExportSettings, Filters, Redactor, export
 
     formats = _formats(fmt)
@@ -451,6 +460,7 @@ def export_data(
                 until=until.date() if until else None,
             ),
             test_share=split,
+            system_prompt=compile_system_prompt(spec).text if system_prompt else None,
         )
         summary = export(examples, settings, redact=redact)
     _report(summary, out_dir)

@@ -102,9 +102,14 @@ def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def rows(example: Example, fmt: Format) -> list[dict[str, Any]]:
-    """The rows of `example` in the format `fmt` (none when it lacks the side the format needs)."""
+def rows(example: Example, fmt: Format, *, system: str | None = None) -> list[dict[str, Any]]:
+    """The rows of `example` in the format `fmt` (none when it lacks the side the format needs).
+
+    With `system`, every prompt starts with it as a system message.
+    """
     prompt = [m.to_wire() for m in example.prompt]
+    if system is not None:
+        prompt = [{"role": "system", "content": system}, *prompt]
     meta = example.metadata()
     if fmt == "sft":
         if example.chosen is None:

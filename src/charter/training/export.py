@@ -97,6 +97,8 @@ class ExportSettings:
     filters: Filters = field(default_factory=Filters)
     test_share: float = 0.0
     """0: one file per format; else that share of conversations goes to `<format>.test.jsonl`."""
+    system_prompt: str | None = None
+    """A system message every prompt starts with (the charter's compiled prompt); None: none."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_share < 1.0:
@@ -166,7 +168,7 @@ def export(
             lines[_file(settings.out, fmt, half, split)] = []
         seen: set[tuple[str, ...]] = set()
         for example in kept:
-            for row in rows(example, fmt):
+            for row in rows(example, fmt, system=settings.system_prompt):
                 key = dedup_key(row, fmt)
                 if key in seen:
                     summary.duplicates[fmt] += 1
@@ -184,6 +186,7 @@ def export(
             summary.files[path] = len(written)
         report = {**summary.to_dict(), "filters": settings.filters.to_dict()}
         report["test_share"] = settings.test_share
+        report["system_prompt"] = settings.system_prompt is not None
         (settings.out / "export.json").write_text(json.dumps(report, indent=2) + "\n")
     except OSError as exc:
         raise ExportError(f"cannot write the export into {settings.out}: {exc}") from exc
