@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/persona/bench_persona.py [--conversations 4] [--turns 16]
         [--kinds format,scope,tone,identity,values] [--model NAME] [--seed 0] [--out DIR]
-        [--fake]
+        [--steering FILE [--strength 1.0]] [--fake]
 
 For each rule kind a one-rule charter (`bench/persona/charters/<kind>.yaml`) replays the same
 held-out ShareGPT conversations (fewer than 20 user turns, none the guards learn from, those
@@ -20,7 +20,9 @@ turn that holding the reply costs (critique + hygiene stage time over the turn's
 
 Tone is read only by the persona judge (`charter.persona.judge`, used when built for the
 charter); without one it prints "not scored". Every reply is cached in `--out`, so an
-interrupted run resumes; the figures go to `<out>/results.json`. `--fake`: a scripted fake
+interrupted run resumes; the figures go to `<out>/results.json`. `--steering FILE` runs the
+chat model with that steering file (`charter steer`) applied at `--strength`, on both sides:
+the model itself is steered, so off is the steered raw model. `--fake`: a scripted fake
 model and a fake judge, for a quick check of the machinery (no model weights are loaded).
 """
 
@@ -42,8 +44,9 @@ from charter.eval.runner import Cache, Runner, pairs
 from charter.models.base import ChatModel, ChatRequest
 from charter.models.factory import build_model
 from charter.models.fake import FakeModel
+from charter.models.weights import sha256_of
 from charter.spec.loader import load_charter
-from charter.spec.models import CharterSpec
+from charter.spec.models import CharterSpec, SteeringSpec
 from charter.stats import Rate
 
 HERE = Path(__file__).resolve().parent
@@ -187,12 +190,25 @@ def show(kind: str, result: dict[str, Any]) -> None:
         )
 
 
+def steered(spec: CharterSpec, args: argparse.Namespace) -> CharterSpec:
+    """The charter with `--steering` at `--strength` set on its local chat model."""
+    if args.steering is None:
+        return spec
+    steering = SteeringSpec(
+        path=str(args.steering), sha256=sha256_of(args.steering), strength=args.strength
+    )
+    chat = spec.models.chat.model_copy(update={"steering": steering})
+    return spec.model_copy(update={"models": spec.models.model_copy(update={"chat": chat})})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--conversations", type=int, default=4)
     parser.add_argument("--turns", type=int, default=16)
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated")
     parser.add_argument("--model", help="chat model: a catalog name or a .gguf path")
+    parser.add_argument("--steering", type=Path, help="a steering file (`charter steer`)")
+    parser.add_argument("--strength", type=float, default=1.0, help="with --steering")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="default: bench/results/persona-bench/")
     parser.add_argument("--fake", action="store_true", help="fake model and judge (a smoke run)")
@@ -207,7 +223,10 @@ def main() -> None:
         else ROOT / "bench" / "results" / "persona-bench"
     )
     out.mkdir(parents=True, exist_ok=True)
-    specs = {k: with_model(load_charter(CHARTERS / f"{k}.yaml"), args.model) for k in kinds}
+    specs = {
+        k: steered(with_model(load_charter(CHARTERS / f"{k}.yaml"), args.model), args)
+        for k in kinds
+    }
     first = specs[kinds[0]]
     model: ChatModel
     if args.fake:  # FakeModel calls a callable default with each request
