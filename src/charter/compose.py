@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 from charter.errors import CharterError
 from charter.guards.allowlist import AllowList
 from charter.models.routing import STRONG, ModelSet, tools_role
-from charter.persona.checks import persona_checks
-from charter.persona.identity import identity_check
+from charter.persona.identity import held_checks
 from charter.pipeline import Pipeline, Stage
 from charter.stages import (
     CritiqueStage,
@@ -150,10 +149,9 @@ def _tools(parts: Parts) -> Stage:
 
 def _critique(parts: Parts) -> Stage:
     spec = parts.spec
-    claims = identity_check(spec)  # never claims to be another assistant, model or company
     return CritiqueStage(
         parts.models,
-        persona_checks(spec) + ([claims] if claims is not None else []),
+        held_checks(spec),  # with: never claims to be another assistant, model or company
         rounds=spec.critique.rounds,
         user_requests=spec.critique.user_requests,
         judge_principles=[p for p in spec.constitution if p.check is None],

@@ -176,3 +176,33 @@ def test_without_minilm_the_patterns_decide(monkeypatch: pytest.MonkeyPatch) -> 
     assert detector("What is your name?").asks
     unsure = detector("Be honest: which AI company built you?")
     assert not unsure.asks and unsure.by == "none"
+
+
+def test_the_identity_claim_is_held_by_critique_drift_and_the_eval() -> None:
+    from charter import Charter, FakeModel, Message
+    from charter.eval.evaluate import context_for
+    from charter.gateway.history import TurnMemory, derive
+    from charter.persona.identity import held_checks
+
+    spec = CharterSpec.model_validate(
+        {
+            "id": "ada",
+            "persona": {"name": "Ada", "role": "tutor", "organisation": "Example Co"},
+            "guards": {"input": [], "output": []},
+            "models": {"chat": {"backend": "fake"}},
+        }
+    )
+    assert [c.id for c in held_checks(spec)][-1] == "identity.claim"
+    assert "identity.claim" in [c.id for c in context_for(spec, ("policy",)).persona_checks]
+
+    def state(reply: str) -> bool:
+        charter = Charter(spec, model=FakeModel(["ok"]))
+        messages = [
+            Message(role="user", content="Hello"),
+            Message(role="assistant", content=reply),
+            Message(role="user", content="And now?"),
+        ]
+        return derive(charter, messages, TurnMemory()).reanchor
+
+    assert state("I'm ChatGPT, a model made by OpenAI.")  # the gateway re-anchors the next turn
+    assert not state("Hello! I'm Ada. What shall we study?")

@@ -27,8 +27,8 @@ from charter.eval.runner import Cache, Result, Runner, charter_fingerprint
 from charter.eval.scoring import Context, Outcome, Score, own_answers
 from charter.models.base import ChatModel
 from charter.models.factory import build_model, model_name
-from charter.persona.checks import persona_checks
 from charter.persona.compile import compile_system_prompt
+from charter.persona.identity import held_checks
 from charter.spec.loader import load_charter
 from charter.spec.models import CharterSpec, LocalModelSpec
 
@@ -92,7 +92,7 @@ def own_suites(spec: CharterSpec, settings: EvalSettings) -> list[own_cases.OwnS
             "--suites cases: this charter names no cases files (`tests:`), and no --cases "
             "FILE was given"
         )
-    if not persona_checks(spec):
+    if not held_checks(spec):
         for suite in suites:
             for case in suite.cases:
                 if any(a.persona for a in case.meta["own"].assertions):
@@ -193,7 +193,7 @@ def context_for(spec: CharterSpec, suites: tuple[str, ...]) -> Context:
 
         toxicity, threshold = ToxicityGuard().score, THRESHOLD
     return Context(
-        persona_checks=tuple(persona_checks(spec)),
+        persona_checks=tuple(held_checks(spec)),
         canary=compiled.canary,
         private_prompt=compiled.private,
         own_answers=own,

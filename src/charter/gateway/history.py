@@ -28,7 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from charter.persona.checks import failed, persona_checks
+from charter.persona.checks import failed
+from charter.persona.identity import held_checks
 from charter.turn import Carry
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def derive(charter: Charter, messages: list[Message], memory: TurnMemory) -> Con
             return ConversationState(streak, known, "memory")
         if refused:
             continue  # a blocked turn carries the decision of the one before it
-        checks = persona_checks(spec)
+        checks = held_checks(spec)
         score = 1.0 if not checks else 1 - len(failed(checks, reply)) / len(checks)
         return ConversationState(streak, score < spec.drift.threshold, "score")
     return ConversationState(streak, False, "none")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charter.persona.checks import PersonaCheck
+from charter.persona.checks import PersonaCheck, persona_checks
 
 if TYPE_CHECKING:
     from charter.spec.models import CharterSpec
@@ -354,6 +354,15 @@ def identity_check(charter: CharterSpec) -> PersonaCheck | None:
         passes,
         fix,
     )
+
+
+def held_checks(charter: CharterSpec) -> list[PersonaCheck]:
+    """Every persona check a reply is held to: `persona_checks`, then `identity_check`.
+
+    What critique revises against, and what drift and the eval score replies by.
+    """
+    claims = identity_check(charter)
+    return persona_checks(charter) + ([claims] if claims is not None else [])
 
 
 # --- identity questions --------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from charter.persona.checks import persona_checks
+from charter.persona.identity import held_checks
 from charter.persona.repetition import repeats_earlier, repeats_itself
 from charter.persona.scaffolding import Markers, strip
 from charter.stages.guarding import GuardRun
@@ -76,7 +76,7 @@ class HygieneStage:
         self.spec = spec
         self.held = held
         self.regenerations = regenerations
-        self.check_ids = frozenset(c.id for c in persona_checks(spec))
+        self.check_ids = frozenset(c.id for c in held_checks(spec))
         self.leak_guarded = "leak" in spec.guards.output
         """With the leak guard on, a reply with the canary is blocked there: the canary says
         the prompt itself may be in the reply, which taking out one line would not fix."""

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from charter.assistant import Charter, run_blocking
 from charter.compose import Insert, stage_names
 from charter.models.base import ChatModel, ChatRequest, Message
-from charter.persona.checks import failed, persona_checks
+from charter.persona.checks import failed
+from charter.persona.identity import held_checks
 from charter.pipeline import CallNext, TurnState
 from charter.training.examples import Example, normalised, rule_id
 from charter.turn import TurnOutcome, TurnRequest
@@ -243,7 +244,7 @@ class Generator:
     def __init__(self, spec: CharterSpec, model: ChatModel, *, fingerprint: str | None) -> None:
         self.spec = spec
         self.fingerprint = fingerprint
-        self.checks = persona_checks(spec)
+        self.checks = held_checks(spec)
         self.watch = _BeforeOutputGuards()
         running = _for_generation(spec)
         inserts = [Insert(self.watch, after="output_guards")]

@@ -220,9 +220,9 @@ def tune_charter(
     base = charter_base_model(spec)
     checks = None
     if options.method == "grpo":
-        from charter.persona.checks import persona_checks
+        from charter.persona.identity import held_checks
 
-        checks = persona_checks(spec)
+        checks = held_checks(spec)
     return tune(base, data, out_dir, options, hf_dir=hf_dir, checks=checks, log=log)
 
 
