@@ -247,7 +247,9 @@ def main() -> None:
         model.close()
     for result in results.values():
         result.pop("_rates")
-    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    settings = {
+        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"
+    }
     (out / "results.json").write_text(
         json.dumps({"model": model.name, "settings": settings, "kinds": results}, indent=2) + "\n"
     )
