@@ -59,7 +59,9 @@ def steer(
 
     Uses the persona judge's contrastive replies (written by the charter's model when the
     judge has none yet), and prints the steering file's path and SHA-256 and the lines to
-    paste under models.chat (docs/persona.md#steering).
+    paste under models.chat (docs/persona.md#steering). Measured on the 0.5B model: no gain
+    in scope on held-out conversations at strength 1, a broken model from 3 on
+    (docs/design/015-steering.md).
     """
     from charter.models.factory import build_model
     from charter.models.steering import write_steering
