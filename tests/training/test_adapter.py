@@ -16,7 +16,6 @@ import pytest
 
 from charter.errors import ModelNotAvailableError, WeightsIntegrityError
 from charter.eval.runner import charter_fingerprint
-from charter.models.base import ChatRequest, Message
 from charter.models.factory import build_model
 from charter.spec.models import CharterSpec, LocalModelSpec, LoraAdapterSpec
 from charter.training.gguf_adapter import (
@@ -26,7 +25,12 @@ from charter.training.gguf_adapter import (
     rotary_rows,
     write_adapter,
 )
-from tests.training.tiny_gguf import TinyModel, build_tiny_gguf
+from tests.training.tiny_gguf import (
+    TinyModel,
+    build_tiny_gguf,
+    llama_cpp_reply,
+    transformers_reply,
+)
 
 QUESTION = "How do I freeze my card?"
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -57,16 +61,8 @@ def _random_lora(tiny: TinyModel, seed: int = 1, rank: int = 4) -> Any:
     return model.eval()
 
 
-def _transformers_reply(model: Any, tokenizer: Any, tokens: int = 8) -> str:
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": QUESTION}],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    )
-    output = model.generate(**prompt, max_new_tokens=tokens, do_sample=False)
-    text: str = tokenizer.decode(output[0][prompt["input_ids"].shape[1] :])
-    return text.removesuffix("<|im_end|>")
+def _transformers_reply(model: Any, tokenizer: Any) -> str:
+    return transformers_reply(model, tokenizer, QUESTION)
 
 
 def _spec(tiny: TinyModel, adapter: LoraAdapterSpec | None = None) -> LocalModelSpec:
@@ -80,15 +76,8 @@ def _spec(tiny: TinyModel, adapter: LoraAdapterSpec | None = None) -> LocalModel
     )
 
 
-def _llama_cpp_reply(spec: LocalModelSpec, tokens: int = 8) -> str:
-    model = build_model(spec)
-    try:
-        request = ChatRequest(
-            messages=[Message(role="user", content=QUESTION)], max_tokens=tokens, temperature=0.0
-        )
-        return model.complete(request).text
-    finally:
-        model.close()
+def _llama_cpp_reply(spec: LocalModelSpec) -> str:
+    return llama_cpp_reply(spec, QUESTION)
 
 
 def _lora_weights(model: Any) -> list[LoraWeights]:

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from charter.errors import ModelNotAvailableError, WeightsIntegrityError
-from charter.models.base import ChatRequest, Message
 from charter.models.factory import build_model
 from charter.models.steering import SteeringError, read_steering, steered_weights, write_steering
 from charter.persona.contrast import Example
@@ -28,7 +27,12 @@ from charter.persona.steering import (
     value_to_stream,
 )
 from charter.spec.models import LocalModelSpec, SteeringSpec
-from tests.training.tiny_gguf import TinyModel, build_tiny_gguf
+from tests.training.tiny_gguf import (
+    TinyModel,
+    build_tiny_gguf,
+    llama_cpp_reply,
+    transformers_reply,
+)
 
 QUESTION = "How do I freeze my card?"
 EXAMPLES = [
@@ -113,15 +117,7 @@ def _steered_transformers_reply(tiny: TinyModel, biases: dict[int, Any], strengt
     with torch.no_grad():
         for layer, change in biases.items():
             model.model.layers[layer].self_attn.v_proj.bias += strength * torch.from_numpy(change)
-    prompt = tiny.tokenizer.apply_chat_template(
-        [{"role": "user", "content": QUESTION}],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    )
-    output = model.generate(**prompt, max_new_tokens=8, do_sample=False)
-    text: str = tiny.tokenizer.decode(output[0][prompt["input_ids"].shape[1] :])
-    return text.removesuffix("<|im_end|>")
+    return transformers_reply(model, tiny.tokenizer, QUESTION)
 
 
 def _spec(tiny: TinyModel, steering: SteeringSpec | None = None) -> LocalModelSpec:
@@ -136,14 +132,7 @@ def _spec(tiny: TinyModel, steering: SteeringSpec | None = None) -> LocalModelSp
 
 
 def _llama_cpp_reply(spec: LocalModelSpec) -> str:
-    model = build_model(spec)
-    try:
-        request = ChatRequest(
-            messages=[Message(role="user", content=QUESTION)], max_tokens=8, temperature=0.0
-        )
-        return model.complete(request).text
-    finally:
-        model.close()
+    return llama_cpp_reply(spec, QUESTION)
 
 
 @pytest.mark.model

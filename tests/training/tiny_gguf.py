@@ -163,3 +163,31 @@ def build_tiny_gguf(folder: Path, arch: str = "qwen2", seed: int = 0) -> TinyMod
     writer.close()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return TinyModel(arch, model, tokenizer, path, digest)
+
+
+def transformers_reply(model: Any, tokenizer: Any, question: str, tokens: int = 8) -> str:
+    """transformers' greedy reply to `question` in the chat template, at most `tokens` long."""
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    output = model.generate(**prompt, max_new_tokens=tokens, do_sample=False)
+    text: str = tokenizer.decode(output[0][prompt["input_ids"].shape[1] :])
+    return text.removesuffix("<|im_end|>")
+
+
+def llama_cpp_reply(spec: Any, question: str, tokens: int = 8) -> str:
+    """The local backend's greedy reply to `question` with the model `spec` builds."""
+    from charter.models.base import ChatRequest, Message
+    from charter.models.factory import build_model
+
+    model = build_model(spec)
+    try:
+        request = ChatRequest(
+            messages=[Message(role="user", content=question)], max_tokens=tokens, temperature=0.0
+        )
+        return model.complete(request).text
+    finally:
+        model.close()

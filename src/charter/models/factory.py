@@ -127,51 +127,52 @@ def local_weights_path(spec: LocalModelSpec, progress: weights.Progress | None =
     return weights.verify(candidate, spec.sha256, progress)
 
 
-def local_adapter_path(spec: LocalModelSpec) -> Path | None:
-    """The verified LoRA adapter file a local spec applies, or None when it names none.
+def _checked_file(where: str, path_text: str, sha256: str, what: str, command: str) -> Path:
+    """The file at `path_text` if it exists and matches `sha256`; errors name `where`.
 
-    The file must exist and match `adapter.sha256`: an adapter changes every reply, so a wrong
-    one is refused like wrong weights.
+    A file that changes every reply (an adapter, a steering file) is refused like wrong
+    weights.
     """
-    if spec.adapter is None:
-        return None
-    path = Path(spec.adapter.path).expanduser()
+    path = Path(path_text).expanduser()
     if not path.is_file():
         raise ModelNotAvailableError(
-            f"LoRA adapter not found: {path} (models.chat.adapter.path); "
-            "`charter tune` writes one and prints its path"
+            f"{what} not found: {path} ({where}.path); `{command}` writes one and prints its path"
         )
     actual = weights.sha256_of(path)
-    if actual != spec.adapter.sha256.lower():
+    if actual != sha256.lower():
         raise WeightsIntegrityError(
-            f"SHA-256 mismatch for the LoRA adapter {path}: models.chat.adapter.sha256 is "
-            f"{spec.adapter.sha256}, the file's is {actual}; it was not loaded. Set the "
-            "SHA-256 that `charter tune` printed for it, or point adapter.path at that file."
+            f"SHA-256 mismatch for the {what} {path}: {where}.sha256 is {sha256}, the file's "
+            f"is {actual}; it was not used. Set the SHA-256 that `{command}` printed for it, "
+            f"or point {where.rsplit('.', 1)[-1]}.path at that file."
         )
     return path
 
 
+def local_adapter_path(spec: LocalModelSpec) -> Path | None:
+    """The verified LoRA adapter file a local spec applies, or None when it names none."""
+    if spec.adapter is None:
+        return None
+    return _checked_file(
+        "models.chat.adapter",
+        spec.adapter.path,
+        spec.adapter.sha256,
+        "LoRA adapter",
+        "charter tune",
+    )
+
+
 def local_steered_path(spec: LocalModelSpec, base: Path) -> Path:
     """`base`, or its steered copy when the spec names a (verified) steering file."""
-    if spec.steering is None or spec.steering.strength == 0:
+    steering = spec.steering
+    if steering is None or steering.strength == 0:
         return base
     from charter.home import models_dir
     from charter.models.steering import steered_weights
 
-    path = Path(spec.steering.path).expanduser()
-    if not path.is_file():
-        raise ModelNotAvailableError(
-            f"steering file not found: {path} (models.chat.steering.path); "
-            "`charter steer` writes one and prints its path"
-        )
-    actual = weights.sha256_of(path)
-    if actual != spec.steering.sha256.lower():
-        raise WeightsIntegrityError(
-            f"SHA-256 mismatch for the steering file {path}: models.chat.steering.sha256 is "
-            f"{spec.steering.sha256}, the file's is {actual}; it was not applied. Set the "
-            "SHA-256 that `charter steer` printed for it, or point steering.path at that file."
-        )
-    return steered_weights(base, path, spec.steering.strength, into=models_dir() / "steered")
+    path = _checked_file(
+        "models.chat.steering", steering.path, steering.sha256, "steering file", "charter steer"
+    )
+    return steered_weights(base, path, steering.strength, into=models_dir() / "steered")
 
 
 def _build_local(spec: LocalModelSpec, progress: weights.Progress | None = None) -> ChatModel:
