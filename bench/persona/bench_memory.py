@@ -255,6 +255,7 @@ async def converse(
                 "recalled_passages": generate.get("memory", {}).get("recalled", 0),
             }
         )
+        print(f"    {kind}: {answers[-1]['recalled']} {reply.text[:160]!r}", flush=True)
     memory = carry.memory
     return {
         "facts": facts,
