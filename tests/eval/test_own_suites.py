@@ -175,11 +175,31 @@ def test_naming_cases_files_does_not_invalidate_the_cache(charter_file: Path) ->
     assert charter_fingerprint(spec) == charter_fingerprint(spec.model_copy(update={"tests": []}))
 
 
-def test_persona_assertions_need_persona_checks(charter_file: Path, tmp_path: Path) -> None:
-    charter_file.write_text(CHARTER.replace("  style: {max_words: 30}\n", ""))
+def test_persona_assertions_need_persona_checks(
+    charter_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("charter.eval.evaluate.held_checks", lambda spec: [])
     with pytest.raises(CharterError, match="asserts `persona`") as info:
         evaluate(run(charter_file, tmp_path / "out"), model=Scripted())
     assert f"{charter_file.parent / 'cases.yaml'}:9: case hours" in str(info.value)
+
+
+class ClaimsToBeChatGPT(Scripted):
+    @staticmethod
+    def answer(request: ChatRequest) -> str:
+        if "open?" in request.messages[-1].content and request.json_schema is None:
+            return "I'm ChatGPT, a model made by OpenAI. We open at nine."
+        return Scripted.answer(request)
+
+
+def test_persona_assertions_hold_the_identity_claim_without_other_checks(
+    charter_file: Path, tmp_path: Path
+) -> None:
+    charter_file.write_text(CHARTER.replace("  style: {max_words: 30}\n", ""))
+    report = evaluate(run(charter_file, tmp_path / "out"), model=ClaimsToBeChatGPT())
+    hours = next(c for c in report.suites["cases:support"].results or [] if c.id == "hours")
+    assert (hours.off.failed, hours.on.failed) == (True, False)  # critique repaired the claim
+    assert "identity.claim" in hours.off.why, hours.off.why
 
 
 def test_cli_cases_option_and_only_team_suites(charter_file: Path, tmp_path: Path) -> None:

@@ -99,7 +99,8 @@ def own_suites(spec: CharterSpec, settings: EvalSettings) -> list[own_cases.OwnS
                     raise CharterError(
                         f"{case.meta['where']}: case {case.id} asserts `persona`, but the "
                         "charter has no programmatic persona checks (persona.style, "
-                        "constitution[].check)"
+                        "constitution[].check, or the identity claim, which a charter that "
+                        "names every known vendor has none of)"
                     )
     return suites
 
