@@ -326,7 +326,9 @@ class GenerateStage:
         model = self.models.model(state.route)
         spec = self.models.spec_for(state.route)
         budget = model.context_window - state.request.sampling.limit(spec.max_tokens)
-        reserve = recall_tokens(settings.recall)  # once messages are left out, for recall
+        # room for recall, kept free when messages are cut (not asked of every turn: that
+        # would call the notes taker more often; a turn it does not fit drops more history)
+        reserve = recall_tokens(settings.recall)
         bound = min(settings.max_tokens, model.context_window // 4)
         where = positions(view, asked)
 
@@ -336,9 +338,7 @@ class GenerateStage:
             return [i for i, at in enumerate(where) if at >= covered]
 
         def fits(memory: ConversationMemory | None) -> bool:
-            # with a memory, messages are left out: room for the notes and for recall
-            held = memory.tokens() + reserve if memory is not None else 0
-            room = budget - estimate_tokens(system) - held
+            room = budget - estimate_tokens(system) - (memory.tokens() if memory else 0)
             return sum(estimate_tokens(view[i]) for i in unnoted(memory)) <= room
 
         if memory is None and not fits(None):
