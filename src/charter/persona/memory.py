@@ -100,16 +100,16 @@ def text_tokens(text: str) -> int:
     return int(len(text) / _CHARS_PER_TOKEN) + 1
 
 
-def clean(text: str) -> str:
-    """A note's text as the memory keeps it.
+def clean(text: str, limit: int | None = ITEM_CHARS) -> str:
+    """A note's text (or a recalled passage) as the memory renders it.
 
     On one line, without control characters or the quotation marks the rendering uses, cut at
-    a word near `ITEM_CHARS` characters.
+    a word near `limit` characters (None: not cut).
     """
     text = re.sub(r"[\x00-\x1f\x7f«»]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > ITEM_CHARS:
-        text = text[:ITEM_CHARS].rsplit(" ", 1)[0] + " …"
+    if limit is not None and len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " …"
     return text
 
 
@@ -384,10 +384,5 @@ def render_recalled(recalled: Sequence[str]) -> str:
     """The recalled passages as the system prompt shows them ("" without any)."""
     if not recalled:
         return ""
-    lines = [f"- The user wrote: «{clean_quote(text)}»" for text in recalled]
+    lines = [f"- The user wrote: «{clean(text, limit=None)}»" for text in recalled]
     return "\n".join([_RECALL_HEADER, *lines])
-
-
-def clean_quote(text: str) -> str:
-    """A recalled passage on one line, without the quotation marks the rendering uses."""
-    return re.sub(r"\s+", " ", re.sub(r"[\x00-\x1f\x7f«»]+", " ", text)).strip()

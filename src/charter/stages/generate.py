@@ -205,10 +205,8 @@ class GenerateStage:
 
     name = "generate"
 
-    def __init__(self, models: ModelSet, *, embed: Embed | None = None) -> None:
+    def __init__(self, models: ModelSet) -> None:
         self.models = models
-        self._embed = embed
-        """What embeds texts for recall (default: the process's shared MiniLM)."""
         self._known: OrderedDict[str, ConversationMemory] = OrderedDict()
         """The memories this stage made, by the digest of the messages they stand for: a
         caller that sends the whole history but not the carry still pays once per span."""
@@ -388,9 +386,8 @@ class GenerateStage:
         detail = state.trace[self.name].detail.setdefault("memory", {})
         started = time.perf_counter()
         try:
-            embed = self._embed or _shared_embed()
             recalled = recall(
-                embed,
+                _shared_embed(),
                 latest.content,
                 left_out,
                 k=settings.recall,
