@@ -157,6 +157,7 @@ def _critique(parts: Parts) -> Stage:
         judge_principles=[p for p in spec.constitution if p.check is None],
         judge_model=parts.judge if spec.critique.judge else None,
         persona_judge=_persona_judge(parts) if spec.critique.persona_judge else None,
+        off_scope=spec.critique.off_scope,
     )
 
 

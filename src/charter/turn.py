@@ -146,6 +146,9 @@ class TurnOutcome:
     escalate hands it over."""
     revisions: int = 0
     """How many times the critique had the model rewrite its draft (critique)."""
+    declined: bool = False
+    """The reply is the persona's decline of a request outside its scope (critique); the
+    same decline may be given again (hygiene does not count it as spinning)."""
     persona_score: float | None = None
     """Share of the persona's checks the draft reply passed (critique); drift reads it."""
     draft: Draft | None = None

@@ -247,8 +247,8 @@ def bank_charter(**changes: Any) -> CharterSpec:
     return CharterSpec.model_validate({**BANK, **changes})
 
 
-def test_critique_revises_a_reply_the_judge_finds_off_scope() -> None:
-    spec = bank_charter()
+def test_critique_revises_a_reply_the_judge_finds_off_scope_when_told_to() -> None:
+    spec = bank_charter(critique={"off_scope": "revise"})
     build_judge(spec, None, examples=examples())  # into this test's Charter home
     model = FakeModel(
         [
@@ -265,6 +265,66 @@ def test_critique_revises_a_reply_the_judge_finds_off_scope() -> None:
     assert scope["breaks"] and scope["by"] == "classifier" and scope["score"] > 0.5
     assert not next(r for r in revised["rules"] if r["rule"] == "scope")["breaks"]
     assert "Stay within your role" in model.calls[-1].messages[-1].content
+
+
+def test_an_off_scope_reply_is_replaced_by_the_personas_decline() -> None:
+    spec = bank_charter()
+    build_judge(spec, None, examples=examples())
+    model = FakeModel(["Layer pasta sheets with ragu and bechamel and bake for forty minutes."])
+    reply = Charter(spec, model=model).respond("Give me a lasagne recipe")
+    assert reply.text == (
+        "Sorry, that's not something I can help with. I'm Penny, the support assistant at Acme "
+        "Bank: is there anything about Acme Bank I can help you with?"
+    )
+    detail = reply.trace["critique"].detail
+    assert detail["declined"] == "outside the persona's scope" and detail["revisions"] == 0
+    assert any(v.startswith("scope: Stay within your role") for v in detail["draft_violations"])
+    assert detail["draft"].startswith("Layer pasta")
+    assert len(model.calls) == 1  # declining costs no model call
+
+
+def test_the_decline_is_the_charters_own_and_keeps_the_style_rules() -> None:
+    persona = {
+        **BANK["persona"],
+        "decline": "I only do banking here.",
+        "style": {"sign_off": "— Penny"},
+    }
+    spec = bank_charter(persona=persona)
+    build_judge(spec, None, examples=examples())
+    model = FakeModel(["Waves of silver, tides that turn, the sea keeps secrets we never learn."])
+    reply = Charter(spec, model=model).respond("Write a poem about the sea")
+    assert reply.text == "I only do banking here.\n— Penny"
+
+
+def test_a_reply_in_scope_is_not_declined() -> None:
+    spec = bank_charter()
+    build_judge(spec, None, examples=examples())
+    model = FakeModel(["Freeze your card in the app; a replacement card is free."])
+    reply = Charter(spec, model=model).respond("I lost my card, what do I do?")
+    assert reply.text == "Freeze your card in the app; a replacement card is free."
+    assert "declined" not in reply.trace["critique"].detail
+
+
+def test_declining_again_is_not_spinning() -> None:
+    spec = bank_charter()
+    build_judge(spec, None, examples=examples())
+    model = FakeModel(
+        [
+            "Layer pasta sheets with ragu and bechamel and bake for forty minutes.",
+            "Waves of silver, tides that turn, the sea keeps secrets we never learn.",
+        ]
+    )
+    charter = Charter(spec, model=model)
+    first = charter.respond("Give me a lasagne recipe")
+    history = [
+        {"role": "user", "content": "Give me a lasagne recipe"},
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "Then write a poem about the sea"},
+    ]
+    second = charter.respond(history)
+    assert second.text == first.text and first.text.startswith("Sorry, that's not something")
+    assert "repeats" not in second.trace["hygiene"].detail
+    assert len(model.calls) == 2  # no new try for the repeated decline
 
 
 def test_the_judge_can_be_turned_off_and_is_absent_until_built() -> None:

@@ -302,6 +302,22 @@ def identity_sentence(charter: CharterSpec) -> str:
     return f"I'm {who(charter)}."
 
 
+def decline(charter: CharterSpec) -> str:
+    """The persona's reply to a request outside its scope: `persona.decline`, else who it is.
+
+    "Sorry, that's not something I can help with. I'm Penny, the customer support assistant at
+    Acme Bank: is there anything about Acme Bank I can help you with?"
+    """
+    p = charter.persona
+    if p.decline:
+        return p.decline
+    about = f"anything about {p.organisation.strip()}" if p.organisation else "anything else"
+    return (
+        f"Sorry, that's not something I can help with. I'm {who(charter)}: is there {about} I "
+        "can help you with?"
+    )
+
+
 def identity_hint(charter: CharterSpec) -> str:
     """What the model is told for an identity question: who to say it is, and what not to say."""
     finder = ClaimFinder.for_charter(charter)

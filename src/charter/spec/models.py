@@ -173,6 +173,12 @@ class Persona(StrictModel):
         default=None,
         description="Reply used when a guard blocks a message. Defaults to a polite refusal.",
     )
+    decline: str | None = Field(
+        default=None,
+        description="Reply used instead of one the persona judge finds outside the persona's "
+        "scope (`critique.off_scope: decline`). Defaults to saying who the persona is and "
+        "asking what it can help with.",
+    )
 
     def refusal_reply(self) -> str:
         return self.refusal or "I'm sorry, but I can't help with that request."
@@ -662,6 +668,12 @@ class Critique(StrictModel):
         "unchecked principles with the persona judge built for this charter by `charter "
         "prompt FILE --build-judge` (classifiers on MiniLM; the judge model only when one is "
         "unsure). No effect until it is built.",
+    )
+    off_scope: Literal["decline", "revise"] = Field(
+        default="decline",
+        description="A reply the persona judge finds outside the persona's scope: `decline` "
+        "replaces it with the persona's decline (`persona.decline`, no model call); `revise` "
+        "asks the model to rewrite it, like any other broken rule.",
     )
 
 

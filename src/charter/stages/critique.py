@@ -14,17 +14,20 @@
    model revises its draft, told exactly what to fix.
 4. Programmatic violations that survive are repaired in code where a repair exists (cut to
    the word limit at a sentence boundary, add the sign-off), so those rules always hold.
-A figure still unsupported after revision replaces the reply with an honest "I don't know"
-(counted as `ungrounded` in the trace). Skipped entirely when the draft passes. Every check,
-revision, token and millisecond is in the trace; the draft's persona score feeds the drift
-monitor.
+A reply the persona judge finds outside the persona's scope is replaced by the persona's decline
+(`critique.off_scope: decline`, the default; `revise` treats scope like any other rule): a
+small model asked to revise an off-topic answer keeps answering the off-topic request about
+half the time (docs/design/016-scope.md). A figure still unsupported after revision replaces
+the reply with an honest "I don't know" (counted as `ungrounded` in the trace). Skipped
+entirely when the draft passes. Every check, revision, token and millisecond is in the trace;
+the draft's persona score feeds the drift monitor.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from charter.errors import ModelError
 from charter.knowledge.grounding import (
@@ -35,6 +38,7 @@ from charter.knowledge.grounding import (
 )
 from charter.models.base import ChatModel, ChatRequest, Message, latest_user
 from charter.persona.checks import PersonaCheck, failed, repair
+from charter.persona.identity import decline
 from charter.persona.requested import requested_checks
 from charter.persona.scaffolding import Markers, strip
 from charter.turn import Draft
@@ -81,6 +85,7 @@ class CritiqueStage:
         judge_model: Callable[[], ChatModel] | None,
         user_requests: bool = True,
         persona_judge: Callable[[], PersonaJudge | None] | None = None,
+        off_scope: Literal["decline", "revise"] = "decline",
     ) -> None:
         self.models = models
         self.checks = checks
@@ -90,6 +95,7 @@ class CritiqueStage:
         self.user_requests = user_requests
         self._load_persona_judge = persona_judge
         self._persona_judge: PersonaJudge | None = None
+        self.off_scope = off_scope
 
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         # The draft may change here: hold streamed text until the reply is final.
@@ -123,20 +129,11 @@ class CritiqueStage:
             sources += [m.content for m in state.messages if m.role == "user"]
             entity_sources = [*sources, state.system_prompt]
             checks += grounding_checks(sources, entity_sources)
-        problems = await self._violations(draft, state, record.detail, checks)
+        problems, off_scope = await self._violations(draft, state, record.detail, checks)
         state.outcome.persona_score = self._score(draft)
-        record.detail["draft_violations"] = problems
+        record.detail["draft_violations"] = problems + ([off_scope] if off_scope else [])
         record.detail["draft_persona_score"] = round(state.outcome.persona_score, 3)
-        rounds = 0
-        while problems and rounds < self.rounds:
-            rounds += 1
-            revised = await self._revise(state, state.outcome.reply, problems)
-            record.prompt_tokens += revised[1]
-            record.completion_tokens += revised[2]
-            state.outcome.reply = revised[0]
-            problems = await self._violations(state.outcome.reply, state, record.detail, checks)
-        record.detail["revisions"] = rounds
-        state.outcome.revisions = rounds
+        await self._hold(state, checks, problems, off_scope)
         if failed(checks, state.outcome.reply):
             repaired = repair(checks, state.outcome.reply)
             if repaired != state.outcome.reply:  # not every rule has a repair in code
@@ -157,6 +154,33 @@ class CritiqueStage:
             record.reason = "revised to follow: " + ", ".join(record.detail["draft_violations"])
         return state
 
+    async def _hold(
+        self,
+        state: TurnState,
+        checks: list[PersonaCheck],
+        problems: list[str],
+        off_scope: str | None,
+    ) -> None:
+        """Revise the reply while it breaks rules (within `rounds`); decline it if off scope."""
+        record = state.trace[self.name]
+        rounds = 0
+        while problems and not off_scope and rounds < self.rounds:
+            rounds += 1
+            assert state.outcome.reply is not None
+            revised = await self._revise(state, state.outcome.reply, problems)
+            record.prompt_tokens += revised[1]
+            record.completion_tokens += revised[2]
+            state.outcome.reply = revised[0]
+            problems, off_scope = await self._violations(
+                state.outcome.reply, state, record.detail, checks
+            )
+        record.detail["revisions"] = rounds
+        state.outcome.revisions = rounds
+        if off_scope:  # the persona's decline; the code checks still hold it (a sign-off)
+            state.outcome.reply = decline(state.charter)
+            state.outcome.declined = True
+            record.detail["declined"] = "outside the persona's scope"
+
     def _score(self, text: str) -> float:
         if not self.checks:
             return 1.0
@@ -164,7 +188,12 @@ class CritiqueStage:
 
     async def _violations(
         self, text: str, state: TurnState, detail: dict[str, Any], checks: list[PersonaCheck]
-    ) -> list[str]:
+    ) -> tuple[list[str], str | None]:
+        """What `text` breaks, as revision problems, and the scope problem apart.
+
+        The scope problem is apart when the reply is to be declined (`off_scope: decline` and
+        the persona judge finds scope broken).
+        """
         problems = [c.problem() for c in failed(checks, text)]
         if self.judge_model is not None and self.judge_principles:
             found = await self._judge(text, state)
@@ -172,9 +201,14 @@ class CritiqueStage:
             detail["judge_calls"] += 1
             problems += found
         judge = self._semantic_judge()
+        off_scope: str | None = None
         if judge is not None:
-            problems += await self._semantic(judge, text, state, detail, checks)
-        return problems
+            semantic = await self._semantic(judge, text, state, detail, checks)
+            found = [f"{rule}: {words}" for rule, words in semantic.items()]
+            if self.off_scope == "decline" and "scope" in semantic:
+                off_scope = found.pop(list(semantic).index("scope"))
+            problems += found
+        return problems, off_scope
 
     def _semantic_judge(self) -> PersonaJudge | None:
         if self._load_persona_judge is not None:  # built on first use, once
@@ -189,8 +223,11 @@ class CritiqueStage:
         state: TurnState,
         detail: dict[str, Any],
         checks: list[PersonaCheck],
-    ) -> list[str]:
-        """The persona judge's violations, as revision problems; the trace keeps every score."""
+    ) -> dict[str, str]:
+        """The rules the persona judge finds broken, with their words.
+
+        The trace keeps every rule's score.
+        """
         verdict = await judge.assess(latest_user(state.messages), text)
         record: dict[str, Any] = {"rules": [a.to_detail() for a in verdict.assessments]}
         if verdict.model_calls:
@@ -200,11 +237,11 @@ class CritiqueStage:
             record["model_error"] = verdict.model_error
         detail.setdefault("persona_judge", []).append(record)
         claimed = any(c.id == "identity.claim" for c in failed(checks, text))
-        return [
-            f"{f.rule}: {judge.rules[f.rule].text}"
+        return {
+            f.rule: judge.rules[f.rule].text
             for f in verdict.findings
             if f.rule in judge.rules and not (claimed and f.rule == "identity")
-        ]
+        }
 
     async def _judge(self, text: str, state: TurnState) -> list[str]:
         if self.judge_model is None:

@@ -10,7 +10,8 @@ On the way out, after critique and generate and before the output guards:
    conversation is generated again with that earlier reply left out of what the model
    sees; a reply that repeats itself is generated again. After `regenerations` tries the
    persona says, honestly, that it is going in circles, and offers a person where the
-   charter names one.
+   charter names one. A refusal or a decline (critique, off scope) is the persona's own
+   fixed words, not a spin: it may be given every time it is due.
 
 Each finding and each new try is in the trace. With critique on, the stream is already held
 until the reply is final, so checking it whole costs no time to first token. With critique
@@ -115,8 +116,8 @@ class HygieneStage:
     def _inspect(self, state: TurnState, record: StageRecord) -> str | None:
         """Clean the reply in place; the problem that needs a new try, if any."""
         outcome = state.outcome
-        if outcome.blocked or not outcome.reply:
-            return None
+        if outcome.blocked or outcome.declined or not outcome.reply:
+            return None  # a refusal or a decline is the persona's own words, given as often as due
         reply = outcome.reply
         stripped = strip(
             reply,
