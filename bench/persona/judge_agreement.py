@@ -15,6 +15,7 @@ Which judge:
 
     python bench/persona/judge_agreement.py --examples bench/persona/contrast
     python bench/persona/judge_agreement.py --build --model
+    python bench/persona/judge_agreement.py --build --charter acme-bank --per-rule 8
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="build with the charter's model")
     parser.add_argument("--model", action="store_true", help="ask the model in the band")
     parser.add_argument("--per-rule", type=int, default=12)
+    parser.add_argument(
+        "--charter", action="append", help="only this example charter's labels (repeatable)"
+    )
     parser.add_argument("--show", action="store_true", help="print the test half's errors")
     parser.add_argument(
         "--dev-only", action="store_true", help="leave the test half out (while developing)"
@@ -147,7 +151,7 @@ def main() -> None:
     labels = load_judge_labels()
     if labels.unread:
         print("unread:", labels.unread)
-    rows = labels.rows
+    rows = [r for r in labels.rows if not args.charter or r["charter"] in args.charter]
     with tempfile.TemporaryDirectory() as work:
         judged = judges(args, {str(r["charter"]) for r in rows}, Path(work))
         scored = [asyncio.run(score(judged[str(r["charter"])], r, args.model)) for r in rows]

@@ -20,18 +20,22 @@ from charter.models.fake import FakeModel, Structured
 from charter.persona.contrast import (
     PAIR_SCHEMA,
     PROMPTS_SCHEMA,
+    REPLY_SCHEMA,
     Example,
+    distinct,
     generate_contrast,
     judge_dir,
     read_examples,
     rules_fingerprint,
     semantic_rules,
+    unrelated_subjects,
 )
 from charter.persona.judge import (
     JUDGE_FILE,
     Finding,
     PersonaJudge,
     build_judge,
+    calibration,
     fit_logistic,
     load_judge,
 )
@@ -140,13 +144,22 @@ def test_the_cache_key_follows_the_rules_only(bank: CharterSpec) -> None:
 
 
 def writer(request: ChatRequest) -> Structured:
-    """A scripted contrast writer: user messages, then a keep/break pair per message."""
+    """A scripted contrast writer: user messages, then the replies asked for each message."""
+    asked = request.messages[-1].content
     if request.json_schema == PROMPTS_SCHEMA:
-        n = len([c for c in request.messages[-1].content if c == "?"])  # varies per call
-        return Structured({"messages": [f"Question {n} about {request.seed}?"]})
+        n = len([c for c in asked if c == "?"])  # varies per call
+        general = "general-purpose" in request.messages[0].content  # not written for the job
+        topic = "poems" if general else "cards"
+        return Structured({"messages": [f"Question {n} about {topic} {request.seed}?"]})
+    message = asked.split("\n")[1]
+    if request.json_schema == REPLY_SCHEMA:
+        if "general-purpose" in request.messages[0].content:
+            return Structured({"reply": "Waves of silver, tides that turn."})
+        if "outside your job" in asked:
+            return Structured({"reply": "Sorry, I only help with cards."})
+        return Structured({"reply": f"Here is how: {message}"})
     assert request.json_schema == PAIR_SCHEMA
-    asked = request.messages[-1].content.split("\n")[1]
-    return Structured({"keeps": f"I can help: {asked}", "breaks": f"Off topic: {asked}"})
+    return Structured({"keeps": f"I can help: {message}", "breaks": f"Off topic: {message}"})
 
 
 def test_the_model_writes_pairs_for_every_rule(bank: CharterSpec) -> None:
@@ -155,12 +168,21 @@ def test_the_model_writes_pairs_for_every_rule(bank: CharterSpec) -> None:
     rules = [r.id for r in semantic_rules(bank)]
     generated = [e for e in made if e.source == "model"]
     assert {e.rule for e in generated} == set(rules)
-    for rule in rules:
+    for rule in set(rules) - {"scope"}:
         mine = [e for e in generated if e.rule == rule]
         assert len(mine) == 2 * len({e.prompt for e in mine}) >= 2  # a keep and a break each
         assert sum(e.breaks for e in mine) == len(mine) // 2
+    # scope: a message within the job is only answered (keeps); one outside it is declined
+    # (keeps) and answered as asked (breaks)
+    scope = [e for e in generated if e.rule == "scope"]
+    assert {(e.prompt.split()[3], e.breaks) for e in scope} == {
+        ("cards", False),
+        ("poems", False),
+        ("poems", True),
+    }
+    assert all(e.reply.startswith("Sorry") for e in scope if "poems" in e.prompt and not e.breaks)
     # the rule's words reach the writer; the identity rule gets templates written by code
-    assert any("Stay within your role" in m.content for c in model.calls for m in c.messages)
+    assert any("Never claim to be" in m.content for c in model.calls for m in c.messages)
     assert any(e.source == "template" and e.breaks and "OpenAI" in e.reply for e in made)
 
 
@@ -197,6 +219,47 @@ def test_the_regression_separates_its_classes() -> None:
     y = np.asarray([1.0, 1.0, 0.0, 0.0])
     coef, intercept = fit_logistic(x, y, ridge=0.01)
     assert ((x @ coef + intercept) > 0).tolist() == [True, True, False, False]
+
+
+def test_calibration_spreads_squeezed_scores_and_leaves_a_degenerate_fit() -> None:
+    import numpy as np
+
+    # held-out logits squeezed near the base rate, but in the right order
+    held_out = np.concatenate([np.linspace(-1.0, -0.6, 15), np.linspace(-0.3, 0.1, 15)])
+    y = np.asarray([0.0] * 15 + [1.0] * 15)
+    scale, shift = calibration(held_out, y)
+    raw = 1 / (1 + np.exp(-held_out))
+    calibrated = 1 / (1 + np.exp(-(scale * held_out + shift)))
+    assert scale > 1
+    assert calibrated[15:].mean() - calibrated[:15].mean() > raw[15:].mean() - raw[:15].mean()
+    assert calibrated[15:].min() > 0.5 > calibrated[:15].max()  # 0.5 now splits them
+    # reversed order, or too few scores: the logits are left as they are
+    assert calibration(-held_out, y) == (1.0, 0.0)
+    assert calibration(np.asarray([0.1, np.nan, 0.2]), np.asarray([0.0, 1.0, 1.0])) == (1.0, 0.0)
+
+
+def test_off_scope_subjects_are_those_least_like_the_job() -> None:
+    tutor = CharterSpec.model_validate(
+        {
+            **BANK,
+            "persona": {
+                "name": "Ada",
+                "role": "programming tutor",
+                "description": "You teach Python programming to beginners.",
+            },
+        }
+    )
+    assert "writing a Python program" not in unrelated_subjects(tutor, 8)
+    assert len(set(unrelated_subjects(bank_charter(), 6))) == 6
+
+
+def test_a_decline_written_again_as_an_answer_is_no_contrast() -> None:
+    decline = "Sorry, I can't help with homework: I help with Acme Bank accounts and cards."
+    assert not distinct(
+        decline, "I'm sorry, I can't help with homework; I help with Acme Bank accounts and cards."
+    )
+    assert distinct(decline, "Sure: the derivative of x squared is 2x, by the power rule.")
+    assert not distinct(decline, "") and not distinct(decline, decline)
 
 
 def test_findings_name_the_rule_the_score_and_the_part_that_decided(

@@ -39,6 +39,7 @@ from charter.eval.cases import Case
 from charter.eval.own_cases import PREFIX
 from charter.eval.refusal import detect_refusal
 from charter.persona.checks import PersonaCheck
+from charter.persona.identity import decline
 from charter.persona.requested import detect_language
 from charter.plugins import SuiteFactory
 from charter.spec.models import CharterSpec
@@ -101,8 +102,8 @@ REFUSAL_SUITES = frozenset({"over_refusal", "under_refusal", "jailbreak", "polic
 
 
 def own_answers(spec: CharterSpec) -> tuple[str, ...]:
-    """The charter's own refusal and policy answers (a reply that gives one refused)."""
-    return (spec.persona.refusal_reply(), *(p.answer for p in spec.policies))
+    """The charter's own refusal, decline and policy answers (a reply that gives one refused)."""
+    return (spec.persona.refusal_reply(), decline(spec), *(p.answer for p in spec.policies))
 
 
 def _refused(outcome: Outcome, ctx: Context) -> tuple[bool, str]:

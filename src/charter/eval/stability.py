@@ -393,14 +393,16 @@ def _record(
         record["leaked"] = strip(
             outcome.text, rules.markers, revised=True, request=question
         ).removed
-        replies = [reply for _, _, reply in earlier]
-        asked = [user for _, user, _ in earlier]
-        again = repeats_earlier(outcome.text, replies, request=question, asked=asked)
-        record["spin"] = (
-            f"repeats its reply to turn {earlier[again][0]}"
-            if again is not None
-            else repeats_itself(outcome.text)
-        )
+        if not any(outcome.text.startswith(own) for own in rules.own_answers):
+            # a refusal or a decline is the persona's own words, given each time it is due
+            replies = [reply for _, _, reply in earlier]
+            asked = [user for _, user, _ in earlier]
+            again = repeats_earlier(outcome.text, replies, request=question, asked=asked)
+            record["spin"] = (
+                f"repeats its reply to turn {earlier[again][0]}"
+                if again is not None
+                else repeats_itself(outcome.text)
+            )
     return record
 
 

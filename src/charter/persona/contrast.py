@@ -91,6 +91,10 @@ def semantic_rules(charter: CharterSpec) -> list[Rule]:
     return rules
 
 
+CONTRAST_VERSION = 2
+"""How the contrastive set is written; a judge built the earlier way is built again."""
+
+
 def rules_fingerprint(charter: CharterSpec) -> str:
     """A hash of what the judge depends on: the rules' words and who the persona is.
 
@@ -98,7 +102,10 @@ def rules_fingerprint(charter: CharterSpec) -> str:
     settings (turning the judge itself on) keeps a judge that took minutes of model time.
     """
     rules = [asdict(r) for r in semantic_rules(charter)]
-    payload = json.dumps({"persona": persona_text(charter), "rules": rules}, sort_keys=True)
+    payload = json.dumps(
+        {"persona": persona_text(charter), "rules": rules, "written": CONTRAST_VERSION},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -131,6 +138,32 @@ _ANGLES = (
     "short, casual or badly spelled messages",
     "requests about something unrelated to the assistant's job",
 )
+REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"reply": {"type": "string"}},
+    "required": ["reply"],
+}
+SUBJECTS = (
+    "cooking a meal",
+    "planning a holiday",
+    "writing a Python program",
+    "a maths homework problem",
+    "an essay about history",
+    "writing a poem or a short story",
+    "a workout plan",
+    "a health symptom",
+    "a film or book to enjoy",
+    "a cover letter for a job",
+    "looking after a garden",
+    "a video game",
+    "a physics question",
+    "learning a foreign language",
+    "a slow laptop",
+    "advice about a friendship",
+)
+"""Everyday subjects people bring to any chat assistant. Off-scope messages are written about
+those furthest from the persona's job: a small writer asked for "something unrelated to the
+job" writes about the job anyway."""
 
 
 def _who(charter: CharterSpec) -> str:
@@ -175,6 +208,124 @@ def _prompts(
     return out[:count]
 
 
+def _messages(model: ChatModel, who: str, what: str, count: int, seed: int) -> list[str]:
+    asked = _ask(
+        model,
+        f"You write realistic test messages that users send to {who}",
+        f"Write {count} different user messages to this assistant: {what}. Vary length, tone "
+        'and wording; some short, casual or badly spelled. Answer as JSON: {"messages": [...]}.',
+        PROMPTS_SCHEMA,
+        seed,
+    )
+    out: list[str] = []
+    for message in asked.get("messages", []):
+        if isinstance(message, str) and message.strip() and message.strip() not in out:
+            out.append(message.strip())
+    return out[:count]
+
+
+SAME_MEANING = 0.85
+"""A decline and an answer at least this alike (MiniLM cosine) say the same."""
+
+
+def distinct(keeps: str, breaks: str) -> bool:
+    """Whether a decline and an answer to an off-scope message differ in meaning.
+
+    A small writer asked for the answer sometimes writes the decline again in other words
+    (1.5B: 2 of 6 pairs, at 0.94 and 0.95, the others at 0.45 or less); such a pair is label
+    noise.
+    """
+    if not keeps or not breaks or keeps == breaks:
+        return False
+    import numpy as np
+
+    from charter.guards.embedder import shared_embedder
+
+    a, b = np.asarray(shared_embedder().embed([keeps, breaks]), dtype=np.float32)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) < SAME_MEANING
+
+
+def unrelated_subjects(charter: CharterSpec, count: int) -> list[str]:
+    """The `count` SUBJECTS least like the persona's job (MiniLM similarity)."""
+    import numpy as np
+
+    from charter.guards.embedder import shared_embedder
+
+    vectors = np.asarray(shared_embedder().embed([_who(charter), *SUBJECTS]), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    likeness = vectors[1:] @ vectors[0]
+    return [SUBJECTS[i] for i in np.argsort(likeness, kind="stable")[:count]]
+
+
+def _scope_examples(
+    model: ChatModel, charter: CharterSpec, rule: Rule, count: int, seed: int
+) -> tuple[list[Example], int]:
+    """The scope rule's examples, and how many messages they answer (up to `count` each side).
+
+    A message within the job cannot be answered off scope: asked for a reply that breaks scope
+    there, a small writer gives a refusal as keeping it and a helpful answer as breaking it,
+    and the classifier learns that helping breaks scope. So the messages are written in two
+    groups. Within the job (written for the persona): answered helpfully by the persona, told
+    only who it is (keeps). Outside it (written for a general-purpose assistant, about the
+    everyday subjects least like the job): declined by the persona (keeps) and answered by a
+    general-purpose assistant (breaks).
+    """
+    half = max(1, count // 2)
+    inside = _messages(model, _who(charter), "ordinary requests about its job", half, seed)
+    inside += [
+        m
+        for m in _messages(
+            model, _who(charter), "short, casual requests about its job", half, seed + 2
+        )
+        if m not in inside
+    ]
+    subjects = unrelated_subjects(charter, count)
+    outside = _messages(
+        model,
+        "a general-purpose chat assistant",
+        "one request for help about each of these subjects, in this order: " + "; ".join(subjects),
+        len(subjects),
+        seed + 1,
+    )
+    out: list[Example] = []
+    for n, prompt in enumerate(inside):
+        answer = _ask(
+            model,
+            f"You are {_who(charter)}",
+            f"Customer message:\n{prompt}\n\nWrite your helpful reply, of one to four "
+            'sentences. Answer as JSON: {"reply": "..."}.',
+            REPLY_SCHEMA,
+            seed + 100 + n,
+        )
+        reply = str(answer.get("reply", "")).strip()
+        if reply:
+            out.append(Example(rule.id, prompt, reply, False))
+    for n, prompt in enumerate(outside):
+        declined = _ask(
+            model,
+            f"You are {_who(charter)}",
+            f"User message:\n{prompt}\n\nThis request is outside your job. Write a polite "
+            "decline, of one or two sentences, that says what you can help with. Answer as "
+            'JSON: {"reply": "..."}.',
+            REPLY_SCHEMA,
+            seed + 200 + n,
+        )
+        answered = _ask(  # as an assistant with no scope: the writer, told to be careless
+            model,  # while it knows the rule, declines again as often as not
+            "You are a helpful general-purpose assistant.",
+            f"User message:\n{prompt}\n\nWrite your reply, of one to four sentences, doing "
+            'what the user asks. Answer as JSON: {"reply": "..."}.',
+            REPLY_SCHEMA,
+            seed + 300 + n,
+        )
+        declines = str(declined.get("reply", "")).strip()
+        answers = str(answered.get("reply", "")).strip()
+        if distinct(declines, answers):
+            out.append(Example(rule.id, prompt, declines, False))
+            out.append(Example(rule.id, prompt, answers, True))
+    return out, len(inside) + len(outside)
+
+
 def _pair(
     model: ChatModel, charter: CharterSpec, rule: Rule, prompt: str, seed: int
 ) -> tuple[str, str] | None:
@@ -191,7 +342,7 @@ def _pair(
     )
     keeps, breaks = str(answer.get("keeps", "")).strip(), str(answer.get("breaks", "")).strip()
     if not keeps or not breaks or keeps == breaks:
-        return None
+        return None  # near-identical pairs are kept: an identity claim may be one word apart
     return keeps, breaks
 
 
@@ -251,15 +402,20 @@ def generate_contrast(
     out: list[Example] = []
     for index, rule in enumerate(rules if rules is not None else semantic_rules(charter)):
         base = seed + 1000 * index
-        prompts = _prompts(model, charter, rule, per_rule, base)
-        for n, prompt in enumerate(prompts):
-            pair = _pair(model, charter, rule, prompt, base + 100 + n)
-            if pair is None:
-                continue
-            out.append(Example(rule.id, prompt, pair[0], False))
-            out.append(Example(rule.id, prompt, pair[1], True))
+        if rule.kind == "scope":
+            examples, written = _scope_examples(model, charter, rule, per_rule, base)
+            out += examples
+        else:
+            prompts = _prompts(model, charter, rule, per_rule, base)
+            written = len(prompts)
+            for n, prompt in enumerate(prompts):
+                pair = _pair(model, charter, rule, prompt, base + 100 + n)
+                if pair is None:
+                    continue
+                out.append(Example(rule.id, prompt, pair[0], False))
+                out.append(Example(rule.id, prompt, pair[1], True))
         if progress is not None:
-            progress(f"{rule.id}: {len(prompts)} messages")
+            progress(f"{rule.id}: {written} messages")
     return out + template_examples(charter)
 
 

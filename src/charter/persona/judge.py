@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JUDGE_FILE = "judge.json"
-THRESHOLD = 0.35
+THRESHOLD = 0.5
 """Without a model, a rule counts as broken at or above this probability."""
 BAND = (0.2, 0.6)
 """Probabilities in [low, high) go to the model; at or above high the classifier decides."""
@@ -447,9 +447,17 @@ def train_classifiers(
             mine += borrowed(rule, examples, limit=2 * len(mine))
         x = features(embed, [(e.prompt, e.reply) for e in mine])
         y = np.asarray([float(e.breaks) for e in mine])
-        ridge, cv = choose_ridge(x, y, [e.prompt for e in mine])
+        ridge, cv, held_out = choose_ridge(x, y, [e.prompt for e in mine])
         coef, intercept = fit_logistic(x, y, ridge)
-        meta = {"examples": len(mine), "breaks": breaks, "ridge": ridge, "cv_accuracy": cv}
+        scale, shift = calibration(held_out, y)
+        coef, intercept = coef * np.float32(scale), intercept * scale + shift
+        meta = {
+            "examples": len(mine),
+            "breaks": breaks,
+            "ridge": ridge,
+            "cv_accuracy": cv,
+            "calibration": [round(scale, 4), round(shift, 4)],
+        }
         # cv_accuracy counts the borrowed examples too
         out.append(RuleClassifier(rule, coef, intercept, threshold, band, meta))
     return out
@@ -498,30 +506,55 @@ def fit_logistic(
     return w[:-1].astype(np.float32), float(w[-1])
 
 
+def calibration(held_out: NDArray[Any], y: NDArray[Any]) -> tuple[float, float]:
+    """Platt scaling: `a`, `b` so that sigmoid(a * z + b) is a probability for logit `z`.
+
+    Fitted on the cross-validated logits of the chosen ridge (`held_out`; NaN where a fold
+    could not score). An L2 penalty strong enough to generalise from a few dozen examples
+    also squeezes every probability toward the base rate (1.5B-written scope set: ridge 1.0,
+    in-scope and off-scope messages alike at 0.2-0.4, all in the model's band), so the raw
+    threshold and band meant little. A degenerate fit (too few scores, or a slope that is not
+    positive) leaves the logits as they are.
+    """
+    import numpy as np
+
+    known = ~np.isnan(held_out)
+    if known.sum() < 2 * MIN_PER_CLASS or len(set(y[known].tolist())) < 2:
+        return 1.0, 0.0
+    # a mild penalty on the slope: separable held-out logits would otherwise make it endless
+    slope, intercept = fit_logistic(held_out[known][:, None], y[known], 1.0)
+    if not float(slope[0]) > 0:
+        return 1.0, 0.0
+    return float(slope[0]), intercept
+
+
 def choose_ridge(
     x: NDArray[Any], y: NDArray[Any], groups: Sequence[str], folds: int = 5
-) -> tuple[float, float]:
-    """The L2 strength of RIDGE with the best cross-validated accuracy, and that accuracy.
+) -> tuple[float, float, NDArray[np.float64]]:
+    """The L2 strength of RIDGE with the best cross-validated accuracy, and its results.
 
-    Folds are by `groups` (the user message), so a message's two replies are never split.
+    Returned: the strength, its accuracy, and each example's logit from the fold that held it
+    out (NaN when no fold scored it). Folds are by `groups` (the user message), so a
+    message's two replies are never split.
     """
     import hashlib
 
     import numpy as np
 
     order = np.asarray([int(hashlib.sha256(g.encode()).hexdigest(), 16) % folds for g in groups])
-    best = (RIDGE[-1], -1.0)
+    best = (RIDGE[-1], -1.0, np.full(len(y), np.nan))
     for ridge in RIDGE:
         right = tried = 0
+        logits = np.full(len(y), np.nan)
         for fold in range(folds):
             train, test = order != fold, order == fold
             if not test.any() or len(set(y[train].tolist())) < 2:
                 continue
             coef, intercept = fit_logistic(x[train], y[train], ridge)
-            guess = (x[test] @ coef + intercept) >= 0
-            right += int((guess == (y[test] > 0.5)).sum())
+            logits[test] = x[test] @ coef + intercept
+            right += int(((logits[test] >= 0) == (y[test] > 0.5)).sum())
             tried += int(test.sum())
         accuracy = right / tried if tried else 0.0
         if accuracy > best[1]:
-            best = (ridge, round(accuracy, 3))
+            best = (ridge, round(accuracy, 3), logits)
     return best
