@@ -202,10 +202,17 @@ def _prompts(
             PROMPTS_SCHEMA,
             seed + turn,
         )
-        for message in asked.get("messages", []):
-            if isinstance(message, str) and message.strip() and message.strip() not in out:
-                out.append(message.strip())
+        out += _new_messages(asked, out)
     return out[:count]
+
+
+def _new_messages(asked: Any, seen: list[str]) -> list[str]:
+    """The writer's messages (`{"messages": [...]}`) not already in `seen`, stripped."""
+    out: list[str] = []
+    for message in asked.get("messages", []):
+        if isinstance(message, str) and message.strip() and message.strip() not in seen + out:
+            out.append(message.strip())
+    return out
 
 
 def _messages(model: ChatModel, who: str, what: str, count: int, seed: int) -> list[str]:
@@ -217,11 +224,7 @@ def _messages(model: ChatModel, who: str, what: str, count: int, seed: int) -> l
         PROMPTS_SCHEMA,
         seed,
     )
-    out: list[str] = []
-    for message in asked.get("messages", []):
-        if isinstance(message, str) and message.strip() and message.strip() not in out:
-            out.append(message.strip())
-    return out[:count]
+    return _new_messages(asked, [])[:count]
 
 
 SAME_MEANING = 0.85
@@ -237,12 +240,10 @@ def distinct(keeps: str, breaks: str) -> bool:
     """
     if not keeps or not breaks or keeps == breaks:
         return False
-    import numpy as np
-
     from charter.guards.embedder import shared_embedder
 
-    a, b = np.asarray(shared_embedder().embed([keeps, breaks]), dtype=np.float32)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) < SAME_MEANING
+    a, b = shared_embedder().embed([keeps, breaks])  # unit length: the dot is the cosine
+    return float(a @ b) < SAME_MEANING
 
 
 def unrelated_subjects(charter: CharterSpec, count: int) -> list[str]:
@@ -251,8 +252,7 @@ def unrelated_subjects(charter: CharterSpec, count: int) -> list[str]:
 
     from charter.guards.embedder import shared_embedder
 
-    vectors = np.asarray(shared_embedder().embed([_who(charter), *SUBJECTS]), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = shared_embedder().embed([_who(charter), *SUBJECTS])  # unit length
     likeness = vectors[1:] @ vectors[0]
     return [SUBJECTS[i] for i in np.argsort(likeness, kind="stable")[:count]]
 

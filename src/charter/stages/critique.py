@@ -204,10 +204,10 @@ class CritiqueStage:
         off_scope: str | None = None
         if judge is not None:
             semantic = await self._semantic(judge, text, state, detail, checks)
-            found = [f"{rule}: {words}" for rule, words in semantic.items()]
+            judged = [f"{rule}: {words}" for rule, words in semantic.items()]
             if self.off_scope == "decline" and "scope" in semantic:
-                off_scope = found.pop(list(semantic).index("scope"))
-            problems += found
+                off_scope = judged.pop(list(semantic).index("scope"))
+            problems += judged
         return problems, off_scope
 
     def _semantic_judge(self) -> PersonaJudge | None:
