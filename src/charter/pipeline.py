@@ -164,6 +164,8 @@ class TurnState:
     canary: str = ""
     signals: Signals | None = None
     """This turn's signals (set by the instructions stage)."""
+    asks_identity: bool = False
+    """The user asks who or what the assistant is (persona stage)."""
     knowledge: list[Passage] = field(default_factory=list)
     """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
     tool_results: list[str] = field(default_factory=list)

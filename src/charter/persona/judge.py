@@ -44,6 +44,7 @@ from charter.persona.contrast import (
     semantic_rules,
     write_examples,
 )
+from charter.persona.gate import ScopeGate, train_gate
 from charter.persona.identity import ClaimFinder, model_talk, who
 
 if TYPE_CHECKING:
@@ -216,7 +217,8 @@ class PersonaJudge:
 
     `model` is the judge model for the uncertain band, or a function that builds it on first
     need (a turn whose scores all fall outside the band never builds it); None: the
-    classifiers' thresholds decide the band too. `embed` defaults to the shared MiniLM.
+    classifiers' thresholds decide the band too. `embed` defaults to the shared MiniLM. `gate`
+    reads the user's message alone, before a reply is written (persona/gate.py).
     """
 
     def __init__(
@@ -226,9 +228,11 @@ class PersonaJudge:
         *,
         model: ChatModel | Callable[[], ChatModel] | None = None,
         embed: Embed | None = None,
+        gate: ScopeGate | None = None,
     ) -> None:
         self.charter = charter
         self.classifiers = list(classifiers)
+        self.gate = gate
         self.rules = {r.id: r for r in semantic_rules(charter)}
         self._model = model
         self._embed = embed
@@ -236,7 +240,9 @@ class PersonaJudge:
 
     def with_model(self, model: ChatModel | Callable[[], ChatModel] | None) -> PersonaJudge:
         """The same judge, asking `model` about the band."""
-        return PersonaJudge(self.charter, self.classifiers, model=model, embed=self._embed)
+        return PersonaJudge(
+            self.charter, self.classifiers, model=model, embed=self._embed, gate=self.gate
+        )
 
     @property
     def embed(self) -> Embed:
@@ -257,6 +263,12 @@ class PersonaJudge:
         rule = self.rules.get("identity")
         kind = rule.kind if rule is not None else "identity"
         return [Assessment("identity", kind, 1.0, True, "code", "; ".join(said[:3]))]
+
+    async def off_scope_request(self, message: str) -> float | None:
+        """The gate's probability that `message` is outside the persona's job (None: no gate)."""
+        if self.gate is None or not message.strip():
+            return None
+        return await asyncio.to_thread(self.gate.probability, self.embed, message)
 
     def probabilities(self, question: str, reply: str) -> dict[str, float]:
         """Each classified rule's probability that `reply` breaks it (no model, no code)."""
@@ -363,12 +375,13 @@ def load_judge(
         if data.get("meta", {}).get("embedding") != EMBEDDING_ID:
             raise ValueError(f"made for embeddings {data.get('meta', {}).get('embedding')!r}")
         classifiers = [RuleClassifier.from_dict(r) for r in data["rules"]]
+        gate = ScopeGate.from_dict(data["gate"]) if data.get("gate") else None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise CharterError(
             f"cannot read the persona judge {path} ({exc}); rebuild it with "
             "`charter prompt CHARTER --build-judge --rebuild`"
         ) from exc
-    return PersonaJudge(spec, classifiers, model=model)
+    return PersonaJudge(spec, classifiers, model=model, gate=gate)
 
 
 def build_judge(
@@ -401,9 +414,9 @@ def build_judge(
 
         written = template_examples(spec)
     every = [*written, *examples]
-    classifiers = train_classifiers(
-        spec, every, embed=embed or _shared_embed(), threshold=threshold, band=band
-    )
+    embed = embed or _shared_embed()
+    classifiers = train_classifiers(spec, every, embed=embed, threshold=threshold, band=band)
+    gate = train_gate(every, embed=embed)
     from charter.guards.embedder import EMBEDDING_ID
 
     data = {
@@ -416,6 +429,7 @@ def build_judge(
             "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
         "rules": [c.to_dict() for c in classifiers],
+        "gate": gate.to_dict() if gate is not None else None,
     }
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / JUDGE_FILE

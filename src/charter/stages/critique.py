@@ -45,7 +45,7 @@ from charter.turn import Draft
 
 if TYPE_CHECKING:
     from charter.models.routing import ModelSet
-    from charter.persona.judge import PersonaJudge
+    from charter.persona.judge import Finding, PersonaJudge
     from charter.pipeline import CallNext, TurnState
     from charter.spec.models import ModelSpec, Principle
 
@@ -100,7 +100,10 @@ class CritiqueStage:
     async def __call__(self, state: TurnState, call_next: CallNext) -> TurnState:
         # The draft may change here: hold streamed text until the reply is final.
         with state.stream.diverted(None):
-            state = await self._critique(await call_next(state))
+            if await self._gated(state):
+                self._decline(state, "the request is outside the persona's scope")
+            else:
+                state = await self._critique(await call_next(state))
         if state.outcome.reply and not state.outcome.blocked:
             await state.stream.send(state.outcome.reply)
         return state
@@ -181,6 +184,41 @@ class CritiqueStage:
             state.outcome.declined = True
             record.detail["declined"] = "outside the persona's scope"
 
+    async def _gated(self, state: TurnState) -> bool:
+        """Whether the scope gate is sure the request is off scope, before a reply is written.
+
+        Not asked when the turn is already decided (blocked), when the caller wants JSON, when
+        the user asks who the assistant is, or when the charter's documents or tools took part
+        in the turn (the request touched the job).
+        """
+        if self.off_scope != "decline" or state.outcome.blocked:
+            return False
+        if state.request.json_schema is not None or state.asks_identity:
+            return False
+        if state.knowledge or state.tool_results:
+            return False
+        judge = self._semantic_judge()
+        if judge is None:
+            return False
+        p = await judge.off_scope_request(latest_user(state.messages))
+        if p is None:
+            return False
+        record = state.trace[self.name]
+        record.detail["scope_gate"] = round(p, 3)
+        return judge.gate is not None and p >= judge.gate.threshold
+
+    def _decline(self, state: TurnState, why: str) -> None:
+        """Decline before any reply is written; the code checks still hold the decline."""
+        record = state.trace[self.name]
+        reply = decline(state.charter)
+        if failed(self.checks, reply):
+            reply = repair(self.checks, reply)
+        state.outcome.reply = reply
+        state.outcome.declined = True
+        record.detail["declined"] = why + " (no reply was written)"
+        record.verdict = "rewrite"
+        record.reason = "declined: " + why
+
     def _score(self, text: str) -> float:
         if not self.checks:
             return 1.0
@@ -204,9 +242,10 @@ class CritiqueStage:
         off_scope: str | None = None
         if judge is not None:
             semantic = await self._semantic(judge, text, state, detail, checks)
-            judged = [f"{rule}: {words}" for rule, words in semantic.items()]
-            if self.off_scope == "decline" and "scope" in semantic:
-                off_scope = judged.pop(list(semantic).index("scope"))
+            judged = [f"{f.rule}: {judge.rules[f.rule].text}" for f in semantic]
+            for n, finding in enumerate(semantic):
+                if self.off_scope == "decline" and finding.rule == "scope" and sure(judge, finding):
+                    off_scope = judged.pop(n)
             problems += judged
         return problems, off_scope
 
@@ -223,8 +262,8 @@ class CritiqueStage:
         state: TurnState,
         detail: dict[str, Any],
         checks: list[PersonaCheck],
-    ) -> dict[str, str]:
-        """The rules the persona judge finds broken, with their words.
+    ) -> list[Finding]:
+        """The rules the persona judge finds broken.
 
         The trace keeps every rule's score.
         """
@@ -237,11 +276,11 @@ class CritiqueStage:
             record["model_error"] = verdict.model_error
         detail.setdefault("persona_judge", []).append(record)
         claimed = any(c.id == "identity.claim" for c in failed(checks, text))
-        return {
-            f.rule: judge.rules[f.rule].text
+        return [
+            f
             for f in verdict.findings
             if f.rule in judge.rules and not (claimed and f.rule == "identity")
-        }
+        ]
 
     async def _judge(self, text: str, state: TurnState) -> list[str]:
         if self.judge_model is None:
@@ -312,3 +351,18 @@ class CritiqueStage:
         kept = strip(completion.text, markers, revised=True, request=latest_user(state.messages))
         text = kept.text.strip() or draft
         return text, completion.usage.prompt_tokens, completion.usage.completion_tokens
+
+
+def sure(judge: PersonaJudge, finding: Finding) -> bool:
+    """Whether a finding is sure enough to decline on.
+
+    Sure: decided by code or by the classifier, or by the judge model on a score at or above
+    the classifier's own threshold.
+
+    A decline costs the user an answer; the judge model alone, in the lower part of its band,
+    declined ordinary banking messages (docs/design/016-scope.md). There the reply is revised.
+    """
+    if finding.by != "model":
+        return True
+    thresholds = [c.threshold for c in judge.classifiers if c.rule.id == finding.rule]
+    return bool(thresholds) and finding.score >= thresholds[0]

@@ -49,5 +49,6 @@ class PersonaStage:
         if asked.by != "none":
             record.detail["identity_question"] = asked.to_detail()
         if asked.asks:
+            state.asks_identity = True
             state.system_prompt += "\n\n" + identity_hint(self.charter)
         return await call_next(state)
