@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from charter import Charter
 from charter.guards.embedder import shared_embedder
-from charter.models.fake import FakeModel
-from charter.persona.contrast import Example, judge_dir
-from charter.persona.gate import EVERY_JOB, gate_messages, train_gate
+from charter.models.base import ChatRequest
+from charter.models.fake import FakeModel, Structured
+from charter.persona.contrast import CONTRAST_FILE, Example, judge_dir, write_examples
+from charter.persona.gate import (
+    EVERY_JOB,
+    REQUESTS_FILE,
+    gate_messages,
+    read_requests,
+    train_gate,
+    uses_unlike,
+    write_requests,
+)
 from charter.persona.judge import JUDGE_FILE, Finding, build_judge, load_judge
 from charter.spec import CharterSpec
 from charter.stages.critique import sure
@@ -75,6 +85,40 @@ def test_the_gate_separates_requests_it_never_saw() -> None:
     off = [gate.probability(embed, m) for m in ("Write a short story about a dragon", "knit?")]
     inside = [gate.probability(embed, m) for m in ("my card is blocked", "hello!")]
     assert off[0] > 0.5 > max(inside)
+
+
+def request_writer(request: ChatRequest) -> Structured:
+    """A scripted writer of the gate's requests: one message per call, named by its seed."""
+    general = "general-purpose" in request.messages[0].content
+    return Structured({"messages": [f"{'poem' if general else 'card'} request {request.seed}"]})
+
+
+def test_the_model_writes_requests_about_the_job_and_about_unrelated_uses() -> None:
+    spec = CharterSpec.model_validate(BANK)
+    model = FakeModel([request_writer] * 6)
+    requests = write_requests(model, spec, per_voice=3, seed=0)
+    assert [m for m, off in requests if not off] == [f"card request {n}" for n in range(4)]
+    assert [m for m, off in requests if off] == ["poem request 10", "poem request 11"]
+    asked = model.calls[-1].messages[-1].content
+    assert all(use in asked for use in uses_unlike(spec, 12))
+    assert "a bank" not in " ".join(uses_unlike(spec, 12))
+    inside, off = gate_messages(writer_examples(), requests)
+    assert "card request 0" in inside and "poem request 10" in off and "hello" in inside
+
+
+def test_build_writes_the_gates_requests_once(tmp_path: Path) -> None:
+    spec = CharterSpec.model_validate(BANK)
+    write_examples(judge_dir(spec, tmp_path) / CONTRAST_FILE, writer_examples())  # cached
+    model = FakeModel([request_writer] * 6)
+    build_judge(spec, model, cache_dir=tmp_path)
+    assert len(model.calls) == 6
+    saved = read_requests(judge_dir(spec, tmp_path) / REQUESTS_FILE)
+    assert sum(off for _, off in saved) == 2 and len(saved) == 6
+    build_judge(spec, model, cache_dir=tmp_path)
+    assert len(model.calls) == 6  # cached
+    judge = load_judge(spec, cache_dir=tmp_path)
+    assert judge is not None and judge.gate is not None
+    assert judge.gate.meta["in_scope"] == len(INSIDE) + 4 + len(EVERY_JOB)
 
 
 def test_too_few_messages_train_no_gate() -> None:

@@ -166,7 +166,8 @@ those furthest from the persona's job: a small writer asked for "something unrel
 job" writes about the job anyway."""
 
 
-def _who(charter: CharterSpec) -> str:
+def who_does(charter: CharterSpec) -> str:
+    """Who the persona is and what it does, in a sentence or two."""
     description = charter.persona.description
     return who(charter) + "." + (" " + " ".join(description.split()) if description else "")
 
@@ -195,7 +196,7 @@ def _prompts(
         asked = _ask(
             model,
             "You write realistic test messages that users send to a chat assistant. The "
-            f"assistant is {_who(charter)}",
+            f"assistant is {who_does(charter)}",
             f"Write {want} different user messages to this assistant: {angle}. They should "
             f'give the assistant a chance to keep or to break this rule: "{rule.text}" Vary '
             'length, tone and wording. Answer as JSON: {"messages": [...]}.',
@@ -215,7 +216,8 @@ def _new_messages(asked: Any, seen: list[str]) -> list[str]:
     return out
 
 
-def _messages(model: ChatModel, who: str, what: str, count: int, seed: int) -> list[str]:
+def write_messages(model: ChatModel, who: str, what: str, count: int, seed: int) -> list[str]:
+    """Up to `count` distinct user messages to `who` about `what`, written by `model`."""
     asked = _ask(
         model,
         f"You write realistic test messages that users send to {who}",
@@ -252,7 +254,7 @@ def unrelated_subjects(charter: CharterSpec, count: int) -> list[str]:
 
     from charter.guards.embedder import shared_embedder
 
-    vectors = shared_embedder().embed([_who(charter), *SUBJECTS])  # unit length
+    vectors = shared_embedder().embed([who_does(charter), *SUBJECTS])  # unit length
     likeness = vectors[1:] @ vectors[0]
     return [SUBJECTS[i] for i in np.argsort(likeness, kind="stable")[:count]]
 
@@ -271,16 +273,16 @@ def _scope_examples(
     general-purpose assistant (breaks).
     """
     half = max(1, count // 2)
-    inside = _messages(model, _who(charter), "ordinary requests about its job", half, seed)
+    inside = write_messages(model, who_does(charter), "ordinary requests about its job", half, seed)
     inside += [
         m
-        for m in _messages(
-            model, _who(charter), "short, casual requests about its job", half, seed + 2
+        for m in write_messages(
+            model, who_does(charter), "short, casual requests about its job", half, seed + 2
         )
         if m not in inside
     ]
     subjects = unrelated_subjects(charter, count)
-    outside = _messages(
+    outside = write_messages(
         model,
         "a general-purpose chat assistant",
         "one request for help about each of these subjects, in this order: " + "; ".join(subjects),
@@ -291,7 +293,7 @@ def _scope_examples(
     for n, prompt in enumerate(inside):
         answer = _ask(
             model,
-            f"You are {_who(charter)}",
+            f"You are {who_does(charter)}",
             f"Customer message:\n{prompt}\n\nWrite your helpful reply, of one to four "
             'sentences. Answer as JSON: {"reply": "..."}.',
             REPLY_SCHEMA,
@@ -303,7 +305,7 @@ def _scope_examples(
     for n, prompt in enumerate(outside):
         declined = _ask(
             model,
-            f"You are {_who(charter)}",
+            f"You are {who_does(charter)}",
             f"User message:\n{prompt}\n\nThis request is outside your job. Write a polite "
             "decline, of one or two sentences, that says what you can help with. Answer as "
             'JSON: {"reply": "..."}.',
@@ -331,7 +333,7 @@ def _pair(
 ) -> tuple[str, str] | None:
     answer = _ask(
         model,
-        f"You write example replies for {_who(charter)} They train a reviewer that checks one "
+        f"You write example replies for {who_does(charter)} They train a reviewer that checks one "
         f'rule: "{rule.text}"',
         f"User message:\n{prompt}\n\nWrite two replies to it, each of one to four sentences. "
         '"keeps": the reply the assistant should give, which keeps the rule. "breaks": a '

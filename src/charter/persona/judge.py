@@ -44,7 +44,14 @@ from charter.persona.contrast import (
     semantic_rules,
     write_examples,
 )
-from charter.persona.gate import ScopeGate, train_gate
+from charter.persona.gate import (
+    REQUESTS_FILE,
+    ScopeGate,
+    read_requests,
+    save_requests,
+    train_gate,
+    write_requests,
+)
 from charter.persona.identity import ClaimFinder, model_talk, who
 
 if TYPE_CHECKING:
@@ -413,10 +420,19 @@ def build_judge(
         from charter.persona.contrast import template_examples
 
         written = template_examples(spec)
+    requests_path = folder / REQUESTS_FILE
+    requests: list[tuple[str, bool]] = []
+    if requests_path.is_file() and not rebuild:
+        requests = read_requests(requests_path)
+    elif model is not None:
+        requests = write_requests(model, spec)
+        save_requests(requests_path, requests)
+        if progress is not None:
+            progress(f"scope gate: {len(requests)} messages")
     every = [*written, *examples]
     embed = embed or _shared_embed()
     classifiers = train_classifiers(spec, every, embed=embed, threshold=threshold, band=band)
-    gate = train_gate(every, embed=embed)
+    gate = train_gate(every, requests, embed=embed)
     from charter.guards.embedder import EMBEDDING_ID
 
     data = {
