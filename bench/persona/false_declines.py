@@ -9,7 +9,8 @@ of a new conversation through the full pipeline of `--charter` (default the benc
 charter, whose persona judge must be built: `charter prompt FILE --build-judge`). A message
 whose reply is the persona's decline (`critique.detail.declined`) is a false decline. Printed:
 the count with a Wilson 95% interval, the judge's scope score for each message's draft, and
-every declined message with its draft; `--out` keeps every row as JSON lines.
+every declined message with its draft, and the share of a turn that holding the persona
+costs (critique and hygiene stage time over the turn's); `--out` keeps every row as JSON lines.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from charter.spec.loader import load_charter
 from charter.stats import Rate
 
 HERE = Path(__file__).resolve().parent
+HOLDING = ("critique", "hygiene")
 
 
 def read_messages(path: Path) -> list[str]:
@@ -64,7 +66,7 @@ def main() -> None:
     started = time.perf_counter()
     for message in messages:
         reply = charter.respond(message)
-        detail = reply.trace["critique"].detail
+        detail = reply.trace["critique"].detail if "critique" in reply.trace else {}
         rows.append(
             {
                 "message": message,
@@ -73,15 +75,25 @@ def main() -> None:
                 "declined": bool(detail.get("declined")),
                 "blocked": reply.blocked,
                 "scope_score": scope_score(detail),
+                "scope_gate": detail.get("scope_gate"),
+                "ms": reply.ms,
+                "held_ms": sum(r.ms for r in reply.trace.records if r.stage in HOLDING),
             }
         )
         mark = "DECLINED" if rows[-1]["declined"] else ("blocked" if reply.blocked else "kept")
-        print(f"{mark:8} {rows[-1]['scope_score']!s:>6}  {message[:70]}", flush=True)
+        gate = rows[-1]["scope_gate"]
+        print(f"{mark:8} {rows[-1]['scope_score']!s:>6} {gate!s:>6}  {message[:64]}", flush=True)
     declined = [r for r in rows if r["declined"]]
     answered = [r for r in rows if not r["blocked"]]
     name = getattr(spec.models.chat, "model", spec.models.chat.backend)
     print(f"\nmodel {name}, {len(rows)} in-scope messages, {time.perf_counter() - started:.0f} s")
     print(f"declined: {Rate(len(declined), len(answered))} (blocked: {len(rows) - len(answered)})")
+    turn_ms = sum(r["ms"] for r in answered) / max(1, len(answered))
+    held_ms = sum(r["held_ms"] for r in answered) / max(1, len(answered))
+    print(
+        f"a turn: {turn_ms / 1000:.2f} s, of which holding the persona (critique + hygiene) "
+        f"{held_ms / 1000:.2f} s = {held_ms / max(turn_ms, 1e-9):.0%}"
+    )
     for row in declined:
         print(f"- {row['message']}\n  draft: {(row['draft'] or '')[:200]!r}")
     if args.out is not None:

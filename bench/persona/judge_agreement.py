@@ -46,7 +46,8 @@ class Scored:
 
     row: dict[str, object]
     truth: bool
-    code: bool
+    code: bool | None
+    """Code's verdict (True: breaks; None: code leaves the rule to the classifier)."""
     p: float | None
     """The rule's classifier probability (None: no classifier for the rule)."""
     model: bool | None = None
@@ -79,8 +80,8 @@ def report(name: str, pairs: list[tuple[bool, bool]]) -> str:
 
 
 def decide(s: Scored, threshold: float, band: tuple[float, float] | None) -> tuple[bool, str]:
-    if s.code:
-        return True, "code"
+    if s.code is not None:
+        return s.code, "code"
     if s.p is None:
         return False, "none"
     if band is not None and s.model is not None and band[0] <= s.p < band[1]:
@@ -120,10 +121,10 @@ def _model(spec: CharterSpec) -> ChatModel:
 
 async def score(judge: PersonaJudge, row: dict[str, object], ask_model: bool) -> Scored:
     rule, question, reply = str(row["rule"]), str(row["request"]), str(row["reply"])
-    code = any(a.rule == rule for a in judge.code_assessments(reply))
+    code = next((a.breaks for a in judge.code_assessments(reply) if a.rule == rule), None)
     p = judge.probabilities(question, reply).get(rule)
     scored = Scored(row, row["label"] == "breaks", code, p)
-    if ask_model and p is not None and not code:
+    if ask_model and p is not None and code is None:
         model = judge._chat_model()
         if model is not None:
             rules = [c.rule for c in judge.classifiers if c.rule.id == rule]
@@ -179,7 +180,7 @@ def main() -> None:
             continue
         print(f"-- {half}: {len(items)} (reply, rule) pairs, {sum(s.truth for s in items)} break")
         identity = [s for s in items if s.row["rule"] == "identity"]
-        print(report("identity rule, code only", [(s.truth, s.code) for s in identity]))
+        print(report("identity rule, code only", [(s.truth, bool(s.code)) for s in identity]))
         print(
             report(
                 f"code + classifier (threshold {threshold})",

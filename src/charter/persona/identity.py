@@ -215,6 +215,33 @@ _MODEL_TALK = re.compile(
 )
 
 
+_SELF_NAMED = re.compile(  # "I'm Nova", "I am a ...", "this is Nova": case matters here
+    r"\b" + _I_AM + r"\s+(?:just\s+|only\s+|merely\s+|simply\s+|actually\s+|really\s+)?"
+    r"(?:an?\b|the\b|[A-Z0-9])"
+    r"|\b(?:[Tt]his\s+is|[Cc]all\s+me|[Ss]peaking\s+with|[Tt]alking\s+(?:to|with))\s+[A-Z]"
+)
+_SELF_WORDS = re.compile(
+    r"\bmy\s+(?:name|creators?|makers?|developers?|model|training|knowledge|programming)\b"
+    r"|\b" + _MADE + r"\s+by\b"
+    r"|\b" + _SELF_NOUN + r"\b"
+    r"|\b(?:artificial\s+intelligence|knowledge\s+cut-?off|who\s+I\s+am|what\s+I\s+am)\b",
+    re.IGNORECASE,
+)
+
+
+def speaks_of_itself(text: str) -> bool:
+    """Whether `text` says anything about who or what the assistant is.
+
+    "I'm Nova", "I am an assistant", "my name", "made by", "this is Nova", any word about AI or
+    models, any assistant or company of VENDORS. A reply that says none of this cannot break
+    the identity rule, whatever a classifier scores it ("I'm sorry" is not a self-description).
+    """
+    if _SELF_NAMED.search(text) or _SELF_WORDS.search(text):
+        return True
+    lowered = text.lower()
+    return any(_mentions(lowered, name) for vendor in VENDORS for name in vendor.names)
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
     """The (start, end) spans of the sentences of `text` (ends kept with their sentence)."""
     return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if m.group().strip()]

@@ -52,7 +52,7 @@ from charter.persona.gate import (
     train_gate,
     write_requests,
 )
-from charter.persona.identity import ClaimFinder, model_talk, who
+from charter.persona.identity import ClaimFinder, model_talk, speaks_of_itself, who
 
 if TYPE_CHECKING:
     import numpy as np
@@ -263,13 +263,21 @@ class PersonaJudge:
         return self._model()
 
     def code_assessments(self, reply: str) -> list[Assessment]:
-        """What code finds for certain: the identity rule's claims and model talk."""
-        said = [c.said for c in self._claims.claims(reply)] + model_talk(reply)
-        if not said:
-            return []
+        """What code finds for certain about the identity rule.
+
+        Broken by a claim to be another assistant, model or company, or by model talk; kept
+        by a reply that says nothing about who or what the assistant is (`speaks_of_itself`):
+        on ordinary replies the identity classifier scored 0.5-0.57, and every such score cost
+        a revision or a judge-model call.
+        """
         rule = self.rules.get("identity")
         kind = rule.kind if rule is not None else "identity"
-        return [Assessment("identity", kind, 1.0, True, "code", "; ".join(said[:3]))]
+        said = [c.said for c in self._claims.claims(reply)] + model_talk(reply)
+        if said:
+            return [Assessment("identity", kind, 1.0, True, "code", "; ".join(said[:3]))]
+        if not speaks_of_itself(reply):
+            return [Assessment("identity", kind, 0.0, False, "code", "says nothing of itself")]
+        return []
 
     async def off_scope_request(self, message: str) -> float | None:
         """The gate's probability that `message` is outside the persona's job (None: no gate)."""

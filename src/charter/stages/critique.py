@@ -17,10 +17,12 @@
 A reply the persona judge finds outside the persona's scope is replaced by the persona's decline
 (`critique.off_scope: decline`, the default; `revise` treats scope like any other rule): a
 small model asked to revise an off-topic answer keeps answering the off-topic request about
-half the time (docs/design/016-scope.md). A figure still unsupported after revision replaces
-the reply with an honest "I don't know" (counted as `ungrounded` in the trace). Skipped
-entirely when the draft passes. Every check, revision, token and millisecond is in the trace;
-the draft's persona score feeds the drift monitor.
+half the time (docs/design/016-scope.md). Before any of this, the scope gate
+(persona/gate.py) reads the user's message alone: a request it is sure lies outside the
+persona's job is declined with no reply written at all. A figure still unsupported after
+revision replaces the reply with an honest "I don't know" (counted as `ungrounded` in the
+trace). Skipped entirely when the draft passes. Every check, revision, token and
+millisecond is in the trace; the draft's persona score feeds the drift monitor.
 """
 
 from __future__ import annotations
@@ -243,9 +245,9 @@ class CritiqueStage:
         if judge is not None:
             semantic = await self._semantic(judge, text, state, detail, checks)
             judged = [f"{f.rule}: {judge.rules[f.rule].text}" for f in semantic]
-            for n, finding in enumerate(semantic):
-                if self.off_scope == "decline" and finding.rule == "scope" and sure(judge, finding):
-                    off_scope = judged.pop(n)
+            scope = [n for n, f in enumerate(semantic) if f.rule == "scope" and sure(judge, f)]
+            if self.off_scope == "decline" and scope:
+                off_scope = judged.pop(scope[0])
             problems += judged
         return problems, off_scope
 
