@@ -15,6 +15,8 @@ Which judge:
 
     python bench/persona/judge_agreement.py --examples bench/persona/contrast
     python bench/persona/judge_agreement.py --build --model
+    python bench/persona/judge_agreement.py --examples bench/persona/contrast --model \
+        --judge-model qwen2.5-coder-0.5b
     python bench/persona/judge_agreement.py --build --charter acme-bank --per-rule 8
 """
 
@@ -26,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from charter.errors import ModelError
 from charter.eval.persona_labels import load_judge_labels
 from charter.models.base import ChatModel
 from charter.persona.contrast import read_examples
@@ -95,7 +98,7 @@ def judges(args: argparse.Namespace, ids: set[str], work: Path) -> dict[str, Per
     out: dict[str, PersonaJudge] = {}
     for charter_id in sorted(ids):
         spec = load_charter(EXAMPLES / charter_id / "charter.yaml")
-        model = _model(spec) if (args.build or args.model) else None
+        model = _model(spec, args.judge_model) if (args.build or args.model) else None
         if args.examples is not None:
             examples = read_examples(args.examples / f"{charter_id}.jsonl")
             build_judge(spec, None, examples=examples, cache_dir=work)
@@ -113,9 +116,12 @@ def judges(args: argparse.Namespace, ids: set[str], work: Path) -> dict[str, Per
     return out
 
 
-def _model(spec: CharterSpec) -> ChatModel:
+def _model(spec: CharterSpec, name: str | None) -> ChatModel:
+    from charter.eval.evaluate import with_model
     from charter.models.factory import build_model
 
+    if name is not None:  # that catalog model or .gguf path as the charter's chat model
+        return build_model(with_model(spec, name).models.chat)
     return build_model(spec.models.judge or spec.models.chat)
 
 
@@ -130,7 +136,10 @@ async def score(judge: PersonaJudge, row: dict[str, object], ask_model: bool) ->
             rules = [c.rule for c in judge.classifiers if c.rule.id == rule]
             from charter.persona.judge import Verdict
 
-            broken = await judge._ask(model, question, reply, rules, Verdict([]))
+            try:
+                broken = await judge._ask(model, question, reply, rules, Verdict([]))
+            except ModelError:  # as in the pipeline: the threshold decides
+                return scored
             scored.model = rule in broken
     return scored
 
@@ -140,6 +149,9 @@ def main() -> None:
     parser.add_argument("--examples", type=Path, help="hand-written contrastive examples")
     parser.add_argument("--build", action="store_true", help="build with the charter's model")
     parser.add_argument("--model", action="store_true", help="ask the model in the band")
+    parser.add_argument(
+        "--judge-model", help="with --model: this model in the band (a catalog name or .gguf)"
+    )
     parser.add_argument("--per-rule", type=int, default=12)
     parser.add_argument(
         "--charter", action="append", help="only this example charter's labels (repeatable)"

@@ -15,6 +15,7 @@ from charter.persona.identity import (
     identity_hint,
     identity_sentence,
     model_talk,
+    speaks_of_itself,
 )
 from charter.spec import CharterSpec, load_charter
 from tests.kit import TestChat
@@ -62,6 +63,31 @@ def test_claims_to_be_another_model_or_company_are_found(acme: CharterSpec, repl
 )
 def test_ordinary_mentions_are_not_claims(acme: CharterSpec, reply: str) -> None:
     assert ClaimFinder.for_charter(acme).claims(reply) == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "speaks"),
+    [
+        ("I'm Penny, the customer support assistant at Acme Bank.", True),
+        ("My name is Penny.", True),
+        ("As an AI, I can't give financial advice.", True),
+        ("This was developed by my team.", True),
+        ("Call me Penny.", True),
+        ("You can use ChatGPT to draft the letter.", True),  # a vendor: the classifier reads it
+        ("I'm sorry, I can't find that payment.", False),
+        ("I'm not sure; let me check the fees page.", False),
+        ("Freeze your card in the app; the payment was made on Monday.", False),
+        ("Branches open on Saturday from 9:00 to 12:00.", False),
+    ],
+)
+def test_a_reply_that_says_nothing_of_itself_is_told_apart(reply: str, speaks: bool) -> None:
+    assert speaks_of_itself(reply) is speaks
+    for claim in (
+        "I am ChatGPT, a large language model trained by OpenAI.",
+        "I'm Qwen, created by Alibaba Cloud.",
+        "My training data goes up to 2023.",
+    ):
+        assert speaks_of_itself(claim)
 
 
 def test_a_vendor_the_charter_names_may_be_claimed() -> None:

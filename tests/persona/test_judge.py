@@ -284,6 +284,9 @@ def test_findings_name_the_rule_the_score_and_the_part_that_decided(
         )
         == []
     )
+    quiet = run(judge.assess("Any fees?", "Transfers inside the eurozone are free."))
+    identity = next(a for a in quiet.assessments if a.rule == "identity")
+    assert (identity.by, identity.breaks) == ("code", False)  # it says nothing of itself
     claimed = run(judge.findings("Who are you?", "I'm ChatGPT, a model trained by OpenAI."))
     assert Finding("identity", "identity", 1.0, "code") in claimed
 
@@ -303,7 +306,10 @@ def test_the_model_decides_the_uncertain_band(bank: CharterSpec, built: Path) ->
     # a model that breaks its schema: the thresholds decide, and the trace says why
     broken = PersonaJudge(bank, wide, model=FakeModel([Structured({"x": 1}, check=False)]))
     fallback = run(broken.assess("Any dinner ideas?", "Try a mushroom risotto tonight."))
-    assert fallback.model_error and all(a.by == "classifier" for a in fallback.assessments)
+    assert fallback.model_error and {a.rule: a.by for a in fallback.assessments} == {
+        "scope": "classifier",
+        "identity": "code",  # the reply says nothing about the assistant
+    }
 
 
 def bank_charter(**changes: Any) -> CharterSpec:
