@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,18 +26,7 @@ from charter.persona.gate import (
 from charter.persona.judge import JUDGE_FILE, Finding, build_judge, load_judge
 from charter.spec import CharterSpec
 from charter.stages.critique import sure
-
-BANK: dict[str, Any] = {
-    "id": "bank",
-    "persona": {
-        "name": "Penny",
-        "role": "support assistant",
-        "organisation": "Acme Bank",
-        "description": "You help customers with cards, transfers, fees and opening hours.",
-    },
-    "guards": {"input": [], "output": []},
-    "models": {"chat": {"backend": "fake"}},
-}
+from tests.persona.bank import BANK
 
 # Written for these tests, shaped like the contrast writer's scope set: messages about the job
 # have only a keeping reply; off-scope messages have a decline (keeps) and an answer (breaks).

@@ -40,20 +40,10 @@ from charter.persona.judge import (
     load_judge,
 )
 from charter.spec import CharterSpec, load_charter
+from tests.persona.bank import BANK
 
 ACME = Path(__file__).parents[2] / "examples" / "acme-bank" / "charter.yaml"
 
-BANK: dict[str, Any] = {
-    "id": "bank",
-    "persona": {
-        "name": "Penny",
-        "role": "support assistant",
-        "organisation": "Acme Bank",
-        "description": "You help customers with cards, transfers, fees and opening hours.",
-    },
-    "guards": {"input": [], "output": []},
-    "models": {"chat": {"backend": "fake"}},
-}
 
 # Written for these tests: replies that keep and that break the bank's scope.
 SCOPE = [
