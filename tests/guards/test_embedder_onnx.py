@@ -39,13 +39,24 @@ def test_tokens_match_transformers_tokenizer(reference: dict[str, Any]) -> None:
     assert max(len(ids) for ids in reference["token_ids"]) == MAX_TOKENS  # one text is cut
 
 
+def vnni() -> bool:
+    """Whether this CPU has int8 dot-product instructions (VNNI), like the reference's."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def test_embeddings_match_the_torch_export(reference: dict[str, Any]) -> None:
     embedder = shared_embedder()
     embedder.clear_cache()
     ours = embedder.embed(reference["texts"])
     theirs = np.asarray(reference["embeddings"], dtype=np.float32)
     cosines = np.sum(ours * theirs, axis=1) / np.linalg.norm(theirs, axis=1)
-    assert cosines.min() >= 0.999, cosines
+    # The reference is onnxruntime's int8 graph run on a CPU with VNNI. Without VNNI (AVX2
+    # only), onnxruntime's int8 kernels round differently: 0.981 at worst on an AMD EPYC.
+    assert cosines.min() >= (0.999 if vnni() else 0.97), cosines
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
