@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -248,15 +248,20 @@ def distinct(keeps: str, breaks: str) -> bool:
     return float(a @ b) < SAME_MEANING
 
 
-def unrelated_subjects(charter: CharterSpec, count: int) -> list[str]:
-    """The `count` SUBJECTS least like the persona's job (MiniLM similarity)."""
+def least_like(charter: CharterSpec, options: Sequence[str], count: int) -> list[str]:
+    """The `count` of `options` least like the persona's job (MiniLM similarity), in order."""
     import numpy as np
 
     from charter.guards.embedder import shared_embedder
 
-    vectors = shared_embedder().embed([who_does(charter), *SUBJECTS])  # unit length
+    vectors = shared_embedder().embed([who_does(charter), *options])  # unit length
     likeness = vectors[1:] @ vectors[0]
-    return [SUBJECTS[i] for i in np.argsort(likeness, kind="stable")[:count]]
+    return [options[i] for i in np.argsort(likeness, kind="stable")[:count]]
+
+
+def unrelated_subjects(charter: CharterSpec, count: int) -> list[str]:
+    """The `count` SUBJECTS least like the persona's job."""
+    return least_like(charter, SUBJECTS, count)
 
 
 def _scope_examples(
@@ -444,8 +449,13 @@ def read_examples(path: Path) -> list[Example]:
 
 
 def write_examples(path: Path, examples: Iterable[Example]) -> None:
-    """Write `examples` as JSONL (atomically: a half-written set is never read)."""
+    """Write `examples` as JSONL."""
+    replace_atomically(path, "".join(e.to_json() + "\n" for e in examples))
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a half-written file is never read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    partial.write_text("".join(e.to_json() + "\n" for e in examples), encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     partial.replace(path)

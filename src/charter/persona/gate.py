@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter.persona.contrast import Example, who_does, write_messages
+from charter.persona.contrast import (
+    Example,
+    least_like,
+    replace_atomically,
+    who_does,
+    write_messages,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,13 +142,7 @@ def message_vector(embed: Embed, message: str) -> NDArray[np.float32]:
 
 def uses_unlike(charter: CharterSpec, count: int) -> list[str]:
     """The `count` USES least like the persona's job."""
-    import numpy as np
-
-    from charter.guards.embedder import shared_embedder
-
-    vectors = shared_embedder().embed([who_does(charter), *USES])  # unit length
-    likeness = vectors[1:] @ vectors[0]
-    return [USES[i] for i in np.argsort(likeness, kind="stable")[:count]]
+    return least_like(charter, USES, count)
 
 
 def write_requests(
@@ -192,17 +192,14 @@ def read_requests(path: Path) -> list[tuple[str, bool]]:
 
 
 def save_requests(path: Path, requests: Sequence[tuple[str, bool]]) -> None:
-    """Write the gate's requests as JSONL (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(
+    """Write the gate's requests as JSONL."""
+    replace_atomically(
+        path,
         "".join(
             json.dumps({"message": m, "off_scope": off}, ensure_ascii=False) + "\n"
             for m, off in requests
         ),
-        encoding="utf-8",
     )
-    partial.replace(path)
 
 
 def gate_messages(
@@ -228,7 +225,7 @@ def train_gate(
     """The charter's scope gate, or None when there are too few messages to train one."""
     import numpy as np
 
-    from charter.persona.judge import calibration, choose_ridge, fit_logistic
+    from charter.persona.judge import fit_calibrated
 
     inside, off = gate_messages(examples, requests)
     if len(off) < MIN_PER_SIDE or len(inside) - len(EVERY_JOB) < MIN_PER_SIDE:
@@ -236,14 +233,7 @@ def train_gate(
     messages = inside + off
     x = np.stack([message_vector(embed, m) for m in messages])
     y = np.asarray([0.0] * len(inside) + [1.0] * len(off))
-    ridge, cv, held_out = choose_ridge(x, y, messages)
-    coef, intercept = fit_logistic(x, y, ridge)
-    scale, shift = calibration(held_out, y)
-    meta = {
-        "in_scope": len(inside),
-        "off_scope": len(off),
-        "ridge": ridge,
-        "cv_accuracy": cv,
-        "calibration": [round(scale, 4), round(shift, 4)],
-    }
-    return ScopeGate(coef * np.float32(scale), intercept * scale + shift, GATE, meta)
+    coef, intercept, fitted = fit_calibrated(x, y, messages)
+    return ScopeGate(
+        coef, intercept, GATE, {"in_scope": len(inside), "off_scope": len(off), **fitted}
+    )

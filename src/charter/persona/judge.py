@@ -40,6 +40,7 @@ from charter.persona.contrast import (
     generate_contrast,
     judge_dir,
     read_examples,
+    replace_atomically,
     rules_fingerprint,
     semantic_rules,
     write_examples,
@@ -459,11 +460,8 @@ def build_judge(
         "rules": [c.to_dict() for c in classifiers],
         "gate": gate.to_dict() if gate is not None else None,
     }
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / JUDGE_FILE
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    partial.replace(path)
+    replace_atomically(path, json.dumps(data, indent=1))
     return path
 
 
@@ -489,17 +487,8 @@ def train_classifiers(
             mine += borrowed(rule, examples, limit=2 * len(mine))
         x = features(embed, [(e.prompt, e.reply) for e in mine])
         y = np.asarray([float(e.breaks) for e in mine])
-        ridge, cv, held_out = choose_ridge(x, y, [e.prompt for e in mine])
-        coef, intercept = fit_logistic(x, y, ridge)
-        scale, shift = calibration(held_out, y)
-        coef, intercept = coef * np.float32(scale), intercept * scale + shift
-        meta = {
-            "examples": len(mine),
-            "breaks": breaks,
-            "ridge": ridge,
-            "cv_accuracy": cv,
-            "calibration": [round(scale, 4), round(shift, 4)],
-        }
+        coef, intercept, fitted = fit_calibrated(x, y, [e.prompt for e in mine])
+        meta = {"examples": len(mine), "breaks": breaks, **fitted}
         # cv_accuracy counts the borrowed examples too
         out.append(RuleClassifier(rule, coef, intercept, threshold, band, meta))
     return out
@@ -523,6 +512,23 @@ def borrowed(rule: Rule, examples: Sequence[Example], *, limit: int) -> list[Exa
         return pool
     step = len(pool) / limit
     return [pool[int(i * step)] for i in range(limit)]
+
+
+def fit_calibrated(
+    x: NDArray[Any], y: NDArray[Any], groups: Sequence[str]
+) -> tuple[NDArray[np.float32], float, dict[str, Any]]:
+    """A calibrated logistic regression: weights, intercept, and what was chosen (for `meta`).
+
+    The ridge is chosen by cross-validation (folds by `groups`); Platt scaling of the
+    cross-validated logits is folded into the weights.
+    """
+    import numpy as np
+
+    ridge, cv, held_out = choose_ridge(x, y, groups)
+    coef, intercept = fit_logistic(x, y, ridge)
+    scale, shift = calibration(held_out, y)
+    chosen = {"ridge": ridge, "cv_accuracy": cv, "calibration": [round(scale, 4), round(shift, 4)]}
+    return coef * np.float32(scale), intercept * scale + shift, chosen
 
 
 def fit_logistic(
