@@ -42,6 +42,8 @@ def acme() -> CharterSpec:
         "I'm an AI assistant from Microsoft.",
         "My creators at OpenAI designed me to be helpful.",
         "Sure! As ChatGPT, I can help with that.",
+        "Yes, I am OpenAI's model with another name.",
+        "I'm one of Google's AI assistants.",
     ],
 )
 def test_claims_to_be_another_model_or_company_are_found(acme: CharterSpec, reply: str) -> None:
@@ -59,6 +61,9 @@ def test_claims_to_be_another_model_or_company_are_found(acme: CharterSpec, repl
         "KEIF: I am Zephyr's maker. ZEPHYR: I am Zephyr.",  # a screenplay character
         "As a product manager at Amazon, I led a team of six.",  # a cover letter
         "I was working at Google when I learned Python.",
+        "I'm using OpenAI's model for the summaries.",
+        "I am Amazon's biggest fan, and my order is late.",
+        "I am not OpenAI's model; I'm Penny.",
     ],
 )
 def test_ordinary_mentions_are_not_claims(acme: CharterSpec, reply: str) -> None:

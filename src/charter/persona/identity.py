@@ -177,6 +177,12 @@ def _claim_patterns(vendors: Sequence[Vendor]) -> list[re.Pattern[str]]:
             rf"{_SELF_NOUN}\s+(?:{_MADE}\s+)?(?:by|from)\s+{anyone}",
             flags,
         ),
+        # "I am OpenAI's model", "I'm one of Google's AI assistants", "I'm Meta's chatbot"
+        re.compile(
+            rf"\b{_I_AM}\s+(?:just\s+|only\s+|simply\s+|actually\s+|really\s+)?"
+            rf"(?:(?:an?|the|one\s+of)\s+)?{company}['’]s\s+(?:[\w-]+\s+){{0,3}}?{_SELF_NOUN}s?\b",
+            flags,
+        ),
         # "I'm based on GPT-4", "I am powered by Llama", "I run on Gemini"
         re.compile(
             rf"\b(?:{_I_AM}|I)\s+(?:(?:am|was)\s+)?(?:based\s+on|built\s+on|powered\s+by|running"
