@@ -78,7 +78,51 @@ def test_a_conversation_that_keeps_spinning_is_told_so_and_offered_a_person() ->
     assert "same answer" in reply.text
     assert "a member of our support team" in reply.text
     assert LONG not in reply.text
-    assert len(model.calls) == 2  # one new try, then the honest note
+    assert len(model.calls) == 3  # two new tries, then the honest note
+    assert not any(m.role == "assistant" for m in model.calls[2].messages)
+
+
+def test_a_copy_that_survives_one_new_try_is_tried_again_on_the_users_words_only() -> None:
+    model = FakeModel([LONG, OTHER, "We open at nine on weekdays and at ten on Saturdays."])
+    charter = Charter(spec(critique={"enabled": False}), model=model)
+    history = [
+        Message(role="user", content="Hello"),
+        Message(role="assistant", content="Hello! How can I help you with Acme Bank today?"),
+        Message(role="user", content="When do you open?"),
+        Message(role="assistant", content=LONG),
+        Message(role="user", content="How else can I reach you?"),
+        Message(role="assistant", content=OTHER),
+        Message(role="user", content="And on Saturdays?"),
+    ]
+    reply = charter.respond(history)
+    assert reply.text == "We open at nine on weekdays and at ten on Saturdays."
+    first_try, second_try = model.calls[1].messages, model.calls[2].messages
+    assert [m.content for m in first_try if m.role == "assistant"][-2:] == [
+        "Hello! How can I help you with Acme Bank today?",  # only the copied reply left out
+        OTHER,
+    ]
+    assert not any(m.role == "assistant" for m in second_try)
+    assert [m.content for m in second_try if m.role == "user"][-4:] == [
+        "Hello",
+        "When do you open?",
+        "How else can I reach you?",
+        "And on Saturdays?",
+    ]
+    assert reply.trace["hygiene"].detail["left_out"] == "every earlier reply"
+
+
+def test_a_reply_that_repeats_itself_is_tried_again_without_the_earlier_replies() -> None:
+    looping = "\n".join(f"{n}. CEU Innovators" for n in range(1, 19))
+    model = FakeModel([looping, "1. CEU Innovators\n2. Flow Forge\n3. Build Loop"])
+    charter = Charter(spec(critique={"enabled": False}), model=model)
+    history = [
+        Message(role="user", content="We are the Continuous Engineering Unit."),
+        Message(role="assistant", content="Nice to meet you."),
+        Message(role="user", content="Suggest team names."),
+    ]
+    reply = charter.respond(history)
+    assert reply.text.endswith("Build Loop")
+    assert not any(m.role == "assistant" for m in model.calls[1].messages)
 
 
 def test_a_streamed_reply_loses_an_echoed_reminder_before_the_user_sees_it() -> None:

@@ -277,7 +277,8 @@ STAGES: tuple[Row, ...] = (
         _always,
         reads="on the way out outcome.reply, messages, canary, outcome.revisions",
         writes="outcome.reply (scaffolding taken out; a new try, or an honest note, when it "
-        "spins); messages (a copied earlier reply left out of the new try)",
+        "spins); messages (a copied earlier reply, then every earlier reply, left out of the new "
+        "tries)",
         build=lambda p: HygieneStage(p.spec, held=p.spec.critique.enabled),
     ),
     Row(

@@ -82,3 +82,19 @@ def test_a_reply_that_repeats_itself_is_found() -> None:
     loop = "I can help.\nI can help.\nI can help.\nI can help."
     assert repeats_itself(loop) == "i can help."
     assert repeats_itself("One. Two. Three. The end of the story, told once.") is None
+
+
+def test_a_list_that_gives_one_item_over_and_over_repeats_itself() -> None:
+    looping = "Here are some team names:\n" + "\n".join(
+        f"{n}. CEU Innovators" for n in range(1, 12)
+    )
+    assert repeats_itself(looping) == "ceu innovators"
+    bullets = "\n".join(["- Team Rocket"] * 5 + ["- Team Comet"])
+    assert repeats_itself(bullets) == "team rocket"
+    varied = "\n".join(
+        f"{n}. {name}"
+        for n, name in enumerate(
+            ["CEU Innovators", "Flow Forge", "Build Loop", "Core Crew", "Ship Shape"], 1
+        )
+    )
+    assert repeats_itself(varied) is None

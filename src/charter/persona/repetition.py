@@ -3,14 +3,16 @@
 - **Across turns**: the reply and an earlier assistant reply share nearly all their word
   trigrams (Jaccard similarity of the two sets at or above `SAME_REPLY`), for replies of at
   least `MIN_WORDS` words (a short "Thank you!" may well be said twice), unless the user
-  asked the same thing again. On 11,420 held-out ChatGPT replies (3,000 ShareGPT
-  conversations with fewer than 20 user turns, none the guards learn from) 23 meet this
-  (0.2%), mostly an answer re-sent after "your response is incomplete" or a small edit;
-  at 0.8 it was 78, at 0.9 41. Within the reply, 2 (tables and lists).
-- **Within the reply**: one line or sentence of three words or more makes up at least
+  asked the same thing again. On 10,344 ChatGPT replies of 3,000 held-out ShareGPT
+  conversations (fewer than 20 user turns, none the guards learn from), 18 meet this
+  (0.17%), mostly an answer re-sent after "your response is incomplete" or a small edit, and
+  6 (0.06%) repeat themselves ("justify your answer." closing each question of a quiz):
+  `bench/persona/spin_rate.py`.
+- **Within the reply**: one line or sentence of two words or more makes up at least
   `SELF_SHARE` of such lines (at least three times), or one hashtag or mention makes up
-  at least `SELF_SHARE` of its words. Code blocks and table rows are left out: their lines
-  repeat by design. Words start with a letter (or # or @).
+  at least `SELF_SHARE` of its words. A list's numbers and bullets are not part of the line
+  ("1. Team Rocket", "2. Team Rocket" are the same line). Code blocks and table rows are
+  left out: their lines repeat by design. Words start with a letter (or # or @).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ SELF_SHARE = 0.4
 _WORD = re.compile(r"[#@]?[^\W\d_][\w']*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _CODE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_LIST_MARK = re.compile(r"^(?:\d+[.)]|[-*•+]|\(?[a-z]\))\s+")
 
 
 def _words(text: str) -> list[str]:
@@ -73,9 +76,9 @@ def repeats_itself(reply: str) -> str | None:
     """What `reply` keeps repeating (a line, a sentence or a word), if it spins."""
     prose = _CODE.sub("", reply)
     parts = [
-        p.strip().lower()
+        _LIST_MARK.sub("", p.strip()).lower()
         for p in _SENTENCE.split(prose)
-        if len(_words(p)) >= 3 and "|" not in p  # a table's rows share their cells
+        if len(_words(p)) >= 2 and "|" not in p  # a table's rows share their cells
     ]
     if len(parts) >= 3:
         part, count = Counter(parts).most_common(1)[0]

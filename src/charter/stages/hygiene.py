@@ -8,10 +8,12 @@ On the way out, after critique and generate and before the output guards:
    with nothing left is generated again.
 2. **Spinning** (persona/repetition.py): a reply that repeats an earlier reply of the
    conversation is generated again with that earlier reply left out of what the model
-   sees; a reply that repeats itself is generated again. After `regenerations` tries the
-   persona says, honestly, that it is going in circles, and offers a person where the
-   charter names one. A refusal or a decline (critique, off scope) is the persona's own
-   fixed words, not a spin: it may be given every time it is due.
+   sees. If the new try spins too, or the reply repeated itself, the next try sees the
+   user's messages only: every earlier reply is left out, since a small model copies
+   whichever of its own replies it is shown. After `regenerations` tries the persona says,
+   honestly, that it is going in circles, and offers a person where the charter names one.
+   A refusal or a decline (critique, off scope) is the persona's own fixed words, not a
+   spin: it may be given every time it is due.
 
 Each finding and each new try is in the trace. With critique on, the stream is already held
 until the reply is final, so checking it whole costs no time to first token. With critique
@@ -23,7 +25,8 @@ repeat is recorded, not regenerated (the user has seen it).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from charter.persona.identity import held_checks
 from charter.persona.repetition import repeats_earlier, repeats_itself
@@ -67,12 +70,20 @@ def circling(spec: CharterSpec) -> str:
     return f"I notice I keep giving you the same answer, which isn't helping. {offer}"
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why a reply needs a new try."""
+
+    kind: Literal["scaffolding", "repeats_earlier", "repeats_itself"]
+    why: str
+
+
 class HygieneStage:
     """Takes the pipeline's own scaffolding out of replies and stops the assistant spinning."""
 
     name = "hygiene"
 
-    def __init__(self, spec: CharterSpec, *, held: bool, regenerations: int = 1) -> None:
+    def __init__(self, spec: CharterSpec, *, held: bool, regenerations: int = 2) -> None:
         """`held`: an inner stage (critique) holds streamed text until the reply is final."""
         self.spec = spec
         self.held = held
@@ -101,11 +112,15 @@ class HygieneStage:
                     break
                 if tries >= self.regenerations:
                     record.verdict = "rewrite"
-                    record.reason = f"{problem}; still after {tries} new tries: said so"
+                    record.reason = f"{problem.why}; still after {tries} new tries: said so"
                     state.outcome.reply = circling(self.spec)
                     break
                 tries += 1
-                record.detail.setdefault("regenerated", []).append(problem)
+                record.detail.setdefault("regenerated", []).append(problem.why)
+                if problem.kind == "repeats_itself" or (
+                    problem.kind == "repeats_earlier" and tries > 1
+                ):
+                    self._users_only(state, record)
                 state.outcome.reply = None
                 state.outcome.tool_calls = []
                 state = await call_next(state)
@@ -113,7 +128,7 @@ class HygieneStage:
             await state.stream.send(state.outcome.reply)
         return state
 
-    def _inspect(self, state: TurnState, record: StageRecord) -> str | None:
+    def _inspect(self, state: TurnState, record: StageRecord) -> Problem | None:
         """Clean the reply in place; the problem that needs a new try, if any."""
         outcome = state.outcome
         if outcome.blocked or outcome.declined or not outcome.reply:
@@ -130,18 +145,18 @@ class HygieneStage:
             record.verdict = "rewrite"
             record.reason = "took the pipeline's own words out of the reply"
             if not stripped.text:
-                return "the reply was only scaffolding"
+                return Problem("scaffolding", "the reply was only scaffolding")
             outcome.reply = reply = stripped.text
         earlier, asked = exchanges(state.request.messages)
         index = repeats_earlier(reply, earlier, request=state.request.latest, asked=asked)
         if index is not None:
             self._leave_out(state, earlier[index])
             record.detail.setdefault("repeats", []).append("an earlier reply")
-            return "the reply repeats an earlier reply"
+            return Problem("repeats_earlier", "the reply repeats an earlier reply")
         itself = repeats_itself(reply)
         if itself is not None:
             record.detail.setdefault("repeats", []).append(f"itself: {itself}")
-            return f"the reply repeats itself ({itself!r})"
+            return Problem("repeats_itself", f"the reply repeats itself ({itself!r})")
         return None
 
     @staticmethod
@@ -150,6 +165,13 @@ class HygieneStage:
         state.messages = [
             m for m in state.messages if not (m.role == "assistant" and m.content == reply)
         ]
+
+    @staticmethod
+    def _users_only(state: TurnState, record: StageRecord) -> None:
+        """The next try sees none of the assistant's earlier replies, only what the user said."""
+        if any(m.role == "assistant" for m in state.messages):
+            state.messages = [m for m in state.messages if m.role != "assistant"]
+            record.detail["left_out"] = "every earlier reply"
 
     async def _streamed(
         self, state: TurnState, call_next: CallNext, record: StageRecord
