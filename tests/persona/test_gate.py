@@ -13,7 +13,13 @@ from charter import Charter
 from charter.guards.embedder import shared_embedder
 from charter.models.base import ChatRequest
 from charter.models.fake import FakeModel, Structured
-from charter.persona.contrast import CONTRAST_FILE, Example, judge_dir, write_examples
+from charter.persona.contrast import (
+    CONTRAST_FILE,
+    Example,
+    judge_dir,
+    semantic_rules,
+    write_examples,
+)
 from charter.persona.gate import (
     EVERY_JOB,
     REQUESTS_FILE,
@@ -107,6 +113,20 @@ def test_build_writes_the_gates_requests_once(tmp_path: Path) -> None:
     judge = load_judge(spec, cache_dir=tmp_path)
     assert judge is not None and judge.gate is not None
     assert judge.gate.meta["in_scope"] == len(INSIDE) + 4 + len(EVERY_JOB)
+
+
+def test_an_open_persona_has_no_scope_rule_and_no_gate(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(BANK))
+    data["persona"]["scope"] = "open"
+    spec = CharterSpec.model_validate(data)
+    assert "scope" not in [r.id for r in semantic_rules(spec)]
+    write_examples(judge_dir(spec, tmp_path) / CONTRAST_FILE, writer_examples())  # cached
+    model = FakeModel([request_writer] * 6)
+    build_judge(spec, model, cache_dir=tmp_path)
+    assert model.calls == []  # no requests written for a gate
+    judge = load_judge(spec, cache_dir=tmp_path)
+    assert judge is not None and judge.gate is None
+    assert "scope" not in [c.rule.id for c in judge.classifiers]
 
 
 def test_too_few_messages_train_no_gate() -> None:

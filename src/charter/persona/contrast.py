@@ -66,7 +66,7 @@ def semantic_rules(charter: CharterSpec) -> list[Rule]:
     scope += " Politely decline requests that are outside this role instead of helping with them."
     if charter.policies:
         scope += " Do not give: " + "; ".join(x.topic.strip() for x in charter.policies) + "."
-    rules = [Rule("scope", "scope", scope)]
+    rules = [Rule("scope", "scope", scope)] if p.scope == "role" else []
     if p.tone:
         rules.append(Rule("tone", "tone", f"Your tone is {p.tone.strip().rstrip('.')}."))
     rules.append(

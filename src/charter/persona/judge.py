@@ -435,9 +435,10 @@ def build_judge(
         written = template_examples(spec)
     requests_path = folder / REQUESTS_FILE
     requests: list[tuple[str, bool]] = []
-    if requests_path.is_file() and not rebuild:
+    scoped = spec.persona.scope == "role"  # an open persona declines nothing: no scope gate
+    if scoped and requests_path.is_file() and not rebuild:
         requests = read_requests(requests_path)
-    elif model is not None:
+    elif scoped and model is not None:
         requests = write_requests(model, spec)
         save_requests(requests_path, requests)
         if progress is not None:
@@ -445,7 +446,7 @@ def build_judge(
     every = [*written, *examples]
     embed = embed or _shared_embed()
     classifiers = train_classifiers(spec, every, embed=embed, threshold=threshold, band=band)
-    gate = train_gate(every, requests, embed=embed)
+    gate = train_gate(every, requests, embed=embed) if scoped else None
     from charter.guards.embedder import EMBEDDING_ID
 
     data = {

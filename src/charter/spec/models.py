@@ -173,6 +173,12 @@ class Persona(StrictModel):
         default=None,
         description="Reply used when a guard blocks a message. Defaults to a polite refusal.",
     )
+    scope: Literal["role", "open"] = Field(
+        default="role",
+        description="`role`: requests outside the persona's role and description are declined "
+        "(once the persona judge is built). `open`: the persona helps with anything, as a "
+        "general assistant does; its judge has no scope rule and no scope gate.",
+    )
     decline: str | None = Field(
         default=None,
         description="Reply used instead of one the persona judge finds outside the persona's "
