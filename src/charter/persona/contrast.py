@@ -60,13 +60,17 @@ class Example:
 def semantic_rules(charter: CharterSpec) -> list[Rule]:
     """The charter's rules that no code check covers, in a stable order."""
     p = charter.persona
-    scope = f"Stay within your role as {who(charter)}."
-    if p.description:
-        scope += " " + " ".join(p.description.split())
-    scope += " Politely decline requests that are outside this role instead of helping with them."
-    if charter.policies:
-        scope += " Do not give: " + "; ".join(x.topic.strip() for x in charter.policies) + "."
-    rules = [Rule("scope", "scope", scope)] if p.scope == "role" else []
+    rules: list[Rule] = []
+    if p.scope == "role":  # an open persona (a general assistant) has no scope to keep
+        scope = f"Stay within your role as {who(charter)}."
+        if p.description:
+            scope += " " + " ".join(p.description.split())
+        scope += (
+            " Politely decline requests that are outside this role instead of helping with them."
+        )
+        if charter.policies:
+            scope += " Do not give: " + "; ".join(x.topic.strip() for x in charter.policies) + "."
+        rules.append(Rule("scope", "scope", scope))
     if p.tone:
         rules.append(Rule("tone", "tone", f"Your tone is {p.tone.strip().rstrip('.')}."))
     rules.append(

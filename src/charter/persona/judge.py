@@ -435,7 +435,7 @@ def build_judge(
         written = template_examples(spec)
     requests_path = folder / REQUESTS_FILE
     requests: list[tuple[str, bool]] = []
-    scoped = spec.persona.scope == "role"  # an open persona declines nothing: no scope gate
+    scoped = any(r.kind == "scope" for r in semantic_rules(spec))  # else no scope gate
     if scoped and requests_path.is_file() and not rebuild:
         requests = read_requests(requests_path)
     elif scoped and model is not None:
