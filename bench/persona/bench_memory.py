@@ -14,10 +14,11 @@ case; the deadline as its month and day in any order). Each conversation has its
 Both conditions run the real charter (its guards, critique and drift as it has them) on the
 same loaded model, with its context window set small (`--context-window`, 2048 tokens by
 default) so that turn 2 is left out of the window early; replies are held to `--max-tokens`
-for run time. Only `memory.enabled` differs: off is the behaviour before memory (the oldest
-messages dropped, the user's first request, turn 1, pinned as a note). Each condition keeps its
-own history (its own replies) and passes each turn's carry to the next, as `Conversation`
-does.
+for run time. Only `memory` differs: off is the behaviour before memory (the oldest
+messages dropped, the user's first request, turn 1, pinned as a note); on takes notes and
+recalls; `recall` (`--sides recall`) recalls without notes (`memory.notes: false`). Each
+condition keeps its own history (its own replies) and passes each turn's carry to the next,
+as `Conversation` does.
 
 Prints recall on and off, the time a turn takes in each (mean over the scripted turns and the
 probes), what the notes taker added per turn, and its calls and tokens; writes
@@ -174,8 +175,13 @@ def with_window(spec: CharterSpec, window: int, max_tokens: int, *, fake: bool) 
     return spec.model_copy(update=changes)
 
 
-def with_memory(spec: CharterSpec, enabled: bool) -> CharterSpec:
-    return spec.model_copy(update={"memory": spec.memory.model_copy(update={"enabled": enabled})})
+SIDES = {"off": {"enabled": False}, "on": {"enabled": True}, "recall": {"notes": False}}
+"""What each side sets in `memory`: off, notes and recall (the default), recall alone."""
+
+
+def with_memory(spec: CharterSpec, side: str) -> CharterSpec:
+    memory = spec.memory.model_copy(update=SIDES[side])
+    return spec.model_copy(update={"memory": memory})
 
 
 # -- the scripted model of --fake ----------------------------------------------------------
@@ -276,7 +282,7 @@ async def run(
     for condition in sides:
         runs = []
         for facts in FACTS[:conversations]:
-            charter = Charter(with_memory(spec, condition == "on"), model=model)
+            charter = Charter(with_memory(spec, condition), model=model)
             started = time.perf_counter()
             runs.append(await converse(charter, facts, wording))
             print(
@@ -312,13 +318,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--conversations", type=int, default=3, choices=range(1, len(FACTS) + 1))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--wording", choices=sorted(WORDINGS), default="plain")
-    parser.add_argument("--sides", default="off,on", help="off, on or both (comma-separated)")
+    parser.add_argument(
+        "--sides", default="off,on", help="off, on, recall (on without notes), comma-separated"
+    )
     parser.add_argument("--fake", action="store_true", help="a scripted model: checks the harness")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
     args = parser.parse_args(argv)
-    sides = [side for side in ("off", "on") if side in args.sides.split(",")]
+    sides = [side for side in SIDES if side in args.sides.split(",")]
     if not sides:
-        parser.error("--sides: off, on or off,on")
+        parser.error("--sides: any of off, on, recall, comma-separated")
     if args.fake and args.wording != "plain":
         parser.error("--fake reads only the plain wording")
     spec = with_window(

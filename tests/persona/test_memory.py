@@ -434,6 +434,20 @@ def test_the_left_out_message_that_bears_on_the_latest_is_pinned() -> None:
     assert all(FACT not in m.content for m in sent.messages[1:])  # still left out of the history
 
 
+def test_without_notes_recall_alone_brings_back_what_bears_on_the_latest() -> None:
+    model = fake()
+    charter = Charter(spec(memory={"notes": False}), model=model)
+    reply = ask(charter, history(16, fact_at=3), "What is my dog called?")
+    assert notes_asked(model) == []  # no model call for memory
+    assert reply.carry.memory is None
+    [sent] = replies_asked(model)
+    assert f"- The user wrote: «{FACT}»" in sent.messages[0].content
+    assert all(FACT not in m.content for m in sent.messages[1:])
+    detail = reply.trace["generate"].detail
+    assert detail["memory"]["left_out"] > 0 and detail["memory"]["recalled"] == 1
+    assert detail["dropped_messages"] >= detail["memory"]["left_out"]
+
+
 def test_recall_off_or_nothing_left_out_pins_nothing() -> None:
     model = fake()
     ask(Charter(spec(memory={"recall": 0}), model=model), history(16), "What is my dog called?")

@@ -701,6 +701,12 @@ class Memory(StrictModel):
         "(facts the user gave, decisions, open tasks), pinned after the persona; off: they "
         "are left out and only the user's first request is kept.",
     )
+    notes: bool = Field(
+        default=True,
+        description="Take notes on the left-out messages with the cheap model; off: they are "
+        "left out without notes, and only `recall` brings back what bears on the latest "
+        "message (no model call for memory).",
+    )
     max_tokens: int = Field(
         default=256,
         ge=32,

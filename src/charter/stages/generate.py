@@ -327,7 +327,7 @@ class GenerateStage:
         # room for recall, kept free when messages are cut (not asked of every turn: that
         # would call the notes taker more often; a turn it does not fit drops more history)
         reserve = recall_tokens(settings.recall)
-        bound = min(settings.max_tokens, model.context_window // 4)
+        bound = min(settings.max_tokens, model.context_window // 4) if settings.notes else 0
         where = positions(view, asked)
 
         def unnoted(memory: ConversationMemory | None) -> list[int]:
@@ -349,8 +349,9 @@ class GenerateStage:
             return self._noted(state, memory, history, detail)
         room = budget - estimate_tokens(system) - bound - reserve
         cut = cut_point(history, int(room * KEEP_SHARE))
-        if cut == 0:
-            return self._noted(state, memory, history, detail)
+        if cut == 0 or not settings.notes:  # without notes, only recall brings them back
+            left_out = {"left_out": cut} if cut else {}
+            return self._noted(state, memory, history[cut:], {**detail, **left_out})
         end = where[shown[cut]]
         started = time.perf_counter()
         try:
