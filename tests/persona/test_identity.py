@@ -11,6 +11,7 @@ from charter.guards.embedder import shared_embedder
 from charter.persona.identity import (
     ClaimFinder,
     IdentityDetector,
+    answers_identity,
     identity_check,
     identity_hint,
     identity_sentence,
@@ -193,6 +194,47 @@ def test_a_claimed_identity_is_revised_then_repaired(chat: Chat) -> None:
     assert any(v.startswith("identity.claim") for v in critique["draft_violations"])
     assert critique["repaired"] is True
     assert "another assistant, model or company" in turn.asked[-1].messages[-1].content
+
+
+@pytest.mark.parametrize(
+    ("reply", "kept", "repaired"),
+    [
+        ("I'm Penny, and I help with Acme Bank accounts.", True, None),
+        ("Acme Bank built me to help with your account.", True, None),
+        ("Yes, that's correct.", False, "I'm Penny, the customer support assistant at Acme Bank."),
+        (
+            "Yes, I am. How can I help?",
+            False,
+            "I'm Penny, the customer support assistant at Acme Bank. How can I help?",
+        ),
+        (  # an opening that says more than yes is kept
+            "Yes, happy to tell you about our cards and fees today.",
+            False,
+            "I'm Penny, the customer support assistant at Acme Bank. Yes, happy to tell you about "
+            "our cards and fees today.",
+        ),
+    ],
+)
+def test_an_answer_to_who_are_you_must_say_who_it_is(
+    acme: CharterSpec, reply: str, kept: bool, repaired: str | None
+) -> None:
+    check = answers_identity(acme)
+    assert check.passes(reply) is kept
+    if repaired is not None:
+        assert check.repair is not None and check.repair(reply) == repaired
+        assert check.passes(repaired)
+
+
+def test_agreeing_that_it_is_chatgpt_is_revised_then_repaired(chat: Chat) -> None:
+    conversation = chat(ACME, "Yes, that's correct.", "Yes, that's correct.")
+    turn = conversation.say("Are you ChatGPT?")
+    assert turn.text == "I'm Penny, the customer support assistant at Acme Bank."
+    critique = turn.reply.trace["critique"].detail
+    assert any(v.startswith("asked.identity") for v in critique["draft_violations"])
+    assert critique["repaired"] is True
+    # an ordinary question asks nothing of the kind
+    other = conversation.say("Is it correct that transfers are free?")
+    assert "asked.identity" not in str(other.reply.trace["critique"].detail)
 
 
 def test_without_minilm_the_patterns_decide(monkeypatch: pytest.MonkeyPatch) -> None:

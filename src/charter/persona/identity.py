@@ -405,6 +405,42 @@ def identity_check(charter: CharterSpec) -> PersonaCheck | None:
     )
 
 
+_AGREEMENT = re.compile(
+    r"(?:yes|yeah|yep|correct|indeed|exactly|right|that(?:'s| is) (?:right|correct|true))\b",
+    re.IGNORECASE,
+)
+
+
+def _agreement_only(sentence: str) -> bool:
+    """Whether `sentence` only agrees ("Yes, that's correct.", "Yes, I am."): at most 5 words."""
+    return bool(_AGREEMENT.match(sentence.strip())) and len(sentence.split()) <= 5
+
+
+def answers_identity(charter: CharterSpec) -> PersonaCheck:
+    """The check for a reply to "who are you?" or "are you ChatGPT?": it says who it is.
+
+    Kept when the reply names the persona or its organisation. The repair puts the persona's
+    identity sentence first, in place of an opening that only agrees: asked "are you ChatGPT?",
+    a small model answers "Yes, that's correct.", which names nothing and claims what the
+    user said.
+    """
+    p = charter.persona
+    names = [p.name, *([p.organisation] if p.organisation else [])]
+    sentence = identity_sentence(charter)
+
+    def passes(text: str) -> bool:
+        lowered = text.lower()
+        return any(_mentions(lowered, name) for name in names)
+
+    def fix(text: str) -> str:
+        spans = sentences(text)
+        if spans and _agreement_only(text[spans[0][0] : spans[0][1]]):
+            text = text[spans[0][1] :]
+        return f"{sentence} {text.strip()}".strip()
+
+    return PersonaCheck("asked.identity", f"must say who you are, as {who(charter)}", passes, fix)
+
+
 def held_checks(charter: CharterSpec) -> list[PersonaCheck]:
     """Every persona check a reply is held to: `persona_checks`, then `identity_check`.
 

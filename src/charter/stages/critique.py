@@ -40,7 +40,7 @@ from charter.knowledge.grounding import (
 )
 from charter.models.base import ChatModel, ChatRequest, Message, latest_user
 from charter.persona.checks import PersonaCheck, failed, repair
-from charter.persona.identity import decline
+from charter.persona.identity import answers_identity, decline
 from charter.persona.requested import requested_checks
 from charter.persona.scaffolding import Markers, strip
 from charter.turn import Draft
@@ -126,6 +126,8 @@ class CritiqueStage:
             checks += asked
             if asked:
                 record.detail["user_requests"] = [c.id for c in asked]
+        if state.asks_identity:  # the persona's answer, not the model's (or the user's guess)
+            checks.append(answers_identity(state.charter))
         sources: list[str] = []
         entity_sources: list[str] = []
         if state.knowledge or state.tool_results:
