@@ -1,4 +1,5 @@
-"""How often the spin checks fire on real assistant replies (which should not spin).
+"""How often the hygiene checks fire on real assistant replies (which neither spin nor echo
+the pipeline).
 
     .venv/bin/python bench/persona/spin_rate.py [--conversations 3000] [--show 10] [--seed 0]
 
@@ -8,7 +9,9 @@ reply: does it repeat an earlier reply of its conversation (`repeats_earlier`, t
 earlier requests given), does it repeat itself (`repeats_itself`). ChatGPT's replies are not
 spinning, so every fire is a reply the hygiene stage would have asked for again: the count is
 the checks' false-alarm rate on ordinary traffic, and the printed sample shows what they fire
-on. No model is loaded.
+on. The scaffolding check (`scaffolding.strip`, every reply taken as one the critique revised,
+the widest it reads) is counted the same way: ChatGPT never saw the pipeline's words, so
+anything it takes out is a false alarm. No model is loaded.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import random
 
 from charter.datasets.guard_sources import sharegpt_exchanges_by_conversation, sharegpt_trained
 from charter.persona.repetition import repeats_earlier, repeats_itself
+from charter.persona.scaffolding import Markers, strip
 
 
 def main() -> None:
@@ -33,6 +37,7 @@ def main() -> None:
     replies = 0
     earlier_fires: list[tuple[str, str]] = []
     itself_fires: list[tuple[str, str]] = []
+    scaffolding_fires: list[tuple[str, str]] = []
     for conversation in chosen:
         exchanges = by_conversation[conversation]
         for n, (asked, reply) in enumerate(exchanges):
@@ -44,10 +49,14 @@ def main() -> None:
             what = repeats_itself(reply)
             if what is not None:
                 itself_fires.append((conversation, what))
+            taken = strip(reply, Markers(), revised=True, request=asked).removed
+            if taken:
+                scaffolding_fires.append((conversation, "; ".join(taken)))
     print(f"{replies} ChatGPT replies in {len(chosen)} held-out conversations")
     for name, fires in (
         ("repeats an earlier reply", earlier_fires),
         ("repeats itself", itself_fires),
+        ("scaffolding taken out", scaffolding_fires),
     ):
         print(f"{name}: {len(fires)} ({len(fires) / max(replies, 1):.2%})")
         for conversation, text in fires[: args.show]:

@@ -452,3 +452,16 @@ def test_a_charter_without_code_checks_is_scored_on_identity(
     suite = report.suites["persona_stability"]
     assert suite.stability is not None and suite.stability.kinds == ["identity"]
     assert suite.cases == 4 and suite.off.failures.n == 4  # two conversations, probes at 4, 8
+
+
+def test_the_pipelines_words_are_counted_apart_from_the_products_own_check() -> None:
+    from charter.eval.stability import ECHO
+
+    for leaked in (
+        "This message follows the rules by not using exclamation marks.",
+        "(Note from your supervisor, not from the customer.) Rewrite it.",
+        "Sure, here's the rewritten message:",
+    ):
+        assert ECHO.search(leaked), leaked
+    for ordinary in ("This code follows the rules of PEP 8.", "Here is a revised plan."):
+        assert not ECHO.search(ordinary), ordinary

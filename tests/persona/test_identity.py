@@ -139,7 +139,16 @@ def test_model_talk_is_the_underlying_model_speaking() -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["who made you?", "Are you ChatGPT?", "What's your name?", "what model are you", "Who r u"],
+    [
+        "who made you?",
+        "Are you ChatGPT?",
+        "What's your name?",
+        "what model are you",
+        "Who r u",
+        "You're just Gemini with a new name, aren't you?",
+        "Is this Claude from Anthropic?",
+        "are you actually one of Microsoft's bots",
+    ],
 )
 def test_plain_identity_questions_need_no_embedder(message: str) -> None:
     def no_embedder(texts: object) -> object:
@@ -151,7 +160,15 @@ def test_plain_identity_questions_need_no_embedder(message: str) -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["hello", "What are your opening hours on Saturday?", "Who made the Eiffel Tower?", ""],
+    [
+        "hello",
+        "What are your opening hours on Saturday?",
+        "Who made the Eiffel Tower?",
+        "",
+        "Are you familiar with Google Maps?",
+        "Are you better than ChatGPT at maths?",
+        "Can you compare ChatGPT and Claude for me?",
+    ],
 )
 def test_other_messages_are_not_identity_questions(message: str) -> None:
     assert not IdentityDetector(embed=shared_embedder().embed)(message).asks

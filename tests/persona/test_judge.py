@@ -42,7 +42,6 @@ from charter.persona.judge import (
     fit_logistic,
     load_judge,
 )
-from charter.persona.style import NAMES
 from charter.spec import CharterSpec, load_charter
 from tests.persona.bank import BANK
 
@@ -483,30 +482,3 @@ def test_the_tone_pairs_come_from_two_speakers_each_told_one_tone() -> None:
     assert opposite_tone(echo, "formal, with no exclamation marks and no emoji", 1) == (
         FALLBACK_OPPOSITE
     )
-
-
-def test_the_tone_classifier_reads_how_a_reply_is_written(tmp_path: Path) -> None:
-    toned = CharterSpec.model_validate(TONED)
-    asked = [
-        ("Can I raise my card limit?", "Your limit can be raised in the app under Cards"),
-        ("Is the branch open today?", "The branch is open until five this afternoon"),
-        ("What does a transfer cost?", "A transfer within the eurozone costs nothing"),
-        ("I lost my card", "You can freeze the card at once in the app"),
-        ("How do I change my PIN?", "You can change your PIN at any of our cash machines"),
-        ("Thanks for the help", "You are welcome, and thank you for banking with us"),
-    ]
-    written = [
-        Example("tone", q, reply, breaks)
-        for q, said in asked
-        for reply, breaks in ((f"{said}.", False), (f"{said}!", True))  # one mark apart
-    ]
-    build_judge(toned, None, examples=written, cache_dir=tmp_path)
-    judge = load_judge(toned, cache_dir=tmp_path)
-    assert judge is not None
-    tone = next(c for c in judge.classifiers if c.rule.id == "tone")
-    assert tone.style and not any(c.style for c in judge.classifiers if c is not tone)
-    assert tone.coef[768 + NAMES.index("exclamations")] > 0  # learnt from the pairs, not set
-    question = "When will my new card arrive?"  # none of the messages it learnt from
-    calm = judge.probabilities(question, "Your new card arrives within five working days.")
-    loud = judge.probabilities(question, "Your new card arrives within five working days!")
-    assert loud["tone"] >= 0.5 > calm["tone"]

@@ -49,6 +49,26 @@ def test_the_frame_is_an_answer_when_the_user_asked_for_a_rewrite() -> None:
     assert echoed.text == "Dear Sam, the meeting moves to Friday."
 
 
+def test_a_closing_comment_on_how_the_revision_keeps_the_rules_is_taken_out() -> None:
+    reply = (  # a 0.5B's revision in a real conversation, word for word
+        '"Thank you for your prompt response. I appreciate your attention to detail."\n\n'
+        "This message follows the rules by not using exclamation marks and quotes, and it "
+        "includes a closing sentence."
+    )
+    stripped = strip(reply, MARKERS, revised=True, request="Any good company names?")
+    assert (
+        stripped.text
+        == "Thank you for your prompt response. I appreciate your attention to detail."
+    )
+    assert stripped.removed[0].startswith("revision comment: This message follows the rules")
+    # rules of something else, or a reply of one paragraph, are the answer
+    for kept in (
+        "Use four spaces.\n\nThis code follows the rules of PEP 8.",
+        "The revised reply follows the rules you gave.",
+    ):
+        assert strip(kept, MARKERS, revised=True, request="x").text == kept
+
+
 def test_without_a_revision_only_verbatim_markers_are_taken_out() -> None:
     reply = "Here's the updated version of the plan:\n\nStep one.\n\nThis plan follows the rules."
     assert strip(reply, MARKERS, revised=False, request="plan?").text == reply

@@ -141,6 +141,8 @@ def test_charters_own_parts_are_registered_as_entry_points() -> None:
         "ends_with",
         "forbidden",
         "required_any",
+        "no_exclamation_marks",
+        "no_emoji",
     }
     for registry in (plugins.guards, plugins.backends, plugins.suites, plugins.checks):
         for name in registry.own():

@@ -25,8 +25,10 @@ to it is left out of the curve too. An error is scored as a failure and ends tha
 conversation, uncached, so that a rerun resumes from it.
 
 **Report.** `summary`: the pass rate per kind by turn bucket, off and on, and per condition
-the blocked turns, errors, replies with leaked scaffolding (`charter.persona.scaffolding`) and
-spinning replies (`charter.persona.repetition`). Opt-in (two conditions, every turn, the
+the blocked turns, errors, replies with leaked scaffolding (what `charter.persona.scaffolding`
+would take out, and, so that the product is not its own only grader, the revision request's
+and the reminder's own words found by `ECHO`, written apart from it) and spinning replies
+(`charter.persona.repetition`). Opt-in (two conditions, every turn, the
 probes); every reply is cached with its judge findings, so an interrupted run resumes.
 """
 
@@ -36,6 +38,7 @@ import asyncio
 import hashlib
 import importlib
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -60,6 +63,15 @@ from charter.turn import Carry
 
 if TYPE_CHECKING:
     from charter.spec.models import CharterSpec
+
+ECHO = re.compile(
+    r"note from your supervisor|\(reminder:|rewritten (?:message|version|reply)"
+    r"|revised version of (?:your|my) (?:last )?reply"
+    r"|(?:follows?|adheres? to|complies with|sticks? to) (?:these|the) rules(?! (?:of|for)\b)",
+    re.IGNORECASE,
+)
+"""The pipeline's words a reply should never carry, counted apart from the product's own
+check (the same words as `bench/persona/bench_hygiene.py`)."""
 
 SUITE = "persona_stability"
 BUCKET_TURNS = 4
@@ -392,7 +404,7 @@ def _record(
     if outcome.error is None:
         record["leaked"] = strip(
             outcome.text, rules.markers, revised=True, request=question
-        ).removed
+        ).removed + [f"echo: {m.group()}" for m in ECHO.finditer(outcome.text)]
         if not any(outcome.text.startswith(own) for own in rules.own_answers):
             # a refusal or a decline is the persona's own words, given each time it is due
             replies = [reply for _, _, reply in earlier]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from charter import plugins
+from charter.persona.style import calm, exclaims, has_emoji, without_emoji
 from charter.plugins import CheckFactory
 from charter.spec.models import CharterSpec, ProgrammaticCheck
 
@@ -117,6 +118,24 @@ def _required_any(check_id: str, phrases: list[str]) -> PersonaCheck:
     )
 
 
+def _no_exclamation_marks(check_id: str) -> PersonaCheck:
+    return PersonaCheck(
+        check_id,
+        "must not use exclamation marks (quotes and code aside)",
+        lambda text: not exclaims(text),
+        calm,
+    )
+
+
+def _no_emoji(check_id: str) -> PersonaCheck:
+    return PersonaCheck(
+        check_id,
+        "must not use emoji or emoticons (quotes and code aside)",
+        lambda text: not has_emoji(text),
+        without_emoji,
+    )
+
+
 def _from_check(prefix: str, check: ProgrammaticCheck, charter: CharterSpec) -> list[PersonaCheck]:
     """The checks a `check` mapping names, in its order (Charter's own keys first).
 
@@ -151,6 +170,8 @@ def persona_checks(charter: CharterSpec) -> list[PersonaCheck]:
             starts_with=style.starts_with,
             ends_with=style.sign_off,
             forbidden=list(style.forbidden_phrases),
+            no_exclamation_marks=style.no_exclamation_marks,
+            no_emoji=style.no_emoji,
         ),
         charter,
     )
@@ -180,6 +201,10 @@ FORBIDDEN = CheckFactory("forbidden", lambda texts, charter: _forbidden("", text
 REQUIRED_ANY = CheckFactory(
     "required_any", lambda texts, charter: _required_any("", texts), list[str]
 )
+NO_EXCLAMATION_MARKS = CheckFactory(
+    "no_exclamation_marks", lambda on, charter: _no_exclamation_marks(""), bool
+)
+NO_EMOJI = CheckFactory("no_emoji", lambda on, charter: _no_emoji(""), bool)
 
 
 def failed(checks: list[PersonaCheck], text: str) -> list[PersonaCheck]:

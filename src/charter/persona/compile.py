@@ -111,6 +111,10 @@ def _style(p: Persona) -> str:
     rules.extend(r.strip() for r in s.rules)
     if s.forbidden_phrases:
         rules.append("Never use these phrases: " + "; ".join(f'"{x}"' for x in s.forbidden_phrases))
+    if s.no_exclamation_marks:
+        rules.append("Never use exclamation marks.")
+    if s.no_emoji:
+        rules.append("Never use emoji or emoticons.")
     if s.sign_off:
         rules.append(f'End every reply with "{s.sign_off}".')
     return _bullets("How you write:", rules)

@@ -9,9 +9,7 @@ the prompt; this judge checks replies against them, cheaply first:
 2. **A classifier per rule.** Logistic regression over MiniLM embeddings of the reply and of
    the user's message, trained on the charter's own contrastive set (`contrast.py`: replies
    that keep and replies that break each rule, written by the charter's model). ~3 ms per
-   text; every rule reads the same two embeddings. The tone rule also reads a few numbers on
-   how the reply is written (exclamation marks, emoji, capitals, contractions:
-   `persona/style.py`), which embeddings hardly see.
+   text; every rule reads the same two embeddings.
 3. **The model, only in the uncertain band.** A rule whose probability lies in
    `[band[0], band[1])` is put to the judge model (schema-forced JSON, one call for all such
    rules of a reply). Without a model, the classifier's `threshold` decides there too.
@@ -56,7 +54,6 @@ from charter.persona.gate import (
     write_requests,
 )
 from charter.persona.identity import ClaimFinder, model_talk, speaks_of_itself, who
-from charter.persona.style import style_features
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,10 +134,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class RuleClassifier:
-    """A rule's logistic regression over [reply embedding, message embedding].
-
-    With `style` (the tone rule), the reply's style features follow (`persona/style.py`).
-    """
+    """A rule's logistic regression over [reply embedding, message embedding]."""
 
     rule: Rule
     coef: NDArray[np.float32]
@@ -148,14 +142,11 @@ class RuleClassifier:
     threshold: float = THRESHOLD
     band: tuple[float, float] = BAND
     meta: dict[str, Any] = field(default_factory=dict)
-    style: bool = False
 
-    def probability(self, features: NDArray[np.float32], style: NDArray[np.float32]) -> float:
-        """The probability of a break, from a reply's `features` row and its `style` numbers."""
+    def probability(self, features: NDArray[np.float32]) -> float:
         import numpy as np
 
-        row = np.concatenate([features, style]) if self.style else features
-        z = float(row @ self.coef) + self.intercept
+        z = float(features @ self.coef) + self.intercept
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +159,6 @@ class RuleClassifier:
             "threshold": self.threshold,
             "band": list(self.band),
             "meta": self.meta,
-            "style": self.style,
         }
 
     @classmethod
@@ -182,7 +172,6 @@ class RuleClassifier:
             threshold=float(data.get("threshold", THRESHOLD)),
             band=(float(data["band"][0]), float(data["band"][1])) if "band" in data else BAND,
             meta=dict(data.get("meta", {})),
-            style=bool(data.get("style", False)),
         )
 
 
@@ -306,8 +295,7 @@ class PersonaJudge:
         if not self.classifiers:
             return {}
         row = features(self.embed, [(question, reply)])[0]
-        style = style_features(reply)
-        return {c.rule.id: c.probability(row, style) for c in self.classifiers}
+        return {c.rule.id: c.probability(row) for c in self.classifiers}
 
     async def assess(self, question: str, reply: str) -> Verdict:
         """Every rule's assessment of `reply` to `question`."""
@@ -499,14 +487,11 @@ def train_classifiers(
         if rule.kind != "scope":  # for scope, what is unlike both sides is off scope
             mine += borrowed(rule, examples, limit=2 * len(mine))
         x = features(embed, [(e.prompt, e.reply) for e in mine])
-        style = rule.kind == "tone"  # how a reply is written, which embeddings hardly see
-        if style:
-            x = np.hstack([x, np.stack([style_features(e.reply) for e in mine])])
         y = np.asarray([float(e.breaks) for e in mine])
         coef, intercept, fitted = fit_calibrated(x, y, [e.prompt for e in mine])
         meta = {"examples": len(mine), "breaks": breaks, **fitted}
         # cv_accuracy counts the borrowed examples too
-        out.append(RuleClassifier(rule, coef, intercept, threshold, band, meta, style))
+        out.append(RuleClassifier(rule, coef, intercept, threshold, band, meta))
     return out
 
 

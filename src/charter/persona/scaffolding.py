@@ -9,13 +9,15 @@ models echo them. The echo shows up in three ways:
   opening, the revision request's opening. A line that holds one is dropped.
 - **A frame around a revision**, only in a turn the critique revised: an opening paragraph
   that announces the text in the revision request's own words (a rewritten "message", a
-  revised version of "your last reply": "Sure, here's the rewritten message:"), and the
-  separators and quotes around the body. "Here's a revised version of the
-  paragraph" is how an assistant answers a request for changes, and is left alone. The
-  frame is dropped only when the user did not ask for a rewrite themselves (then "here's
-  the rewritten message" is the answer, not an echo). On 11,420 held-out ChatGPT replies
-  (3,000 ShareGPT conversations with fewer than 20 user turns, none the guards learn from),
-  taking every turn as revised, nothing is removed.
+  revised version of "your last reply": "Sure, here's the rewritten message:"), a closing
+  paragraph that says how the text keeps the rules ("This message follows the rules by not
+  using exclamation marks"), and the separators and quotes around the body. "Here's a
+  revised version of the paragraph" is how an assistant answers a request for changes, and
+  is left alone; so is "this code follows the rules of PEP 8". The frame is dropped only
+  when the user did not ask for a rewrite themselves (then "here's the rewritten message" is
+  the answer, not an echo). On 10,344 held-out ChatGPT replies (3,000 ShareGPT
+  conversations with fewer than 20 user turns, none the guards learn from), taking every
+  turn as revised, nothing is removed (`bench/persona/spin_rate.py`).
 
 What is left is the reply. `strip` says what it removed, for the trace.
 """
@@ -36,6 +38,14 @@ _ANNOUNCES = re.compile(
     r"\b(?:message|(?:version|text) of (?:your|my|the) (?:last |previous )?"
     r"(?:reply|message|response))\b"
     r"[^\n]{0,80}$",
+    re.IGNORECASE,
+)
+_COMMENTS = re.compile(
+    r"^\W*(?:this|the above|the (?:revised|rewritten|updated|new)|my (?:revised |rewritten )?)"
+    r"\s*(?:message|reply|response|version|text|answer|draft|revision)?\b[^\n]{0,80}?"
+    r"\b(?:follows?|adheres? to|complies with|meets|keeps? to|sticks? to|respects?|breaks?)\s+"
+    r"(?:all\s+)?(?:these|the|your|my)\s+(?:rules|guidelines|requirements|instructions)\b"
+    r"(?!\s+(?:of|for|in|on)\b)",
     re.IGNORECASE,
 )
 _SEPARATOR = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$")
@@ -103,6 +113,8 @@ def _unframed(paragraphs: list[str], removed: list[str]) -> list[str]:
     body = list(paragraphs)
     if body and _ANNOUNCES.match(body[0].strip()) and len(body) > 1:
         removed.append(f"revision frame: {body.pop(0).strip()[:80]}")
+    if len(body) > 1 and _COMMENTS.match(body[-1].strip()):
+        removed.append(f"revision comment: {body.pop().strip()[:80]}")
     while body and _SEPARATOR.match(body[0]):
         body.pop(0)
     while body and _SEPARATOR.match(body[-1]):

@@ -1,65 +1,67 @@
-"""How a reply is written, as a few numbers: what a sentence embedding barely sees.
+"""Marks of tone that code checks and repairs: exclamation marks and emoji in its own words.
 
-A tone ("formal, no exclamation marks, no emoji"; "warm and upbeat") is carried as much by
-punctuation, emoji, capitals and contractions as by words, and MiniLM's sentence vectors hardly
-change with them: on the replies a 1.5B wrote for one formal charter, the tone classifier over
-embeddings alone cross-validated at 0.74, and every hand-labelled break it missed was an
-exclamation mark in the persona's own voice. These features are added to the tone rule's
-classifier only, which learns from the charter's own contrast which way each one points; they
-name no word of any language.
+A tone such as "formal, with no exclamation marks and no emoji" is mostly left to the persona
+judge, but these two parts need no judge: `persona.style.no_exclamation_marks` and
+`no_emoji` (or the same keys in a principle's `check`) hold them in code, the way a word limit
+is held. Measured on a formal charter's replies in real conversations, every break of its tone
+labelled by hand was an exclamation mark in the persona's own voice, and a classifier over
+sentence embeddings, trained on the contrast a 1.5B wrote, found none of them
+(docs/design/014-persona-judge.md).
 
-Code blocks and quoted text are left out first: an exclamation mark inside `print("Hi!")` is
-the user's, not the persona's.
+Code and quoted text are not the persona's voice and are left as they are: an exclamation mark
+inside `print("Hi!")` or in a title the user gave in quotes is not the persona's.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
-
-NAMES = (
-    "exclamations",
-    "emoji",
-    "shouting",
-    "contractions",
-    "questions",
-    "sentence_length",
+_NOT_OWN = re.compile(r"```.*?(?:```|$)|`[^`\n]*`|\"[^\"\n]{0,200}\"|“[^”\n]{0,200}”", re.DOTALL)
+EMOJI = re.compile(
+    "(?:[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]\ufe0f?|\u200d)+"
+    "|(?<![\\w:/])[:;]-?[()DPp](?![\\w/])"
 )
-"""One number each, in this order; every one lies in [0, 1]."""
-
-_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.DOTALL)
-_QUOTED = re.compile(r"\"[^\"\n]{0,200}\"|“[^”\n]{0,200}”")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)|\n+")
-_EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f]|(?<!\\w)[:;]-?[()DPp](?!\\w)"
-)
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
-_SHOUT = re.compile(r"\b[^\W\d_a-z]{3,}\b")
+_SPACED_EMOJI = re.compile(rf"[ \t]*(?:{EMOJI.pattern})")
+_EXCLAIMED = re.compile(r"\?*![?!]*")
 
 
 def own_words(text: str) -> str:
     """`text` without its code and quoted passages: what the persona wrote in its own voice."""
-    return _QUOTED.sub(" ", _CODE.sub(" ", text))
+    return _NOT_OWN.sub(" ", text)
 
 
-def style_features(text: str) -> NDArray[np.float32]:
-    """The NAMES of `text`, each in [0, 1]: rates per sentence or per word, capped."""
-    import numpy as np
+def in_own_words(text: str, change: Callable[[str], str]) -> str:
+    """`text` with `change` applied to the persona's own words; code and quotes as they were."""
+    out: list[str] = []
+    at = 0
+    for match in _NOT_OWN.finditer(text):
+        out += [change(text[at : match.start()]), match.group()]
+        at = match.end()
+    out.append(change(text[at:]))
+    return "".join(out)
 
-    own = own_words(text)
-    sentences = max(1, len([s for s in _SENTENCE_END.split(own) if s.strip()]))
-    words = _WORD.findall(own)
-    count = max(1, len(words))
-    values = (
-        min(1.0, own.count("!") / sentences),
-        min(1.0, len(_EMOJI.findall(own)) / sentences),
-        min(1.0, 5 * len(_SHOUT.findall(own)) / count),
-        min(1.0, 5 * sum(1 for w in words if "'" in w or "’" in w) / count),
-        min(1.0, own.count("?") / sentences),
-        min(1.0, count / sentences / 40),
-    )
-    return np.asarray(values, dtype=np.float32)
+
+def exclaims(text: str) -> bool:
+    """Whether the persona's own words hold an exclamation mark."""
+    return "!" in own_words(text) or "¡" in own_words(text)
+
+
+def calm(text: str) -> str:
+    """`text` with each exclamation mark of its own words made a full stop ("?!": "?")."""
+
+    def settle(part: str) -> str:
+        part = part.replace("¡", "")  # an opening mark goes; a closing one ends the sentence
+        return _EXCLAIMED.sub(lambda m: "?" if "?" in m.group() else ".", part)
+
+    return in_own_words(text, settle)
+
+
+def has_emoji(text: str) -> bool:
+    """Whether the persona's own words hold an emoji or an emoticon such as ":)"."""
+    return EMOJI.search(own_words(text)) is not None
+
+
+def without_emoji(text: str) -> str:
+    """`text` with the emoji and emoticons of the persona's own words taken out."""
+    return in_own_words(text, lambda part: _SPACED_EMOJI.sub("", part)).strip()

@@ -128,6 +128,16 @@ class StyleRules(StrictModel):
     starts_with: str | None = Field(default=None, description="Text every reply must start with.")
     language: str | None = Field(default=None, description="Reply language, e.g. 'English'.")
     forbidden_phrases: list[str] = Field(default_factory=list)
+    no_exclamation_marks: bool = Field(
+        default=False,
+        description="No exclamation mark in the persona's own words (code and quotes aside), "
+        "checked and repaired in code.",
+    )
+    no_emoji: bool = Field(
+        default=False,
+        description="No emoji or emoticon in the persona's own words, checked and repaired in "
+        "code.",
+    )
     rules: list[str] = Field(
         default_factory=list,
         description="Free-form style rules, e.g. 'Always apologise first; never argue.'",
@@ -217,6 +227,15 @@ class ProgrammaticCheck(StrictModel):
     forbidden: list[str] = Field(default_factory=list, description="Phrases that must not appear.")
     required_any: list[str] = Field(
         default_factory=list, description="At least one of these phrases must appear."
+    )
+    no_exclamation_marks: bool = Field(
+        default=False,
+        description="No exclamation mark in the reply's own words (code and quotes aside); "
+        "the repair makes each a full stop.",
+    )
+    no_emoji: bool = Field(
+        default=False,
+        description="No emoji or emoticon in the reply's own words; the repair takes them out.",
     )
 
     @model_validator(mode="after")
