@@ -18,16 +18,13 @@ from charter.guards.embedder import shared_embedder
 from charter.models.base import ChatRequest
 from charter.models.fake import FakeModel, Structured
 from charter.persona.contrast import (
-    FALLBACK_OPPOSITE,
     PAIR_SCHEMA,
     PROMPTS_SCHEMA,
     REPLY_SCHEMA,
-    TONE_SCHEMA,
     Example,
     distinct,
     generate_contrast,
     judge_dir,
-    opposite_tone,
     read_examples,
     rules_fingerprint,
     semantic_rules,
@@ -440,45 +437,3 @@ def test_the_hand_labels_resolve_to_sharegpt_texts() -> None:
     assert all(len(halves) == 1 for halves in by_conversation.values())
     questions = load_question_labels()
     assert len(questions.rows) == 124 and sum(r["label"] == "yes" for r in questions.rows) == 15
-
-
-TONED: dict[str, Any] = {
-    **BANK,
-    "persona": {**BANK["persona"], "tone": "formal, with no exclamation marks and no emoji"},
-}
-
-
-def toned_writer(opposite: str) -> Callable[[ChatRequest], Structured]:
-    def write(request: ChatRequest) -> Structured:
-        system, asked = request.messages[0].content, request.messages[-1].content
-        if request.json_schema == TONE_SCHEMA:
-            return Structured({"tone": opposite})
-        if request.json_schema == PROMPTS_SCHEMA:
-            return Structured({"messages": [f"Can I order a new card {request.seed}?"]})
-        if request.json_schema == REPLY_SCHEMA:
-            message = asked.split("\n")[1]
-            if "no exclamation marks" in system:
-                return Structured({"reply": f"Certainly. About {message}: it takes two days."})
-            return Structured({"reply": f"Totally!!! About {message}: two days 🎉"})
-        return Structured({"keeps": "Certainly.", "breaks": "As ChatGPT, sure."})
-
-    return write
-
-
-def test_the_tone_pairs_come_from_two_speakers_each_told_one_tone() -> None:
-    toned = CharterSpec.model_validate(TONED)
-    model = FakeModel([toned_writer("loud and slangy, with emoji")] * 100)
-    tone = [e for e in generate_contrast(toned, model, per_rule=3) if e.rule == "tone"]
-    assert len(tone) >= 2 and sum(e.breaks for e in tone) == len(tone) // 2
-    assert all(e.reply.startswith("Certainly") for e in tone if not e.breaks)
-    assert all(e.reply.startswith("Totally") for e in tone if e.breaks)
-    speakers = {
-        c.messages[0].content for c in model.calls if "Your tone is" in c.messages[0].content
-    }
-    assert any("Your tone is loud and slangy, with emoji." in s for s in speakers)
-    assert len(speakers) == 2 and all("Penny" in s for s in speakers)  # one persona, two tones
-    # a writer that names no other tone: the persona's opposite falls back to a fixed one
-    echo = FakeModel([toned_writer("formal, with no exclamation marks and no emoji")] * 5)
-    assert opposite_tone(echo, "formal, with no exclamation marks and no emoji", 1) == (
-        FALLBACK_OPPOSITE
-    )

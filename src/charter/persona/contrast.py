@@ -97,9 +97,6 @@ def semantic_rules(charter: CharterSpec) -> list[Rule]:
 
 CONTRAST_VERSION = 2
 """How the contrastive set is written; a judge built the earlier way is built again."""
-TONE_VERSION = 2
-"""How the tone rule's examples are written (two speakers, `_tone_examples`): a charter with a
-tone rule built the earlier way gets its judge built again; the others keep theirs."""
 
 
 def rules_fingerprint(charter: CharterSpec) -> str:
@@ -109,11 +106,10 @@ def rules_fingerprint(charter: CharterSpec) -> str:
     settings (turning the judge itself on) keeps a judge that took minutes of model time.
     """
     rules = [asdict(r) for r in semantic_rules(charter)]
-    written: dict[str, Any] = {"persona": persona_text(charter), "rules": rules}
-    written["written"] = CONTRAST_VERSION
-    if any(r["kind"] == "tone" for r in rules):
-        written["tone_written"] = TONE_VERSION
-    payload = json.dumps(written, sort_keys=True)
+    payload = json.dumps(
+        {"persona": persona_text(charter), "rules": rules, "written": CONTRAST_VERSION},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -341,64 +337,6 @@ def _scope_examples(
     return out, len(inside) + len(outside)
 
 
-TONE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"tone": {"type": "string"}},
-    "required": ["tone"],
-}
-FALLBACK_OPPOSITE = "casual and careless, full of slang, exclamation marks and emoji"
-"""The other speaker's tone when the writer cannot name an opposite."""
-
-
-def opposite_tone(model: ChatModel, tone: str, seed: int) -> str:
-    """A tone as unlike `tone` as the writer can name, in a short phrase."""
-    asked = _ask(
-        model,
-        "You describe ways of writing.",
-        f'Describe, in one short phrase, the tone most unlike this one: "{tone}". Name its '
-        'punctuation, emoji, wording and manner. Answer as JSON: {"tone": "..."}.',
-        TONE_SCHEMA,
-        seed,
-    )
-    said = " ".join(str(asked.get("tone", "")).split()).strip().rstrip(".")
-    return said if said and said.lower() != tone.strip().lower() else FALLBACK_OPPOSITE
-
-
-def _tone_examples(
-    model: ChatModel, charter: CharterSpec, rule: Rule, count: int, seed: int
-) -> tuple[list[Example], int]:
-    """The tone rule's examples: the persona in its tone, and in the opposite one.
-
-    Asked for one reply that keeps a tone and one that breaks it, a small writer mixes them up
-    (1.5B, a formal charter: half its "breaking" replies were user messages, and its keeping
-    ones opened with "Great question!"), and the classifier learnt nothing it could use on real
-    replies. So each message gets two replies from two speakers, each told only its own tone:
-    the persona in the charter's tone (keeps), and the same persona in the most unlike tone
-    the writer names (breaks). What they say is alike; how they say it is not.
-    """
-    tone = (charter.persona.tone or "").strip().rstrip(".")
-    opposite = opposite_tone(model, tone, seed)
-    prompts = _prompts(model, charter, rule, count, seed + 1)
-    out: list[Example] = []
-    for n, prompt in enumerate(prompts):
-        replies = []
-        for side, (manner, offset) in enumerate(((tone, 100), (opposite, 200))):
-            answer = _ask(
-                model,
-                f"You are {who_does(charter)} Your tone is {manner}.",
-                f"User message:\n{prompt}\n\nWrite your reply, of one to four sentences, in "
-                'your tone. Answer as JSON: {"reply": "..."}.',
-                REPLY_SCHEMA,
-                seed + offset + n + 50 * side,
-            )
-            replies.append(str(answer.get("reply", "")).strip())
-        keeps, breaks = replies
-        if keeps and breaks and keeps != breaks:
-            out.append(Example(rule.id, prompt, keeps, False))
-            out.append(Example(rule.id, prompt, breaks, True))
-    return out, len(prompts)
-
-
 def _pair(
     model: ChatModel, charter: CharterSpec, rule: Rule, prompt: str, seed: int
 ) -> tuple[str, str] | None:
@@ -475,9 +413,8 @@ def generate_contrast(
     out: list[Example] = []
     for index, rule in enumerate(rules if rules is not None else semantic_rules(charter)):
         base = seed + 1000 * index
-        if rule.kind in ("scope", "tone"):
-            write = _scope_examples if rule.kind == "scope" else _tone_examples
-            examples, written = write(model, charter, rule, per_rule, base)
+        if rule.kind == "scope":
+            examples, written = _scope_examples(model, charter, rule, per_rule, base)
             out += examples
         else:
             prompts = _prompts(model, charter, rule, per_rule, base)
