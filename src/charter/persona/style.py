@@ -44,7 +44,8 @@ def in_own_words(text: str, change: Callable[[str], str]) -> str:
 
 def exclaims(text: str) -> bool:
     """Whether the persona's own words hold an exclamation mark."""
-    return "!" in own_words(text) or "¡" in own_words(text)
+    own = own_words(text)
+    return "!" in own or "¡" in own
 
 
 def calm(text: str) -> str:
