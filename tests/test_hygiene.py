@@ -82,6 +82,25 @@ def test_a_conversation_that_keeps_spinning_is_told_so_and_offered_a_person() ->
     assert not any(m.role == "assistant" for m in model.calls[2].messages)
 
 
+def test_each_new_try_is_a_warmer_draw_with_another_seed() -> None:
+    model = FakeModel([], default=LONG)
+    charter = Charter(
+        spec(
+            critique={"enabled": False},
+            models={"chat": {"backend": "fake", "replies": ["hi"], "temperature": 0.1, "seed": 7}},
+        ),
+        model=model,
+    )
+    history = [
+        Message(role="user", content="When do you open?"),
+        Message(role="assistant", content=LONG),
+        Message(role="user", content="Sorry, when?"),
+    ]
+    charter.respond(history)
+    draws = [(call.temperature, call.seed) for call in model.calls]
+    assert draws == [(0.1, 7), (0.8, 8), (0.8, 9)]
+
+
 def test_a_copy_that_survives_one_new_try_is_tried_again_on_the_users_words_only() -> None:
     model = FakeModel([LONG, OTHER, "We open at nine on weekdays and at ten on Saturdays."])
     charter = Charter(spec(critique={"enabled": False}), model=model)

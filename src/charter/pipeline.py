@@ -166,6 +166,9 @@ class TurnState:
     """This turn's signals (set by the instructions stage)."""
     asks_identity: bool = False
     """The user asks who or what the assistant is (persona stage)."""
+    new_tries: int = 0
+    """New tries of the reply the hygiene stage asked for this turn: generate draws each one
+    warmer and with another seed, so that it is not the same draw again."""
     knowledge: list[Passage] = field(default_factory=list)
     """Passages retrieved for this turn, numbered from 1 in the prompt (retrieve stage)."""
     tool_results: list[str] = field(default_factory=list)

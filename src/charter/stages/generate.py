@@ -181,6 +181,26 @@ def pin(prompt: str, persona: str, memory: str) -> str:
     return f"{prompt}\n\n{memory}"
 
 
+RESAMPLE_TEMPERATURE = 0.8
+"""The least temperature of a new try: a small model at a low temperature, shown the same
+question, gives the same reply again however the history around it was trimmed."""
+
+
+def resampled(request: ChatRequest, tries: int) -> ChatRequest:
+    """`request` for new try number `tries` (0: the first draw, unchanged).
+
+    A new try is drawn at RESAMPLE_TEMPERATURE at least, with the seed moved on by `tries`
+    (when there is one), so that it is not the draw that spun.
+    """
+    if tries <= 0:
+        return request
+    return replace(
+        request,
+        temperature=max(request.temperature, RESAMPLE_TEMPERATURE),
+        seed=None if request.seed is None else request.seed + tries,
+    )
+
+
 def _notes_request(messages: list[Message]) -> Callable[[ChatModel, ModelSpec], ChatRequest]:
     """The notes taker's request for any model: forced JSON, greedy, the model's own seed."""
 
@@ -247,12 +267,15 @@ class GenerateStage:
                 first_request=first_request,
                 earlier=earlier,
             )
-            return sampling.request(
-                messages,
-                max_tokens=spec.max_tokens,
-                temperature=spec.temperature,
-                seed=spec.seed,
-                json_schema=state.request.json_schema,
+            return resampled(
+                sampling.request(
+                    messages,
+                    max_tokens=spec.max_tokens,
+                    temperature=spec.temperature,
+                    seed=spec.seed,
+                    json_schema=state.request.json_schema,
+                ),
+                state.new_tries,
             )
 
         async def send(model: ChatModel, request: ChatRequest) -> Completion:

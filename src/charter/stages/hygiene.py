@@ -12,6 +12,8 @@ On the way out, after critique and generate and before the output guards:
    user's messages only: every earlier reply is left out, since a small model copies
    whichever of its own replies it is shown. After `regenerations` tries the persona says,
    honestly, that it is going in circles, and offers a person where the charter names one.
+   Each new try is drawn warmer and with another seed (`generate.resampled`): a small model
+   at a low temperature gives the same reply to the same question, whatever was trimmed.
    A refusal or a decline (critique, off scope) is the persona's own fixed words, not a
    spin: it may be given every time it is due.
 
@@ -123,6 +125,7 @@ class HygieneStage:
                     self._users_only(state, record)
                 state.outcome.reply = None
                 state.outcome.tool_calls = []
+                state.new_tries = tries
                 state = await call_next(state)
         if state.outcome.reply:
             await state.stream.send(state.outcome.reply)
