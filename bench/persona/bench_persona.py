@@ -18,8 +18,9 @@ either side is left out of both), then blocked turns, leaked scaffolding, spinni
 and errors per condition, and the time of a real turn: on minus off, and the share of the on
 turn that holding the reply costs (critique + hygiene stage time over the turn's time).
 
-Tone is read only by the persona judge (`charter.persona.judge`, used when built for the
-charter); without one it prints "not scored". Every reply is cached in `--out`, so an
+Tone is read by the code checks of its marks (`persona.style.no_exclamation_marks`,
+`no_emoji`) and by the persona judge (`charter.persona.judge`, used when built for the
+charter); with neither it prints "not scored". Every reply is cached in `--out`, so an
 interrupted run resumes; the figures go to `<out>/results.json`. `--steering FILE` runs the
 chat model with that steering file (`charter steer`) applied at `--strength`, on both sides:
 the model itself is steered, so off is the steered raw model. `--fake`: a scripted fake
@@ -166,7 +167,7 @@ def show(kind: str, result: dict[str, Any]) -> None:
     )
     rates: dict[str, dict[str, Rate]] = result["_rates"]
     if not any(r.n for by in rates.values() for r in by.values()):
-        print("  not scored: no reply was scored on this kind (tone needs a built persona judge)")
+        print("  not scored: no reply was scored on this kind (tone: no marks checked, no judge)")
     else:
         print(f"  {'':4} {'turns 1-' + str(WINDOW):>30} {'last ' + str(WINDOW) + ' turns':>30}")
         for condition in ("off", "on"):

@@ -307,6 +307,28 @@ def test_a_judge_finding_fails_its_kind_and_principle_counts_as_values() -> None
     assert "tone" not in unjudged["kinds"]  # no judge: tone is not scored at all
 
 
+def test_tone_marks_are_scored_as_tone_by_code_without_a_judge() -> None:
+    calm = acme().persona.model_copy(
+        update={"style": acme().persona.style.model_copy(update={"no_exclamation_marks": True})}
+    )
+    rules = Rules.of(acme(persona=calm.model_dump(mode="json", exclude_defaults=True)))
+    loud = persona_probes.verdict(
+        rules,
+        stability.Outcome("Great question! Cards arrive in a week."),
+        question="Hi",
+        probe=None,
+    )
+    assert loud["kinds"]["tone"] is False
+    assert "style.no_exclamation_marks" in loud["why"]["tone"]
+    quiet = persona_probes.verdict(
+        rules,
+        stability.Outcome('Cards arrive in a week. Try `print("Hi!")`.'),
+        question="Hi",
+        probe=None,
+    )
+    assert quiet["kinds"]["tone"] is True
+
+
 def test_without_the_judge_module_or_a_judge_the_suite_scores_without_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -305,11 +305,19 @@ def plan_probes(
 
 
 FORM_CHECKS = frozenset({"max_words", "starts_with", "ends_with"})
+TONE_CHECKS = frozenset({"no_exclamation_marks", "no_emoji"})
+"""The parts of a tone that code can see: scored as tone, whether a style rule or a
+principle's check holds them."""
 
 
 def check_kind(check: PersonaCheck) -> str:
-    """The kind of a code check: style rules and checks of form are format, others values."""
+    """The kind of a code check.
+
+    Tone marks are tone; other style rules and checks of form are format; the rest values.
+    """
     prefix, _, key = check.id.rpartition(".")
+    if key in TONE_CHECKS:
+        return "tone"
     return "format" if prefix == "style" or key in FORM_CHECKS else "values"
 
 
