@@ -32,12 +32,14 @@ from charter.persona.contrast import (
 )
 from charter.persona.judge import (
     JUDGE_FILE,
+    MIN_SKILL,
     Finding,
     PersonaJudge,
     build_judge,
     calibration,
     fit_logistic,
     load_judge,
+    skill,
 )
 from charter.spec import CharterSpec, load_charter
 from tests.persona.bank import BANK
@@ -200,6 +202,29 @@ def test_a_judge_for_other_embeddings_is_refused(bank: CharterSpec, tmp_path: Pa
     path.write_text(json.dumps(data))
     with pytest.raises(CharterError, match="rebuild"):
         load_judge(bank, cache_dir=tmp_path)
+
+
+def test_skill_is_accuracy_over_guessing_the_commoner_side() -> None:
+    assert skill({"examples": 40, "breaks": 10, "cv_accuracy": 0.75}) == 0.0
+    assert skill({"examples": 40, "breaks": 10, "cv_accuracy": 0.95}) == 0.8
+    assert skill({"examples": 40, "breaks": 30, "cv_accuracy": 0.8}) == 0.2  # breaks commoner
+    assert skill({"examples": 40}) is None
+
+
+def test_a_classifier_that_learned_nothing_is_not_used(bank: CharterSpec, tmp_path: Path) -> None:
+    path = build_judge(bank, None, examples=examples(), cache_dir=tmp_path)
+    data = json.loads(path.read_text())
+    assert data["untrusted"] == [] and all(r["meta"]["skill"] >= MIN_SKILL for r in data["rules"])
+    identity = next(r for r in data["rules"] if r["id"] == "identity")
+    base = max(
+        identity["meta"]["breaks"], identity["meta"]["examples"] - identity["meta"]["breaks"]
+    )
+    identity["meta"]["cv_accuracy"] = base / identity["meta"]["examples"]  # no better than guessing
+    path.write_text(json.dumps(data))
+    judge = load_judge(bank, cache_dir=tmp_path)
+    assert judge is not None
+    kept = {c.rule.id for c in judge.classifiers}
+    assert "identity" not in kept and "scope" in kept
 
 
 def test_the_regression_separates_its_classes() -> None:

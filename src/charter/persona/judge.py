@@ -9,7 +9,9 @@ the prompt; this judge checks replies against them, cheaply first:
 2. **A classifier per rule.** Logistic regression over MiniLM embeddings of the reply and of
    the user's message, trained on the charter's own contrastive set (`contrast.py`: replies
    that keep and replies that break each rule, written by the charter's model). ~3 ms per
-   text; every rule reads the same two embeddings.
+   text; every rule reads the same two embeddings. A classifier that did little better on
+   its own set, cross-validated, than always guessing the commoner side (`skill` under
+   MIN_SKILL) is not used: its rule is left to the prompt, and the build says so.
 3. **The model, only in the uncertain band.** A rule whose probability lies in
    `[band[0], band[1])` is put to the judge model (schema-forced JSON, one call for all such
    rules of a reply). Without a model, the classifier's `threshold` decides there too.
@@ -76,6 +78,12 @@ MIN_PER_CLASS = 4
 """A rule needs this many keeping and breaking examples to get a classifier."""
 RIDGE = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 """L2 strengths tried per rule (5-fold cross-validation on its contrastive set)."""
+MIN_SKILL = 0.3
+"""A classifier is used only when its cross-validated accuracy on its own contrastive set
+closes at least this share of the gap between always guessing the commoner side and a
+perfect score (`skill`). Of the ten classifiers built for the bench charters, six scored
+0.48-0.75 and four 0.0-0.17: the tone classifier among them found none of the 19 tone
+breaks in hand-labelled replies from real conversations (docs/design/014-persona-judge.md)."""
 
 Embed = Callable[[Sequence[str]], Any]
 
@@ -395,6 +403,7 @@ def load_judge(
         if data.get("meta", {}).get("embedding") != EMBEDDING_ID:
             raise ValueError(f"made for embeddings {data.get('meta', {}).get('embedding')!r}")
         classifiers = [RuleClassifier.from_dict(r) for r in data["rules"]]
+        classifiers = [c for c in classifiers if trusted(c)]
         gate = ScopeGate.from_dict(data["gate"]) if data.get("gate") else None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise CharterError(
@@ -447,6 +456,9 @@ def build_judge(
     embed = embed or _shared_embed()
     classifiers = train_classifiers(spec, every, embed=embed, threshold=threshold, band=band)
     gate = train_gate(every, requests, embed=embed) if scoped else None
+    untrusted: list[dict[str, Any]] = [
+        {"id": c.rule.id, "kind": c.rule.kind, **c.meta} for c in classifiers if not trusted(c)
+    ]
     from charter.guards.embedder import EMBEDDING_ID
 
     data = {
@@ -458,12 +470,45 @@ def build_judge(
             "examples": len(every),
             "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         },
-        "rules": [c.to_dict() for c in classifiers],
+        "rules": [c.to_dict() for c in classifiers if trusted(c)],
+        "untrusted": untrusted,
         "gate": gate.to_dict() if gate is not None else None,
     }
     path = folder / JUDGE_FILE
     replace_atomically(path, json.dumps(data, indent=1))
+    if progress is not None:
+        for left in untrusted:
+            progress(
+                f"{left['id']}: not judged, its classifier did little better than guessing on "
+                f"its own examples (skill {left['skill']}, at least {MIN_SKILL} needed)"
+            )
     return path
+
+
+def skill(meta: dict[str, Any]) -> float | None:
+    """How much better than guessing the commoner side a classifier did on its own set.
+
+    (cv_accuracy - base) / (1 - base), base being the commoner side's share of its examples
+    (borrowed ones too, as cv_accuracy counts them); None when `meta` lacks what it needs.
+    """
+    try:
+        examples, breaks, accuracy = (
+            int(meta["examples"]),
+            int(meta["breaks"]),
+            float(meta["cv_accuracy"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    if examples <= 0:
+        return None
+    base = max(breaks, examples - breaks) / examples
+    return 0.0 if base >= 1.0 else round((accuracy - base) / (1.0 - base), 3)
+
+
+def trusted(classifier: RuleClassifier) -> bool:
+    """Whether `classifier` learned its rule: `skill` at least MIN_SKILL (unknown: trusted)."""
+    value = skill(classifier.meta)
+    return value is None or value >= MIN_SKILL
 
 
 def train_classifiers(
@@ -489,8 +534,9 @@ def train_classifiers(
         x = features(embed, [(e.prompt, e.reply) for e in mine])
         y = np.asarray([float(e.breaks) for e in mine])
         coef, intercept, fitted = fit_calibrated(x, y, [e.prompt for e in mine])
-        meta = {"examples": len(mine), "breaks": breaks, **fitted}
+        meta: dict[str, Any] = {"examples": len(mine), "breaks": breaks, **fitted}
         # cv_accuracy counts the borrowed examples too
+        meta["skill"] = skill(meta)
         out.append(RuleClassifier(rule, coef, intercept, threshold, band, meta))
     return out
 
