@@ -78,8 +78,12 @@ def test_a_conversation_that_keeps_spinning_is_told_so_and_offered_a_person() ->
     assert "same answer" in reply.text
     assert "a member of our support team" in reply.text
     assert LONG not in reply.text
-    assert len(model.calls) == 3  # two new tries, then the honest note
+    assert len(model.calls) == 4  # three new tries, then the honest note
     assert not any(m.role == "assistant" for m in model.calls[2].messages)
+    told = model.calls[3].messages
+    assert [m.role for m in told[-3:]] == ["user", "assistant", "user"]
+    assert told[-2].content == LONG and "same answer as one of your earlier" in told[-1].content
+    assert reply.trace["hygiene"].detail["told"] is True
 
 
 def test_each_new_try_is_a_warmer_draw_with_another_seed() -> None:
@@ -98,7 +102,7 @@ def test_each_new_try_is_a_warmer_draw_with_another_seed() -> None:
     ]
     charter.respond(history)
     draws = [(call.temperature, call.seed) for call in model.calls]
-    assert draws == [(0.1, 7), (0.8, 8), (0.8, 9)]
+    assert draws == [(0.1, 7), (0.8, 8), (0.8, 9), (0.8, 10)]
 
 
 def test_a_copy_that_survives_one_new_try_is_tried_again_on_the_users_words_only() -> None:
@@ -128,6 +132,21 @@ def test_a_copy_that_survives_one_new_try_is_tried_again_on_the_users_words_only
         "And on Saturdays?",
     ]
     assert reply.trace["hygiene"].detail["left_out"] == "every earlier reply"
+
+
+def test_the_last_try_is_told_what_was_wrong_and_its_frame_is_taken_out() -> None:
+    model = FakeModel(
+        [LONG, LONG, LONG, "Sure, here's the rewritten message:\n\nWe open at ten on Saturdays."]
+    )
+    charter = Charter(spec(critique={"enabled": False}), model=model)
+    history = [
+        Message(role="user", content="When do you open?"),
+        Message(role="assistant", content=LONG),
+        Message(role="user", content="And on Saturdays, exactly?"),
+    ]
+    reply = charter.respond(history)
+    assert reply.text == "We open at ten on Saturdays."
+    assert "Note from your supervisor" in model.calls[3].messages[-1].content
 
 
 def test_a_reply_that_repeats_itself_is_tried_again_without_the_earlier_replies() -> None:

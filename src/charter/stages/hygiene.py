@@ -10,7 +10,9 @@ On the way out, after critique and generate and before the output guards:
    conversation is generated again with that earlier reply left out of what the model
    sees. If the new try spins too, or the reply repeated itself, the next try sees the
    user's messages only: every earlier reply is left out, since a small model copies
-   whichever of its own replies it is shown. After `regenerations` tries the persona says,
+   whichever of its own replies it is shown. The last try is also shown the reply that
+   spun, with a note (in the critique's words, so it is scaffolding if echoed) saying what
+   is wrong with it. After `regenerations` tries the persona says,
    honestly, that it is going in circles, and offers a person where the charter names one.
    Each new try is drawn warmer and with another seed (`generate.resampled`): a small model
    at a low temperature gives the same reply to the same question, whatever was trimmed.
@@ -30,16 +32,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from charter.models.base import Message
 from charter.persona.identity import held_checks
 from charter.persona.repetition import repeats_earlier, repeats_itself
-from charter.persona.scaffolding import Markers, strip
+from charter.persona.scaffolding import REVISION_OPENING, Markers, strip
 from charter.stages.guarding import GuardRun
 from charter.stages.output_guard import SentenceGate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from charter.models.base import Message
     from charter.pipeline import CallNext, StageRecord, TurnState
     from charter.spec.models import CharterSpec
 
@@ -85,7 +87,7 @@ class HygieneStage:
 
     name = "hygiene"
 
-    def __init__(self, spec: CharterSpec, *, held: bool, regenerations: int = 2) -> None:
+    def __init__(self, spec: CharterSpec, *, held: bool, regenerations: int = 3) -> None:
         """`held`: an inner stage (critique) holds streamed text until the reply is final."""
         self.spec = spec
         self.held = held
@@ -108,8 +110,9 @@ class HygieneStage:
         with state.stream.diverted(None):
             state = await call_next(state)
             tries = 0
+            told = False
             while True:
-                problem = self._inspect(state, record)
+                problem = self._inspect(state, record, told=told)
                 if problem is None:
                     break
                 if tries >= self.regenerations:
@@ -119,10 +122,14 @@ class HygieneStage:
                     break
                 tries += 1
                 record.detail.setdefault("regenerated", []).append(problem.why)
+                spun = state.outcome.reply or ""
                 if problem.kind == "repeats_itself" or (
                     problem.kind == "repeats_earlier" and tries > 1
                 ):
                     self._users_only(state, record)
+                if problem.kind != "scaffolding" and tries == self.regenerations > 1:
+                    self._told(state, problem, spun, record)
+                    told = True
                 state.outcome.reply = None
                 state.outcome.tool_calls = []
                 state.new_tries = tries
@@ -131,8 +138,11 @@ class HygieneStage:
             await state.stream.send(state.outcome.reply)
         return state
 
-    def _inspect(self, state: TurnState, record: StageRecord) -> Problem | None:
-        """Clean the reply in place; the problem that needs a new try, if any."""
+    def _inspect(self, state: TurnState, record: StageRecord, *, told: bool) -> Problem | None:
+        """Clean the reply in place; the problem that needs a new try, if any.
+
+        `told`: the reply answers a note on what was wrong (its frame goes, as a revision's).
+        """
         outcome = state.outcome
         if outcome.blocked or outcome.declined or not outcome.reply:
             return None  # a refusal or a decline is the persona's own words, given as often as due
@@ -140,7 +150,7 @@ class HygieneStage:
         stripped = strip(
             reply,
             self._markers(state, reply),
-            revised=outcome.revisions > 0,
+            revised=told or outcome.revisions > 0,
             request=state.request.latest,
         )
         if stripped.removed:
@@ -168,6 +178,26 @@ class HygieneStage:
         state.messages = [
             m for m in state.messages if not (m.role == "assistant" and m.content == reply)
         ]
+
+    @staticmethod
+    def _told(state: TurnState, problem: Problem, spun: str, record: StageRecord) -> None:
+        """The last try sees the reply that spun, and a note saying what is wrong with it."""
+        what = (
+            "says the same thing over and over"
+            if problem.kind == "repeats_itself"
+            else "gives the same answer as one of your earlier replies"
+        )
+        state.messages = [
+            *state.messages,
+            Message(role="assistant", content=spun),
+            Message(
+                role="user",
+                content=f"{REVISION_OPENING}, not from the customer.) Your last reply {what}, "
+                "and the customer still needs an answer to their last message. Write a new "
+                "reply that does what they ask, in other words. Reply with the new message only.",
+            ),
+        ]
+        record.detail["told"] = True
 
     @staticmethod
     def _users_only(state: TurnState, record: StageRecord) -> None:
