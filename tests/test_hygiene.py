@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from charter import Charter
-from charter.models.base import Message
+from charter.models.base import ChatRequest, Message
 from charter.models.fake import FakeModel
 from charter.spec.models import CharterSpec
 
@@ -147,6 +147,27 @@ def test_the_last_try_is_told_what_was_wrong_and_its_frame_is_taken_out() -> Non
     reply = charter.respond(history)
     assert reply.text == "We open at ten on Saturdays."
     assert "Note from your supervisor" in model.calls[3].messages[-1].content
+
+
+def test_the_told_try_is_still_held_to_what_the_user_asked() -> None:
+    told = "We open at nine, Monday to Friday, and at ten on Saturdays until one."
+
+    def answer(request: ChatRequest) -> str:
+        last = request.messages[-1].content
+        if "Rewrite your last reply" in last:  # critique's revision: the draft unchanged
+            return request.messages[-2].content
+        return told if "same answer as one of your earlier" in last else LONG
+
+    model = FakeModel([], default=answer)
+    charter = Charter(spec(), model=model)
+    history = [
+        Message(role="user", content="When do you open?"),
+        Message(role="assistant", content=LONG),
+        Message(role="user", content="Sorry, when exactly? Please do not use any commas."),
+    ]
+    reply = charter.respond(history)
+    assert reply.trace["hygiene"].detail["told"] is True
+    assert reply.text.startswith("We open at nine") and "," not in reply.text  # repaired
 
 
 def test_a_reply_that_repeats_itself_is_tried_again_without_the_earlier_replies() -> None:

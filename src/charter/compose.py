@@ -278,7 +278,7 @@ STAGES: tuple[Row, ...] = (
         reads="on the way out outcome.reply, messages, canary, outcome.revisions",
         writes="outcome.reply (scaffolding taken out; a new try, or an honest note, when it "
         "spins); messages (a copied earlier reply, then every earlier reply, left out of the new "
-        "tries)",
+        "tries; the last try shown what was wrong)",
         build=lambda p: HygieneStage(p.spec, held=p.spec.critique.enabled),
     ),
     Row(

@@ -121,7 +121,7 @@ class CritiqueStage:
         draft = state.outcome.reply
         checks = list(self.checks)
         if self.user_requests:
-            latest = latest_user(state.messages)
+            latest = latest_user(state.request.messages)
             asked = requested_checks(latest)
             checks += asked
             if asked:
@@ -204,7 +204,7 @@ class CritiqueStage:
         judge = self._semantic_judge()
         if judge is None:
             return False
-        p = await judge.off_scope_request(latest_user(state.messages))
+        p = await judge.off_scope_request(latest_user(state.request.messages))
         if p is None:
             return False
         record = state.trace[self.name]
@@ -271,7 +271,7 @@ class CritiqueStage:
 
         The trace keeps every rule's score.
         """
-        verdict = await judge.assess(latest_user(state.messages), text)
+        verdict = await judge.assess(latest_user(state.request.messages), text)
         record: dict[str, Any] = {"rules": [a.to_detail() for a in verdict.assessments]}
         if verdict.model_calls:
             state.add_usage(verdict.usage, model="judge")
@@ -291,7 +291,7 @@ class CritiqueStage:
             return []
         known = {p.id: p.text for p in self.judge_principles}
         listing = "\n".join(f"- [{pid}] {ptext}" for pid, ptext in known.items())
-        question = state.messages[-1].content
+        question = latest_user(state.request.messages)
         request = ChatRequest(
             messages=[
                 Message(
@@ -352,7 +352,8 @@ class CritiqueStage:
         # A small model frames its rewrite ("Sure, here's the rewritten message: ..."); the
         # frame would count against the rules and reach the user.
         markers = Markers(check_ids=frozenset(c.id for c in self.checks))
-        kept = strip(completion.text, markers, revised=True, request=latest_user(state.messages))
+        asked = latest_user(state.request.messages)
+        kept = strip(completion.text, markers, revised=True, request=asked)
         text = kept.text.strip() or draft
         return text, completion.usage.prompt_tokens, completion.usage.completion_tokens
 

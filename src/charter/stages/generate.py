@@ -402,7 +402,8 @@ class GenerateStage:
         the trace and the turn goes on without recall, as it does without notes.
         """
         settings = state.charter.memory
-        latest = state.messages[-1] if state.messages else None
+        # the caller's last message: not a note the hygiene stage added for a new try
+        latest = state.request.messages[-1] if state.request.messages else None
         if not settings.enabled or settings.recall == 0 or latest is None or latest.role != "user":
             return ""
         if not any(message.role == "user" for message in left_out):
